@@ -1,0 +1,352 @@
+//! The event model: what a sensor (live or recorded) hands the engine.
+//!
+//! An [`Event`] is one observation (an exec, an open, a connect, ...) plus the
+//! state of the process that made it. Process state is shared through an
+//! `Arc` so the process table can hand the same snapshot to many events
+//! without copying strings. Every field a rule can read is described once in
+//! [`crate::fields`]; this module only holds the data.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of event vigil observes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Exec,
+    Open,
+    Connect,
+    Accept,
+    Retransmit,
+    Exit,
+}
+
+impl EventType {
+    /// Every event type, in a fixed order (also the kernel's numbering).
+    pub const ALL: [EventType; 6] = [
+        EventType::Exec,
+        EventType::Open,
+        EventType::Connect,
+        EventType::Accept,
+        EventType::Retransmit,
+        EventType::Exit,
+    ];
+
+    /// The name rules and JSON use (`exec`, `open`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Exec => "exec",
+            EventType::Open => "open",
+            EventType::Connect => "connect",
+            EventType::Accept => "accept",
+            EventType::Retransmit => "retransmit",
+            EventType::Exit => "exit",
+        }
+    }
+
+    /// Dense index 0..6, the same number the kernel programs use.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A one-bit mask for sets of event types.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an event type name that is not one of [`EventType::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit)")]
+pub struct UnknownEventType(pub String);
+
+impl FromStr for EventType {
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_string()))
+    }
+}
+
+/// A set of event types as a bit mask (bit `EventType::index()`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EventMask(pub u8);
+
+impl EventMask {
+    pub const NONE: EventMask = EventMask(0);
+    pub const ALL: EventMask = EventMask(0b11_1111);
+
+    pub fn of(types: &[EventType]) -> EventMask {
+        EventMask(types.iter().fold(0, |m, t| m | t.bit()))
+    }
+    pub fn contains(self, t: EventType) -> bool {
+        self.0 & t.bit() != 0
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn union(self, other: EventMask) -> EventMask {
+        EventMask(self.0 | other.0)
+    }
+    pub fn intersect(self, other: EventMask) -> EventMask {
+        EventMask(self.0 & other.0)
+    }
+    pub fn iter(self) -> impl Iterator<Item = EventType> {
+        EventType::ALL
+            .into_iter()
+            .filter(move |t| self.contains(*t))
+    }
+}
+
+/// What vigil knows about the process that caused an event.
+///
+/// Filled by the process table (live) or from a recorded/test event. Strings
+/// are empty and numbers zero when unknown; `incomplete` says the table did
+/// not have the full picture (e.g. the process started before vigil and /proc
+/// was already gone).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Process {
+    pub pid: i64,
+    pub ppid: i64,
+    /// comm, at most 15 bytes as the kernel keeps it.
+    pub name: String,
+    pub exe: String,
+    pub cmdline: String,
+    /// argv[1..].
+    pub args: Vec<String>,
+    pub cwd: String,
+    /// Start time, nanoseconds since the epoch.
+    pub start: i64,
+    pub uid: i64,
+    pub gid: i64,
+    /// Audit login uid; -1 (4294967295 in the kernel) when unset.
+    pub loginuid: i64,
+    pub user_name: String,
+    pub pname: String,
+    pub pexe: String,
+    pub pcmdline: String,
+    /// Names of the ancestors, parent first.
+    pub ancestors: Vec<String>,
+    /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
+    pub cgroup: String,
+    /// systemd unit owning the cgroup, "" if none.
+    pub unit: String,
+    /// Container id parsed from the cgroup path, "" on the host.
+    pub container_id: String,
+    pub tty: bool,
+    /// The process table lacked part of this process's state.
+    pub incomplete: bool,
+}
+
+/// `open` details.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Absolute, normalised path.
+    pub path: String,
+    /// The path exactly as passed to the syscall.
+    pub path_raw: String,
+    /// Raw open(2) flags (`O_*` bits as on x86_64/aarch64 Linux).
+    pub flags: u32,
+}
+
+/// `connect` / `accept` / `retransmit` endpoint details.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetInfo {
+    /// "tcp" / "udp" ("" for unix sockets of other kinds).
+    pub proto: String,
+    /// "inet" / "inet6" / "unix".
+    pub family: String,
+    pub saddr: String,
+    pub sport: i64,
+    pub daddr: String,
+    pub dport: i64,
+}
+
+/// The type-specific part of an event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// exec: everything is in the process.
+    #[default]
+    None,
+    File(FileInfo),
+    Net(NetInfo),
+    Retransmit {
+        net: NetInfo,
+        /// TCP state name, e.g. "ESTABLISHED", "SYN_SENT".
+        state: String,
+    },
+    Exit {
+        code: i64,
+        signal: i64,
+    },
+}
+
+/// One observation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventType,
+    /// Nanoseconds since the epoch.
+    pub time: i64,
+    /// Syscall result where there is one (fd, 0, -errno); 0 otherwise.
+    pub ret: i64,
+    /// Thread id (host view); the process ids are in `proc`.
+    pub tid: i64,
+    pub proc: Arc<Process>,
+    pub detail: Detail,
+}
+
+impl Event {
+    /// An event of `kind` with an empty process and the detail that kind
+    /// carries, all defaulted. Handy for tests and decoders.
+    pub fn new(kind: EventType) -> Event {
+        let detail = match kind {
+            EventType::Exec => Detail::None,
+            EventType::Open => Detail::File(FileInfo::default()),
+            EventType::Connect | EventType::Accept => Detail::Net(NetInfo::default()),
+            EventType::Retransmit => Detail::Retransmit {
+                net: NetInfo::default(),
+                state: String::new(),
+            },
+            EventType::Exit => Detail::Exit { code: 0, signal: 0 },
+        };
+        Event {
+            kind,
+            time: 0,
+            ret: 0,
+            tid: 0,
+            proc: Arc::new(Process::default()),
+            detail,
+        }
+    }
+
+    pub fn file(&self) -> Option<&FileInfo> {
+        match &self.detail {
+            Detail::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn net(&self) -> Option<&NetInfo> {
+        match &self.detail {
+            Detail::Net(n) | Detail::Retransmit { net: n, .. } => Some(n),
+            _ => None,
+        }
+    }
+
+    /// ns the process had been alive at this event (0 if its start is unknown).
+    pub fn proc_duration(&self) -> i64 {
+        if self.proc.start > 0 && self.time >= self.proc.start {
+            self.time - self.proc.start
+        } else {
+            0
+        }
+    }
+}
+
+/// open(2) flag bits and their names (Linux generic values, x86_64/aarch64).
+pub const OPEN_FLAGS: &[(u32, &str)] = &[
+    (0o1, "O_WRONLY"),
+    (0o2, "O_RDWR"),
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o4010000, "O_SYNC"),
+    (0o10000000, "O_PATH"),
+    (0o20200000, "O_TMPFILE"),
+];
+
+/// Names of the flags set in `flags`; `O_RDONLY` when neither write bit is set.
+pub fn open_flag_names(flags: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    if flags & 0o3 == 0 {
+        out.push("O_RDONLY".to_string());
+    }
+    for &(bit, name) in OPEN_FLAGS {
+        // O_SYNC and O_TMPFILE include other bits; require all of them.
+        if flags & bit == bit {
+            if name == "O_DSYNC" && flags & 0o4010000 == 0o4010000 {
+                continue;
+            }
+            if name == "O_DIRECTORY" && flags & 0o20200000 == 0o20200000 {
+                continue;
+            }
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+/// Parse flag names back into bits; `None` names the first unknown flag.
+pub fn open_flags_from_names<S: AsRef<str>>(names: &[S]) -> Result<u32, String> {
+    let mut bits = 0;
+    for n in names {
+        let n = n.as_ref();
+        if n == "O_RDONLY" {
+            continue;
+        }
+        match OPEN_FLAGS.iter().find(|(_, name)| *name == n) {
+            Some((bit, _)) => bits |= bit,
+            None => return Err(n.to_string()),
+        }
+    }
+    Ok(bits)
+}
+
+/// True when the flags open a file for writing (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND).
+pub fn open_flags_write(flags: u32) -> bool {
+    flags & (0o1 | 0o2 | 0o100 | 0o1000 | 0o2000) != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_round_trips() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+        }
+        assert!("execve".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn flag_names_round_trip() {
+        let flags = 0o1 | 0o100 | 0o1000 | 0o2000000;
+        let names = open_flag_names(flags);
+        assert_eq!(names, ["O_WRONLY", "O_CREAT", "O_TRUNC", "O_CLOEXEC"]);
+        assert_eq!(open_flags_from_names(&names).unwrap(), flags);
+        assert_eq!(open_flag_names(0), ["O_RDONLY"]);
+        assert!(open_flags_write(flags));
+        assert!(!open_flags_write(0o2000000));
+        assert_eq!(open_flags_from_names(&["O_BOGUS"]), Err("O_BOGUS".into()));
+    }
+
+    #[test]
+    fn mask_ops() {
+        let m = EventMask::of(&[EventType::Exec, EventType::Open]);
+        assert!(m.contains(EventType::Exec) && !m.contains(EventType::Exit));
+        assert_eq!(m.iter().count(), 2);
+    }
+}

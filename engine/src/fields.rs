@@ -1,0 +1,539 @@
+//! The field catalogue: every field a rule, a template or a JSON event can
+//! name, its type, the events that carry it, and how to read it from an
+//! [`Event`]. The compiler, `vigil fields`, output templates, JSON alerts and
+//! recorded/test events all go through this one table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::event::{
+    open_flag_names, open_flags_from_names, open_flags_write, Detail, Event, EventMask, EventType,
+    Process,
+};
+
+/// The type of a field's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    Str,
+    Int,
+    Bool,
+    /// A list of strings.
+    StrList,
+}
+
+impl FieldType {
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldType::Str => "string",
+            FieldType::Int => "int",
+            FieldType::Bool => "bool",
+            FieldType::StrList => "array",
+        }
+    }
+}
+
+/// A field's value read from an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    Str(std::borrow::Cow<'a, str>),
+    Int(i64),
+    Bool(bool),
+    StrList(std::borrow::Cow<'a, [String]>),
+}
+
+impl FieldValue<'_> {
+    pub fn to_json(&self) -> Json {
+        match self {
+            FieldValue::Str(s) => Json::String(s.to_string()),
+            FieldValue::Int(i) => Json::from(*i),
+            FieldValue::Bool(b) => Json::Bool(*b),
+            FieldValue::StrList(l) => {
+                Json::Array(l.iter().map(|s| Json::String(s.clone())).collect())
+            }
+        }
+    }
+
+    /// Text as shown in rendered outputs (lists joined by spaces).
+    pub fn render(&self) -> String {
+        match self {
+            FieldValue::Str(s) => s.to_string(),
+            FieldValue::Int(i) => i.to_string(),
+            FieldValue::Bool(b) => b.to_string(),
+            FieldValue::StrList(l) => l.join(" "),
+        }
+    }
+}
+
+/// One catalogue entry.
+#[derive(Debug)]
+pub struct FieldDef {
+    pub id: Field,
+    pub name: &'static str,
+    pub ty: FieldType,
+    /// The event types that carry this field.
+    pub events: EventMask,
+    pub desc: &'static str,
+}
+
+const ALL: EventMask = EventMask::ALL;
+const OPEN: EventMask = EventMask(1 << 1);
+const NET: EventMask = EventMask((1 << 2) | (1 << 3) | (1 << 4));
+const RETRANS: EventMask = EventMask(1 << 4);
+const EXIT: EventMask = EventMask(1 << 5);
+
+macro_rules! catalogue {
+    ($( $variant:ident => $name:literal, $ty:ident, $ev:expr, $desc:literal; )*) => {
+        /// Every field, by identity. `Field as usize` indexes [`FIELDS`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        pub enum Field { $($variant),* }
+
+        /// The catalogue, in display order.
+        pub static FIELDS: &[FieldDef] = &[
+            $( FieldDef { id: Field::$variant, name: $name, ty: FieldType::$ty, events: $ev, desc: $desc } ),*
+        ];
+    };
+}
+
+catalogue! {
+    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit";
+    EvtTime => "evt.time", Int, ALL, "event time, nanoseconds since the epoch";
+    EvtRet => "evt.ret", Int, ALL, "syscall result where there is one (fd, 0, -errno)";
+    ProcPid => "proc.pid", Int, ALL, "process id (host view)";
+    ProcTid => "proc.tid", Int, ALL, "thread id (host view)";
+    ProcPpid => "proc.ppid", Int, ALL, "parent process id";
+    ProcName => "proc.name", Str, ALL, "comm: the kernel's 15-character process name";
+    ProcExe => "proc.exe", Str, ALL, "executable path";
+    ProcCmdline => "proc.cmdline", Str, ALL, "argv joined by spaces";
+    ProcArgs => "proc.args", StrList, ALL, "argv[1..]";
+    ProcCwd => "proc.cwd", Str, ALL, "working directory when known";
+    ProcStart => "proc.start", Int, ALL, "process start time, ns since the epoch";
+    ProcDuration => "proc.duration", Int, ALL, "ns the process had been alive at this event";
+    ProcUid => "proc.uid", Int, ALL, "user id";
+    ProcGid => "proc.gid", Int, ALL, "group id";
+    ProcLoginuid => "proc.loginuid", Int, ALL, "audit login uid (-1 when unset)";
+    UserName => "user.name", Str, ALL, "name of proc.uid";
+    ProcPname => "proc.pname", Str, ALL, "parent's name (comm)";
+    ProcPexe => "proc.pexe", Str, ALL, "parent's executable path";
+    ProcPcmdline => "proc.pcmdline", Str, ALL, "parent's command line";
+    ProcAncestors => "proc.ancestors", StrList, ALL, "names of the ancestors, parent first";
+    ProcCgroup => "proc.cgroup", Str, ALL, "cgroup v2 path";
+    ProcUnit => "proc.unit", Str, ALL, "systemd unit owning the cgroup (\"\" if none)";
+    ContainerId => "container.id", Str, ALL, "container id from the cgroup path (\"\" on the host)";
+    ProcTty => "proc.tty", Bool, ALL, "has a controlling terminal";
+    ProcIncomplete => "proc.incomplete", Bool, ALL, "process state was incomplete when the event was seen";
+    FilePath => "file.path", Str, OPEN, "absolute, normalised path";
+    FilePathRaw => "file.path_raw", Str, OPEN, "the path exactly as the process passed it";
+    FileFlags => "file.flags", StrList, OPEN, "open flag names (O_WRONLY, O_CREAT, ...)";
+    FileWrite => "file.write", Bool, OPEN, "opened for writing";
+    NetProto => "net.proto", Str, NET, "tcp / udp";
+    NetFamily => "net.family", Str, NET, "inet / inet6 / unix";
+    NetSaddr => "net.saddr", Str, NET, "local address";
+    NetSport => "net.sport", Int, NET, "local port";
+    NetDaddr => "net.daddr", Str, NET, "remote address (connect: destination; accept: peer)";
+    NetDport => "net.dport", Int, NET, "remote port";
+    TcpState => "tcp.state", Str, RETRANS, "TCP state name at the retransmit";
+    ExitCode => "exit.code", Int, EXIT, "exit status";
+    ExitSignal => "exit.signal", Int, EXIT, "signal that ended the process (0 if none)";
+}
+
+/// Look a field up by name.
+pub fn lookup(name: &str) -> Option<Field> {
+    FIELDS.iter().find(|f| f.name == name).map(|f| f.id)
+}
+
+impl Field {
+    pub fn def(self) -> &'static FieldDef {
+        &FIELDS[self as usize]
+    }
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+}
+
+/// The closest known field name to `name`, for "did you mean" hints.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    FIELDS
+        .iter()
+        .map(|f| (edit_distance(name, f.name), f.name))
+        .filter(|(d, n)| *d <= 3.max(n.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance (small strings only).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+impl Event {
+    /// Read a field; `None` when this event type does not carry it.
+    pub fn get(&self, id: Field) -> Option<FieldValue<'_>> {
+        use std::borrow::Cow::{Borrowed, Owned};
+        use FieldValue::*;
+        let p = &*self.proc;
+        let def = id.def();
+        if !def.events.contains(self.kind) {
+            return None;
+        }
+        Some(match id {
+            Field::EvtType => Str(Borrowed(self.kind.as_str())),
+            Field::EvtTime => Int(self.time),
+            Field::EvtRet => Int(self.ret),
+            Field::ProcPid => Int(p.pid),
+            Field::ProcTid => Int(if self.tid != 0 { self.tid } else { p.pid }),
+            Field::ProcPpid => Int(p.ppid),
+            Field::ProcName => Str(Borrowed(&p.name)),
+            Field::ProcExe => Str(Borrowed(&p.exe)),
+            Field::ProcCmdline => Str(Borrowed(&p.cmdline)),
+            Field::ProcArgs => StrList(Borrowed(&p.args)),
+            Field::ProcCwd => Str(Borrowed(&p.cwd)),
+            Field::ProcStart => Int(p.start),
+            Field::ProcDuration => Int(self.proc_duration()),
+            Field::ProcUid => Int(p.uid),
+            Field::ProcGid => Int(p.gid),
+            Field::ProcLoginuid => Int(p.loginuid),
+            Field::UserName => Str(Borrowed(&p.user_name)),
+            Field::ProcPname => Str(Borrowed(&p.pname)),
+            Field::ProcPexe => Str(Borrowed(&p.pexe)),
+            Field::ProcPcmdline => Str(Borrowed(&p.pcmdline)),
+            Field::ProcAncestors => StrList(Borrowed(&p.ancestors)),
+            Field::ProcCgroup => Str(Borrowed(&p.cgroup)),
+            Field::ProcUnit => Str(Borrowed(&p.unit)),
+            Field::ContainerId => Str(Borrowed(&p.container_id)),
+            Field::ProcTty => Bool(p.tty),
+            Field::ProcIncomplete => Bool(p.incomplete),
+            Field::FilePath => Str(Borrowed(&self.file()?.path)),
+            Field::FilePathRaw => Str(Borrowed(&self.file()?.path_raw)),
+            Field::FileFlags => StrList(Owned(open_flag_names(self.file()?.flags))),
+            Field::FileWrite => Bool(open_flags_write(self.file()?.flags)),
+            Field::NetProto => Str(Borrowed(&self.net()?.proto)),
+            Field::NetFamily => Str(Borrowed(&self.net()?.family)),
+            Field::NetSaddr => Str(Borrowed(&self.net()?.saddr)),
+            Field::NetSport => Int(self.net()?.sport),
+            Field::NetDaddr => Str(Borrowed(&self.net()?.daddr)),
+            Field::NetDport => Int(self.net()?.dport),
+            Field::TcpState => match &self.detail {
+                Detail::Retransmit { state, .. } => Str(Borrowed(state)),
+                _ => return None,
+            },
+            Field::ExitCode => match self.detail {
+                Detail::Exit { code, .. } => Int(code),
+                _ => return None,
+            },
+            Field::ExitSignal => match self.detail {
+                Detail::Exit { signal, .. } => Int(signal),
+                _ => return None,
+            },
+        })
+    }
+
+    /// Every field this event carries, as flat JSON (`{"proc.name": "bash", ...}`).
+    /// This is both the alert's `output_fields` and the recorded-event format.
+    pub fn to_flat_json(&self) -> serde_json::Map<String, Json> {
+        let mut out = serde_json::Map::new();
+        for def in FIELDS {
+            if let Some(v) = self.get(def.id) {
+                out.insert(def.name.to_string(), v.to_json());
+            }
+        }
+        out
+    }
+
+    /// Build an event from flat JSON as written by [`Event::to_flat_json`]
+    /// (recorded events, test cases). `evt.type` is required; every other
+    /// field defaults to empty/zero. Derived fields (`proc.duration`,
+    /// `file.write`) are accepted but recomputed.
+    pub fn from_flat_json(obj: &serde_json::Map<String, Json>) -> Result<Event, EventError> {
+        let kind = match obj.get("evt.type") {
+            Some(Json::String(s)) => s.parse::<EventType>().map_err(|e| EventError::BadValue {
+                field: "evt.type".into(),
+                msg: e.to_string(),
+            })?,
+            Some(_) => {
+                return Err(EventError::BadValue {
+                    field: "evt.type".into(),
+                    msg: "expected a string".into(),
+                })
+            }
+            None => return Err(EventError::MissingType),
+        };
+        let mut ev = Event::new(kind);
+        let mut p = Process {
+            loginuid: -1,
+            ..Process::default()
+        };
+        let mut duration: Option<i64> = None;
+        let mut write: Option<bool> = None;
+        for (key, val) in obj {
+            let id = lookup(key).ok_or_else(|| EventError::UnknownField {
+                field: key.clone(),
+                suggestion: suggest(key).map(str::to_string),
+            })?;
+            let def = id.def();
+            if !def.events.contains(kind) {
+                return Err(EventError::NotOnType {
+                    field: key.clone(),
+                    kind,
+                });
+            }
+            let bad = |msg: &str| EventError::BadValue {
+                field: key.clone(),
+                msg: msg.to_string(),
+            };
+            let s = || {
+                val.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("expected a string"))
+            };
+            let i = || {
+                val.as_i64()
+                    .or_else(|| val.as_u64().map(|u| u as i64))
+                    .ok_or_else(|| bad("expected an integer"))
+            };
+            let b = || val.as_bool().ok_or_else(|| bad("expected true or false"));
+            let list = || -> Result<Vec<String>, EventError> {
+                match val {
+                    Json::Array(a) => a
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .ok_or_else(|| bad("expected an array of strings"))
+                        })
+                        .collect(),
+                    Json::String(s) => Ok(s.split_whitespace().map(str::to_string).collect()),
+                    _ => Err(bad("expected an array of strings")),
+                }
+            };
+            match def.name {
+                "evt.type" => {}
+                "evt.time" => ev.time = i()?,
+                "evt.ret" => ev.ret = i()?,
+                "proc.pid" => p.pid = i()?,
+                "proc.tid" => ev.tid = i()?,
+                "proc.ppid" => p.ppid = i()?,
+                "proc.name" => p.name = s()?,
+                "proc.exe" => p.exe = s()?,
+                "proc.cmdline" => p.cmdline = s()?,
+                "proc.args" => p.args = list()?,
+                "proc.cwd" => p.cwd = s()?,
+                "proc.start" => p.start = i()?,
+                "proc.duration" => duration = Some(i()?),
+                "proc.uid" => p.uid = i()?,
+                "proc.gid" => p.gid = i()?,
+                "proc.loginuid" => p.loginuid = i()?,
+                "user.name" => p.user_name = s()?,
+                "proc.pname" => p.pname = s()?,
+                "proc.pexe" => p.pexe = s()?,
+                "proc.pcmdline" => p.pcmdline = s()?,
+                "proc.ancestors" => p.ancestors = list()?,
+                "proc.cgroup" => p.cgroup = s()?,
+                "proc.unit" => p.unit = s()?,
+                "container.id" => p.container_id = s()?,
+                "proc.tty" => p.tty = b()?,
+                "proc.incomplete" => p.incomplete = b()?,
+                "file.path" | "file.path_raw" | "file.flags" | "file.write" => {
+                    if let Detail::File(f) = &mut ev.detail {
+                        match def.name {
+                            "file.path" => f.path = s()?,
+                            "file.path_raw" => f.path_raw = s()?,
+                            "file.flags" => {
+                                f.flags = open_flags_from_names(&list()?)
+                                    .map_err(|flag| bad(&format!("unknown open flag `{flag}`")))?
+                            }
+                            _ => write = Some(b()?),
+                        }
+                    }
+                }
+                "tcp.state" => {
+                    if let Detail::Retransmit { state, .. } = &mut ev.detail {
+                        *state = s()?;
+                    }
+                }
+                "exit.code" | "exit.signal" => {
+                    if let Detail::Exit { code, signal } = &mut ev.detail {
+                        if def.name == "exit.code" {
+                            *code = i()?;
+                        } else {
+                            *signal = i()?;
+                        }
+                    }
+                }
+                net_field => {
+                    let n = match &mut ev.detail {
+                        Detail::Net(n) | Detail::Retransmit { net: n, .. } => n,
+                        _ => continue,
+                    };
+                    match net_field {
+                        "net.proto" => n.proto = s()?,
+                        "net.family" => n.family = s()?,
+                        "net.saddr" => n.saddr = s()?,
+                        "net.sport" => n.sport = i()?,
+                        "net.daddr" => n.daddr = s()?,
+                        "net.dport" => n.dport = i()?,
+                        other => unreachable!("field {other} has no writer"),
+                    }
+                }
+            }
+        }
+        // Derived fields given explicitly (test cases): honour them.
+        if let Some(d) = duration {
+            if p.start == 0 {
+                p.start = ev.time - d;
+                if p.start <= 0 {
+                    // Keep duration meaningful with a zero/absent evt.time.
+                    ev.time = d + 1;
+                    p.start = 1;
+                }
+            }
+        }
+        if let (Some(w), Detail::File(f)) = (write, &mut ev.detail) {
+            if w != open_flags_write(f.flags) {
+                // An explicit `file.write` without matching flags: add O_WRONLY
+                // or clear the write bits so the two agree.
+                if w {
+                    f.flags |= 0o1;
+                } else {
+                    f.flags &= !(0o1 | 0o2 | 0o100 | 0o1000 | 0o2000);
+                }
+            }
+        }
+        if p.cmdline.is_empty() && !p.name.is_empty() {
+            let mut parts = vec![p.name.clone()];
+            parts.extend(p.args.iter().cloned());
+            p.cmdline = parts.join(" ");
+        }
+        if let Detail::File(f) = &mut ev.detail {
+            if f.path_raw.is_empty() {
+                f.path_raw = f.path.clone();
+            }
+        }
+        ev.proc = Arc::new(p);
+        Ok(ev)
+    }
+}
+
+/// A flat-JSON event that does not fit the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("missing `evt.type`")]
+    MissingType,
+    #[error("unknown field `{field}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownField {
+        field: String,
+        suggestion: Option<String>,
+    },
+    #[error("field `{field}` is not carried by `{kind}` events")]
+    NotOnType { field: String, kind: EventType },
+    #[error("field `{field}`: {msg}")]
+    BadValue { field: String, msg: String },
+}
+
+/// Every field with its type and description, for `vigil fields`.
+pub fn catalogue() -> BTreeMap<&'static str, &'static FieldDef> {
+    FIELDS.iter().map(|f| (f.name, f)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_field_has_a_reader() {
+        for t in EventType::ALL {
+            let ev = Event::new(t);
+            for def in FIELDS {
+                let v = ev.get(def.id);
+                assert_eq!(v.is_some(), def.events.contains(t), "{} on {t}", def.name);
+                if let Some(v) = v {
+                    let ok = matches!(
+                        (def.ty, &v),
+                        (FieldType::Str, FieldValue::Str(_))
+                            | (FieldType::Int, FieldValue::Int(_))
+                            | (FieldType::Bool, FieldValue::Bool(_))
+                            | (FieldType::StrList, FieldValue::StrList(_))
+                    );
+                    assert!(ok, "{} has type {:?} but read {:?}", def.name, def.ty, v);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ids_index_the_table() {
+        for (i, def) in FIELDS.iter().enumerate() {
+            assert_eq!(def.id as usize, i);
+            assert_eq!(lookup(def.name), Some(def.id));
+        }
+    }
+
+    #[test]
+    fn flat_json_round_trip() {
+        let j = json!({
+            "evt.type": "open", "evt.time": 5_000_000_000i64, "proc.name": "cat",
+            "proc.args": ["/etc/shadow"], "proc.start": 1_000_000_000i64,
+            "file.path": "/etc/shadow", "file.flags": ["O_RDONLY", "O_CLOEXEC"], "proc.ancestors": ["bash", "sshd"]
+        });
+        let ev = Event::from_flat_json(j.as_object().unwrap()).unwrap();
+        assert_eq!(ev.proc.cmdline, "cat /etc/shadow");
+        assert_eq!(ev.proc_duration(), 4_000_000_000);
+        let flat = ev.to_flat_json();
+        assert_eq!(flat["file.write"], json!(false));
+        assert_eq!(flat["file.path_raw"], json!("/etc/shadow"));
+        let again = Event::from_flat_json(&flat).unwrap();
+        assert_eq!(again, ev);
+    }
+
+    #[test]
+    fn flat_json_errors_name_the_field() {
+        let e = Event::from_flat_json(
+            json!({"evt.type": "exec", "proc.nmae": "x"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown field `proc.nmae` (did you mean `proc.name`?)"
+        );
+        let e = Event::from_flat_json(
+            json!({"evt.type": "exec", "file.path": "/x"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, EventError::NotOnType { .. }));
+        let e = Event::from_flat_json(
+            json!({"evt.type": "exec", "proc.pid": "1"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "field `proc.pid`: expected an integer");
+        assert_eq!(
+            Event::from_flat_json(&serde_json::Map::new()).unwrap_err(),
+            EventError::MissingType
+        );
+    }
+
+    #[test]
+    fn duration_given_without_start() {
+        let j = json!({"evt.type": "open", "proc.duration": 6_000_000_000i64});
+        let ev = Event::from_flat_json(j.as_object().unwrap()).unwrap();
+        assert_eq!(ev.proc_duration(), 6_000_000_000);
+    }
+}

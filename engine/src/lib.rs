@@ -1,0 +1,13 @@
+//! vigil's engine: the event model and field catalogue, the rule language
+//! (YAML rule files with Rhai conditions), its compiler and evaluator, and
+//! the derivation of the kernel's first-stage filter. Pure Rust: no kernel,
+//! no I/O beyond reading rule files, so everything here runs unprivileged
+//! and offline.
+
+pub mod alert;
+pub mod event;
+pub mod fields;
+
+pub use alert::{Alert, Priority};
+pub use event::{Detail, Event, EventMask, EventType, FileInfo, NetInfo, Process};
+pub use fields::{Field, FieldDef, FieldType, FieldValue, FIELDS};
