@@ -1,0 +1,10 @@
+//! `vigil fields` (not yet implemented).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`vigil fields` is not implemented yet")
+}

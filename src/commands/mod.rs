@@ -1,0 +1,11 @@
+//! One module per subcommand. Each exposes `Args` (clap) and
+//! `run(Args) -> anyhow::Result<ExitCode>`.
+
+pub mod explain;
+pub mod fields;
+pub mod record;
+pub mod replay;
+pub mod run;
+pub mod snoop;
+pub mod test;
+pub mod validate;

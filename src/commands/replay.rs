@@ -1,0 +1,10 @@
+//! `vigil replay` (not yet implemented).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`vigil replay` is not implemented yet")
+}

@@ -1,0 +1,10 @@
+//! `vigil validate` (not yet implemented).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`vigil validate` is not implemented yet")
+}
