@@ -5,9 +5,17 @@
 //! and offline.
 
 pub mod alert;
+pub mod error;
 pub mod event;
 pub mod fields;
+pub mod filter;
+pub mod ruleset;
+pub mod testcase;
 
 pub use alert::{Alert, Priority};
+pub use error::{LoadError, LoadErrors, LoadWarning, Location};
 pub use event::{Detail, Event, EventMask, EventType, FileInfo, NetInfo, Process};
 pub use fields::{Field, FieldDef, FieldType, FieldValue, FIELDS};
+pub use filter::{FilterSets, KernelFilter, TypeFilter};
+pub use ruleset::{EvalStats, Evaluator, RuleInfo, RuleSet, RuleSetDiff};
+pub use testcase::{load_cases, run_cases, CaseResult, TestCase};
