@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* vigil's kernel sensors: exec/fork/exit (process lifecycle), open,
+ * connect, accept (syscall enter/exit), TCP retransmit attribution, the
+ * first-stage filter maps and per-type counters. Only tp_btf programs: no
+ * kprobes, fentry or LSM, and no tracefs needed. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "vigil.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define NR_open 2
+#define NR_connect 42
+#define NR_accept 43
+#define NR_openat 257
+#define NR_accept4 288
+#define NR_openat2 437
+
+#define AT_FDCWD_ -100
+#define AF_UNIX_ 1
+#define AF_INET_ 2
+#define AF_INET6_ 10
+#define IPPROTO_TCP_ 6
+#define S_IFMT_ 00170000
+#define S_IFSOCK_ 0140000
+#define TCP_SYN_SENT_ 2
+#define TCP_CLOSE_ 7
+#define SIGNAL_GROUP_EXIT_ 0x00000004
+
+#define SCRATCH_SIZE 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VG_NTYPES);
+	__type(key, __u32);
+	__type(value, struct counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filter_state);
+} fstate SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct filter_cfg);
+} fcfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} f_comm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct comm_key);
+	__type(value, __u8);
+} f_pcomm SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pid_key);
+	__type(value, __u8);
+} f_pid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct cg_key);
+	__type(value, __u8);
+} f_cgroup SEC(".maps");
+
+struct pending {
+	__u64 a0;
+	__u64 a1;
+	__u64 a2;
+	__u32 nr;
+	__u32 pad;
+};
+
+/* syscall arguments saved at enter, keyed by pid_tgid */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+/* TCP socket -> the process that connected/accepted it (retransmit attribution) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct owner);
+} owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8[SCRATCH_SIZE]);
+} scratch SEC(".maps");
+
+static __always_inline struct counters *ctr(__u32 type)
+{
+	return bpf_map_lookup_elem(&counters, &type);
+}
+
+static __always_inline void count_seen(__u32 type)
+{
+	struct counters *c = ctr(type);
+	if (c)
+		c->seen++;
+}
+
+static __always_inline void count_passed(__u32 type)
+{
+	struct counters *c = ctr(type);
+	if (c)
+		c->passed++;
+}
+
+static __always_inline void count_lost(__u32 type)
+{
+	struct counters *c = ctr(type);
+	if (c)
+		c->lost++;
+}
+
+static __always_inline struct filter_state *get_state(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&fstate, &zero);
+}
+
+/* The first-stage filter. `pcomm` may be NULL: then it is read from the
+ * current task's parent only when a pcomm term exists. */
+static __always_inline bool filter_pass(struct filter_state *st, __u32 type, __u32 tgid,
+					const char *comm, const char *pcomm, __u64 cgid)
+{
+	__u32 gen = st->gen & 1;
+	struct filter_cfg *cfg = bpf_map_lookup_elem(&fcfg, &gen);
+	__u8 *m;
+
+	if (!cfg || type >= 8)
+		return false;
+	__u8 mode = cfg->mode[type & 7];
+	if (mode == VM_PASS_ALL)
+		return true;
+	if (mode != VM_MATCH)
+		return false;
+	__u8 bit = 1 << type;
+	if (cfg->has & VH_PID) {
+		struct pid_key k = { .gen = gen, .pid = tgid };
+		m = bpf_map_lookup_elem(&f_pid, &k);
+		if (m && (*m & bit))
+			return true;
+	}
+	if (cfg->has & VH_COMM) {
+		struct comm_key k = { .gen = gen };
+		__builtin_memcpy(k.comm, comm, VG_COMM_LEN);
+		m = bpf_map_lookup_elem(&f_comm, &k);
+		if (m && (*m & bit))
+			return true;
+	}
+	if (cfg->has & VH_CGROUP) {
+		struct cg_key k = { .gen = gen, .cgid = cgid };
+		m = bpf_map_lookup_elem(&f_cgroup, &k);
+		if (m && (*m & bit))
+			return true;
+	}
+	if (cfg->has & VH_PCOMM) {
+		struct comm_key k = { .gen = gen };
+		if (pcomm) {
+			__builtin_memcpy(k.comm, pcomm, VG_COMM_LEN);
+		} else {
+			struct task_struct *t = bpf_get_current_task_btf();
+			struct task_struct *parent = BPF_CORE_READ(t, real_parent);
+			bpf_probe_read_kernel_str(k.comm, VG_COMM_LEN, &parent->comm);
+		}
+		m = bpf_map_lookup_elem(&f_pcomm, &k);
+		if (m && (*m & bit))
+			return true;
+	}
+	return false;
+}
+
+/* Filter for the current task; counts `seen` and `passed`. */
+static __always_inline bool pass_current(struct filter_state *st, __u32 type)
+{
+	char comm[VG_COMM_LEN] = {};
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	count_seen(type);
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (!filter_pass(st, type, tgid, comm, NULL, bpf_get_current_cgroup_id()))
+		return false;
+	count_passed(type);
+	return true;
+}
+
+static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __u16 size)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->type = type;
+	h->flags = flags;
+	h->size = size;
+	h->tgid = id >> 32;
+	h->tid = (__u32)id;
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->ts = bpf_ktime_get_boot_ns();
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline void *scratch_buf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* ---- process lifecycle ---- */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct filter_state *st = get_state();
+	struct ev_exec *e;
+	__u8 flags = 0;
+	long n;
+
+	if (!st)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == st->self_tgid)
+		return 0;
+	if (pass_current(st, VG_EXEC))
+		flags |= VF_PASSED;
+	e = scratch_buf();
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, VG_EXEC, flags, 0);
+	__u64 ugid = bpf_get_current_uid_gid();
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	e->loginuid = (__u32)-1;
+	if (bpf_core_field_exists(p->loginuid))
+		e->loginuid = BPF_CORE_READ(p, loginuid.val);
+	e->start_ns = BPF_CORE_READ(p, group_leader, start_boottime);
+	e->tty = BPF_CORE_READ(p, signal, tty) != NULL;
+
+	const char *fname = BPF_CORE_READ(bprm, filename);
+	n = bpf_probe_read_kernel_str(e->data, VG_FILENAME_MAX, fname);
+	if (n < 0)
+		n = 0;
+	if (n > VG_FILENAME_MAX)
+		n = VG_FILENAME_MAX;
+	__u32 flen = n;
+	e->filename_len = flen;
+
+	unsigned long as = BPF_CORE_READ(p, mm, arg_start);
+	unsigned long ae = BPF_CORE_READ(p, mm, arg_end);
+	__u32 alen = 0;
+	if (ae > as) {
+		unsigned long want = ae - as;
+		if (want > VG_ARGS_MAX - 1) {
+			want = VG_ARGS_MAX - 1;
+			e->h.flags |= VF_TRUNC;
+		}
+		alen = want & (VG_ARGS_MAX - 1);
+		if (bpf_probe_read_user(e->data + (flen & (2 * VG_FILENAME_MAX - 1)), alen, (void *)as) < 0)
+			alen = 0;
+	}
+	e->args_len = alen;
+	__u32 size = sizeof(*e) + (flen & (2 * VG_FILENAME_MAX - 1)) + (alen & (VG_ARGS_MAX - 1));
+	e->h.size = size;
+	if (size > SCRATCH_SIZE)
+		return 0;
+	if (bpf_ringbuf_output(&events, e, size, 0))
+		count_lost(VG_EXEC);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct filter_state *st = get_state();
+	struct ev_fork *e;
+
+	if (!st)
+		return 0;
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	__u32 cpid = BPF_CORE_READ(child, pid);
+	if (ctgid != cpid) /* a thread */
+		return 0;
+	if ((bpf_get_current_pid_tgid() >> 32) == st->self_tgid)
+		return 0;
+	count_seen(VG_FORK);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(VG_FORK);
+		return 0;
+	}
+	fill_hdr(&e->h, VG_FORK, 0, sizeof(*e));
+	e->h.tgid = ctgid;
+	e->h.tid = cpid;
+	e->h.ppid = BPF_CORE_READ(child, real_parent, tgid);
+	e->start_ns = BPF_CORE_READ(child, start_boottime);
+	__u64 ugid = bpf_get_current_uid_gid();
+	e->uid = (__u32)ugid;
+	e->gid = ugid >> 32;
+	bpf_ringbuf_submit(e, 0);
+	count_passed(VG_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(vigil_exit, struct task_struct *p)
+{
+	struct filter_state *st = get_state();
+	struct ev_exit *e;
+	__u8 flags = 0;
+
+	if (!st)
+		return 0;
+	if (BPF_CORE_READ(p, signal, live.counter) != 0) /* not the last thread */
+		return 0;
+	if ((bpf_get_current_pid_tgid() >> 32) == st->self_tgid)
+		return 0;
+	if (pass_current(st, VG_EXIT))
+		flags |= VF_PASSED;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(VG_EXIT);
+		return 0;
+	}
+	fill_hdr(&e->h, VG_EXIT, flags, sizeof(*e));
+	int code = BPF_CORE_READ(p, exit_code);
+	if (BPF_CORE_READ(p, signal, flags) & SIGNAL_GROUP_EXIT_)
+		code = BPF_CORE_READ(p, signal, group_exit_code);
+	e->code = (code >> 8) & 0xff;
+	e->signal = code & 0x7f;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- syscalls: open / connect / accept ---- */
+
+static __always_inline struct sock *sock_from_fd(int fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0)
+		return NULL;
+	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT_) != S_IFSOCK_)
+		return NULL;
+	struct socket *s = BPF_CORE_READ(f, private_data);
+	if (!s)
+		return NULL;
+	return BPF_CORE_READ(s, sk);
+}
+
+static __always_inline void remember_owner(struct sock *sk)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct owner o = {};
+	__u64 key = (__u64)sk;
+
+	o.tgid = bpf_get_current_pid_tgid() >> 32;
+	o.ppid = BPF_CORE_READ(t, real_parent, tgid);
+	o.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o.comm, sizeof(o.comm));
+	struct task_struct *parent = BPF_CORE_READ(t, real_parent);
+	bpf_probe_read_kernel_str(o.pcomm, sizeof(o.pcomm), &parent->comm);
+	bpf_map_update_elem(&owners, &key, &o, BPF_ANY);
+}
+
+static __always_inline void sk_endpoints(struct sock *sk, struct ev_net *e)
+{
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->proto = BPF_CORE_READ(sk, sk_protocol);
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (e->family == AF_INET6_) {
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)e->daddr, sk, __sk_common.skc_daddr);
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
+{
+	struct pending p = {};
+	__u32 type;
+
+	switch (id) {
+	case NR_open:
+		p.a0 = (__u64)(__s64)AT_FDCWD_;
+		p.a1 = regs->di;
+		p.a2 = regs->si;
+		type = VG_OPEN;
+		break;
+	case NR_openat:
+	case NR_openat2:
+		p.a0 = regs->di;
+		p.a1 = regs->si;
+		p.a2 = regs->dx;
+		type = VG_OPEN;
+		break;
+	case NR_connect:
+		p.a0 = regs->di;
+		p.a1 = regs->si;
+		p.a2 = regs->dx;
+		type = VG_CONNECT;
+		break;
+	case NR_accept:
+	case NR_accept4:
+		p.a0 = regs->di;
+		type = VG_ACCEPT;
+		break;
+	default:
+		return 0;
+	}
+	struct filter_state *st = get_state();
+	if (!st)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((pid_tgid >> 32) == st->self_tgid)
+		return 0;
+	if (!pass_current(st, type))
+		return 0;
+	p.nr = id;
+	bpf_map_update_elem(&pending, &pid_tgid, &p, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void open_exit(struct pending *p, long ret)
+{
+	struct ev_open *e = scratch_buf();
+	__u8 flags = VF_PASSED;
+
+	if (!e)
+		return;
+	fill_hdr(&e->h, VG_OPEN, flags, 0);
+	e->ret = ret;
+	e->dirfd = (__s32)p->a0;
+	if (p->nr == NR_openat2) {
+		__u64 f = 0;
+		bpf_probe_read_user(&f, sizeof(f), (void *)p->a2);
+		e->flags = (__u32)f;
+	} else {
+		e->flags = (__u32)p->a2;
+	}
+	long n = bpf_probe_read_user_str(e->path, VG_PATH_MAX, (void *)p->a1);
+	if (n < 0)
+		n = 0;
+	if (n >= VG_PATH_MAX) {
+		n = VG_PATH_MAX;
+		e->h.flags |= VF_TRUNC;
+	}
+	__u32 len = n;
+	e->path_len = len;
+	__u32 size = sizeof(*e) + (len & (2 * VG_PATH_MAX - 1));
+	e->h.size = size;
+	if (size > SCRATCH_SIZE)
+		return;
+	if (bpf_ringbuf_output(&events, e, size, 0))
+		count_lost(VG_OPEN);
+}
+
+static __always_inline void connect_exit(struct pending *p, long ret)
+{
+	struct ev_net *e;
+	__u16 family = 0;
+	void *uaddr = (void *)p->a1;
+	__u32 alen = p->a2;
+
+	if (bpf_probe_read_user(&family, sizeof(family), uaddr))
+		return;
+	if (family == AF_UNIX_) {
+		e = bpf_ringbuf_reserve(&events, sizeof(*e) + VG_UNIX_MAX, 0);
+		if (!e) {
+			count_lost(VG_CONNECT);
+			return;
+		}
+		__builtin_memset(e, 0, sizeof(*e));
+		fill_hdr(&e->h, VG_CONNECT, VF_PASSED, sizeof(*e) + VG_UNIX_MAX);
+		e->ret = ret;
+		e->family = family;
+		__u32 n = alen > 2 ? alen - 2 : 0;
+		if (n > VG_UNIX_MAX)
+			n = VG_UNIX_MAX;
+		if (n && bpf_probe_read_user(e->path, n & 127, uaddr + 2))
+			n = 0;
+		e->path_len = n;
+		bpf_ringbuf_submit(e, 0);
+		return;
+	}
+	if (family != AF_INET_ && family != AF_INET6_)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(VG_CONNECT);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, VG_CONNECT, VF_PASSED, sizeof(*e));
+	e->ret = ret;
+	e->family = family;
+	struct sock *sk = sock_from_fd((int)p->a0);
+	if (sk) {
+		e->proto = BPF_CORE_READ(sk, sk_protocol);
+		e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		if (family == AF_INET6_)
+			BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		else
+			BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+	}
+	if (family == AF_INET_) {
+		struct sockaddr_in sin = {};
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		e->dport = __builtin_bswap16(sin.sin_port);
+		__builtin_memcpy(e->daddr, &sin.sin_addr.s_addr, 4);
+	} else {
+		struct sockaddr_in6 sin6 = {};
+		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		e->dport = __builtin_bswap16(sin6.sin6_port);
+		__builtin_memcpy(e->daddr, &sin6.sin6_addr, 16);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void accept_exit(struct pending *p, long ret)
+{
+	struct ev_net *e;
+	struct sock *sk = NULL;
+
+	if (ret >= 0)
+		sk = sock_from_fd((int)ret);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(VG_ACCEPT);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, VG_ACCEPT, VF_PASSED, sizeof(*e));
+	e->ret = ret;
+	if (sk) {
+		sk_endpoints(sk, e);
+		if (e->proto == IPPROTO_TCP_ && (e->family == AF_INET_ || e->family == AF_INET6_))
+			remember_owner(sk);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
+{
+	long id = regs->orig_ax;
+
+	switch (id) {
+	case NR_open:
+	case NR_openat:
+	case NR_openat2:
+	case NR_connect:
+	case NR_accept:
+	case NR_accept4:
+		break;
+	default:
+		return 0;
+	}
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct pending *pp = bpf_map_lookup_elem(&pending, &pid_tgid);
+	if (!pp)
+		return 0;
+	struct pending p = *pp;
+	bpf_map_delete_elem(&pending, &pid_tgid);
+	if (p.nr != id)
+		return 0;
+	switch (id) {
+	case NR_open:
+	case NR_openat:
+	case NR_openat2:
+		open_exit(&p, ret);
+		break;
+	case NR_connect:
+		connect_exit(&p, ret);
+		break;
+	default:
+		accept_exit(&p, ret);
+		break;
+	}
+	return 0;
+}
+
+/* ---- TCP: socket ownership and retransmits ---- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(vigil_sock_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	__u64 key = (__u64)sk;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP_)
+		return 0;
+	if (newstate == TCP_SYN_SENT_) {
+		if ((bpf_get_current_pid_tgid() >> 32) != 0)
+			remember_owner((struct sock *)sk);
+	} else if (newstate == TCP_CLOSE_) {
+		bpf_map_delete_elem(&owners, &key);
+	}
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(vigil_retransmit, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct filter_state *st = get_state();
+	__u64 key = (__u64)sk;
+	struct owner *o;
+	struct ev_net *e;
+
+	if (!st)
+		return 0;
+	count_seen(VG_RETRANSMIT);
+	o = bpf_map_lookup_elem(&owners, &key);
+	if (o) {
+		if (o->tgid == st->self_tgid)
+			return 0;
+		if (!filter_pass(st, VG_RETRANSMIT, o->tgid, o->comm, o->pcomm, o->cgroup_id))
+			return 0;
+	} else {
+		char none[VG_COMM_LEN] = {};
+		if (!filter_pass(st, VG_RETRANSMIT, 0, none, none, 0))
+			return 0;
+	}
+	count_passed(VG_RETRANSMIT);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(VG_RETRANSMIT);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->h.type = VG_RETRANSMIT;
+	e->h.flags = VF_PASSED;
+	e->h.size = sizeof(*e);
+	e->h.ts = bpf_ktime_get_boot_ns();
+	if (o) {
+		e->h.tgid = o->tgid;
+		e->h.ppid = o->ppid;
+		e->h.cgroup_id = o->cgroup_id;
+		__builtin_memcpy(e->h.comm, o->comm, VG_COMM_LEN);
+	}
+	sk_endpoints((struct sock *)sk, e);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

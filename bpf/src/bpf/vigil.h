@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* vigil: record layouts and map value types shared by the BPF programs and
+ * the Rust decoder (bpf/src/decode.rs mirrors these offsets; keep in sync). */
+#ifndef VIGIL_H
+#define VIGIL_H
+
+#define VG_EXEC 0
+#define VG_OPEN 1
+#define VG_CONNECT 2
+#define VG_ACCEPT 3
+#define VG_RETRANSMIT 4
+#define VG_EXIT 5
+#define VG_FORK 6
+#define VG_NTYPES 7
+
+/* hdr.flags */
+#define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
+#define VF_TRUNC 2  /* a string was cut at its bound */
+
+/* filter modes (per event type) */
+#define VM_DROP 0
+#define VM_PASS_ALL 1
+#define VM_MATCH 2
+
+/* filter_cfg.has */
+#define VH_COMM 1
+#define VH_PCOMM 2
+#define VH_PID 4
+#define VH_CGROUP 8
+
+#define VG_COMM_LEN 16
+#define VG_FILENAME_MAX 512
+#define VG_ARGS_MAX 2048
+#define VG_PATH_MAX 1024
+#define VG_UNIX_MAX 108
+
+struct ev_hdr { /* 48 bytes */
+	__u8 type;
+	__u8 flags;
+	__u16 size;
+	__u32 tgid;
+	__u32 tid;
+	__u32 ppid;
+	__u64 ts; /* CLOCK_BOOTTIME ns */
+	__u64 cgroup_id;
+	char comm[VG_COMM_LEN];
+};
+
+struct ev_exec { /* 80 + filename + args */
+	struct ev_hdr h;
+	__u32 uid;
+	__u32 gid;
+	__u32 loginuid;
+	__u16 filename_len; /* bytes incl. NUL */
+	__u16 args_len;     /* bytes of NUL-separated argv */
+	__u64 start_ns;     /* boottime ns of the process start */
+	__u8 tty;
+	__u8 pad[7];
+	char data[];
+};
+
+struct ev_fork { /* 64 */
+	struct ev_hdr h;
+	__u64 start_ns;
+	__u32 uid;
+	__u32 gid;
+};
+
+struct ev_exit { /* 56 */
+	struct ev_hdr h;
+	__s32 code;
+	__s32 signal;
+};
+
+struct ev_open { /* 72 + path */
+	struct ev_hdr h;
+	__s64 ret;
+	__u32 flags;
+	__s32 dirfd;
+	__u16 path_len; /* bytes incl. NUL */
+	__u16 pad[3];
+	char path[];
+};
+
+struct ev_net { /* 104 (+ unix path) */
+	struct ev_hdr h;
+	__s64 ret;
+	__u16 family; /* AF_INET / AF_INET6 / AF_UNIX */
+	__u16 sport;  /* host order */
+	__u16 dport;  /* host order */
+	__u8 proto;   /* IPPROTO_TCP / IPPROTO_UDP / 0 */
+	__u8 state;   /* TCP state (retransmit) */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 path_len; /* unix: bytes of sun_path copied */
+	__u16 pad[3];
+	char path[];
+};
+
+struct counters {
+	__u64 seen;
+	__u64 passed;
+	__u64 lost;
+};
+
+struct filter_cfg {
+	__u8 mode[8];
+	__u8 has;
+	__u8 pad[7];
+};
+
+struct filter_state {
+	__u32 gen; /* 0 or 1: which generation of the filter maps is live */
+	__u32 self_tgid;
+};
+
+struct comm_key {
+	__u32 gen;
+	char comm[VG_COMM_LEN];
+};
+
+struct pid_key {
+	__u32 gen;
+	__u32 pid;
+};
+
+struct cg_key {
+	__u32 gen;
+	__u32 pad;
+	__u64 cgid;
+};
+
+struct owner {
+	__u32 tgid;
+	__u32 ppid;
+	__u64 cgroup_id;
+	char comm[VG_COMM_LEN];
+	char pcomm[VG_COMM_LEN];
+};
+
+#endif

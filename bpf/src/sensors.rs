@@ -1,0 +1,303 @@
+//! Loading and attaching the embedded BPF object ([`Sensors`]), writing the
+//! first-stage filter maps without a gap between generations, and reading
+//! the per-CPU counters.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, PrintLevel};
+use vigil_engine::filter::KernelFilter;
+
+use crate::decode::RawKind;
+use crate::filter::FilterPlan;
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
+
+/// Why the sensors could not start. Each message is one sentence a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    #[error("vigil needs root (CAP_BPF and CAP_PERFMON) to load its eBPF sensors; run it as root")]
+    NotRoot,
+    #[error("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); vigil needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
+    NoBtf,
+    #[error("the kernel refused to load vigil's eBPF programs ({0}); is BPF disabled (kernel.unprivileged_bpf_disabled, lockdown) or the kernel older than 5.8?")]
+    Load(String),
+    #[error("attaching the eBPF program to hook `{hook}` failed: {reason}")]
+    Attach { hook: String, reason: String },
+    #[error("eBPF map `{map}` is missing from the embedded object")]
+    MissingMap { map: &'static str },
+    #[error("writing eBPF map `{map}` failed: {reason}")]
+    Map { map: &'static str, reason: String },
+}
+
+/// Kernel counters for one record kind, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeCounters {
+    /// Events the program saw (before the filter).
+    pub seen: u64,
+    /// Events that passed the filter.
+    pub passed: u64,
+    /// Records lost because the ring buffer was full.
+    pub lost: u64,
+}
+
+/// Counters per [`RawKind`] (index = `RawKind as usize`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub per_kind: [TypeCounters; 7],
+}
+
+impl KernelCounters {
+    pub fn get(&self, k: RawKind) -> TypeCounters {
+        self.per_kind[k as usize]
+    }
+}
+
+pub(crate) struct Maps {
+    pub events: MapHandle,
+    counters: MapHandle,
+    fstate: MapHandle,
+    fcfg: MapHandle,
+    f_comm: MapHandle,
+    f_pcomm: MapHandle,
+    f_pid: MapHandle,
+}
+
+/// The loaded and attached sensors. Dropping it detaches everything.
+pub struct Sensors {
+    // Links first: detach before the object goes away.
+    links: Vec<(String, Link)>,
+    _obj: Object,
+    pub(crate) maps: Maps,
+    gen: u32,
+    self_tgid: u32,
+    /// Keys written for the live generation (to delete after the next flip).
+    live: Option<FilterPlan>,
+}
+
+fn libbpf_log(level: PrintLevel, msg: String) {
+    match level {
+        PrintLevel::Warn => tracing::debug!(target: "libbpf", "{}", msg.trim_end()),
+        _ => tracing::trace!(target: "libbpf", "{}", msg.trim_end()),
+    }
+}
+
+fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> SensorError {
+    move |e| SensorError::Map {
+        map,
+        reason: e.to_string(),
+    }
+}
+
+impl Sensors {
+    /// Load the programs, initialise the maps (every rule event type dropped
+    /// until [`Sensors::set_filter`]; vigil's own process always dropped) and
+    /// attach every hook, each on its own so a failure names the hook.
+    pub fn load() -> Result<Sensors, SensorError> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(SensorError::NotRoot);
+        }
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(SensorError::NoBtf);
+        }
+        libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_log)));
+        let open = ObjectBuilder::default()
+            .open_memory(OBJ)
+            .map_err(|e| SensorError::Load(e.to_string()))?;
+        let obj = open.load().map_err(|e| SensorError::Load(e.to_string()))?;
+        let handle = |name: &'static str| -> Result<MapHandle, SensorError> {
+            let m = obj
+                .maps()
+                .find(|m| m.name() == name)
+                .ok_or(SensorError::MissingMap { map: name })?;
+            MapHandle::try_from(&m).map_err(map_err(name))
+        };
+        let maps = Maps {
+            events: handle("events")?,
+            counters: handle("counters")?,
+            fstate: handle("fstate")?,
+            fcfg: handle("fcfg")?,
+            f_comm: handle("f_comm")?,
+            f_pcomm: handle("f_pcomm")?,
+            f_pid: handle("f_pid")?,
+        };
+        let self_tgid = std::process::id();
+        let mut s = Sensors {
+            links: Vec::new(),
+            _obj: obj,
+            maps,
+            gen: 0,
+            self_tgid,
+            live: None,
+        };
+        s.write_state(0)?;
+        let mut links = Vec::new();
+        for prog in s._obj.progs_mut() {
+            let hook = prog
+                .section()
+                .to_string_lossy()
+                .trim_start_matches("tp_btf/")
+                .to_string();
+            let link = prog.attach().map_err(|e| SensorError::Attach {
+                hook: hook.clone(),
+                reason: e.to_string(),
+            })?;
+            tracing::debug!(hook = %hook, "attached");
+            links.push((hook, link));
+        }
+        s.links = links;
+        Ok(s)
+    }
+
+    /// Hooks attached, by name (e.g. `sched_process_exec`).
+    pub fn hooks(&self) -> Vec<&str> {
+        self.links.iter().map(|(h, _)| h.as_str()).collect()
+    }
+
+    fn write_state(&self, gen: u32) -> Result<(), SensorError> {
+        let mut v = [0u8; 8];
+        v[..4].copy_from_slice(&gen.to_ne_bytes());
+        v[4..].copy_from_slice(&self.self_tgid.to_ne_bytes());
+        self.maps
+            .fstate
+            .update(&0u32.to_ne_bytes(), &v, MapFlags::ANY)
+            .map_err(map_err("fstate"))
+    }
+
+    fn write_plan(&self, gen: u32, plan: &FilterPlan) -> Result<(), SensorError> {
+        let g = gen.to_ne_bytes();
+        let comm_key = |c: &[u8; 16]| {
+            let mut k = [0u8; 20];
+            k[..4].copy_from_slice(&g);
+            k[4..].copy_from_slice(c);
+            k
+        };
+        for (c, m) in &plan.comms {
+            self.maps
+                .f_comm
+                .update(&comm_key(c), &[*m], MapFlags::ANY)
+                .map_err(map_err("f_comm"))?;
+        }
+        for (c, m) in &plan.pcomms {
+            self.maps
+                .f_pcomm
+                .update(&comm_key(c), &[*m], MapFlags::ANY)
+                .map_err(map_err("f_pcomm"))?;
+        }
+        for (p, m) in &plan.pids {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&g);
+            k[4..].copy_from_slice(&p.to_ne_bytes());
+            self.maps
+                .f_pid
+                .update(&k, &[*m], MapFlags::ANY)
+                .map_err(map_err("f_pid"))?;
+        }
+        let mut cfg = [0u8; 16];
+        cfg[..6].copy_from_slice(&plan.modes);
+        cfg[8] = plan.has();
+        self.maps
+            .fcfg
+            .update(&gen.to_ne_bytes(), &cfg, MapFlags::ANY)
+            .map_err(map_err("fcfg"))
+    }
+
+    fn delete_plan(&self, gen: u32, plan: &FilterPlan) {
+        let g = gen.to_ne_bytes();
+        for c in plan.comms.keys() {
+            let mut k = [0u8; 20];
+            k[..4].copy_from_slice(&g);
+            k[4..].copy_from_slice(c);
+            let _ = self.maps.f_comm.delete(&k);
+        }
+        for c in plan.pcomms.keys() {
+            let mut k = [0u8; 20];
+            k[..4].copy_from_slice(&g);
+            k[4..].copy_from_slice(c);
+            let _ = self.maps.f_pcomm.delete(&k);
+        }
+        for p in plan.pids.keys() {
+            let mut k = [0u8; 8];
+            k[..4].copy_from_slice(&g);
+            k[4..].copy_from_slice(&p.to_ne_bytes());
+            let _ = self.maps.f_pid.delete(&k);
+        }
+    }
+
+    /// Write `filter` into the kernel without a gap: the new generation's map
+    /// entries and modes are written first, then one array write flips the
+    /// live generation, then the old generation's entries are deleted. A
+    /// program that read the old generation just before the flip still
+    /// finds its entries (they go after a short grace period).
+    pub fn set_filter(&mut self, filter: &KernelFilter) -> Result<FilterPlan, SensorError> {
+        let plan = FilterPlan::from_filter(filter);
+        let new_gen = self.gen ^ 1;
+        // stale entries from two reloads ago may linger if a delete failed
+        self.write_plan(new_gen, &plan)?;
+        self.write_state(new_gen)?;
+        let old_gen = self.gen;
+        self.gen = new_gen;
+        if let Some(old) = self.live.replace(plan.clone()) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            self.delete_plan(old_gen, &old);
+        }
+        tracing::debug!(
+            generation = new_gen,
+            modes = ?plan.modes,
+            comms = plan.comms.len(),
+            pcomms = plan.pcomms.len(),
+            pids = plan.pids.len(),
+            "kernel filter written"
+        );
+        Ok(plan)
+    }
+
+    /// Kernel counters summed over CPUs.
+    pub fn counters(&self) -> Result<KernelCounters, SensorError> {
+        let mut out = KernelCounters::default();
+        for (i, slot) in out.per_kind.iter_mut().enumerate() {
+            let per_cpu = self
+                .maps
+                .counters
+                .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)
+                .map_err(map_err("counters"))?
+                .unwrap_or_default();
+            for v in per_cpu {
+                if v.len() >= 24 {
+                    let rd = |o: usize| {
+                        let mut a = [0u8; 8];
+                        a.copy_from_slice(&v[o..o + 8]);
+                        u64::from_ne_bytes(a)
+                    };
+                    slot.seen += rd(0);
+                    slot.passed += rd(8);
+                    slot.lost += rd(16);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Map contents for tests and `vigil explain --live`: comm keys per generation.
+    pub fn live_generation(&self) -> u32 {
+        self.gen
+    }
+
+    /// The comm entries of the live generation (as strings) and their masks.
+    pub fn live_comms(&self) -> BTreeMap<String, u8> {
+        let mut out = BTreeMap::new();
+        for k in self.maps.f_comm.keys() {
+            if k.len() == 20 && u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) == self.gen {
+                if let Ok(Some(v)) = self.maps.f_comm.lookup(&k, MapFlags::ANY) {
+                    let end = k[4..].iter().position(|&c| c == 0).unwrap_or(16);
+                    out.insert(
+                        String::from_utf8_lossy(&k[4..4 + end]).into_owned(),
+                        v.first().copied().unwrap_or(0),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
