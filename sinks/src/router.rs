@@ -1,0 +1,746 @@
+//! The fan-out: [`Router`] owns one bounded queue and one tokio task per
+//! sink. `submit` applies dedup and each sink's `min_priority`, then
+//! `try_send`s into the queues: it never blocks and never awaits; a full queue
+//! is a counted, rate-limit-logged drop. Each sink task delivers with retry
+//! (exponential backoff with jitter) while the alert is queued; `shutdown`
+//! flushes within a bound and reports what was left. A ticker task closes
+//! dedup windows and raises the "vigil alerts dropped" self-alert.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value as Json};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use vigil_engine::{Alert, Priority};
+
+use crate::config::{OutputsConfig, RetryConfig};
+use crate::dedup::Dedup;
+use crate::{DeliveryError, SinkError};
+
+/// Minimum time between two "queue full" warnings of one sink.
+const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+/// Rule name of the self-alert raised when alerts were lost.
+pub const LOSS_RULE: &str = "vigil alerts dropped";
+
+/// Counters of one sink, as returned by [`Router::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkStats {
+    pub name: String,
+    /// Alerts delivered (an email digest counts every alert it carries).
+    pub sent: u64,
+    /// Failed delivery attempts (each retry that fails counts once).
+    pub failed: u64,
+    /// Alerts dropped because the queue was full.
+    pub dropped: u64,
+    /// Alerts given up after `retry.max_attempts` or a permanent error.
+    pub abandoned: u64,
+    /// Alerts still queued or being delivered at shutdown's deadline.
+    pub unflushed: u64,
+    /// Alerts currently queued or in delivery.
+    pub queued: u64,
+    /// Retries scheduled (backoff sleeps).
+    pub retries: u64,
+    /// Queue capacity.
+    pub capacity: usize,
+}
+
+/// Dedup counters, as returned by [`Router::dedup_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DedupStats {
+    /// Keys currently tracked (bounded by `dedup.max_keys`).
+    pub keys: usize,
+    /// Alerts folded into a summary.
+    pub suppressed: u64,
+    /// Summary alerts emitted (carrying `vigil.count`).
+    pub summaries: u64,
+    /// Alerts passed through undeduplicated because the key table was full.
+    pub over_capacity: u64,
+}
+
+/// What [`Router::shutdown`] managed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushReport {
+    /// The deadline passed before every queue was empty.
+    pub timed_out: bool,
+    /// Alerts left undelivered at the deadline (sum of `unflushed`).
+    pub undelivered: u64,
+    /// Final counters per sink.
+    pub sinks: Vec<SinkStats>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    abandoned: AtomicU64,
+    unflushed: AtomicU64,
+    queued: AtomicU64,
+    retries: AtomicU64,
+    last_warn_ms: AtomicU64,
+    dropped_since_warn: AtomicU64,
+}
+
+/// A group of alerts delivered together: one alert for most sinks, a digest
+/// for email. Alerts beyond the sink's batch size are only counted per rule.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub alerts: Vec<Arc<Alert>>,
+    /// rule -> (count, most severe priority) of the alerts not kept.
+    pub omitted: BTreeMap<Arc<str>, (u64, Priority)>,
+    pub omitted_total: u64,
+}
+
+impl Batch {
+    fn push(&mut self, a: Arc<Alert>, keep: usize) {
+        if self.alerts.len() < keep {
+            self.alerts.push(a);
+        } else {
+            let e = self
+                .omitted
+                .entry(a.rule.clone())
+                .or_insert((0, a.priority));
+            e.0 += 1;
+            e.1 = e.1.min(a.priority);
+            self.omitted_total += 1;
+        }
+    }
+    pub fn len(&self) -> u64 {
+        self.alerts.len() as u64 + self.omitted_total
+    }
+}
+
+/// How a sink's task groups alerts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchPolicy {
+    /// Wait this long after the first alert for more (email digests). Zero:
+    /// take only what is already queued.
+    pub window: Duration,
+    /// Alerts kept in one batch (the rest of a window's alerts are counted).
+    pub max: usize,
+    /// When `window` is zero, stop at `max` instead of counting the rest.
+    pub count_rest: bool,
+}
+
+/// One output. `deliver` sends a whole batch or fails; the router retries.
+pub(crate) trait Sink: Send + 'static {
+    fn deliver(&mut self, batch: &Batch) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+struct Slot {
+    name: &'static str,
+    min: Option<Priority>,
+    capacity: usize,
+    tx: mpsc::Sender<Arc<Alert>>,
+    c: Arc<Counters>,
+}
+
+struct Spawner {
+    slots: Vec<Slot>,
+    workers: Vec<JoinHandle<()>>,
+    abort: watch::Receiver<bool>,
+}
+
+impl Spawner {
+    fn add<S: Sink>(
+        &mut self,
+        name: &'static str,
+        sink: S,
+        policy: BatchPolicy,
+        (min, capacity, retry): (Option<Priority>, usize, RetryConfig),
+    ) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let c = Arc::new(Counters::default());
+        let w = Worker {
+            name,
+            rx,
+            c: c.clone(),
+            retry,
+            policy,
+            abort: self.abort.clone(),
+        };
+        self.workers.push(tokio::spawn(w.run(sink)));
+        self.slots.push(Slot {
+            name,
+            min,
+            capacity,
+            tx,
+            c,
+        });
+    }
+}
+
+struct Inner {
+    slots: Vec<Slot>,
+    dedup: Option<Mutex<Dedup>>,
+    hostname: Arc<str>,
+    loss: Mutex<LossState>,
+    loss_interval: Duration,
+}
+
+struct LossState {
+    reported: BTreeMap<&'static str, u64>,
+    last: Instant,
+}
+
+/// Fan-out of alerts to the configured sinks. See the module docs.
+pub struct Router {
+    inner: Arc<Inner>,
+    workers: Vec<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
+    abort: watch::Sender<bool>,
+    reopen: Arc<AtomicU64>,
+}
+
+fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+impl Router {
+    /// Builds every configured sink and spawns its task on the current tokio
+    /// runtime. Fails on settings that only show at start (missing env
+    /// variables, unopenable file, bad header).
+    pub fn start(cfg: &OutputsConfig, hostname: &str) -> Result<Router, SinkError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(SinkError::NoRuntime);
+        }
+        if cfg.is_empty() {
+            return Err(SinkError::NoSinks);
+        }
+        let hostname: Arc<str> = Arc::from(hostname);
+        let (abort, abort_rx) = watch::channel(false);
+        let reopen = Arc::new(AtomicU64::new(0));
+
+        let mut sp = Spawner {
+            slots: Vec::new(),
+            workers: Vec::new(),
+            abort: abort_rx,
+        };
+        if let Some(s) = &cfg.stdout {
+            let (sink, pol) = crate::stdout::build(s);
+            let common = (s.min_priority, s.queue_size, RetryConfig::default());
+            sp.add("stdout", sink, pol, common);
+        }
+        if let Some(s) = &cfg.file {
+            let (sink, pol) = crate::file::build(s, reopen.clone())?;
+            sp.add(
+                "file",
+                sink,
+                pol,
+                (s.min_priority, s.queue_size, s.retry.clone()),
+            );
+        }
+        if let Some(s) = &cfg.syslog {
+            let (sink, pol) = crate::syslog::build(s, &hostname)?;
+            sp.add(
+                "syslog",
+                sink,
+                pol,
+                (s.min_priority, s.queue_size, s.retry.clone()),
+            );
+        }
+        if let Some(s) = &cfg.webhook {
+            let (sink, pol) = crate::webhook::build(s)?;
+            sp.add(
+                "webhook",
+                sink,
+                pol,
+                (s.min_priority, s.queue_size, s.retry.clone()),
+            );
+        }
+        if let Some(s) = &cfg.email {
+            let (sink, pol) = crate::email::build(s, &hostname)?;
+            sp.add(
+                "email",
+                sink,
+                pol,
+                (s.min_priority, s.queue_size, s.retry.clone()),
+            );
+        }
+        let Spawner { slots, workers, .. } = sp;
+
+        let dedup = cfg.dedup.as_ref().map(|d| Mutex::new(Dedup::new(d)));
+        let tick = tick_interval(cfg);
+        let inner = Arc::new(Inner {
+            slots,
+            dedup,
+            hostname,
+            loss: Mutex::new(LossState {
+                reported: BTreeMap::new(),
+                last: Instant::now(),
+            }),
+            loss_interval: cfg.loss_alert_interval,
+        });
+        let ticker = tick.map(|t| tokio::spawn(ticker(Arc::downgrade(&inner), t)));
+        tracing::info!(
+            sinks = ?inner.slots.iter().map(|s| s.name).collect::<Vec<_>>(),
+            dedup = inner.dedup.is_some(),
+            "alert sinks started"
+        );
+        Ok(Router {
+            inner,
+            workers,
+            ticker,
+            abort,
+            reopen,
+        })
+    }
+
+    /// Hands an alert to every sink whose `min_priority` it meets, after
+    /// dedup. Never blocks: a full queue drops the alert for that sink only,
+    /// counted in `dropped` and logged (at most every 10 s per sink).
+    pub fn submit(&self, alert: Arc<Alert>) {
+        match &self.inner.dedup {
+            None => self.inner.fan_out(alert),
+            Some(d) => {
+                let out = match d.lock() {
+                    Ok(mut d) => d.admit(alert, Instant::now()),
+                    Err(poisoned) => poisoned.into_inner().admit(alert, Instant::now()),
+                };
+                for a in out.into_iter().flatten() {
+                    self.inner.fan_out(a);
+                }
+            }
+        }
+    }
+
+    /// Makes the file sink reopen its path before its next write (SIGHUP,
+    /// after logrotate renamed the file).
+    pub fn reopen_files(&self) {
+        self.reopen.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("alert files will be reopened");
+    }
+
+    /// Counters of every sink, in configuration order.
+    pub fn stats(&self) -> Vec<SinkStats> {
+        self.inner.stats()
+    }
+
+    /// Dedup counters (all zero when dedup is off).
+    pub fn dedup_stats(&self) -> DedupStats {
+        match &self.inner.dedup {
+            None => DedupStats::default(),
+            Some(d) => match d.lock() {
+                Ok(d) => d.stats(),
+                Err(p) => p.into_inner().stats(),
+            },
+        }
+    }
+
+    /// Emits pending dedup summaries, closes the queues and waits for every
+    /// sink to deliver what is queued, at most `timeout`. Alerts still
+    /// undelivered then are counted in `unflushed` and reported.
+    pub async fn shutdown(mut self, timeout: Duration) -> FlushReport {
+        let deadline = tokio::time::Instant::now() + timeout;
+        if let Some(t) = self.ticker.take() {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(d) = &self.inner.dedup {
+            let pending = match d.lock() {
+                Ok(mut d) => d.drain(),
+                Err(p) => p.into_inner().drain(),
+            };
+            for a in pending {
+                self.inner.fan_out(a);
+            }
+        }
+        self.inner.raise_loss_alert(true);
+        let counters: Vec<(&'static str, usize, Arc<Counters>)> = self
+            .inner
+            .slots
+            .iter()
+            .map(|s| (s.name, s.capacity, s.c.clone()))
+            .collect();
+        let Router {
+            inner,
+            mut workers,
+            abort,
+            ..
+        } = self;
+        drop(inner); // closes the queues: workers drain, then exit
+        let wait_all = async {
+            for h in workers.iter_mut() {
+                let _ = h.await;
+            }
+        };
+        let timed_out = tokio::time::timeout_at(deadline, wait_all).await.is_err();
+        if timed_out {
+            let _ = abort.send(true);
+            let grace = async {
+                for h in workers.iter_mut() {
+                    let _ = h.await;
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(1), grace)
+                .await
+                .is_err()
+            {
+                for h in &workers {
+                    h.abort();
+                }
+            }
+        }
+        let sinks: Vec<SinkStats> = counters
+            .iter()
+            .map(|(n, cap, c)| stats_of(n, *cap, c))
+            .collect();
+        let undelivered = sinks.iter().map(|s| s.unflushed + s.queued).sum();
+        if undelivered > 0 {
+            tracing::warn!(undelivered, "alert sinks shut down with undelivered alerts");
+        } else {
+            tracing::info!("alert sinks flushed");
+        }
+        FlushReport {
+            timed_out,
+            undelivered,
+            sinks,
+        }
+    }
+}
+
+fn stats_of(name: &str, capacity: usize, c: &Counters) -> SinkStats {
+    SinkStats {
+        name: name.to_string(),
+        sent: c.sent.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        dropped: c.dropped.load(Ordering::Relaxed),
+        abandoned: c.abandoned.load(Ordering::Relaxed),
+        unflushed: c.unflushed.load(Ordering::Relaxed),
+        queued: c.queued.load(Ordering::Relaxed),
+        retries: c.retries.load(Ordering::Relaxed),
+        capacity,
+    }
+}
+
+fn tick_interval(cfg: &OutputsConfig) -> Option<Duration> {
+    let mut t: Option<Duration> = None;
+    if let Some(d) = &cfg.dedup {
+        let mut min = d.window;
+        for r in d.rules.values() {
+            if let Some(w) = r.window {
+                if !w.is_zero() {
+                    min = min.min(w);
+                }
+            }
+        }
+        if !min.is_zero() {
+            t = Some(min / 4);
+        }
+    }
+    if !cfg.loss_alert_interval.is_zero() {
+        let l = cfg.loss_alert_interval / 4;
+        t = Some(t.map_or(l, |t| t.min(l)));
+    }
+    t.map(|t| t.clamp(Duration::from_millis(10), Duration::from_secs(1)))
+}
+
+async fn ticker(inner: Weak<Inner>, every: Duration) {
+    let mut iv = tokio::time::interval(every);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        iv.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        if let Some(d) = &inner.dedup {
+            let due = match d.lock() {
+                Ok(mut d) => d.expire(Instant::now()),
+                Err(p) => p.into_inner().expire(Instant::now()),
+            };
+            for a in due {
+                inner.fan_out(a);
+            }
+        }
+        inner.raise_loss_alert(false);
+    }
+}
+
+impl Inner {
+    fn fan_out(&self, alert: Arc<Alert>) {
+        for s in &self.slots {
+            if let Some(min) = s.min {
+                if !alert.priority.at_least(min) {
+                    continue;
+                }
+            }
+            s.c.queued.fetch_add(1, Ordering::Relaxed);
+            if s.tx.try_send(alert.clone()).is_err() {
+                s.c.queued.fetch_sub(1, Ordering::Relaxed);
+                let total = s.c.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                s.c.dropped_since_warn.fetch_add(1, Ordering::Relaxed);
+                let now = now_ms();
+                let last = s.c.last_warn_ms.load(Ordering::Relaxed);
+                if (last == 0 || now.saturating_sub(last) >= DROP_WARN_EVERY.as_millis() as u64)
+                    && s.c
+                        .last_warn_ms
+                        .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    let n = s.c.dropped_since_warn.swap(0, Ordering::Relaxed);
+                    tracing::warn!(
+                        sink = s.name,
+                        capacity = s.capacity,
+                        dropped = n,
+                        total_dropped = total,
+                        "alert queue full: alerts dropped for this sink"
+                    );
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> Vec<SinkStats> {
+        self.slots
+            .iter()
+            .map(|s| stats_of(s.name, s.capacity, &s.c))
+            .collect()
+    }
+
+    /// Raises the "alerts dropped" self-alert when any sink lost alerts since
+    /// the last one, at most once per `loss_interval` (or now if `force`).
+    fn raise_loss_alert(&self, force: bool) {
+        if self.loss_interval.is_zero() {
+            return;
+        }
+        let mut st = match self.loss.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if !force && st.last.elapsed() < self.loss_interval {
+            return;
+        }
+        let mut fields = Map::new();
+        let mut parts = Vec::new();
+        let mut any = false;
+        for s in &self.slots {
+            let lost = s.c.dropped.load(Ordering::Relaxed) + s.c.abandoned.load(Ordering::Relaxed);
+            let prev = st.reported.get(s.name).copied().unwrap_or(0);
+            if lost > prev {
+                any = true;
+                parts.push(format!("{} lost {}", s.name, lost - prev));
+                fields.insert(format!("vigil.lost.{}", s.name), Json::from(lost - prev));
+                st.reported.insert(s.name, lost);
+            }
+        }
+        st.last = Instant::now();
+        if !any {
+            return;
+        }
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let alert = Alert {
+            time,
+            rule: Arc::from(LOSS_RULE),
+            priority: Priority::Error,
+            output: format!(
+                "vigil lost alerts (queue full or delivery given up): {}",
+                parts.join(", ")
+            ),
+            output_fields: fields,
+            tags: Arc::from(vec!["vigil".to_string(), "loss".to_string()]),
+            source: "internal",
+            hostname: self.hostname.clone(),
+        };
+        tracing::warn!(output = %alert.output, "raising loss alert");
+        drop(st);
+        self.fan_out(Arc::new(alert));
+    }
+}
+
+struct Worker {
+    name: &'static str,
+    rx: mpsc::Receiver<Arc<Alert>>,
+    c: Arc<Counters>,
+    retry: RetryConfig,
+    policy: BatchPolicy,
+    abort: watch::Receiver<bool>,
+}
+
+/// Resolves when shutdown's deadline has passed (never if the router is gone
+/// without a shutdown: then the queues just drain).
+async fn aborted(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|v| *v).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Exponential backoff for attempt `n` (1-based) with "equal jitter": half
+/// the step fixed, half random, so many sinks retrying do not synchronise.
+pub(crate) fn backoff(retry: &RetryConfig, n: u32) -> Duration {
+    let exp = 2u32.saturating_pow(n.saturating_sub(1).min(30));
+    let base = retry
+        .initial_backoff
+        .saturating_mul(exp)
+        .min(retry.max_backoff);
+    let half = base / 2;
+    let jitter = Duration::from_nanos(fastrand::u64(
+        0..=half.as_nanos().min(u64::MAX as u128) as u64,
+    ));
+    half + jitter
+}
+
+impl Worker {
+    async fn run<S: Sink>(mut self, mut sink: S) {
+        loop {
+            let first = tokio::select! {
+                biased;
+                a = self.rx.recv() => a,
+                _ = aborted(&mut self.abort) => None,
+            };
+            let Some(first) = first else { break };
+            let mut batch = Batch::default();
+            batch.push(first, self.policy.max);
+            if !self.collect(&mut batch).await {
+                self.unflushed(batch.len());
+                break;
+            }
+            if !self.deliver(&mut sink, &batch).await {
+                self.unflushed(batch.len());
+                break;
+            }
+        }
+        // Deadline passed or queue closed: count what is left.
+        let mut left = 0;
+        while self.rx.try_recv().is_ok() {
+            left += 1;
+        }
+        if left > 0 {
+            self.unflushed(left);
+        }
+    }
+
+    fn unflushed(&self, n: u64) {
+        self.c.unflushed.fetch_add(n, Ordering::Relaxed);
+        self.c.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Fills the batch per the policy. False if the deadline passed.
+    async fn collect(&mut self, batch: &mut Batch) -> bool {
+        if self.policy.window.is_zero() {
+            while batch.alerts.len() < self.policy.max || self.policy.count_rest {
+                match self.rx.try_recv() {
+                    Ok(a) => batch.push(a, self.policy.max),
+                    Err(_) => break,
+                }
+            }
+            return true;
+        }
+        let until = tokio::time::Instant::now() + self.policy.window;
+        loop {
+            tokio::select! {
+                biased;
+                _ = aborted(&mut self.abort) => return false,
+                a = self.rx.recv() => match a {
+                    Some(a) => batch.push(a, self.policy.max),
+                    None => return true, // closing: send what we have now
+                },
+                _ = tokio::time::sleep_until(until) => return true,
+            }
+        }
+    }
+
+    /// Delivers with retries. False if the deadline passed first.
+    async fn deliver<S: Sink>(&mut self, sink: &mut S, batch: &Batch) -> bool {
+        let n = batch.len();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let res = tokio::select! {
+                biased;
+                _ = aborted(&mut self.abort) => return false,
+                r = sink.deliver(batch) => r,
+            };
+            match res {
+                Ok(()) => {
+                    self.c.sent.fetch_add(n, Ordering::Relaxed);
+                    self.c.queued.fetch_sub(n, Ordering::Relaxed);
+                    return true;
+                }
+                Err(e) => {
+                    self.c.failed.fetch_add(1, Ordering::Relaxed);
+                    let give_up = !e.retryable
+                        || (self.retry.max_attempts > 0 && attempt >= self.retry.max_attempts);
+                    if give_up {
+                        self.c.abandoned.fetch_add(n, Ordering::Relaxed);
+                        self.c.queued.fetch_sub(n, Ordering::Relaxed);
+                        tracing::error!(
+                            sink = self.name,
+                            attempts = attempt,
+                            alerts = n,
+                            error = %e,
+                            "alert delivery given up"
+                        );
+                        return true;
+                    }
+                    let wait = backoff(&self.retry, attempt);
+                    self.c.retries.fetch_add(1, Ordering::Relaxed);
+                    if attempt == 1 || attempt.is_power_of_two() {
+                        tracing::warn!(
+                            sink = self.name,
+                            attempt,
+                            retry_in_ms = wait.as_millis() as u64,
+                            error = %e,
+                            "alert delivery failed, retrying"
+                        );
+                    }
+                    tokio::select! {
+                        biased;
+                        _ = aborted(&mut self.abort) => return false,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let r = RetryConfig {
+            max_attempts: 0,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
+        for _ in 0..100 {
+            let b1 = backoff(&r, 1);
+            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
+            let b3 = backoff(&r, 3);
+            assert!(b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400));
+            let b40 = backoff(&r, 40);
+            assert!(b40 >= Duration::from_millis(500) && b40 <= Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn batch_counts_what_it_does_not_keep() {
+        let mk = |rule: &str, p| {
+            Arc::new(Alert {
+                time: 0,
+                rule: Arc::from(rule),
+                priority: p,
+                output: String::new(),
+                output_fields: Map::new(),
+                tags: Arc::from(Vec::<String>::new()),
+                source: "syscall",
+                hostname: Arc::from("h"),
+            })
+        };
+        let mut b = Batch::default();
+        b.push(mk("a", Priority::Info), 1);
+        b.push(mk("b", Priority::Info), 1);
+        b.push(mk("b", Priority::Critical), 1);
+        assert_eq!(b.alerts.len(), 1);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.omitted[&Arc::<str>::from("b")], (2, Priority::Critical));
+    }
+}
