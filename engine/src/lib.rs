@@ -5,11 +5,14 @@
 //! and offline.
 
 pub mod alert;
+pub mod condition;
 pub mod error;
 pub mod event;
 pub mod fields;
 pub mod filter;
+pub mod rules;
 pub mod ruleset;
+pub mod template;
 pub mod testcase;
 
 pub use alert::{Alert, Priority};

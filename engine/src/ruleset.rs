@@ -2,14 +2,23 @@
 //! its evaluation ([`Evaluator`], which owns the per-rule threshold state so
 //! the rule set itself never changes after it is built).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use sha2::{Digest, Sha256};
 
 use crate::alert::{Alert, Priority};
-use crate::error::{LoadErrors, LoadWarning, Location};
-use crate::event::{Event, EventType};
-use crate::filter::{KernelFilter, RuleContribution};
+use crate::condition::{
+    check_names, expand_macros, make_scope, Compiler, EventSlot, ListSet, Names, Node, Patterns,
+    RhaiCtx, HELPERS, NAMESPACES,
+};
+use crate::error::{Diag, LoadErrors, LoadWarning, Location};
+use crate::event::{Event, EventMask, EventType};
+use crate::fields::Field;
+use crate::filter::{truncate_comm, FilterSets, KernelFilter, RuleContribution, TypeFilter};
+use crate::rules::{self, Defs, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS};
+use crate::template::{Template, COUNT_FIELD};
 
 /// Public description of one rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,34 +61,561 @@ pub struct EvalStats {
     pub errors: BTreeMap<String, u64>,
 }
 
+/// One compiled rule.
+pub(crate) struct Rule {
+    pub name: Arc<str>,
+    pub desc: String,
+    pub priority: Priority,
+    pub enabled: bool,
+    pub events: EventMask,
+    pub tags: Arc<[String]>,
+    /// The condition after macro expansion (and appends), as compiled.
+    pub cond_text: String,
+    /// Texts of the condition's top-level `&&` clauses (matching `cond.conjuncts()`).
+    pub clauses: Vec<String>,
+    pub cond: Node,
+    pub exceptions: Vec<(String, Node)>,
+    pub output: Template,
+    pub threshold: Option<Threshold>,
+    /// The whole condition compiled by Rhai alone (tests compare both paths).
+    pub rhai_full: Option<Arc<rhai::AST>>,
+    fingerprint: String,
+}
+
+#[derive(Default)]
+struct TypeIndex {
+    always: Vec<u32>,
+    by_comm: HashMap<String, Vec<u32>>,
+    by_pcomm: HashMap<String, Vec<u32>>,
+}
+
 /// The compiled rule set. Build with [`RuleSet::load`] or [`RuleSet::from_sources`].
-#[derive(Debug)]
 pub struct RuleSet {
     hash: String,
     sources: Vec<PathBuf>,
+    n_files: usize,
     warnings: Vec<LoadWarning>,
+    rules: Vec<Rule>,
+    by_name: HashMap<String, u32>,
+    index: [TypeIndex; 6],
+    engine: rhai::Engine,
+    lists: HashMap<String, Arc<ListSet>>,
+    n_macros: usize,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("hash", &self.hash)
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+struct NamesOf<'a>(&'a Defs);
+
+impl Names for NamesOf<'_> {
+    fn is_list(&self, name: &str) -> bool {
+        self.0.lists.contains_key(name)
+    }
+    fn is_macro(&self, name: &str) -> bool {
+        self.0.macros.contains_key(name)
+    }
+    fn all_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .lists
+            .keys()
+            .chain(self.0.macros.keys())
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Flatten the top-level `&&` of a parsed condition into clause texts.
+fn clause_texts(text: &str) -> Vec<String> {
+    fn walk(text: &str, p: &crate::condition::P, out: &mut Vec<String>) {
+        match &p.e {
+            crate::condition::PExpr::Bin("&&", a, b) => {
+                walk(text, a, out);
+                walk(text, b, out);
+            }
+            _ => out.push(text[p.start..p.end].to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(p) = crate::condition::parse(text) {
+        walk(text, &p, &mut out);
+    }
+    out
+}
+
+/// The constraint a condition puts on the process (for the kernel filter).
+fn constraint(n: &Node) -> Option<FilterSets> {
+    use crate::condition::{CmpOp, Operand};
+    fn add(f: Field, o: &Operand, s: &mut FilterSets) -> bool {
+        match (f, o) {
+            (Field::ProcName, Operand::Str(v)) => s.comms.insert(truncate_comm(v).to_string()),
+            (Field::ProcPname, Operand::Str(v)) => s.pcomms.insert(truncate_comm(v).to_string()),
+            (Field::ProcPid, Operand::Int(i)) => s.pids.insert(*i),
+            (Field::ProcCgroup, Operand::Str(v)) => s.cgroups.insert(format!("cgroup:{v}")),
+            (Field::ProcUnit, Operand::Str(v)) => s.cgroups.insert(format!("unit:{v}")),
+            (Field::ContainerId, Operand::Str(v)) => s.cgroups.insert(format!("container:{v}")),
+            _ => return false,
+        };
+        true
+    }
+    match n {
+        Node::Cmp(CmpOp::Eq, Operand::Field(f), lit)
+        | Node::Cmp(CmpOp::Eq, lit, Operand::Field(f)) => {
+            let mut s = FilterSets::default();
+            add(*f, lit, &mut s).then_some(s)
+        }
+        Node::InSet(Operand::Field(f), set) => {
+            let mut s = FilterSets::default();
+            let f = *f;
+            if !matches!(
+                f,
+                Field::ProcName
+                    | Field::ProcPname
+                    | Field::ProcPid
+                    | Field::ProcCgroup
+                    | Field::ProcUnit
+                    | Field::ContainerId
+            ) {
+                return None;
+            }
+            for v in &set.strs {
+                add(f, &Operand::Str(Arc::from(v.as_str())), &mut s);
+            }
+            for i in &set.ints {
+                add(f, &Operand::Int(*i), &mut s);
+            }
+            Some(s)
+        }
+        Node::Const(false) => Some(FilterSets::default()),
+        Node::And(v) => v.iter().filter_map(constraint).min_by_key(|s| s.len()),
+        Node::Or(v) => {
+            let mut acc = FilterSets::default();
+            for c in v {
+                acc.union_with(&constraint(c)?);
+            }
+            Some(acc)
+        }
+        _ => None,
+    }
+}
+
+/// Names the index can use: a conjunctive `proc.name`/`proc.pname` ==/in term.
+fn index_term(n: &Node) -> Option<(Field, Vec<String>)> {
+    use crate::condition::{CmpOp, Operand};
+    let mut best: Option<(Field, Vec<String>)> = None;
+    for c in n.conjuncts() {
+        let cand = match c {
+            Node::Cmp(CmpOp::Eq, Operand::Field(f), Operand::Str(s))
+            | Node::Cmp(CmpOp::Eq, Operand::Str(s), Operand::Field(f))
+                if matches!(f, Field::ProcName | Field::ProcPname) =>
+            {
+                Some((*f, vec![s.to_string()]))
+            }
+            Node::InSet(Operand::Field(f), set)
+                if matches!(f, Field::ProcName | Field::ProcPname) =>
+            {
+                Some((*f, set.strs.iter().cloned().collect()))
+            }
+            _ => None,
+        };
+        if let Some(c) = cand {
+            if best.as_ref().is_none_or(|b| c.1.len() < b.1.len()) {
+                best = Some(c);
+            }
+        }
+    }
+    best
 }
 
 impl RuleSet {
     /// Load rule files and directories (a directory: its `*.yaml`/`*.yml`, name
-    /// order, non-recursive, skipping dot files), in the order given.
+    /// order, non-recursive, skipping dot files), in the order given. See
+    /// [`crate::rules`] for the item semantics.
     pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, LoadErrors> {
-        let _ = paths;
-        Err(LoadErrors::single(
-            Location::default(),
-            None,
-            "rule loading is not implemented yet",
-        ))
+        let sources = rules::read_paths(paths)?;
+        RuleSet::build(sources)
     }
 
     /// Load from in-memory `(name, yaml)` sources, in order.
     pub fn from_sources(sources: &[(String, String)]) -> Result<RuleSet, LoadErrors> {
-        let _ = sources;
-        Err(LoadErrors::single(
-            Location::default(),
-            None,
-            "rule loading is not implemented yet",
-        ))
+        RuleSet::build(
+            sources
+                .iter()
+                .map(|(n, t)| Source {
+                    name: n.clone(),
+                    path: None,
+                    text: t.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    fn build(sources: Vec<Source>) -> Result<RuleSet, LoadErrors> {
+        let mut diag = Diag::default();
+        let mut defs = Defs::default();
+        let mut hasher = Sha256::new();
+        for s in &sources {
+            hasher.update((s.name.len() as u64).to_le_bytes());
+            hasher.update(s.name.as_bytes());
+            hasher.update((s.text.len() as u64).to_le_bytes());
+            hasher.update(s.text.as_bytes());
+            defs.add_source(s, &mut diag);
+        }
+        let hash: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let files: HashMap<String, usize> = defs
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
+        let locate = |base: &Location, needle: &str| -> Location {
+            match files.get(&base.file) {
+                Some(i) => defs.files[*i].find_from(base, needle),
+                None => base.clone(),
+            }
+        };
+
+        // Lists.
+        let lists: HashMap<String, Arc<ListSet>> = defs
+            .lists
+            .iter()
+            .map(|(n, l)| {
+                let mut set = ListSet::default();
+                for it in &l.items {
+                    match it {
+                        ListItem::Str(s) => {
+                            set.strs.insert(s.clone());
+                        }
+                        ListItem::Int(i) => {
+                            set.ints.insert(*i);
+                            set.strs.insert(i.to_string());
+                        }
+                    }
+                }
+                (n.clone(), Arc::new(set))
+            })
+            .collect();
+        for (name, l) in &defs.lists {
+            if NAMESPACES.contains(&name.as_str())
+                || HELPERS.contains(&name.as_str())
+                || defs.macros.contains_key(name)
+            {
+                diag.err(
+                    &l.loc,
+                    Some(&format!("list `{name}`")),
+                    "this name is already a field namespace, helper or macro",
+                );
+            }
+        }
+
+        // Macros: check names, then expand (with cycle detection).
+        let names = NamesOf(&defs);
+        let mut macro_ok: HashMap<String, bool> = HashMap::new();
+        let mut mnames: Vec<&String> = defs.macros.keys().collect();
+        mnames.sort();
+        for name in mnames {
+            let m = &defs.macros[name];
+            let label = format!("macro `{name}`");
+            let mut ok = true;
+            if NAMESPACES.contains(&name.as_str()) || HELPERS.contains(&name.as_str()) {
+                diag.err(
+                    &m.loc,
+                    Some(&label),
+                    "this name is already a field namespace or helper",
+                );
+                ok = false;
+            }
+            for f in &m.frags {
+                for p in check_names(&f.text, &names, &[], &mut Vec::new()) {
+                    diag.err(&locate(&f.loc, &p.text), Some(&label), p.msg);
+                    ok = false;
+                }
+            }
+            macro_ok.insert(name.clone(), ok);
+        }
+        let mut expanded: HashMap<String, Option<String>> = HashMap::new();
+        fn expand_macro(
+            name: &str,
+            defs: &Defs,
+            memo: &mut HashMap<String, Option<String>>,
+            stack: &mut Vec<String>,
+            cycles: &mut Vec<(String, String)>,
+        ) -> Option<String> {
+            if let Some(e) = memo.get(name) {
+                return e.clone();
+            }
+            let m = defs.macros.get(name)?;
+            if stack.iter().any(|s| s == name) {
+                cycles.push((name.to_string(), stack.join(" -> ")));
+                return Some("false".into());
+            }
+            stack.push(name.to_string());
+            let raw = if m.frags.len() == 1 {
+                m.frags[0].text.clone()
+            } else {
+                m.frags
+                    .iter()
+                    .map(|f| format!("({})", f.text))
+                    .collect::<Vec<_>>()
+                    .join(" || ")
+            };
+            let out = expand_macros(&raw, &mut |n| expand_macro(n, defs, memo, stack, cycles));
+            stack.pop();
+            memo.insert(name.to_string(), Some(out.clone()));
+            Some(out)
+        }
+        let mut cycles = Vec::new();
+        {
+            let mut mnames: Vec<&String> = defs.macros.keys().collect();
+            mnames.sort();
+            for n in mnames {
+                expand_macro(n, &defs, &mut expanded, &mut Vec::new(), &mut cycles);
+            }
+        }
+        for (name, path) in &cycles {
+            if let Some(m) = defs.macros.get(name) {
+                diag.err(
+                    &m.loc,
+                    Some(&format!("macro `{name}`")),
+                    format!("macro refers to itself ({path} -> {name})"),
+                );
+            }
+        }
+        cycles.sort();
+        cycles.dedup();
+
+        // Rules.
+        let patterns_cell: Arc<OnceLock<Patterns>> = Arc::new(OnceLock::new());
+        let engine = crate::condition::make_engine(patterns_cell.clone());
+        let scope = make_scope(&lists, &Arc::new(EventSlot::default()));
+        let mut patterns = Patterns::default();
+        let mut rules = Vec::new();
+        for r in &defs.rules {
+            let label = format!("rule `{}`", r.name);
+            let l = Some(label.as_str());
+            let mut ok = true;
+            let events = EventMask::of(&r.events);
+            let mut read = Vec::new();
+            for f in r.frags.iter().chain(r.exceptions.iter().map(|e| &e.cond)) {
+                for p in check_names(&f.text, &names, &[], &mut read) {
+                    diag.err(&locate(&f.loc, &p.text), l, p.msg);
+                    ok = false;
+                }
+            }
+            let uses_bad_macro = |text: &str| {
+                crate::condition::lex(text).iter().any(|t| {
+                    matches!(&t.tok, crate::condition::Tok::Ident(i) if macro_ok.get(i) == Some(&false))
+                })
+            };
+            if !ok || r.frags.iter().any(|f| uses_bad_macro(&f.text)) {
+                continue;
+            }
+            let raw = if r.frags.len() == 1 {
+                r.frags[0].text.clone()
+            } else {
+                r.frags
+                    .iter()
+                    .map(|f| format!("({})", f.text))
+                    .collect::<Vec<_>>()
+                    .join(" && ")
+            };
+            let exp = |t: &str| expand_macros(t, &mut |n| expanded.get(n).cloned().flatten());
+            let cond_text = exp(&raw);
+            let exc_texts: Vec<(String, String, Location)> = r
+                .exceptions
+                .iter()
+                .map(|e| (e.name.clone(), exp(&e.cond.text), e.cond.loc.clone()))
+                .collect();
+            // Fields read after expansion must be carried by the rule's events.
+            let mut all_read = Vec::new();
+            check_names(&cond_text, &names, &[], &mut all_read);
+            for (_, t, _) in &exc_texts {
+                check_names(t, &names, &[], &mut all_read);
+            }
+            all_read.sort();
+            all_read.dedup();
+            for f in all_read {
+                if !events.is_empty() && f.def().events.intersect(events).is_empty() {
+                    let carried: Vec<&str> = f.def().events.iter().map(|t| t.as_str()).collect();
+                    let at = r
+                        .frags
+                        .first()
+                        .map(|fr| locate(&fr.loc, f.name()))
+                        .unwrap_or_else(|| r.loc.clone());
+                    diag.err(
+                        &at,
+                        l,
+                        format!(
+                            "field `{}` is not carried by any of this rule's events ({}); it is carried by {}",
+                            f.name(),
+                            r.events.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+                            carried.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            let base = r
+                .frags
+                .last()
+                .map(|f| f.loc.clone())
+                .unwrap_or_else(|| r.loc.clone());
+            let mut comp = Compiler {
+                engine: &engine,
+                scope: &scope,
+                lists: &lists,
+                patterns: &mut patterns,
+                problems: Vec::new(),
+            };
+            let rhai_full = comp.compile_rhai(&cond_text);
+            let cond = if rhai_full.is_some() {
+                comp.compile(&cond_text)
+            } else {
+                Node::Const(false)
+            };
+            let mut problems: Vec<(Location, crate::condition::CompileProblem)> =
+                comp.problems.drain(..).map(|p| (base.clone(), p)).collect();
+            let mut exceptions = Vec::new();
+            for (name, text, loc) in &exc_texts {
+                let node = if comp.compile_rhai(text).is_some() {
+                    comp.compile(text)
+                } else {
+                    Node::Const(false)
+                };
+                problems.extend(comp.problems.drain(..).map(|p| (loc.clone(), p)));
+                exceptions.push((name.clone(), node));
+            }
+            let mut seen_warn = std::collections::HashSet::new();
+            for (base, p) in problems {
+                let at = p.text.as_deref().map(|t| locate(&base, t)).unwrap_or(base);
+                if p.warning {
+                    if seen_warn.insert(p.msg.clone()) {
+                        diag.warn(&at, l, p.msg);
+                    }
+                } else {
+                    diag.err(&at, l, p.msg);
+                    ok = false;
+                }
+            }
+            let out_frag = r.output.clone().unwrap_or(Frag {
+                text: String::new(),
+                loc: r.loc.clone(),
+            });
+            let output = match Template::parse(&out_frag.text, events, r.threshold.is_some()) {
+                Ok(t) => t,
+                Err(es) => {
+                    for e in es {
+                        diag.err(&out_frag.loc, l, e);
+                    }
+                    continue;
+                }
+            };
+            if let Some(t) = &r.threshold {
+                for f in &t.by {
+                    if f.def().events.intersect(events).is_empty() {
+                        diag.err(
+                            &r.loc,
+                            l,
+                            format!(
+                                "threshold: `by` field `{}` is not carried by this rule's events",
+                                f.name()
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            let clauses = clause_texts(&cond_text);
+            let fingerprint = format!(
+                "{cond_text}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}",
+                exc_texts.iter().map(|(n, t, _)| (n, t)).collect::<Vec<_>>(),
+                out_frag.text,
+                r.priority,
+                r.enabled,
+                r.events,
+                r.tags,
+                r.threshold,
+                r.desc
+            );
+            rules.push(Rule {
+                name: Arc::from(r.name.as_str()),
+                desc: r.desc.clone(),
+                priority: r.priority.unwrap_or(Priority::Warning),
+                enabled: r.enabled,
+                events,
+                tags: r.tags.clone().into(),
+                cond_text,
+                clauses,
+                cond,
+                exceptions,
+                output,
+                threshold: r.threshold.clone(),
+                rhai_full,
+                fingerprint,
+            });
+        }
+        if !diag.errors.is_empty() {
+            return Err(LoadErrors(diag.errors));
+        }
+        let _ = patterns_cell.set(patterns);
+        let mut index: [TypeIndex; 6] = Default::default();
+        for (i, r) in rules.iter().enumerate() {
+            if !r.enabled {
+                continue;
+            }
+            let term = index_term(&r.cond);
+            for t in r.events.iter() {
+                let ix = &mut index[t.index()];
+                match &term {
+                    Some((Field::ProcName, names)) => {
+                        for n in names {
+                            ix.by_comm.entry(n.clone()).or_default().push(i as u32);
+                        }
+                    }
+                    Some((_, names)) => {
+                        for n in names {
+                            ix.by_pcomm.entry(n.clone()).or_default().push(i as u32);
+                        }
+                    }
+                    None => ix.always.push(i as u32),
+                }
+            }
+        }
+        let by_name = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.to_string(), i as u32))
+            .collect();
+        let n_files = defs.files.len();
+        tracing::debug!(rules = rules.len(), hash = %hash, "rule set compiled");
+        Ok(RuleSet {
+            hash,
+            sources: sources.iter().filter_map(|s| s.path.clone()).collect(),
+            n_files,
+            warnings: diag.warnings,
+            rules,
+            by_name,
+            index,
+            engine,
+            lists,
+            n_macros: defs.macros.len(),
+        })
     }
 
     pub fn warnings(&self) -> &[LoadWarning] {
@@ -91,62 +627,449 @@ impl RuleSet {
         &self.hash
     }
 
+    /// Every rule (enabled or not), in definition order.
     pub fn rules(&self) -> impl Iterator<Item = RuleInfo> + '_ {
-        std::iter::empty()
+        self.rules.iter().map(|r| RuleInfo {
+            name: r.name.to_string(),
+            priority: r.priority,
+            enabled: r.enabled,
+            events: r.events.iter().collect(),
+            tags: r.tags.to_vec(),
+            desc: r.desc.clone(),
+        })
+    }
+
+    /// Whether a rule of this name exists.
+    pub fn has_rule(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Number of rules, macros, lists and files loaded.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        (
+            self.rules.len(),
+            self.n_macros,
+            self.lists.len(),
+            self.n_files,
+        )
+    }
+
+    /// A rule's condition after macro expansion (for `explain` and docs).
+    pub fn condition_text(&self, rule: &str) -> Option<&str> {
+        self.by_name
+            .get(rule)
+            .map(|i| self.rules[*i as usize].cond_text.as_str())
     }
 
     pub fn diff(&self, old: &RuleSet) -> RuleSetDiff {
-        let _ = old;
-        RuleSetDiff::default()
+        let mut d = RuleSetDiff::default();
+        for r in &self.rules {
+            match old.by_name.get(&*r.name) {
+                None => d.added.push(r.name.to_string()),
+                Some(i) if old.rules[*i as usize].fingerprint != r.fingerprint => {
+                    d.changed.push(r.name.to_string())
+                }
+                _ => {}
+            }
+        }
+        for r in &old.rules {
+            if !self.by_name.contains_key(&*r.name) {
+                d.removed.push(r.name.to_string());
+            }
+        }
+        d
     }
 
+    /// The kernel first-stage filter derived from the enabled rules.
     pub fn kernel_filter(&self) -> KernelFilter {
-        KernelFilter::pass_all()
+        let mut types: [TypeFilter; 6] = std::array::from_fn(|_| TypeFilter::Drop);
+        for r in self.rules.iter().filter(|r| r.enabled) {
+            let c = constraint(&r.cond);
+            for t in r.events.iter() {
+                let slot = &mut types[t.index()];
+                match (&c, &mut *slot) {
+                    (_, TypeFilter::PassAll) => {}
+                    (None, s) => *s = TypeFilter::PassAll,
+                    (Some(c), TypeFilter::Match(s)) => s.union_with(c),
+                    (Some(c), s) => *s = TypeFilter::Match(c.clone()),
+                }
+            }
+        }
+        KernelFilter { types }
     }
 
     /// What each rule contributed to [`RuleSet::kernel_filter`].
     pub fn filter_contributions(&self) -> Vec<RuleContribution> {
-        Vec::new()
+        self.rules
+            .iter()
+            .map(|r| RuleContribution {
+                rule: r.name.to_string(),
+                enabled: r.enabled,
+                events: r.events.iter().collect(),
+                term: if !r.enabled {
+                    Err("disabled: contributes nothing".into())
+                } else {
+                    constraint(&r.cond).ok_or_else(|| {
+                        if r.cond.is_native() {
+                            "no top-level `&&` term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit or container.id (with == or in): forces pass-all".into()
+                        } else if constraint_possible_in_rhai(&r.cond) {
+                            "no usable term; parts of the condition run in Rhai: forces pass-all".into()
+                        } else {
+                            "the condition runs in Rhai and has no native process term: forces pass-all".into()
+                        }
+                    })
+                },
+            })
+            .collect()
     }
 
     /// Files actually read, in order.
     pub fn sources(&self) -> &[PathBuf] {
         &self.sources
     }
+
+    /// Test support: evaluate a rule's condition natively (with Rhai leaves)
+    /// and with Rhai alone. `None` when the rule does not exist.
+    #[doc(hidden)]
+    pub fn eval_both(
+        &self,
+        rule: &str,
+        ev: &Event,
+    ) -> Option<(Result<bool, String>, Result<bool, String>)> {
+        let r = &self.rules[*self.by_name.get(rule)? as usize];
+        let slot = Arc::new(EventSlot::default());
+        let mut scope = make_scope(&self.lists, &slot);
+        slot.set(Some(ev));
+        let mut ctx = RhaiCtx {
+            engine: &self.engine,
+            scope: &mut scope,
+        };
+        let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
+        let rhai = match &r.rhai_full {
+            Some(ast) => crate::condition::eval_rhai(ast, &mut ctx).map_err(|e| e.to_string()),
+            None => Err("not compiled".into()),
+        };
+        slot.set(None);
+        Some((native, rhai))
+    }
+
+    /// True when the rule's condition evaluates entirely natively.
+    #[doc(hidden)]
+    pub fn is_native(&self, rule: &str) -> Option<bool> {
+        self.by_name
+            .get(rule)
+            .map(|i| self.rules[*i as usize].cond.is_native())
+    }
+}
+
+fn constraint_possible_in_rhai(n: &Node) -> bool {
+    !matches!(n, Node::Rhai(..))
+}
+
+/// Threshold state of one `by` key.
+struct KeyState {
+    /// Times of the last `count` matches.
+    times: VecDeque<i64>,
+    last_alert: Option<i64>,
+    since_alert: u64,
+    last_seen: i64,
 }
 
 /// Evaluates events against a rule set; owns threshold state.
 pub struct Evaluator {
     rules: Arc<RuleSet>,
     hostname: Arc<str>,
-    stats: EvalStats,
+    slot: Arc<EventSlot>,
+    scope: rhai::Scope<'static>,
+    cands: Vec<u32>,
+    events: u64,
+    evaluated: u64,
+    matches: Vec<u64>,
+    errors: Vec<u64>,
+    thresholds: HashMap<u32, HashMap<String, KeyState>>,
 }
 
 impl Evaluator {
     pub fn new(rules: Arc<RuleSet>, hostname: &str) -> Evaluator {
+        let slot = Arc::new(EventSlot::default());
+        let scope = make_scope(&rules.lists, &slot);
+        let n = rules.rules.len();
         Evaluator {
             rules,
             hostname: Arc::from(hostname),
-            stats: EvalStats::default(),
+            slot,
+            scope,
+            cands: Vec::with_capacity(64),
+            events: 0,
+            evaluated: 0,
+            matches: vec![0; n],
+            errors: vec![0; n],
+            thresholds: HashMap::new(),
         }
     }
 
-    /// Hot reload: replaces the rules and drops all per-rule state.
+    /// Hot reload: replaces the rules and drops all per-rule state (threshold
+    /// windows, per-rule counters); the event counters continue.
     pub fn swap_rules(&mut self, rules: Arc<RuleSet>) {
+        let n = rules.rules.len();
+        self.scope = make_scope(&rules.lists, &self.slot);
         self.rules = rules;
+        self.matches = vec![0; n];
+        self.errors = vec![0; n];
+        self.thresholds.clear();
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
 
-    /// Appends one [`Alert`] per matching rule to `out`.
+    /// Appends one [`Alert`] per matching rule to `out` (every matching rule
+    /// fires; no first-match).
     pub fn evaluate(&mut self, ev: &Event, out: &mut Vec<Alert>) {
-        let _ = (ev, out, &self.hostname);
-        self.stats.events += 1;
+        self.events += 1;
+        let rs = self.rules.clone();
+        let ix = &rs.index[ev.kind.index()];
+        self.cands.clear();
+        self.cands.extend_from_slice(&ix.always);
+        let mut sources = usize::from(!ix.always.is_empty());
+        if !ix.by_comm.is_empty() {
+            if let Some(v) = ix.by_comm.get(ev.proc.name.as_str()) {
+                self.cands.extend_from_slice(v);
+                sources += 1;
+            }
+        }
+        if !ix.by_pcomm.is_empty() {
+            if let Some(v) = ix.by_pcomm.get(ev.proc.pname.as_str()) {
+                self.cands.extend_from_slice(v);
+                sources += 1;
+            }
+        }
+        if self.cands.is_empty() {
+            return;
+        }
+        if sources > 1 {
+            self.cands.sort_unstable();
+            self.cands.dedup();
+        }
+        self.slot.set(Some(ev));
+        let mut ctx = RhaiCtx {
+            engine: &rs.engine,
+            scope: &mut self.scope,
+        };
+        for k in 0..self.cands.len() {
+            let i = self.cands[k] as usize;
+            let r = &rs.rules[i];
+            self.evaluated += 1;
+            let hit = match r.cond.eval(ev, &mut ctx) {
+                Ok(true) => {
+                    let mut excepted = Ok(false);
+                    for (_, e) in &r.exceptions {
+                        match e.eval(ev, &mut ctx) {
+                            Ok(false) => {}
+                            other => {
+                                excepted = other;
+                                break;
+                            }
+                        }
+                    }
+                    excepted.map(|x| !x)
+                }
+                other => other,
+            };
+            match hit {
+                Ok(false) => {}
+                Ok(true) => {
+                    let count = match &r.threshold {
+                        None => None,
+                        Some(t) => match threshold_step(&mut self.thresholds, i as u32, t, ev) {
+                            Some(c) => Some(c),
+                            None => continue,
+                        },
+                    };
+                    self.matches[i] += 1;
+                    out.push(make_alert(r, ev, count, &self.hostname));
+                }
+                Err(e) => {
+                    self.errors[i] += 1;
+                    tracing::debug!(rule = %r.name, error = %e, "condition evaluation failed");
+                }
+            }
+        }
+        self.slot.set(None);
     }
 
     pub fn stats(&self) -> EvalStats {
-        self.stats.clone()
+        let mut s = EvalStats {
+            events: self.events,
+            rules_evaluated: self.evaluated,
+            ..EvalStats::default()
+        };
+        for (i, r) in self.rules.rules.iter().enumerate() {
+            if self.matches[i] > 0 {
+                s.matches.insert(r.name.to_string(), self.matches[i]);
+            }
+            if self.errors[i] > 0 {
+                s.errors.insert(r.name.to_string(), self.errors[i]);
+            }
+        }
+        s
     }
+
+    /// Why `rule` did not fire for `ev` (for test reports): the event type,
+    /// the first false top-level clause, an exception that matched, an
+    /// evaluation error, or a threshold not reached. `None` if it would match.
+    pub fn why_not(&mut self, rule: &str, ev: &Event) -> Option<String> {
+        let rs = self.rules.clone();
+        let Some(&i) = rs.by_name.get(rule) else {
+            return Some(format!("no rule named `{rule}`"));
+        };
+        let r = &rs.rules[i as usize];
+        if !r.enabled {
+            return Some("the rule is disabled".into());
+        }
+        if !r.events.contains(ev.kind) {
+            return Some(format!(
+                "event type `{}` is not one of the rule's events ({})",
+                ev.kind,
+                r.events
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.slot.set(Some(ev));
+        let mut ctx = RhaiCtx {
+            engine: &rs.engine,
+            scope: &mut self.scope,
+        };
+        let conj = r.cond.conjuncts();
+        let mut reason = None;
+        for (k, c) in conj.iter().enumerate() {
+            match c.eval(ev, &mut ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    reason = Some(
+                        match r.clauses.get(k).filter(|_| r.clauses.len() == conj.len()) {
+                            Some(t) => format!("clause `{t}` was false"),
+                            None => "the condition was false".to_string(),
+                        },
+                    );
+                    break;
+                }
+                Err(e) => {
+                    reason = Some(format!("evaluation error: {e}"));
+                    break;
+                }
+            }
+        }
+        if reason.is_none() {
+            for (name, e) in &r.exceptions {
+                if let Ok(true) = e.eval(ev, &mut ctx) {
+                    reason = Some(format!("exception `{name}` matched"));
+                    break;
+                }
+            }
+        }
+        self.slot.set(None);
+        reason.or_else(|| {
+            r.threshold.as_ref().map(|t| {
+                format!(
+                    "condition matched but the threshold ({} in {} ms) was not reached",
+                    t.count,
+                    t.window_ns / 1_000_000
+                )
+            })
+        })
+    }
+}
+
+/// Record a match for a threshold rule; `Some(count)` when it raises an alert.
+fn threshold_step(
+    states: &mut HashMap<u32, HashMap<String, KeyState>>,
+    rule: u32,
+    t: &Threshold,
+    ev: &Event,
+) -> Option<u64> {
+    let keys = states.entry(rule).or_default();
+    let mut key = String::new();
+    for (k, f) in t.by.iter().enumerate() {
+        if k > 0 {
+            key.push('\u{1f}');
+        }
+        if let Some(v) = ev.get(*f) {
+            key.push_str(&v.render());
+        }
+    }
+    if !keys.contains_key(&key) && keys.len() >= MAX_THRESHOLD_KEYS {
+        if let Some(oldest) = keys
+            .iter()
+            .min_by_key(|(_, s)| s.last_seen)
+            .map(|(k, _)| k.clone())
+        {
+            keys.remove(&oldest);
+        }
+    }
+    let s = keys.entry(key).or_insert_with(|| KeyState {
+        times: VecDeque::new(),
+        last_alert: None,
+        since_alert: 0,
+        last_seen: ev.time,
+    });
+    let now = ev.time;
+    s.last_seen = now;
+    s.since_alert += 1;
+    s.times.push_back(now);
+    while s.times.len() as u64 > t.count {
+        s.times.pop_front();
+    }
+    while s
+        .times
+        .front()
+        .is_some_and(|f| now.saturating_sub(*f) >= t.window_ns)
+    {
+        s.times.pop_front();
+    }
+    let reached = s.times.len() as u64 >= t.count;
+    let quiet = s
+        .last_alert
+        .is_none_or(|a| now.saturating_sub(a) >= t.window_ns);
+    if reached && quiet {
+        let c = if s.last_alert.is_none() {
+            t.count.max(s.times.len() as u64)
+        } else {
+            s.since_alert
+        };
+        s.last_alert = Some(now);
+        s.since_alert = 0;
+        Some(c)
+    } else {
+        None
+    }
+}
+
+fn make_alert(r: &Rule, ev: &Event, count: Option<u64>, hostname: &Arc<str>) -> Alert {
+    let mut fields = ev.to_flat_json();
+    if let Some(c) = count {
+        fields.insert(COUNT_FIELD.to_string(), serde_json::Value::from(c));
+    }
+    Alert {
+        time: ev.time,
+        rule: r.name.clone(),
+        priority: r.priority,
+        output: r.output.render(ev, count),
+        output_fields: fields,
+        tags: r.tags.clone(),
+        source: "syscall",
+        hostname: hostname.clone(),
+    }
+}
+
+/// The machine's hostname (`/proc/sys/kernel/hostname`), or "localhost".
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
 }

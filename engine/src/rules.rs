@@ -1,0 +1,1230 @@
+//! Rule files: reading files and directories, YAML items (`list`, `macro`,
+//! `rule`) with their file positions, and the definition semantics.
+//!
+//! # Loading
+//! A directory loads its `*.yaml` and `*.yml` files in name order,
+//! non-recursively, skipping names that start with `.`; several paths load in
+//! the order given. Later items override earlier ones.
+//!
+//! # Items and keys
+//! - `list: NAME`, `items: [...]` (strings or ints; an item naming an earlier
+//!   list is replaced by that list's items), `append`.
+//! - `macro: NAME`, `condition: EXPR`, `append`.
+//! - `rule: NAME`, `condition`, `events: [exec, ...]` (required), `output`,
+//!   `priority`, `desc`, `enabled` (default true), `tags`, `exceptions`,
+//!   `threshold`, `append`.
+//!
+//! Unknown keys are errors.
+//!
+//! # Redefinition and `append: true`
+//! - list: `append` adds the items; a plain redefinition replaces the list.
+//! - macro: `append` makes the condition `(old) || (new)`; a plain
+//!   redefinition replaces it.
+//! - rule: `append` makes the condition `(old) && (new)`, appends
+//!   `exceptions` and `tags`, and replaces any other key it gives (priority,
+//!   output, desc, enabled, events, threshold).
+//! - rule without `condition` and without `append`: an **override** of an
+//!   existing rule; it may set only `enabled`, `priority`, `output`, `desc`
+//!   and `tags` (replacing them), e.g. `- {rule: X, enabled: false}` in
+//!   `rules.d`.
+//! - A second full definition (with `condition`) of a rule without `append`
+//!   is an error, as is appending to or overriding something not defined
+//!   earlier.
+//!
+//! # Exceptions
+//! `exceptions: [{name, condition}]`: the rule fires iff
+//! `condition && !(exc1 || exc2 || ...)`. Falco's tuple form
+//! `{name, fields: [f1, f2], comps: [==, in], values: [[v1, v2], ...]}` is
+//! accepted: each values row becomes `(f1 == v1 && f2 == v2)` (default comp
+//! `==`, or `in` for a list value; comps also `!=`, `<`, `<=`, `>`, `>=`,
+//! `startswith`, `endswith`, `contains`, `glob`, `regex`).
+//!
+//! # Threshold
+//! `threshold: {count: N, window: 10s, by: [net.daddr]}`: the rule raises an
+//! alert when `N` matching events with the same `by` key happen within
+//! `window` (a duration such as `500ms`, `10s`, `5m`, `1h`, or seconds as an
+//! int), then at most once per window while matches continue. Alerts carry
+//! `vigil.count`: `N` for the first alert, then the matches since the previous
+//! alert. State is bounded: at most [`MAX_THRESHOLD_KEYS`] keys per rule (the
+//! least recently seen key is evicted) and `N` timestamps per key.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::alert::Priority;
+use crate::error::{Diag, LoadErrors, Location};
+use crate::event::EventType;
+use crate::fields::{self, Field};
+
+/// Most keys a threshold rule tracks at once.
+pub const MAX_THRESHOLD_KEYS: usize = 10_000;
+/// Largest `threshold.count`.
+pub const MAX_THRESHOLD_COUNT: u64 = 100_000;
+
+/// One rule file's text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Display name (the path as given, or the in-memory name).
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub text: String,
+}
+
+/// Read rule files/directories in order.
+pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors> {
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    let loc = |p: &Path| Location {
+        file: p.display().to_string(),
+        line: 0,
+        col: 0,
+    };
+    for p in paths {
+        let p = p.as_ref();
+        let meta = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) => {
+                errs.push(crate::error::LoadError {
+                    loc: loc(p),
+                    item: None,
+                    msg: format!("cannot read: {e}"),
+                });
+                continue;
+            }
+        };
+        let files = if meta.is_dir() {
+            match list_dir(p) {
+                Ok(f) => f,
+                Err(e) => {
+                    errs.push(crate::error::LoadError {
+                        loc: loc(p),
+                        item: None,
+                        msg: format!("cannot list directory: {e}"),
+                    });
+                    continue;
+                }
+            }
+        } else {
+            vec![p.to_path_buf()]
+        };
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(text) => out.push(Source {
+                    name: f.display().to_string(),
+                    path: Some(f),
+                    text,
+                }),
+                Err(e) => errs.push(crate::error::LoadError {
+                    loc: loc(&f),
+                    item: None,
+                    msg: format!("cannot read: {e}"),
+                }),
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(LoadErrors(errs))
+    }
+}
+
+/// The `*.yaml`/`*.yml` files of a directory, name order, no dot files.
+pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let path = e.path();
+        // follow symlinks; skip directories named *.yaml
+        if std::fs::metadata(&path)
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+        {
+            v.push(path);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+// ------------------------------------------------------------ positions
+
+/// Line bookkeeping of one source, for error positions.
+#[derive(Clone, Debug)]
+pub(crate) struct SrcLines {
+    pub name: String,
+    pub lines: Vec<String>,
+}
+
+impl SrcLines {
+    pub fn new(name: &str, text: &str) -> SrcLines {
+        SrcLines {
+            name: name.to_string(),
+            lines: text.lines().map(str::to_string).collect(),
+        }
+    }
+
+    pub fn loc(&self, line: usize, col: usize) -> Location {
+        Location {
+            file: self.name.clone(),
+            line,
+            col,
+        }
+    }
+
+    /// 1-based start lines of the top-level sequence items.
+    pub fn item_lines(&self) -> Vec<usize> {
+        let mut indent = None;
+        let mut out = Vec::new();
+        for (i, l) in self.lines.iter().enumerate() {
+            let t = l.trim_start();
+            if t.is_empty() || t.starts_with('#') || t.starts_with("---") {
+                continue;
+            }
+            let ind = l.len() - t.len();
+            if t == "-" || t.starts_with("- ") {
+                match indent {
+                    None => {
+                        indent = Some(ind);
+                        out.push(i + 1);
+                    }
+                    Some(x) if x == ind => out.push(i + 1),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Location of `key:` within lines `[from, to)` (1-based), at the first match.
+    pub fn key_loc(&self, from: usize, to: usize, key: &str) -> Option<Location> {
+        for ln in from..to.min(self.lines.len() + 1) {
+            let l = &self.lines[ln - 1];
+            let t = l.trim_start();
+            let t2 = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+            let t2 = t2.strip_prefix('{').map(str::trim_start).unwrap_or(t2);
+            if let Some(rest) = t2.strip_prefix(key) {
+                if rest.trim_start().starts_with(':') {
+                    let col = l.len() - t2.len() + 1;
+                    return Some(self.loc(ln, col));
+                }
+            }
+            // flow mappings: `{rule: x, condition: ...}` on one line
+            if let Some(pos) = l.find(&format!(", {key}:")) {
+                return Some(self.loc(ln, pos + 3));
+            }
+        }
+        None
+    }
+
+    /// Find `needle` at or after `base` (at most 60 lines on); `base` if absent.
+    pub fn find_from(&self, base: &Location, needle: &str) -> Location {
+        if needle.is_empty() || base.line == 0 {
+            return base.clone();
+        }
+        let start = base.line;
+        for ln in start..(start + 60).min(self.lines.len() + 1) {
+            let l = &self.lines[ln - 1];
+            let from = if ln == start {
+                base.col.saturating_sub(1).min(l.len())
+            } else {
+                0
+            };
+            if let Some(p) = l.get(from..).and_then(|s| s.find(needle)) {
+                return self.loc(ln, from + p + 1);
+            }
+        }
+        base.clone()
+    }
+}
+
+// ------------------------------------------------------------ definitions
+
+/// A condition fragment and where its `condition:` key is.
+#[derive(Clone, Debug)]
+pub(crate) struct Frag {
+    pub text: String,
+    pub loc: Location,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum ListItem {
+    Str(String),
+    Int(i64),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ListDef {
+    pub loc: Location,
+    pub items: Vec<ListItem>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct MacroDef {
+    pub loc: Location,
+    pub frags: Vec<Frag>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ExcDef {
+    pub name: String,
+    pub cond: Frag,
+}
+
+/// A rule's `threshold`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Threshold {
+    pub count: u64,
+    pub window_ns: i64,
+    pub by: Vec<Field>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RuleDef {
+    pub name: String,
+    pub loc: Location,
+    pub desc: String,
+    pub frags: Vec<Frag>,
+    pub output: Option<Frag>,
+    pub priority: Option<Priority>,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub exceptions: Vec<ExcDef>,
+    pub events: Vec<EventType>,
+    pub events_loc: Location,
+    pub threshold: Option<Threshold>,
+}
+
+/// Everything defined by the sources, after append/override semantics.
+#[derive(Default, Debug)]
+pub(crate) struct Defs {
+    pub lists: HashMap<String, ListDef>,
+    pub macros: HashMap<String, MacroDef>,
+    pub rules: Vec<RuleDef>,
+    pub rule_idx: HashMap<String, usize>,
+    pub files: Vec<SrcLines>,
+}
+
+const LIST_KEYS: &[&str] = &["list", "items", "append"];
+const MACRO_KEYS: &[&str] = &["macro", "condition", "append"];
+const RULE_KEYS: &[&str] = &[
+    "rule",
+    "desc",
+    "condition",
+    "output",
+    "priority",
+    "enabled",
+    "tags",
+    "exceptions",
+    "events",
+    "threshold",
+    "append",
+];
+const OVERRIDE_KEYS: &[&str] = &["rule", "enabled", "priority", "output", "desc", "tags"];
+const EXC_KEYS: &[&str] = &["name", "condition", "fields", "values", "comps"];
+const THRESHOLD_KEYS: &[&str] = &["count", "window", "by"];
+
+fn suggest_key(k: &str, keys: &[&str]) -> String {
+    keys.iter()
+        .map(|c| (fields::edit_distance(k, c), *c))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_else(|| format!(" (expected one of: {})", keys.join(", ")))
+}
+
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Sequence(s) => s.iter().map(scalar_string).collect(),
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Null => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// Parse a duration: `500ms`, `10s`, `5m`, `1h`, `2d`, `100us`, `10ns`, or an int (seconds).
+pub fn parse_duration(v: &Value) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return i.checked_mul(1_000_000_000).filter(|d| *d > 0);
+    }
+    let s = v.as_str()?.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().ok()?;
+    let mult: i64 = match unit.trim() {
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|d| *d > 0)
+}
+
+/// Quote a YAML scalar as a Rhai literal.
+fn rhai_literal(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) if n.is_i64() => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(format!(
+            "\"{}\"",
+            s.replace('\\', "\\\\").replace('"', "\\\"")
+        )),
+        _ => None,
+    }
+}
+
+impl Defs {
+    /// Parse one source's items into the definitions (errors into `diag`).
+    pub fn add_source(&mut self, src: &Source, diag: &mut Diag) {
+        let lines = SrcLines::new(&src.name, &src.text);
+        let value: Value = match serde_yaml_ng::from_str(&src.text) {
+            Ok(v) => v,
+            Err(e) => {
+                let (l, c) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((0, 0));
+                diag.err(&lines.loc(l, c), None, format!("YAML syntax error: {e}"));
+                self.files.push(lines);
+                return;
+            }
+        };
+        let items = match value {
+            Value::Sequence(s) => s,
+            Value::Null => Vec::new(),
+            _ => {
+                diag.err(
+                    &lines.loc(1, 1),
+                    None,
+                    "a rule file must be a YAML list of items (`- rule: ...`, `- macro: ...`, `- list: ...`)",
+                );
+                self.files.push(lines);
+                return;
+            }
+        };
+        let starts = lines.item_lines();
+        let aligned = starts.len() == items.len();
+        for (i, item) in items.iter().enumerate() {
+            let (from, to) = if aligned {
+                (starts[i], starts.get(i + 1).copied().unwrap_or(usize::MAX))
+            } else {
+                (0, 0)
+            };
+            let item_loc = if aligned {
+                let l = &lines.lines[from - 1];
+                let col = l.len() - l.trim_start().len() + 1;
+                lines.loc(from, col)
+            } else {
+                lines.loc(0, 0)
+            };
+            let kloc = |key: &str| {
+                if aligned {
+                    lines
+                        .key_loc(from, to, key)
+                        .unwrap_or_else(|| item_loc.clone())
+                } else {
+                    item_loc.clone()
+                }
+            };
+            let Value::Mapping(m) = item else {
+                diag.err(
+                    &item_loc,
+                    None,
+                    "each item must be a mapping with `rule`, `macro` or `list`",
+                );
+                continue;
+            };
+            self.add_item(m, &item_loc, &kloc, &lines, diag);
+        }
+        self.files.push(lines);
+    }
+
+    fn add_item(
+        &mut self,
+        m: &Mapping,
+        item_loc: &Location,
+        kloc: &dyn Fn(&str) -> Location,
+        lines: &SrcLines,
+        diag: &mut Diag,
+    ) {
+        let kinds: Vec<&str> = ["rule", "macro", "list"]
+            .into_iter()
+            .filter(|k| m.contains_key(*k))
+            .collect();
+        let kind = match kinds.as_slice() {
+            [k] => *k,
+            [] => {
+                let first = m.keys().next().and_then(Value::as_str).unwrap_or("?");
+                diag.err(
+                    item_loc,
+                    None,
+                    format!("item has none of `rule`, `macro`, `list` (first key `{first}`)"),
+                );
+                return;
+            }
+            _ => {
+                diag.err(
+                    item_loc,
+                    None,
+                    format!("item has several of {}", kinds.join(", ")),
+                );
+                return;
+            }
+        };
+        let name = match m.get(kind).and_then(scalar_string) {
+            Some(n) if !n.trim().is_empty() => n,
+            _ => {
+                diag.err(&kloc(kind), None, format!("`{kind}` needs a name"));
+                return;
+            }
+        };
+        let label = format!("{kind} `{name}`");
+        let allowed = match kind {
+            "rule" => RULE_KEYS,
+            "macro" => MACRO_KEYS,
+            _ => LIST_KEYS,
+        };
+        let bad = false;
+        for k in m.keys() {
+            let ks = k.as_str().unwrap_or("");
+            if !allowed.contains(&ks) {
+                diag.err(
+                    &kloc(ks),
+                    Some(&label),
+                    format!(
+                        "unknown key `{}`{}",
+                        scalar_string(k).unwrap_or_default(),
+                        suggest_key(ks, allowed)
+                    ),
+                );
+                // Keep going: the item's other errors are reported too.
+            }
+        }
+        let append = match m.get("append") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                diag.err(
+                    &kloc("append"),
+                    Some(&label),
+                    "`append` must be true or false",
+                );
+                return;
+            }
+        };
+        let cond_frag = |diag: &mut Diag| -> Option<Option<Frag>> {
+            match m.get("condition") {
+                None => Some(None),
+                Some(v) => match scalar_string(v) {
+                    Some(t) if !t.trim().is_empty() => Some(Some(Frag {
+                        text: t,
+                        loc: kloc("condition"),
+                    })),
+                    _ => {
+                        diag.err(
+                            &kloc("condition"),
+                            Some(&label),
+                            "`condition` must be a non-empty string",
+                        );
+                        None
+                    }
+                },
+            }
+        };
+        match kind {
+            "list" => {
+                let items = match m.get("items") {
+                    Some(Value::Sequence(s)) => s,
+                    Some(Value::Null) | None if append => &Vec::new(),
+                    _ => {
+                        diag.err(&kloc("items"), Some(&label), "`items` must be a list");
+                        return;
+                    }
+                };
+                let mut out = Vec::new();
+                for it in items {
+                    match it {
+                        Value::String(s) => match self.lists.get(s) {
+                            Some(other) if s != &name => out.extend(other.items.iter().cloned()),
+                            _ => out.push(ListItem::Str(s.clone())),
+                        },
+                        Value::Number(n) if n.is_i64() => {
+                            out.push(ListItem::Int(n.as_i64().unwrap_or_default()))
+                        }
+                        Value::Bool(b) => out.push(ListItem::Str(b.to_string())),
+                        _ => {
+                            diag.err(
+                                &kloc("items"),
+                                Some(&label),
+                                "list items must be strings or integers",
+                            );
+                            return;
+                        }
+                    }
+                }
+                if bad {
+                    return;
+                }
+                if append {
+                    match self.lists.get_mut(&name) {
+                        Some(l) => l.items.extend(out),
+                        None => diag.err(
+                            item_loc,
+                            Some(&label),
+                            "`append: true` to a list not defined earlier",
+                        ),
+                    }
+                } else {
+                    self.lists.insert(
+                        name,
+                        ListDef {
+                            loc: item_loc.clone(),
+                            items: out,
+                        },
+                    );
+                }
+            }
+            "macro" => {
+                let Some(frag) = cond_frag(diag) else { return };
+                let Some(frag) = frag else {
+                    diag.err(item_loc, Some(&label), "macro needs a `condition`");
+                    return;
+                };
+                if bad {
+                    return;
+                }
+                if append {
+                    match self.macros.get_mut(&name) {
+                        Some(mdef) => mdef.frags.push(frag),
+                        None => diag.err(
+                            item_loc,
+                            Some(&label),
+                            "`append: true` to a macro not defined earlier",
+                        ),
+                    }
+                } else {
+                    self.macros.insert(
+                        name,
+                        MacroDef {
+                            loc: item_loc.clone(),
+                            frags: vec![frag],
+                        },
+                    );
+                }
+            }
+            _ => self.add_rule(
+                m,
+                name,
+                label.clone(),
+                append,
+                bad,
+                item_loc,
+                kloc,
+                lines,
+                diag,
+                cond_frag,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_rule(
+        &mut self,
+        m: &Mapping,
+        name: String,
+        label: String,
+        append: bool,
+        mut bad: bool,
+        item_loc: &Location,
+        kloc: &dyn Fn(&str) -> Location,
+        lines: &SrcLines,
+        diag: &mut Diag,
+        cond_frag: impl Fn(&mut Diag) -> Option<Option<Frag>>,
+    ) {
+        let l = Some(label.as_str());
+        let frag = match cond_frag(diag) {
+            Some(f) => f,
+            None => {
+                bad = true;
+                None
+            }
+        };
+        let desc = match m.get("desc") {
+            None => None,
+            Some(v) => match scalar_string(v) {
+                Some(s) => Some(s),
+                None => {
+                    diag.err(&kloc("desc"), l, "`desc` must be a string");
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let output = match m.get("output") {
+            None => None,
+            Some(v) => match scalar_string(v) {
+                Some(s) => Some(Frag {
+                    text: s.trim_end().to_string(),
+                    loc: kloc("output"),
+                }),
+                None => {
+                    diag.err(&kloc("output"), l, "`output` must be a string");
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let priority = match m.get("priority") {
+            None => None,
+            Some(v) => match scalar_string(v).map(|s| s.parse::<Priority>()) {
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    diag.err(
+                        &lines.find_from(&kloc("priority"), &scalar_string(v).unwrap_or_default()),
+                        l,
+                        e.to_string(),
+                    );
+                    bad = true;
+                    None
+                }
+                None => {
+                    diag.err(&kloc("priority"), l, "`priority` must be a string");
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let enabled = match m.get("enabled") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => {
+                diag.err(&kloc("enabled"), l, "`enabled` must be true or false");
+                bad = true;
+                None
+            }
+        };
+        let tags = match m.get("tags") {
+            None => None,
+            Some(v) => match string_list(v) {
+                Some(t) => Some(t),
+                None => {
+                    diag.err(&kloc("tags"), l, "`tags` must be a list of strings");
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let events_loc = kloc("events");
+        let events = match m.get("events") {
+            None => None,
+            Some(v) => match string_list(v) {
+                Some(names) => {
+                    let mut out = Vec::new();
+                    for n in names {
+                        match n.parse::<EventType>() {
+                            Ok(t) => {
+                                if !out.contains(&t) {
+                                    out.push(t)
+                                }
+                            }
+                            Err(e) => {
+                                diag.err(&lines.find_from(&events_loc, &n), l, e.to_string());
+                                bad = true;
+                            }
+                        }
+                    }
+                    if out.is_empty() && !bad {
+                        diag.err(&events_loc, l, "`events` must name at least one event type");
+                        bad = true;
+                    }
+                    Some(out)
+                }
+                None => {
+                    diag.err(&events_loc, l, "`events` must be a list of event types");
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let exceptions = match m.get("exceptions") {
+            None => None,
+            Some(v) => match self.parse_exceptions(v, &kloc("exceptions"), &label, lines, diag) {
+                Some(e) => Some(e),
+                None => {
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let threshold = match m.get("threshold") {
+            None => None,
+            Some(v) => match parse_threshold(v, &kloc("threshold"), &label, diag) {
+                Some(t) => Some(t),
+                None => {
+                    bad = true;
+                    None
+                }
+            },
+        };
+        let existing = self.rule_idx.get(&name).copied();
+        // A new definition with bad values is still compiled (so its other
+        // errors are reported too); appends and overrides are not applied.
+        if bad && (append || frag.is_none() || existing.is_some()) {
+            return;
+        }
+        if append {
+            let Some(i) = existing else {
+                diag.err(item_loc, l, "`append: true` to a rule not defined earlier");
+                return;
+            };
+            let r = &mut self.rules[i];
+            r.frags.extend(frag);
+            r.exceptions.extend(exceptions.unwrap_or_default());
+            r.tags.extend(tags.unwrap_or_default());
+            if let Some(p) = priority {
+                r.priority = Some(p);
+            }
+            if let Some(o) = output {
+                r.output = Some(o);
+            }
+            if let Some(d) = desc {
+                r.desc = d;
+            }
+            if let Some(e) = enabled {
+                r.enabled = e;
+            }
+            if let Some(ev) = events {
+                r.events = ev;
+                r.events_loc = events_loc;
+            }
+            if threshold.is_some() {
+                r.threshold = threshold;
+            }
+            return;
+        }
+        let Some(frag) = frag else {
+            // An override of an existing rule.
+            let extra: Vec<&str> = m
+                .keys()
+                .filter_map(Value::as_str)
+                .filter(|k| !OVERRIDE_KEYS.contains(k))
+                .collect();
+            if !extra.is_empty() {
+                diag.err(
+                    item_loc,
+                    l,
+                    format!(
+                        "a rule without `condition` overrides an existing rule and may only set enabled, priority, output, desc, tags (found {}); use `append: true` to extend it",
+                        extra.join(", ")
+                    ),
+                );
+                return;
+            }
+            let Some(i) = existing else {
+                diag.err(
+                    item_loc,
+                    l,
+                    "rule has no `condition` and no earlier definition to override (define it with a condition, or load the file defining it first)",
+                );
+                return;
+            };
+            let r = &mut self.rules[i];
+            if let Some(p) = priority {
+                r.priority = Some(p);
+            }
+            if let Some(o) = output {
+                r.output = Some(o);
+            }
+            if let Some(d) = desc {
+                r.desc = d;
+            }
+            if let Some(e) = enabled {
+                r.enabled = e;
+            }
+            if let Some(t) = tags {
+                r.tags = t;
+            }
+            return;
+        };
+        if let Some(i) = existing {
+            let first = &self.rules[i].loc;
+            diag.err(
+                item_loc,
+                l,
+                format!("duplicate rule (first defined at {first}); use `append: true` to extend it or an override without `condition` to change it"),
+            );
+            return;
+        }
+        let missing: Vec<&str> = ["events", "output", "priority"]
+            .into_iter()
+            .filter(|k| !m.contains_key(*k))
+            .collect();
+        if !missing.is_empty() {
+            diag.err(
+                item_loc,
+                l,
+                format!(
+                    "rule needs {}",
+                    missing
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return;
+        }
+        self.rule_idx.insert(name.clone(), self.rules.len());
+        self.rules.push(RuleDef {
+            name,
+            loc: item_loc.clone(),
+            desc: desc.unwrap_or_default(),
+            frags: vec![frag],
+            output,
+            priority,
+            enabled: enabled.unwrap_or(true),
+            tags: tags.unwrap_or_default(),
+            exceptions: exceptions.unwrap_or_default(),
+            events: events.unwrap_or_default(),
+            events_loc,
+            threshold,
+        });
+    }
+
+    fn parse_exceptions(
+        &self,
+        v: &Value,
+        loc: &Location,
+        label: &str,
+        lines: &SrcLines,
+        diag: &mut Diag,
+    ) -> Option<Vec<ExcDef>> {
+        let l = Some(label);
+        let Value::Sequence(seq) = v else {
+            diag.err(loc, l, "`exceptions` must be a list of {name, condition}");
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for e in seq {
+            let Value::Mapping(m) = e else {
+                diag.err(loc, l, "each exception must be a mapping {name, condition}");
+                ok = false;
+                continue;
+            };
+            let name = m.get("name").and_then(scalar_string).unwrap_or_default();
+            let eloc = if name.is_empty() {
+                loc.clone()
+            } else {
+                lines.find_from(loc, &name)
+            };
+            if name.is_empty() {
+                diag.err(loc, l, "exception needs a `name`");
+                ok = false;
+                continue;
+            }
+            for k in m.keys() {
+                let ks = k.as_str().unwrap_or("");
+                if !EXC_KEYS.contains(&ks) {
+                    diag.err(
+                        &eloc,
+                        l,
+                        format!(
+                            "exception `{name}`: unknown key `{ks}`{}",
+                            suggest_key(ks, EXC_KEYS)
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            let cond = if let Some(c) = m.get("condition") {
+                match scalar_string(c) {
+                    Some(t) if !t.trim().is_empty() => {
+                        if m.contains_key("fields") || m.contains_key("values") {
+                            diag.err(&eloc, l, format!("exception `{name}`: give either `condition` or `fields`/`values`, not both"));
+                            ok = false;
+                            continue;
+                        }
+                        t
+                    }
+                    _ => {
+                        diag.err(
+                            &eloc,
+                            l,
+                            format!("exception `{name}`: `condition` must be a non-empty string"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                }
+            } else {
+                match tuple_condition(m) {
+                    Ok(t) => t,
+                    Err(msg) => {
+                        diag.err(&eloc, l, format!("exception `{name}`: {msg}"));
+                        ok = false;
+                        continue;
+                    }
+                }
+            };
+            if out.iter().any(|x: &ExcDef| x.name == name) {
+                diag.err(&eloc, l, format!("duplicate exception name `{name}`"));
+                ok = false;
+                continue;
+            }
+            out.push(ExcDef {
+                name,
+                cond: Frag {
+                    text: cond,
+                    loc: eloc,
+                },
+            });
+        }
+        ok.then_some(out)
+    }
+}
+
+/// Falco's tuple-form exception to a condition text.
+fn tuple_condition(m: &Mapping) -> Result<String, String> {
+    let fields = match m.get("fields") {
+        Some(v) => string_list(v).ok_or("`fields` must be a list of field names")?,
+        None => return Err("needs `condition`, or `fields` and `values`".into()),
+    };
+    if fields.is_empty() {
+        return Err("`fields` is empty".into());
+    }
+    let comps = match m.get("comps") {
+        None => vec![None; fields.len()],
+        Some(v) => {
+            let c = string_list(v).ok_or("`comps` must be a list")?;
+            if c.len() != fields.len() {
+                return Err(format!(
+                    "`comps` has {} entries but `fields` has {}",
+                    c.len(),
+                    fields.len()
+                ));
+            }
+            c.into_iter().map(Some).collect()
+        }
+    };
+    let rows = match m.get("values") {
+        Some(Value::Sequence(s)) => s.clone(),
+        None | Some(Value::Null) => Vec::new(),
+        _ => return Err("`values` must be a list of rows".into()),
+    };
+    if rows.is_empty() {
+        // Falco: an exception with no values never matches.
+        return Ok("false".into());
+    }
+    let mut alts = Vec::new();
+    for row in rows {
+        let cells: Vec<Value> = match row {
+            Value::Sequence(s)
+                if fields.len() > 1 || matches!(s.first(), Some(Value::Sequence(_))) =>
+            {
+                s
+            }
+            Value::Sequence(s) => vec![Value::Sequence(s)],
+            other => vec![other],
+        };
+        let cells = if fields.len() == 1 && cells.len() == 1 {
+            match &cells[0] {
+                Value::Sequence(inner) if comps[0].as_deref() != Some("in") && inner.len() == 1 => {
+                    inner.clone()
+                }
+                _ => cells,
+            }
+        } else {
+            cells
+        };
+        if cells.len() != fields.len() {
+            return Err(format!(
+                "a values row has {} entries but `fields` has {}",
+                cells.len(),
+                fields.len()
+            ));
+        }
+        let mut terms = Vec::new();
+        for ((f, comp), cell) in fields.iter().zip(&comps).zip(&cells) {
+            let comp = comp.clone().unwrap_or_else(|| {
+                if matches!(cell, Value::Sequence(_)) {
+                    "in".into()
+                } else {
+                    "==".into()
+                }
+            });
+            let lit = match cell {
+                Value::Sequence(s) => {
+                    let items: Option<Vec<String>> = s.iter().map(rhai_literal).collect();
+                    format!(
+                        "[{}]",
+                        items
+                            .ok_or("values must be strings, integers or lists of them")?
+                            .join(", ")
+                    )
+                }
+                // `in` a list name
+                Value::String(s) if comp == "in" && !s.contains(' ') && !s.starts_with('"') => {
+                    s.clone()
+                }
+                other => rhai_literal(other)
+                    .ok_or("values must be strings, integers or lists of them")?,
+            };
+            let t = match comp.as_str() {
+                "=" | "==" => format!("{f} == {lit}"),
+                "!=" | "<" | "<=" | ">" | ">=" | "in" => format!("{f} {comp} {lit}"),
+                "startswith" | "starts_with" => format!("{f}.starts_with({lit})"),
+                "endswith" | "ends_with" => format!("{f}.ends_with({lit})"),
+                "contains" => format!("{f}.contains({lit})"),
+                "glob" => format!("glob({f}, {lit})"),
+                "regex" => format!("regex({f}, {lit})"),
+                other => return Err(format!("unsupported comp `{other}`")),
+            };
+            terms.push(t);
+        }
+        alts.push(format!("({})", terms.join(" && ")));
+    }
+    Ok(alts.join(" || "))
+}
+
+fn parse_threshold(v: &Value, loc: &Location, label: &str, diag: &mut Diag) -> Option<Threshold> {
+    let l = Some(label);
+    let Value::Mapping(m) = v else {
+        diag.err(loc, l, "`threshold` must be a mapping {count, window, by}");
+        return None;
+    };
+    let mut ok = true;
+    for k in m.keys() {
+        let ks = k.as_str().unwrap_or("");
+        if !THRESHOLD_KEYS.contains(&ks) {
+            diag.err(
+                loc,
+                l,
+                format!(
+                    "threshold: unknown key `{ks}`{}",
+                    suggest_key(ks, THRESHOLD_KEYS)
+                ),
+            );
+            ok = false;
+        }
+    }
+    let count = match m.get("count").and_then(Value::as_u64) {
+        Some(c) if (1..=MAX_THRESHOLD_COUNT).contains(&c) => c,
+        _ => {
+            diag.err(
+                loc,
+                l,
+                format!("threshold: `count` must be an integer 1..={MAX_THRESHOLD_COUNT}"),
+            );
+            ok = false;
+            1
+        }
+    };
+    let window_ns = match m.get("window").and_then(parse_duration) {
+        Some(w) => w,
+        None => {
+            diag.err(
+                loc,
+                l,
+                "threshold: `window` must be a duration such as `10s`, `500ms`, `5m`",
+            );
+            ok = false;
+            0
+        }
+    };
+    let mut by = Vec::new();
+    match m.get("by").map(string_list) {
+        None => {}
+        Some(Some(names)) => {
+            for n in names {
+                match fields::lookup(&n) {
+                    Some(f) => by.push(f),
+                    None => {
+                        diag.err(
+                            loc,
+                            l,
+                            format!(
+                                "threshold: unknown field `{n}` in `by`{}",
+                                fields::suggest(&n)
+                                    .map(|s| format!(" (did you mean `{s}`?)"))
+                                    .unwrap_or_default()
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+        Some(None) => {
+            diag.err(loc, l, "threshold: `by` must be a list of fields");
+            ok = false;
+        }
+    }
+    ok.then_some(Threshold {
+        count,
+        window_ns,
+        by,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration(&Value::from("10s")), Some(10_000_000_000));
+        assert_eq!(parse_duration(&Value::from("500ms")), Some(500_000_000));
+        assert_eq!(parse_duration(&Value::from(3)), Some(3_000_000_000));
+        assert_eq!(parse_duration(&Value::from("10 parsecs")), None);
+        assert_eq!(parse_duration(&Value::from("0s")), None);
+    }
+
+    #[test]
+    fn item_lines_and_keys() {
+        let s = SrcLines::new(
+            "f.yaml",
+            "# c\n- list: a\n  items: [x]\n\n- rule: r\n  desc: >\n    - not an item\n  condition: x\n",
+        );
+        assert_eq!(s.item_lines(), vec![2, 5]);
+        let l = s.key_loc(5, usize::MAX, "condition").unwrap();
+        assert_eq!((l.line, l.col), (8, 3));
+        let l = s.key_loc(5, usize::MAX, "rule").unwrap();
+        assert_eq!((l.line, l.col), (5, 3));
+    }
+
+    #[test]
+    fn tuple_exceptions() {
+        let m: Mapping = serde_yaml_ng::from_str(
+            "{name: e, fields: [proc.name, file.path], comps: [==, startswith], values: [[sh, /tmp], [bash, \"/v\\\"\"]]}",
+        )
+        .unwrap();
+        assert_eq!(
+            tuple_condition(&m).unwrap(),
+            r#"(proc.name == "sh" && file.path.starts_with("/tmp")) || (proc.name == "bash" && file.path.starts_with("/v\""))"#
+        );
+        let m: Mapping =
+            serde_yaml_ng::from_str("{name: e, fields: [proc.name], values: [[[a, b]]]}").unwrap();
+        assert_eq!(tuple_condition(&m).unwrap(), r#"(proc.name in ["a", "b"])"#);
+    }
+}

@@ -1,0 +1,309 @@
+//! Loader, compiler and evaluator behaviour through the public API.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use vigil_engine::{Evaluator, Event, EventType, RuleSet, TypeFilter};
+
+fn ev(j: serde_json::Value) -> Event {
+    Event::from_flat_json(j.as_object().unwrap()).unwrap()
+}
+
+fn load(src: &str) -> RuleSet {
+    match RuleSet::from_sources(&[("rules.yaml".to_string(), src.to_string())]) {
+        Ok(r) => r,
+        Err(e) => panic!("load failed:\n{e}"),
+    }
+}
+
+fn load_err(src: &str) -> String {
+    RuleSet::from_sources(&[("rules.yaml".to_string(), src.to_string())])
+        .unwrap_err()
+        .to_string()
+}
+
+fn fired(rs: &Arc<RuleSet>, e: &Event) -> Vec<String> {
+    let mut ev = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    ev.evaluate(e, &mut out);
+    out.iter().map(|a| a.rule.to_string()).collect()
+}
+
+const BASE: &str = r#"
+- list: shell_binaries
+  items: [sh, bash, dash]
+
+- macro: spawned_by_web_server
+  condition: proc.pname in ["nginx", "httpd"]
+
+- rule: Shell spawned by web server
+  desc: A web server started a shell.
+  events: [exec]
+  condition: proc.name in shell_binaries && spawned_by_web_server
+  output: "Shell {proc.name} spawned by {proc.pname} (cmdline={proc.cmdline})"
+  priority: critical
+  tags: [process]
+  exceptions:
+    - name: healthcheck
+      condition: proc.cmdline.starts_with("sh -c /usr/local/bin/healthcheck")
+
+- rule: Read shadow
+  events: [open]
+  condition: file.path == "/etc/shadow" && !file.write && regex(proc.exe, "^/usr/s?bin/")
+  output: "{proc.name} read {file.path}"
+  priority: warning
+"#;
+
+#[test]
+fn rules_fire_with_exceptions_and_templates() {
+    let rs = Arc::new(load(BASE));
+    let e = ev(
+        json!({"evt.type": "exec", "proc.name": "sh", "proc.pname": "nginx", "proc.cmdline": "sh -c id", "evt.time": 5}),
+    );
+    let mut evr = Evaluator::new(rs.clone(), "host1");
+    let mut out = Vec::new();
+    evr.evaluate(&e, &mut out);
+    assert_eq!(out.len(), 1);
+    let a = &out[0];
+    assert_eq!(&*a.rule, "Shell spawned by web server");
+    assert_eq!(a.output, "Shell sh spawned by nginx (cmdline=sh -c id)");
+    assert_eq!(a.output_fields["proc.pname"], json!("nginx"));
+    assert_eq!(&*a.hostname, "host1");
+    let j = a.to_json();
+    for k in [
+        "time",
+        "rule",
+        "priority",
+        "output",
+        "output_fields",
+        "tags",
+        "source",
+        "hostname",
+    ] {
+        assert!(j.get(k).is_some(), "{k}");
+    }
+    // exception
+    let e2 = ev(
+        json!({"evt.type": "exec", "proc.name": "sh", "proc.pname": "nginx", "proc.cmdline": "sh -c /usr/local/bin/healthcheck --x"}),
+    );
+    assert!(fired(&rs, &e2).is_empty());
+    // unrelated comm
+    let e3 = ev(json!({"evt.type": "exec", "proc.name": "ls", "proc.pname": "nginx"}));
+    assert!(fired(&rs, &e3).is_empty());
+    let open = ev(
+        json!({"evt.type": "open", "proc.name": "cat", "proc.exe": "/usr/bin/cat", "file.path": "/etc/shadow"}),
+    );
+    assert_eq!(fired(&rs, &open), ["Read shadow"]);
+    let open_w = ev(
+        json!({"evt.type": "open", "proc.name": "cat", "proc.exe": "/usr/bin/cat", "file.path": "/etc/shadow", "file.flags": ["O_WRONLY"]}),
+    );
+    assert!(fired(&rs, &open_w).is_empty());
+    let st = evr.stats();
+    assert_eq!(st.events, 1);
+    assert_eq!(st.matches["Shell spawned by web server"], 1);
+}
+
+#[test]
+fn every_matching_rule_fires() {
+    let src = format!(
+        "{BASE}\n- rule: Any shell\n  events: [exec]\n  condition: proc.name == \"sh\"\n  output: x\n  priority: info\n"
+    );
+    let rs = Arc::new(load(&src));
+    let e = ev(json!({"evt.type": "exec", "proc.name": "sh", "proc.pname": "nginx"}));
+    let mut f = fired(&rs, &e);
+    f.sort();
+    assert_eq!(f, ["Any shell", "Shell spawned by web server"]);
+}
+
+#[test]
+fn errors_name_file_line_column_and_item() {
+    let e = load_err(
+        "- rule: A\n  events: [exec]\n  condition: proc.nmae == \"x\"\n  output: o\n  priority: info\n",
+    );
+    assert!(
+        e.contains(
+            "rules.yaml:3:14: rule `A`: unknown field `proc.nmae` (did you mean `proc.name`?)"
+        ),
+        "{e}"
+    );
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.name in shel_binaries\n  output: o\n  priority: info\n- list: shell_binaries\n  items: [sh]\n");
+    assert!(e.contains("rules.yaml:3:27: rule `A`: unknown list or macro `shel_binaries` (did you mean `shell_binaries`?)"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: file.path == \"/x\"\n  output: o\n  priority: info\n");
+    assert!(
+        e.contains("field `file.path` is not carried by any of this rule's events (exec)"),
+        "{e}"
+    );
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.pid == \"x\"\n  output: o\n  priority: info\n  colour: red\n");
+    assert!(e.contains("type error"), "{e}");
+    assert!(
+        e.contains("rules.yaml:6:3: rule `A`: unknown key `colour`"),
+        "{e}"
+    );
+    let e = load_err(
+        "- rule: A\n  events: [exec]\n  condition: proc.name > 3\n  output: o\n  priority: loud\n",
+    );
+    assert!(e.contains("type error"), "{e}");
+    assert!(e.contains("unknown priority `loud`"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: regex(proc.name, \"(\")\n  output: \"{proc.nam}\"\n  priority: info\n");
+    assert!(e.contains("bad regex"), "{e}");
+    assert!(e.contains("did you mean `proc.name`"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.name == \"a\"\n  output: o\n  priority: info\n- rule: A\n  events: [exec]\n  condition: proc.name == \"b\"\n  output: o\n  priority: info\n");
+    assert!(
+        e.contains("rules.yaml:6:1: rule `A`: duplicate rule (first defined at rules.yaml:1:1)"),
+        "{e}"
+    );
+    let e = load_err("- rule: A\n  events: [exce]\n  condition: proc.name == \"a\"\n  output: o\n  priority: info\n");
+    assert!(e.contains("unknown event type `exce`"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.name == \"a\" &&\n  output: o\n  priority: info\n");
+    assert!(e.contains("syntax error"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec\n");
+    assert!(e.contains("YAML syntax error"), "{e}");
+}
+
+#[test]
+fn append_override_and_warnings() {
+    let base = "- list: l\n  items: [a]\n- macro: m\n  condition: proc.pname == \"p\"\n- rule: R\n  events: [exec]\n  condition: proc.name in l\n  output: o\n  priority: info\n  tags: [t1]\n";
+    let extra = "- list: l\n  append: true\n  items: [b]\n- macro: m\n  append: true\n  condition: proc.pname == \"q\"\n- rule: R\n  append: true\n  condition: m\n  tags: [t2]\n  exceptions:\n    - name: e\n      fields: [proc.cmdline]\n      values: [[skip]]\n";
+    let rs = Arc::new(
+        RuleSet::from_sources(&[
+            ("a.yaml".into(), base.into()),
+            ("b.yaml".into(), extra.into()),
+        ])
+        .unwrap(),
+    );
+    let info: Vec<_> = rs.rules().collect();
+    assert_eq!(info[0].tags, ["t1", "t2"]);
+    let hit = |n: &str, p: &str, c: &str| {
+        !fired(
+            &rs,
+            &ev(json!({"evt.type": "exec", "proc.name": n, "proc.pname": p, "proc.cmdline": c})),
+        )
+        .is_empty()
+    };
+    assert!(hit("b", "q", "x"));
+    assert!(hit("a", "p", "x"));
+    assert!(!hit("a", "z", "x"));
+    assert!(!hit("b", "q", "skip"));
+    // override: disable
+    let off = "- rule: R\n  enabled: false\n";
+    let rs2 = Arc::new(
+        RuleSet::from_sources(&[
+            ("a.yaml".into(), base.into()),
+            ("c.yaml".into(), off.into()),
+        ])
+        .unwrap(),
+    );
+    assert!(!rs2.rules().next().unwrap().enabled);
+    assert!(fired(
+        &rs2,
+        &ev(json!({"evt.type": "exec", "proc.name": "a", "proc.pname": "p"}))
+    )
+    .is_empty());
+    assert_eq!(
+        rs2.kernel_filter().types[EventType::Exec.index()],
+        TypeFilter::Drop
+    );
+    let d = rs2.diff(&rs);
+    assert_eq!(d.changed, ["R"]);
+    assert!(d.added.is_empty() && d.removed.is_empty());
+    // override of an unknown rule, append to unknown list: errors
+    let e = RuleSet::from_sources(&[("c.yaml".into(), off.into())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("c.yaml:1:1: rule `R`: rule has no `condition`"),
+        "{e}"
+    );
+    // warning for long comm literal
+    let w = load("- rule: W\n  events: [exec]\n  condition: proc.name == \"averyveryverylongname\"\n  output: o\n  priority: info\n");
+    assert_eq!(w.warnings().len(), 1);
+    assert!(
+        w.warnings()[0].msg.contains("\"averyveryverylo\""),
+        "{}",
+        w.warnings()[0]
+    );
+}
+
+#[test]
+fn kernel_filter_and_index() {
+    let src = "- rule: A\n  events: [exec, open]\n  condition: proc.name in [\"sh\", \"bash\"] && proc.pid > 0\n  output: o\n  priority: info\n- rule: B\n  events: [exec]\n  condition: proc.pname == \"nginx\" || proc.pid == 7\n  output: o\n  priority: info\n- rule: C\n  events: [connect]\n  condition: net.dport == 22\n  output: o\n  priority: info\n";
+    let rs = load(src);
+    let f = rs.kernel_filter();
+    match &f.types[EventType::Exec.index()] {
+        TypeFilter::Match(s) => {
+            assert_eq!(s.comms.iter().collect::<Vec<_>>(), ["bash", "sh"]);
+            assert_eq!(s.pcomms.iter().collect::<Vec<_>>(), ["nginx"]);
+            assert_eq!(s.pids.iter().collect::<Vec<_>>(), [&7]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(f.types[EventType::Connect.index()], TypeFilter::PassAll);
+    assert_eq!(f.types[EventType::Exit.index()], TypeFilter::Drop);
+    let c = rs.filter_contributions();
+    assert!(c[2].term.is_err());
+}
+
+#[test]
+fn threshold_rules() {
+    let src = "- rule: Storm\n  events: [retransmit]\n  condition: net.daddr != \"\"\n  output: \"storm to {net.daddr} n={vigil.count}\"\n  priority: warning\n  threshold: {count: 3, window: 1s, by: [net.daddr]}\n";
+    let rs = Arc::new(load(src));
+    let mut evr = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    let mk = |t: i64, d: &str| ev(json!({"evt.type": "retransmit", "net.daddr": d, "evt.time": t}));
+    for (t, d) in [(0, "a"), (100, "b"), (200, "a"), (300, "a")] {
+        evr.evaluate(&mk(t * 1_000_000, d), &mut out);
+    }
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].output, "storm to a n=3");
+    assert_eq!(out[0].output_fields["vigil.count"], json!(3));
+    // continuing within the window: no new alert; after a window: one more.
+    for t in [400, 500, 900, 1200, 1300] {
+        evr.evaluate(&mk(t * 1_000_000, "a"), &mut out);
+    }
+    assert_eq!(
+        out.len(),
+        2,
+        "{:?}",
+        out.iter().map(|a| &a.output).collect::<Vec<_>>()
+    );
+    assert_eq!(out[1].output_fields["vigil.count"], json!(5));
+    // spread out: never reaches 3 within 1s
+    let mut evr = Evaluator::new(rs, "h");
+    let mut out = Vec::new();
+    for t in [0, 600, 1200, 1800] {
+        evr.evaluate(&mk(t * 1_000_000, "z"), &mut out);
+    }
+    assert!(out.is_empty());
+}
+
+#[test]
+fn rhai_fallback_and_runaway() {
+    let src = "- rule: Args\n  events: [exec]\n  condition: proc.name == \"x\" && proc.args.len() > 1\n  output: o\n  priority: info\n- rule: Loop\n  events: [exec]\n  condition: proc.name == \"y\" && \"a\".pad(60000, \"b\").len() > 0 && \"aaaa\".pad(60000, \"c\").pad(70000, \"d\").len() > 0\n  output: o\n  priority: info\n";
+    let rs = Arc::new(load(src));
+    assert_eq!(rs.is_native("Args"), Some(false));
+    assert_eq!(
+        fired(
+            &rs,
+            &ev(json!({"evt.type": "exec", "proc.name": "x", "proc.args": ["a", "b"]}))
+        ),
+        ["Args"]
+    );
+    assert!(fired(
+        &rs,
+        &ev(json!({"evt.type": "exec", "proc.name": "x", "proc.args": ["a"]}))
+    )
+    .is_empty());
+    let mut evr = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    evr.evaluate(&ev(json!({"evt.type": "exec", "proc.name": "y"})), &mut out);
+    assert!(out.is_empty());
+    assert_eq!(evr.stats().errors["Loop"], 1);
+}
+
+#[test]
+fn evaluator_is_send_and_ruleset_sync() {
+    fn send<T: Send>() {}
+    fn sync<T: Send + Sync>() {}
+    send::<Evaluator>();
+    sync::<RuleSet>();
+}
