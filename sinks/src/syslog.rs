@@ -180,6 +180,32 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
+/// Non-blocking peek on the socket itself (tokio's `try_read` only reads
+/// when the reactor has already seen readiness, so it can miss a fresh FIN).
+fn peer_closed(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is a valid 1-byte buffer for the duration of the call and the
+    // fd is owned by `s`, which outlives it.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n == 0 {
+        return true;
+    }
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return e.kind() != std::io::ErrorKind::WouldBlock
+            && e.kind() != std::io::ErrorKind::Interrupted;
+    }
+    false
+}
+
 enum Conn {
     Unix(UnixDatagram),
     Udp(UdpSocket),
@@ -292,13 +318,10 @@ impl SyslogSink {
     async fn send(&mut self, msg: &str) -> std::io::Result<()> {
         if let Some(Conn::Tcp(s)) = &self.conn {
             // A peer that closed (FIN) reads as 0 bytes: reconnect rather
-            // than write into a dead connection.
-            let mut probe = [0u8; 64];
-            match s.try_read(&mut probe) {
-                Ok(0) => self.conn = None,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => self.conn = None,
+            // than write into a dead connection (that message would be lost).
+            if peer_closed(s) {
+                tracing::debug!(address = %self.address, "syslog peer closed, reconnecting");
+                self.conn = None;
             }
         }
         if self.conn.is_none() {

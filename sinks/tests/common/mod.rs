@@ -1,0 +1,316 @@
+//! Test helpers: alert builders and small real servers on loopback (an HTTP
+//! server recording POSTs, an SMTP server recording mail) started by the
+//! tests themselves.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use vigil_engine::{Alert, Priority};
+use vigil_sinks::OutputsConfig;
+
+/// Generous upper bound for waiting on deliveries (not a timing assertion:
+/// tests only fail on it when something never arrives).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn alert(rule: &str, priority: Priority, i: i64) -> Arc<Alert> {
+    let mut f = Map::new();
+    f.insert("proc.name".into(), Json::from("bash"));
+    f.insert("proc.pid".into(), Json::from(1000 + i));
+    f.insert(
+        "proc.cmdline".into(),
+        Json::from(format!("bash -c echo {i}")),
+    );
+    f.insert("user.name".into(), Json::from("root"));
+    Arc::new(Alert {
+        time: 1_795_000_000_000_000_000 + i * 1_000,
+        rule: Arc::from(rule),
+        priority,
+        output: format!("Shell bash spawned (pid={} n={i})", 1000 + i),
+        output_fields: f,
+        tags: Arc::from(vec!["process".to_string(), "mitre_execution".to_string()]),
+        source: "syscall",
+        hostname: Arc::from("testhost"),
+    })
+}
+
+pub fn outputs(yaml: &str) -> OutputsConfig {
+    serde_yaml_ng::from_str(yaml).expect("test config parses")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+pub async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("timed out waiting for delivery")
+        .expect("server gone")
+}
+
+/// Polls `f` until it returns Some (or WAIT passes).
+pub async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let end = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "condition never became true"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    /// Lower-case names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub rx: mpsc::UnboundedReceiver<HttpRequest>,
+    /// Status answered to every request.
+    pub status: Arc<AtomicU16>,
+}
+
+impl HttpServer {
+    pub async fn start(addr: &str) -> HttpServer {
+        let l = TcpListener::bind(addr).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let status = Arc::new(AtomicU16::new(200));
+        let st = status.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l.accept().await else { return };
+                tokio::spawn(http_conn(s, tx.clone(), st.clone()));
+            }
+        });
+        HttpServer { addr, rx, status }
+    }
+}
+
+async fn http_conn(s: TcpStream, tx: mpsc::UnboundedSender<HttpRequest>, status: Arc<AtomicU16>) {
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let path = parts.next().unwrap_or("").to_string();
+        let mut headers = HashMap::new();
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let code = status.load(Ordering::SeqCst);
+        let _ = tx.send(HttpRequest {
+            method,
+            path,
+            headers,
+            body,
+        });
+        let resp = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+        if w.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub from: String,
+    pub rcpt: Vec<String>,
+    pub data: String,
+}
+
+impl Mail {
+    /// Header value (unfolded), by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let (head, _) = self.data.split_once("\r\n\r\n")?;
+        let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+        unfolded.split("\r\n").find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    /// The body, decoded from quoted-printable or base64 when so declared.
+    pub fn body(&self) -> String {
+        let (_, body) = self.data.split_once("\r\n\r\n").unwrap_or(("", ""));
+        match self
+            .header("content-transfer-encoding")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("quoted-printable") => decode_qp(body),
+            Some("base64") => decode_b64(body),
+            _ => body.to_string(),
+        }
+    }
+}
+
+fn decode_qp(s: &str) -> String {
+    let s = s.replace("=\r\n", "");
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn decode_b64(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let Some(v) = A.iter().position(|&x| x == c) else {
+            continue;
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub struct SmtpServer {
+    pub addr: SocketAddr,
+    pub rx: mpsc::UnboundedReceiver<Mail>,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l.accept().await else { return };
+                tokio::spawn(smtp_conn(s, tx.clone()));
+            }
+        });
+        SmtpServer { addr, rx }
+    }
+}
+
+async fn smtp_conn(s: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r);
+    if w.write_all(b"220 test.invalid ESMTP ready\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut from = String::new();
+    let mut rcpt = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let cmd = line.trim_end().to_string();
+        let upper = cmd.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            b"250-test.invalid\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n"
+        } else if upper.starts_with("HELO") {
+            b"250 test.invalid\r\n"
+        } else if upper.starts_with("MAIL FROM:") {
+            from = cmd[10..].trim().to_string();
+            rcpt.clear();
+            b"250 OK\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            rcpt.push(cmd[8..].trim().to_string());
+            b"250 OK\r\n"
+        } else if upper == "DATA" {
+            if w.write_all(b"354 go ahead\r\n").await.is_err() {
+                return;
+            }
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                let l = l.strip_prefix('.').map(str::to_string).unwrap_or(l);
+                data.push_str(&l);
+            }
+            let _ = tx.send(Mail {
+                from: from.clone(),
+                rcpt: rcpt.clone(),
+                data,
+            });
+            b"250 OK queued\r\n"
+        } else if upper == "QUIT" {
+            let _ = w.write_all(b"221 bye\r\n").await;
+            return;
+        } else if upper == "RSET" || upper == "NOOP" {
+            b"250 OK\r\n"
+        } else {
+            b"502 not implemented\r\n"
+        };
+        if w.write_all(reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Is the live-test requirement on (CI)?
+pub fn require_live() -> bool {
+    std::env::var("VIGIL_REQUIRE_LIVE").is_ok_and(|v| v == "1")
+}
