@@ -2,6 +2,8 @@
 //! subcommand (`commands::*`). Logging goes to stderr through `tracing`.
 
 mod commands;
+mod metrics;
+mod pipeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,292 @@
+//! Prometheus metrics for `vigil run --metrics ADDR`: a snapshot the run
+//! loop refreshes (kernel counters, queue drops, process table, evaluator
+//! stats) plus alert counters, rendered in the text exposition format and
+//! served by a tiny HTTP/1.1 server (GET /metrics).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use vigil_bpf::{KernelCounters, RawKind};
+
+/// Everything the exporter shows.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub kernel: KernelCounters,
+    /// Userspace queue drops per record kind.
+    pub queue_drops: [u64; 7],
+    pub decode_errors: u64,
+    pub proc_table_size: usize,
+    pub proc_table_cap: usize,
+    pub incomplete_events: u64,
+    pub events_evaluated: u64,
+    /// Alerts raised per (rule, priority).
+    pub alerts: BTreeMap<(String, String), u64>,
+    /// Rule evaluation errors per rule.
+    pub eval_errors: BTreeMap<String, u64>,
+    pub rules_loaded: usize,
+}
+
+/// Shared between the run loop (writer) and the HTTP server (reader).
+#[derive(Default)]
+pub struct Metrics {
+    snap: Mutex<Snapshot>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        if let Ok(mut s) = self.snap.lock() {
+            f(&mut s);
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.snap.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let s = self.snapshot();
+        let mut o = String::new();
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut o,
+            "vigil_kernel_events_seen_total",
+            "counter",
+            "Events the kernel programs saw, per type (before the filter).",
+        );
+        for k in RawKind::ALL {
+            let _ = writeln!(
+                o,
+                "vigil_kernel_events_seen_total{{type=\"{}\"}} {}",
+                k.as_str(),
+                s.kernel.get(k).seen
+            );
+        }
+        family(
+            &mut o,
+            "vigil_kernel_events_passed_total",
+            "counter",
+            "Events that passed the kernel first-stage filter, per type.",
+        );
+        for k in RawKind::ALL {
+            let _ = writeln!(
+                o,
+                "vigil_kernel_events_passed_total{{type=\"{}\"}} {}",
+                k.as_str(),
+                s.kernel.get(k).passed
+            );
+        }
+        family(
+            &mut o,
+            "vigil_kernel_events_lost_total",
+            "counter",
+            "Events lost because the ring buffer was full, per type.",
+        );
+        for k in RawKind::ALL {
+            let _ = writeln!(
+                o,
+                "vigil_kernel_events_lost_total{{type=\"{}\"}} {}",
+                k.as_str(),
+                s.kernel.get(k).lost
+            );
+        }
+        family(
+            &mut o,
+            "vigil_queue_dropped_total",
+            "counter",
+            "Events dropped because the userspace queue was full, per type.",
+        );
+        for k in RawKind::ALL {
+            let _ = writeln!(
+                o,
+                "vigil_queue_dropped_total{{type=\"{}\"}} {}",
+                k.as_str(),
+                s.queue_drops[k as usize]
+            );
+        }
+        family(
+            &mut o,
+            "vigil_decode_errors_total",
+            "counter",
+            "Ring buffer records that could not be decoded.",
+        );
+        let _ = writeln!(o, "vigil_decode_errors_total {}", s.decode_errors);
+        family(
+            &mut o,
+            "vigil_events_evaluated_total",
+            "counter",
+            "Events handed to the rule evaluator.",
+        );
+        let _ = writeln!(o, "vigil_events_evaluated_total {}", s.events_evaluated);
+        family(
+            &mut o,
+            "vigil_alerts_total",
+            "counter",
+            "Alerts raised, per rule and priority.",
+        );
+        for ((rule, prio), n) in &s.alerts {
+            let _ = writeln!(
+                o,
+                "vigil_alerts_total{{rule=\"{}\",priority=\"{}\"}} {n}",
+                esc(rule),
+                esc(prio)
+            );
+        }
+        family(
+            &mut o,
+            "vigil_rule_eval_errors_total",
+            "counter",
+            "Rule condition evaluation errors, per rule.",
+        );
+        for (rule, n) in &s.eval_errors {
+            let _ = writeln!(
+                o,
+                "vigil_rule_eval_errors_total{{rule=\"{}\"}} {n}",
+                esc(rule)
+            );
+        }
+        family(
+            &mut o,
+            "vigil_process_table_size",
+            "gauge",
+            "Processes in the process table.",
+        );
+        let _ = writeln!(o, "vigil_process_table_size {}", s.proc_table_size);
+        family(
+            &mut o,
+            "vigil_process_table_capacity",
+            "gauge",
+            "Maximum processes in the process table.",
+        );
+        let _ = writeln!(o, "vigil_process_table_capacity {}", s.proc_table_cap);
+        family(
+            &mut o,
+            "vigil_incomplete_events_total",
+            "counter",
+            "Events built from incomplete process state.",
+        );
+        let _ = writeln!(o, "vigil_incomplete_events_total {}", s.incomplete_events);
+        family(
+            &mut o,
+            "vigil_rules_loaded",
+            "gauge",
+            "Rules in the active rule set.",
+        );
+        let _ = writeln!(o, "vigil_rules_loaded {}", s.rules_loaded);
+        o
+    }
+}
+
+/// Bind `addr` and serve `GET /metrics` until the task is aborted.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let m = metrics.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(1024);
+                let mut chunk = [0u8; 1024];
+                // read the request head (bounded)
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_secs(5),
+                        sock.read(&mut chunk),
+                    )
+                    .await
+                    {
+                        Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+                let line = buf.split(|&b| b == b'\r').next().unwrap_or_default();
+                let line = String::from_utf8_lossy(line);
+                let mut parts = line.split(' ');
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (status, ctype, body) =
+                    if method == "GET" && (path == "/metrics" || path == "/") {
+                        (
+                            "200 OK",
+                            "text/plain; version=0.0.4; charset=utf-8",
+                            m.render(),
+                        )
+                    } else {
+                        ("404 Not Found", "text/plain", "not found\n".to_string())
+                    };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_labels() {
+        let m = Metrics::default();
+        m.update(|s| {
+            s.kernel.per_kind[RawKind::Open as usize].seen = 10;
+            s.kernel.per_kind[RawKind::Open as usize].passed = 4;
+            s.queue_drops[RawKind::Exec as usize] = 2;
+            s.alerts
+                .insert(("Shell \"x\"".into(), "Critical".into()), 3);
+            s.proc_table_size = 7;
+        });
+        let t = m.render();
+        assert!(t.contains("vigil_kernel_events_seen_total{type=\"open\"} 10\n"));
+        assert!(t.contains("vigil_kernel_events_passed_total{type=\"open\"} 4\n"));
+        assert!(t.contains("vigil_queue_dropped_total{type=\"exec\"} 2\n"));
+        assert!(
+            t.contains("vigil_alerts_total{rule=\"Shell \\\"x\\\"\",priority=\"Critical\"} 3\n")
+        );
+        assert!(t.contains("vigil_process_table_size 7\n"));
+        assert!(t.contains("# TYPE vigil_alerts_total counter"));
+    }
+
+    #[tokio::test]
+    async fn serves_over_http_on_loopback() {
+        let m = Arc::new(Metrics::default());
+        m.update(|s| s.events_evaluated = 42);
+        let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), m).await.unwrap();
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut resp = String::new();
+        c.read_to_string(&mut resp).await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(resp.contains("vigil_events_evaluated_total 42\n"));
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /nope HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut resp = String::new();
+        c.read_to_string(&mut resp).await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 404"));
+        task.abort();
+    }
+}

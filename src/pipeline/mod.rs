@@ -1,0 +1,205 @@
+//! The live pipeline: sensors → ring buffer → process table → engine
+//! events. [`Live`] owns the loaded sensors, the reader task and the process
+//! table; commands (`run`, `snoop`, `record`) pull [`LiveEvent`]s from it and
+//! decide what to do with them (evaluate rules, print a table, write JSONL).
+//!
+//! Wiring for other parts of the daemon: `Live::set_filter` writes a new
+//! kernel filter without a gap (hot reload), `Live::counters` feeds metrics.
+
+pub mod proctable;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use vigil_bpf::{KernelCounters, QueueDrops, RawEvent, Reader, SensorError, Sensors};
+use vigil_engine::filter::KernelFilter;
+use vigil_engine::Event;
+
+use proctable::{ProcTable, TableStats};
+
+/// Bounded sizes of the pipeline.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveOptions {
+    /// Capacity of the ring buffer → pipeline channel (records).
+    pub queue: usize,
+    /// Maximum processes in the table.
+    pub max_procs: usize,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            queue: 65_536,
+            max_procs: 65_536,
+        }
+    }
+}
+
+/// One engine event and whether rules may be evaluated on it (exec/exit
+/// records always reach userspace for the process table; those the kernel
+/// filter rejected are not rule-eligible).
+#[derive(Clone, Debug)]
+pub struct LiveEvent {
+    pub event: Event,
+    pub eligible: bool,
+    /// A string was cut at its kernel-side bound.
+    pub truncated: bool,
+}
+
+/// Loaded sensors + reader + process table.
+pub struct Live {
+    sensors: Sensors,
+    reader: Option<Reader>,
+    rx: mpsc::Receiver<RawEvent>,
+    table: ProcTable,
+}
+
+impl Live {
+    /// Load and attach the sensors, write `filter`, start the reader, then
+    /// seed the process table from /proc (after attaching, so no process
+    /// starts unseen in between). Must run inside a tokio runtime.
+    pub fn start(filter: &KernelFilter, opts: LiveOptions) -> Result<Live, SensorError> {
+        let mut sensors = Sensors::load()?;
+        sensors.set_filter(filter)?;
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let reader = Reader::spawn(&sensors, tx)?;
+        let mut table = ProcTable::new(opts.max_procs);
+        let n = table.seed_from_proc();
+        tracing::debug!(processes = n, hooks = ?sensors.hooks(), "sensors attached, process table seeded");
+        Ok(Live {
+            sensors,
+            reader: Some(reader),
+            rx,
+            table,
+        })
+    }
+
+    /// The next event (fork records only update the table and are skipped).
+    /// `None` once the reader stopped.
+    pub async fn next(&mut self) -> Option<LiveEvent> {
+        loop {
+            let raw = self.rx.recv().await?;
+            if let Some(ev) = self.convert(raw) {
+                return Some(ev);
+            }
+        }
+    }
+
+    /// Like [`Live::next`] but never waits.
+    pub fn try_next(&mut self) -> Option<LiveEvent> {
+        loop {
+            let raw = self.rx.try_recv().ok()?;
+            if let Some(ev) = self.convert(raw) {
+                return Some(ev);
+            }
+        }
+    }
+
+    fn convert(&mut self, raw: RawEvent) -> Option<LiveEvent> {
+        let eligible = raw.passed;
+        let truncated = raw.truncated;
+        self.table.apply(raw).map(|event| LiveEvent {
+            event,
+            eligible,
+            truncated,
+        })
+    }
+
+    /// Write a new kernel filter (reload) without a gap.
+    pub fn set_filter(&mut self, filter: &KernelFilter) -> Result<(), SensorError> {
+        self.sensors.set_filter(filter).map(|_| ())
+    }
+
+    pub fn counters(&self) -> Result<KernelCounters, SensorError> {
+        self.sensors.counters()
+    }
+
+    pub fn queue_drops(&self) -> Option<Arc<QueueDrops>> {
+        self.reader.as_ref().map(|r| r.drops.clone())
+    }
+
+    pub fn table_stats(&self) -> TableStats {
+        self.table.stats()
+    }
+
+    pub fn hooks(&self) -> Vec<String> {
+        self.sensors
+            .hooks()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Stop the reader after draining the ring buffer; queued events stay
+    /// readable through [`Live::try_next`].
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.stop().await;
+        }
+    }
+}
+
+/// The one tokio runtime of a live command (2 workers: the ring-buffer
+/// reader and the event loop).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vigil")
+        .enable_all()
+        .build()
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+/// Send `state` (e.g. `READY=1`) to systemd's `$NOTIFY_SOCKET` if set: a
+/// plain unix datagram (`@name` is an abstract socket). Returns whether it
+/// was sent.
+pub fn sd_notify(state: &str) -> std::io::Result<bool> {
+    use std::os::unix::net::UnixDatagram;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
+    let path = path.to_string_lossy().into_owned();
+    if path.is_empty() {
+        return Ok(false);
+    }
+    let sock = UnixDatagram::unbound()?;
+    if let Some(name) = path.strip_prefix('@') {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        sock.send_to_addr(state.as_bytes(), &addr)?;
+    } else {
+        sock.send_to(state.as_bytes(), &path)?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sd_notify_sends_a_datagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notify");
+        let rx = std::os::unix::net::UnixDatagram::bind(&p).unwrap();
+        // SAFETY-free: tests in this module are the only users of NOTIFY_SOCKET
+        std::env::set_var("NOTIFY_SOCKET", &p);
+        assert!(sd_notify("READY=1\nSTATUS=x\n").unwrap());
+        std::env::remove_var("NOTIFY_SOCKET");
+        let mut buf = [0u8; 64];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1\nSTATUS=x\n");
+        assert!(!sd_notify("READY=1").unwrap());
+    }
+}

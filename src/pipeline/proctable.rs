@@ -1,0 +1,882 @@
+//! The process table: pid → engine [`Process`] snapshot, seeded from /proc
+//! after the sensors attach and then kept current from fork/exec/exit
+//! records. It turns every raw kernel record into an engine [`Event`]
+//! (process state, epoch time, resolved open paths). Bounded: at most `cap`
+//! entries; exited processes stay for a short grace period so late events
+//! (e.g. a retransmit after exit) still resolve.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vigil_bpf::decode::{tcp_state_name, RawNet};
+use vigil_bpf::{RawBody, RawEvent, RawKind};
+use vigil_engine::{Detail, Event, EventType, FileInfo, NetInfo, Process};
+
+/// How long an exited process stays resolvable.
+pub const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Ancestors kept per process (parent first).
+pub const MAX_ANCESTORS: usize = 16;
+const AT_FDCWD: i32 = -100;
+
+struct Entry {
+    proc: Arc<Process>,
+}
+
+/// `/etc/passwd` uid → name, reloaded on a miss at most every 10 s.
+struct Users {
+    path: PathBuf,
+    names: HashMap<i64, String>,
+    loaded: Option<Instant>,
+}
+
+impl Users {
+    fn new(path: PathBuf) -> Users {
+        let mut u = Users {
+            path,
+            names: HashMap::new(),
+            loaded: None,
+        };
+        u.reload();
+        u
+    }
+    fn reload(&mut self) {
+        self.loaded = Some(Instant::now());
+        if let Ok(text) = std::fs::read_to_string(&self.path) {
+            self.names = parse_passwd(&text);
+        }
+    }
+    fn name(&mut self, uid: i64) -> String {
+        if let Some(n) = self.names.get(&uid) {
+            return n.clone();
+        }
+        if self
+            .loaded
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            self.reload();
+        }
+        self.names.get(&uid).cloned().unwrap_or_default()
+    }
+}
+
+/// uid → user name from passwd-format text.
+pub fn parse_passwd(text: &str) -> HashMap<i64, String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let _pw = f.next()?;
+            let uid = f.next()?.parse::<i64>().ok()?;
+            Some((uid, name.to_string()))
+        })
+        .collect()
+}
+
+/// The systemd unit owning a cgroup v2 path: its last `.service` or `.scope` component.
+pub fn unit_from_cgroup(path: &str) -> String {
+    path.split('/')
+        .rfind(|c| c.ends_with(".service") || c.ends_with(".scope"))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Container id (12 hex chars, as Falco prints it) from a cgroup path:
+/// docker (`/docker/<id>`, `docker-<id>.scope`), containerd
+/// (`cri-containerd-<id>.scope`, `/kubepods/.../<id>`), cri-o
+/// (`crio-<id>.scope`), podman (`libpod-<id>.scope`).
+pub fn container_id_from_cgroup(path: &str) -> String {
+    for comp in path.split('/').rev() {
+        let c = comp.strip_suffix(".scope").unwrap_or(comp);
+        if c.starts_with("crio-conmon-") {
+            continue;
+        }
+        let id = [
+            "docker-",
+            "cri-containerd-",
+            "crio-",
+            "libpod-",
+            "containerd-",
+        ]
+        .iter()
+        .find_map(|p| c.strip_prefix(p))
+        .unwrap_or(c);
+        if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return id[..12].to_string();
+        }
+    }
+    String::new()
+}
+
+/// Lexically normalise an absolute path: drop `.`, resolve `..`, squeeze `//`.
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_str().unwrap_or("")),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for p in &parts {
+        out.push('/');
+        out.push_str(p);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn readlink(p: String) -> Option<String> {
+    std::fs::read_link(p)
+        .ok()
+        .map(|l| l.to_string_lossy().into_owned())
+}
+
+/// What /proc says about one process (no derived parent fields).
+#[derive(Clone, Debug, Default)]
+struct ProcInfo {
+    pid: i64,
+    ppid: i64,
+    name: String,
+    exe: String,
+    argv: Vec<String>,
+    cwd: String,
+    start_ticks: i64,
+    uid: i64,
+    gid: i64,
+    loginuid: i64,
+    cgroup: String,
+    tty: bool,
+}
+
+fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
+    let base = root.join(pid.to_string());
+    let stat = std::fs::read_to_string(base.join("stat")).ok()?;
+    // comm is in parentheses and may contain spaces or ')'.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    // fields after comm: state(0) ppid(1) pgrp(2) session(3) tty_nr(4) ... starttime(19)
+    let ppid = rest.get(1)?.parse().ok()?;
+    let tty = rest.get(4).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0) != 0;
+    let start_ticks = rest.get(19).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let status = std::fs::read_to_string(base.join("status")).unwrap_or_default();
+    let id_of = |key: &str| -> i64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1)
+    };
+    let argv = std::fs::read(base.join("cmdline"))
+        .map(|b| {
+            let b = b.strip_suffix(&[0]).unwrap_or(&b).to_vec();
+            if b.is_empty() {
+                Vec::new()
+            } else {
+                b.split(|&c| c == 0)
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            }
+        })
+        .unwrap_or_default();
+    let loginuid = std::fs::read_to_string(base.join("loginuid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .map_or(-1, |v| if v == u32::MAX { -1 } else { v as i64 });
+    let cgroup = std::fs::read_to_string(base.join("cgroup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        })
+        .unwrap_or_default();
+    let p = |n: &str| base.join(n).to_string_lossy().into_owned();
+    Some(ProcInfo {
+        pid: pid as i64,
+        ppid,
+        name,
+        exe: readlink(p("exe")).unwrap_or_default(),
+        argv,
+        cwd: readlink(p("cwd")).unwrap_or_default(),
+        start_ticks,
+        uid: id_of("Uid:"),
+        gid: id_of("Gid:"),
+        loginuid,
+        cgroup,
+        tty,
+    })
+}
+
+/// Counters of the table's work, for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableStats {
+    pub size: usize,
+    pub incomplete_events: u64,
+    pub evicted: u64,
+}
+
+/// The process table.
+pub struct ProcTable {
+    procs: HashMap<u32, Entry>,
+    exited: VecDeque<(Instant, u32)>,
+    cap: usize,
+    users: Users,
+    proc_root: PathBuf,
+    boot_offset: i64,
+    tick_ns: i64,
+    /// cgroup id → path, learnt from /proc/PID/cgroup.
+    cgroups: HashMap<u64, String>,
+    stats: TableStats,
+}
+
+impl ProcTable {
+    pub fn new(cap: usize) -> ProcTable {
+        ProcTable::with_roots(cap, PathBuf::from("/proc"), PathBuf::from("/etc/passwd"))
+    }
+
+    pub fn with_roots(cap: usize, proc_root: PathBuf, passwd: PathBuf) -> ProcTable {
+        ProcTable {
+            procs: HashMap::new(),
+            exited: VecDeque::new(),
+            cap: cap.max(1),
+            users: Users::new(passwd),
+            proc_root,
+            boot_offset: vigil_bpf::time::boot_to_epoch_offset(),
+            tick_ns: 1_000_000_000 / vigil_bpf::time::clock_ticks(),
+            cgroups: HashMap::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            size: self.procs.len(),
+            ..self.stats
+        }
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, pid: u32) -> Option<Arc<Process>> {
+        self.procs.get(&pid).map(|e| e.proc.clone())
+    }
+
+    /// Fill the table from /proc (call after the sensors are attached).
+    pub fn seed_from_proc(&mut self) -> usize {
+        let Ok(dir) = std::fs::read_dir(&self.proc_root) else {
+            return 0;
+        };
+        let mut infos: HashMap<i64, ProcInfo> = HashMap::new();
+        for d in dir.flatten() {
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(info) = read_proc(&self.proc_root, pid) {
+                infos.insert(info.pid, info);
+            }
+        }
+        // Parents before children: insert in order of depth.
+        let depth = |mut pid: i64| {
+            let mut d = 0;
+            while let Some(i) = infos.get(&pid) {
+                if i.ppid == 0 || i.ppid == pid || d > 64 {
+                    break;
+                }
+                pid = i.ppid;
+                d += 1;
+            }
+            d
+        };
+        let mut order: Vec<(usize, i64)> = infos.keys().map(|&p| (depth(p), p)).collect();
+        order.sort();
+        let mut n = 0;
+        for (_, pid) in order {
+            if self.procs.len() >= self.cap {
+                break;
+            }
+            let info = &infos[&pid];
+            // a process seen by a live event in the meantime is newer
+            if self.procs.contains_key(&(pid as u32)) {
+                continue;
+            }
+            let p = self.build_from_info(info);
+            self.procs.insert(pid as u32, Entry { proc: Arc::new(p) });
+            n += 1;
+        }
+        n
+    }
+
+    fn build_from_info(&mut self, info: &ProcInfo) -> Process {
+        let mut p = Process {
+            pid: info.pid,
+            ppid: info.ppid,
+            name: info.name.clone(),
+            exe: info.exe.clone(),
+            cmdline: info.argv.join(" "),
+            args: info.argv.iter().skip(1).cloned().collect(),
+            cwd: info.cwd.clone(),
+            start: if info.start_ticks > 0 {
+                info.start_ticks * self.tick_ns + self.boot_offset
+            } else {
+                0
+            },
+            uid: info.uid,
+            gid: info.gid,
+            loginuid: info.loginuid,
+            user_name: self.users.name(info.uid),
+            cgroup: info.cgroup.clone(),
+            unit: unit_from_cgroup(&info.cgroup),
+            container_id: container_id_from_cgroup(&info.cgroup),
+            tty: info.tty,
+            ..Default::default()
+        };
+        self.set_parent(&mut p);
+        p
+    }
+
+    fn set_parent(&self, p: &mut Process) {
+        match self.procs.get(&(p.ppid as u32)).filter(|_| p.ppid > 0) {
+            Some(parent) => {
+                let pp = &parent.proc;
+                p.pname = pp.name.clone();
+                p.pexe = pp.exe.clone();
+                p.pcmdline = pp.cmdline.clone();
+                p.ancestors = std::iter::once(pp.name.clone())
+                    .chain(pp.ancestors.iter().cloned())
+                    .take(MAX_ANCESTORS)
+                    .collect();
+            }
+            None => {
+                p.pname.clear();
+                p.pexe.clear();
+                p.pcmdline.clear();
+                p.ancestors.clear();
+                // pid 1 and kernel threads (ppid 0) have no parent to know
+                if p.ppid > 0 {
+                    p.incomplete = true;
+                }
+            }
+        }
+    }
+
+    fn cgroup_path(&mut self, pid: u32, cgid: u64) -> Option<String> {
+        if let Some(p) = self.cgroups.get(&cgid) {
+            return Some(p.clone());
+        }
+        let text =
+            std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+        let path = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_string))?;
+        if self.cgroups.len() > 4096 {
+            self.cgroups.clear();
+        }
+        self.cgroups.insert(cgid, path.clone());
+        Some(path)
+    }
+
+    fn insert(&mut self, pid: u32, p: Process) -> Arc<Process> {
+        let arc = Arc::new(p);
+        if self.procs.len() >= self.cap && !self.procs.contains_key(&pid) {
+            self.expire(true);
+            if self.procs.len() >= self.cap {
+                self.stats.evicted += 1;
+                return arc;
+            }
+        }
+        self.procs.insert(pid, Entry { proc: arc.clone() });
+        arc
+    }
+
+    /// Drop exited processes whose grace period is over (all, with `force`).
+    pub fn expire(&mut self, force: bool) {
+        let now = Instant::now();
+        while let Some(&(t, pid)) = self.exited.front() {
+            if !force && now.duration_since(t) < EXIT_GRACE {
+                break;
+            }
+            self.exited.pop_front();
+            self.procs.remove(&pid);
+        }
+    }
+
+    /// The process for a record: the table's, refreshed from /proc when
+    /// missing, else built from the record header and marked incomplete.
+    fn lookup(&mut self, raw: &RawEvent) -> Arc<Process> {
+        if let Some(e) = self.procs.get(&raw.tgid) {
+            if e.proc.name == raw.comm || raw.comm.is_empty() {
+                return e.proc.clone();
+            }
+            // comm changed without exec (prctl PR_SET_NAME)
+            let mut p = (*e.proc).clone();
+            p.name = raw.comm.clone();
+            return self.insert(raw.tgid, p);
+        }
+        if raw.tgid != 0 {
+            if let Some(info) = read_proc(&self.proc_root, raw.tgid) {
+                let p = self.build_from_info(&info);
+                return self.insert(raw.tgid, p);
+            }
+        }
+        let mut p = Process {
+            pid: raw.tgid as i64,
+            ppid: raw.ppid as i64,
+            name: raw.comm.clone(),
+            loginuid: -1,
+            incomplete: true,
+            ..Default::default()
+        };
+        if let Some(cg) = self.cgroups.get(&raw.cgroup_id).cloned() {
+            p.unit = unit_from_cgroup(&cg);
+            p.container_id = container_id_from_cgroup(&cg);
+            p.cgroup = cg;
+        }
+        self.set_parent(&mut p);
+        p.incomplete = true;
+        Arc::new(p)
+    }
+
+    /// Update the table from `raw` and build the engine event (None for fork,
+    /// which only feeds the table).
+    pub fn apply(&mut self, raw: RawEvent) -> Option<Event> {
+        self.expire(false);
+        let time = raw.ts_boot_ns as i64 + self.boot_offset;
+        let kind = raw.kind.event_type();
+        let (proc_, detail, ret) = match raw.body {
+            RawBody::Fork {
+                start_boot_ns,
+                uid,
+                gid,
+            } => {
+                let mut p = match self.procs.get(&raw.ppid) {
+                    Some(parent) => (*parent.proc).clone(),
+                    None => match read_proc(&self.proc_root, raw.tgid) {
+                        Some(info) => self.build_from_info(&info),
+                        None => Process {
+                            name: raw.comm.clone(),
+                            uid: uid as i64,
+                            gid: gid as i64,
+                            loginuid: -1,
+                            incomplete: true,
+                            ..Default::default()
+                        },
+                    },
+                };
+                p.pid = raw.tgid as i64;
+                p.ppid = raw.ppid as i64;
+                p.start = start_boot_ns as i64 + self.boot_offset;
+                self.set_parent(&mut p);
+                self.insert(raw.tgid, p);
+                return None;
+            }
+            RawBody::Exec {
+                uid,
+                gid,
+                loginuid,
+                start_boot_ns,
+                tty,
+                ref filename,
+                ref argv,
+            } => {
+                let old = self.procs.get(&raw.tgid).map(|e| e.proc.clone());
+                let base = self.proc_root.join(raw.tgid.to_string());
+                let exe = if filename.starts_with('/') && !filename.starts_with("/dev/fd/") {
+                    normalize(filename)
+                } else {
+                    readlink(base.join("exe").to_string_lossy().into_owned())
+                        .unwrap_or_else(|| filename.clone())
+                };
+                let cwd = readlink(base.join("cwd").to_string_lossy().into_owned())
+                    .or_else(|| old.as_ref().map(|o| o.cwd.clone()))
+                    .unwrap_or_default();
+                let cgroup = self
+                    .cgroup_path(raw.tgid, raw.cgroup_id)
+                    .or_else(|| old.as_ref().map(|o| o.cgroup.clone()))
+                    .unwrap_or_default();
+                let mut p = Process {
+                    pid: raw.tgid as i64,
+                    ppid: raw.ppid as i64,
+                    name: raw.comm.clone(),
+                    exe,
+                    cmdline: argv.join(" "),
+                    args: argv.iter().skip(1).cloned().collect(),
+                    cwd,
+                    start: start_boot_ns as i64 + self.boot_offset,
+                    uid: uid as i64,
+                    gid: gid as i64,
+                    loginuid: if loginuid == u32::MAX {
+                        -1
+                    } else {
+                        loginuid as i64
+                    },
+                    user_name: self.users.name(uid as i64),
+                    unit: unit_from_cgroup(&cgroup),
+                    container_id: container_id_from_cgroup(&cgroup),
+                    cgroup,
+                    tty,
+                    ..Default::default()
+                };
+                self.set_parent(&mut p);
+                (self.insert(raw.tgid, p), Detail::None, 0)
+            }
+            RawBody::Exit { code, signal } => {
+                let p = self.lookup(&raw);
+                if raw.tgid != 0 && self.procs.contains_key(&raw.tgid) {
+                    self.exited.push_back((Instant::now(), raw.tgid));
+                }
+                (
+                    p,
+                    Detail::Exit {
+                        code: code as i64,
+                        signal: signal as i64,
+                    },
+                    0,
+                )
+            }
+            RawBody::Open {
+                ret,
+                flags,
+                dirfd,
+                ref path,
+            } => {
+                let p = self.lookup(&raw);
+                let resolved = self.resolve_path(&raw, &p, dirfd, path);
+                (
+                    p,
+                    Detail::File(FileInfo {
+                        path: resolved,
+                        path_raw: path.clone(),
+                        flags,
+                    }),
+                    ret,
+                )
+            }
+            RawBody::Net(ref n) => {
+                let p = self.lookup(&raw);
+                let net = net_info(n);
+                let ret = n.ret;
+                let d = if raw.kind == RawKind::Retransmit {
+                    Detail::Retransmit {
+                        net,
+                        state: tcp_state_name(n.state).to_string(),
+                    }
+                } else {
+                    Detail::Net(net)
+                };
+                (p, d, ret)
+            }
+        };
+        if proc_.incomplete {
+            self.stats.incomplete_events += 1;
+        }
+        Some(Event {
+            kind: kind.unwrap_or(EventType::Exec),
+            time,
+            ret,
+            tid: raw.tid as i64,
+            proc: proc_,
+            detail,
+        })
+    }
+
+    fn resolve_path(&self, raw: &RawEvent, p: &Process, dirfd: i32, path: &str) -> String {
+        if path.starts_with('/') {
+            return normalize(path);
+        }
+        let base = self.proc_root.join(raw.tgid.to_string());
+        let dir = if dirfd == AT_FDCWD {
+            readlink(base.join("cwd").to_string_lossy().into_owned()).or_else(|| {
+                if p.cwd.is_empty() {
+                    None
+                } else {
+                    Some(p.cwd.clone())
+                }
+            })
+        } else {
+            readlink(
+                base.join("fd")
+                    .join(dirfd.to_string())
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        };
+        match dir {
+            Some(d) if d.starts_with('/') => normalize(&format!("{d}/{path}")),
+            // unknown base directory: keep what we have
+            _ => path.to_string(),
+        }
+    }
+}
+
+fn net_info(n: &RawNet) -> NetInfo {
+    if n.family == 1 {
+        return NetInfo {
+            proto: String::new(),
+            family: "unix".into(),
+            saddr: String::new(),
+            sport: 0,
+            daddr: n.unix_path.clone(),
+            dport: 0,
+        };
+    }
+    NetInfo {
+        proto: n.proto_name().to_string(),
+        family: n.family_name().to_string(),
+        saddr: n.saddr.clone(),
+        sport: n.sport as i64,
+        daddr: n.daddr.clone(),
+        dport: n.dport as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(kind: RawKind, tgid: u32, ppid: u32, comm: &str, body: RawBody) -> RawEvent {
+        RawEvent {
+            kind,
+            passed: true,
+            truncated: false,
+            tgid,
+            tid: tgid,
+            ppid,
+            ts_boot_ns: 1_000,
+            cgroup_id: 0,
+            comm: comm.into(),
+            body,
+        }
+    }
+
+    fn exec(tgid: u32, ppid: u32, comm: &str, file: &str, argv: &[&str]) -> RawEvent {
+        raw(
+            RawKind::Exec,
+            tgid,
+            ppid,
+            comm,
+            RawBody::Exec {
+                uid: 0,
+                gid: 0,
+                loginuid: u32::MAX,
+                start_boot_ns: 500,
+                tty: false,
+                filename: file.into(),
+                argv: argv.iter().map(|s| s.to_string()).collect(),
+            },
+        )
+    }
+
+    /// A table whose /proc is an empty temp dir: only live records fill it.
+    fn empty_table(cap: usize) -> (tempfile::TempDir, ProcTable) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("passwd"),
+            "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/:/bin/false\n",
+        )
+        .unwrap();
+        let t = ProcTable::with_roots(cap, d.path().join("proc"), d.path().join("passwd"));
+        (d, t)
+    }
+
+    #[test]
+    fn exec_fork_exec_builds_ancestry() {
+        // pid numbers far above pid_max so a real /proc could never answer
+        let (_d, mut t) = empty_table(100);
+        let ev = t
+            .apply(exec(
+                5_000_001,
+                1,
+                "nginx",
+                "/usr/sbin/nginx",
+                &["nginx", "-g", "daemon off;"],
+            ))
+            .unwrap();
+        assert_eq!(ev.kind, EventType::Exec);
+        assert_eq!(ev.proc.name, "nginx");
+        assert_eq!(ev.proc.args, ["-g", "daemon off;"]);
+        assert_eq!(ev.proc.user_name, "root");
+        assert!(ev.proc.incomplete, "parent 1 unknown in an empty table");
+        let fork = raw(
+            RawKind::Fork,
+            5_000_002,
+            5_000_001,
+            "nginx",
+            RawBody::Fork {
+                start_boot_ns: 900,
+                uid: 0,
+                gid: 0,
+            },
+        );
+        assert!(t.apply(fork).is_none());
+        let ev = t
+            .apply(exec(
+                5_000_002,
+                5_000_001,
+                "sh",
+                "/bin/sh",
+                &["sh", "-c", "id"],
+            ))
+            .unwrap();
+        assert_eq!(ev.proc.pname, "nginx");
+        assert_eq!(ev.proc.pexe, "/usr/sbin/nginx");
+        assert_eq!(ev.proc.pcmdline, "nginx -g daemon off;");
+        assert_eq!(ev.proc.ancestors, ["nginx"]);
+        assert_eq!(ev.proc.cmdline, "sh -c id");
+        assert!(!ev.proc.incomplete);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn exit_removes_after_grace_and_cap_holds() {
+        let (_d, mut t) = empty_table(2);
+        t.apply(exec(5_000_001, 0, "a", "/a", &["a"]));
+        t.apply(exec(5_000_002, 0, "b", "/b", &["b"]));
+        t.apply(exec(5_000_003, 0, "c", "/c", &["c"]));
+        assert_eq!(t.len(), 2, "capped");
+        assert_eq!(t.stats().evicted, 1);
+        let ev = t
+            .apply(raw(
+                RawKind::Exit,
+                5_000_001,
+                0,
+                "a",
+                RawBody::Exit { code: 1, signal: 0 },
+            ))
+            .unwrap();
+        assert_eq!(ev.detail, Detail::Exit { code: 1, signal: 0 });
+        assert_eq!(ev.proc.name, "a");
+        assert!(
+            t.get(5_000_001).is_some(),
+            "still there during the grace period"
+        );
+        t.expire(true);
+        assert!(t.get(5_000_001).is_none());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn open_resolves_relative_against_cwd_and_keeps_raw() {
+        let (_d, mut t) = empty_table(10);
+        t.apply(exec(5_000_001, 0, "cat", "/bin/cat", &["cat"]));
+        // no /proc entry: the cwd is unknown, the relative path stays relative
+        let ev = t
+            .apply(raw(
+                RawKind::Open,
+                5_000_001,
+                0,
+                "cat",
+                RawBody::Open {
+                    ret: 3,
+                    flags: 0,
+                    dirfd: -100,
+                    path: "/etc/../etc//shadow".into(),
+                },
+            ))
+            .unwrap();
+        let f = ev.file().unwrap();
+        assert_eq!(f.path, "/etc/shadow");
+        assert_eq!(f.path_raw, "/etc/../etc//shadow");
+        assert_eq!(ev.ret, 3);
+    }
+
+    #[test]
+    fn unknown_process_is_incomplete_and_comm_changes_apply() {
+        let (_d, mut t) = empty_table(10);
+        let ev = t
+            .apply(raw(
+                RawKind::Connect,
+                5_000_009,
+                1,
+                "curl",
+                RawBody::Net(RawNet {
+                    family: 2,
+                    proto: 6,
+                    daddr: "127.0.0.1".into(),
+                    dport: 80,
+                    ..Default::default()
+                }),
+            ))
+            .unwrap();
+        assert!(ev.proc.incomplete);
+        let n = ev.net().unwrap();
+        assert_eq!(
+            (n.proto.as_str(), n.family.as_str(), n.dport),
+            ("tcp", "inet", 80)
+        );
+        t.apply(exec(5_000_001, 0, "a", "/a", &["a"]));
+        let ev = t
+            .apply(raw(
+                RawKind::Exit,
+                5_000_001,
+                0,
+                "renamed",
+                RawBody::Exit { code: 0, signal: 9 },
+            ))
+            .unwrap();
+        assert_eq!(ev.proc.name, "renamed");
+    }
+
+    #[test]
+    fn seeds_from_real_proc() {
+        let mut t = ProcTable::new(100_000);
+        let n = t.seed_from_proc();
+        assert!(n > 0);
+        let me = t.get(std::process::id()).expect("this test process");
+        assert!(
+            me.exe.ends_with(
+                &*std::env::current_exe()
+                    .unwrap()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+            ) || me.exe.contains("deleted")
+        );
+        assert!(!me.cwd.is_empty());
+        assert!(me.start > 1_577_836_800_000_000_000, "epoch start time");
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(normalize("/a/./b/../../c//d/"), "/c/d");
+        assert_eq!(normalize("/.."), "/");
+        assert_eq!(
+            unit_from_cgroup("/system.slice/nginx.service"),
+            "nginx.service"
+        );
+        assert_eq!(
+            unit_from_cgroup("/user.slice/user-0.slice/session-3.scope"),
+            "session-3.scope"
+        );
+        assert_eq!(unit_from_cgroup("/init.scope/x"), "init.scope");
+        assert_eq!(unit_from_cgroup("/"), "");
+        let id = "0123456789abcdef".repeat(4);
+        for p in [
+            format!("/system.slice/docker-{id}.scope"),
+            format!("/docker/{id}"),
+            format!("/kubepods.slice/kubepods-pod1.slice/cri-containerd-{id}.scope"),
+            format!("/kubepods/besteffort/pod1/{id}"),
+            format!("/machine.slice/libpod-{id}.scope/container"),
+            format!("/system.slice/crio-{id}.scope"),
+        ] {
+            assert_eq!(container_id_from_cgroup(&p), "0123456789ab", "{p}");
+        }
+        assert_eq!(container_id_from_cgroup("/system.slice/sshd.service"), "");
+        assert_eq!(
+            parse_passwd("a:x:5:5::/:/bin/sh\nbad\n").get(&5).unwrap(),
+            "a"
+        );
+    }
+}
