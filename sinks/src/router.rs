@@ -359,29 +359,23 @@ impl Router {
             .collect();
         let Router {
             inner,
-            mut workers,
+            workers,
             abort,
             ..
         } = self;
         drop(inner); // closes the queues: workers drain, then exit
-        let wait_all = async {
-            for h in workers.iter_mut() {
-                let _ = h.await;
-            }
-        };
-        let timed_out = tokio::time::timeout_at(deadline, wait_all).await.is_err();
+        let mut workers: Vec<Option<JoinHandle<()>>> = workers.into_iter().map(Some).collect();
+        let timed_out = tokio::time::timeout_at(deadline, join_all(&mut workers))
+            .await
+            .is_err();
         if timed_out {
+            // Deadline: workers stop retrying and count what is left.
             let _ = abort.send(true);
-            let grace = async {
-                for h in workers.iter_mut() {
-                    let _ = h.await;
-                }
-            };
-            if tokio::time::timeout(Duration::from_secs(1), grace)
+            if tokio::time::timeout(Duration::from_secs(1), join_all(&mut workers))
                 .await
                 .is_err()
             {
-                for h in &workers {
+                for h in workers.iter().flatten() {
                     h.abort();
                 }
             }
@@ -400,6 +394,17 @@ impl Router {
             timed_out,
             undelivered,
             sinks,
+        }
+    }
+}
+
+/// Awaits every worker still running; a finished one is taken out, so this
+/// can be called again after a timeout cancelled it.
+async fn join_all(workers: &mut [Option<JoinHandle<()>>]) {
+    for slot in workers.iter_mut() {
+        if let Some(h) = slot {
+            let _ = h.await;
+            *slot = None;
         }
     }
 }

@@ -232,7 +232,10 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub async fn start() -> SmtpServer {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        SmtpServer::from_listener(TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    pub fn from_listener(l: TcpListener) -> SmtpServer {
         let addr = l.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {

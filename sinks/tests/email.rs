@@ -1,0 +1,147 @@
+//! Email sink against an SMTP server run by the test on loopback: one mail
+//! per alert with subject/Date/From/To/Message-ID and a readable body, and
+//! digest batching (a storm becomes one mail listing a bounded number of
+//! alerts and counting the rest).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use vigil_engine::Priority;
+use vigil_sinks::Router;
+
+#[tokio::test]
+async fn one_mail_per_alert_with_headers_and_body() {
+    let mut srv = SmtpServer::start().await;
+    let cfg = outputs(&format!(
+        "email:\n  smtp: smtp://{}\n  tls: none\n  from: \"vigil <vigil@example.invalid>\"\n  to: [sec@example.invalid, ops@example.invalid]\n  digest_window: 0s\n",
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    router.submit(alert("Shell spawned by web server", Priority::Critical, 1));
+    let m = recv(&mut srv.rx).await;
+    assert_eq!(m.from, "<vigil@example.invalid>");
+    assert_eq!(
+        m.rcpt,
+        vec![
+            "<sec@example.invalid>".to_string(),
+            "<ops@example.invalid>".to_string()
+        ]
+    );
+    assert_eq!(
+        m.header("subject").unwrap(),
+        "[vigil] Critical Shell spawned by web server on testhost"
+    );
+    assert!(m.header("from").unwrap().contains("vigil@example.invalid"));
+    let to = m.header("to").unwrap();
+    assert!(to.contains("sec@example.invalid") && to.contains("ops@example.invalid"));
+    let date = m.header("date").expect("Date header");
+    assert!(date.contains(" +0000") || date.contains("GMT"), "{date}");
+    let id = m.header("message-id").expect("Message-ID header");
+    assert!(id.starts_with('<') && id.ends_with("@testhost>"), "{id}");
+    let body = m.body();
+    assert!(
+        body.contains("Rule:     Shell spawned by web server"),
+        "{body}"
+    );
+    assert!(body.contains("Priority: Critical"), "{body}");
+    assert!(
+        body.contains("Output:   Shell bash spawned (pid=1001 n=1)"),
+        "{body}"
+    );
+    assert!(body.contains("proc.cmdline = bash -c echo 1"), "{body}");
+
+    router.submit(alert("Other", Priority::Notice, 2));
+    let m2 = recv(&mut srv.rx).await;
+    assert_ne!(m2.header("message-id"), m.header("message-id"));
+    assert_eq!(
+        m2.header("subject").unwrap(),
+        "[vigil] Notice Other on testhost"
+    );
+    let r = router.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.sinks[0].sent, 2);
+}
+
+#[tokio::test]
+async fn storm_becomes_one_digest() {
+    let mut srv = SmtpServer::start().await;
+    // A window far longer than the test: the digest goes out when shutdown
+    // closes the queue, so exactly one mail must carry all 300 alerts.
+    let cfg = outputs(&format!(
+        "email:\n  smtp: smtp://{}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  digest_window: 1h\n  max_alerts_per_mail: 5\n",
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    for i in 0..300 {
+        let (rule, p) = match i % 3 {
+            0 => ("Noisy", Priority::Warning),
+            1 => ("Quiet", Priority::Notice),
+            _ => ("Bad", Priority::Critical),
+        };
+        router.submit(alert(rule, p, i));
+    }
+    // Let the sink collect them (it is waiting inside its window).
+    eventually(|| (router.stats()[0].queued == 300).then_some(())).await;
+    let r = router.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(r.undelivered, 0);
+    assert_eq!(r.sinks[0].sent, 300);
+    let m = recv(&mut srv.rx).await;
+    assert!(srv.rx.try_recv().is_err(), "exactly one mail");
+    assert_eq!(
+        m.header("subject").unwrap(),
+        "[vigil] Critical Bad on testhost (+299 more alerts)"
+    );
+    let body = m.body();
+    assert!(
+        body.contains("vigil raised 300 alerts on testhost"),
+        "{body}"
+    );
+    assert!(body.contains("   100  Critical       Bad"), "{body}");
+    assert!(body.contains("   100  Warning        Noisy"), "{body}");
+    assert!(body.contains("   100  Notice         Quiet"), "{body}");
+    assert_eq!(body.matches("--- alert ").count(), 5, "{body}");
+    assert!(
+        body.contains("295 more alerts in this digest are not listed"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn digest_window_closes_on_its_own() {
+    let mut srv = SmtpServer::start().await;
+    let cfg = outputs(&format!(
+        "email:\n  smtp: smtp://{}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  digest_window: 200ms\n",
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    for i in 0..4 {
+        router.submit(alert("Noisy", Priority::Warning, i));
+    }
+    let m = recv(&mut srv.rx).await;
+    // All four were queued before the window (200 ms) could close.
+    assert_eq!(
+        m.header("subject").unwrap(),
+        "[vigil] Warning Noisy on testhost (+3 more alerts)"
+    );
+    router.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn smtp_down_then_up() {
+    let port = free_port();
+    let cfg = outputs(&format!(
+        "email:\n  smtp: smtp://127.0.0.1:{port}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  digest_window: 0s\n  retry: {{ initial_backoff: 20ms, max_backoff: 100ms }}\n"
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    router.submit(alert("r", Priority::Alert, 1));
+    eventually(|| (router.stats()[0].failed >= 2).then_some(())).await;
+    // Now a server appears on that port.
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut srv = SmtpServer::from_listener(l);
+    let m = recv(&mut srv.rx).await;
+    assert_eq!(m.header("subject").unwrap(), "[vigil] Alert r on testhost");
+    router.shutdown(Duration::from_secs(5)).await;
+}
