@@ -33,7 +33,8 @@ const STREAM_LEN: usize = 1000;
 /// exec scoped by `proc.name` (indexable), exec scoped by `proc.pname in [..]`
 /// (indexable), open by path prefix with a list exception (not indexable: every
 /// open meets it), connect by port (not indexable), open with a regex helper
-/// (Rhai path), exec on an ancestor list (not indexable).
+/// (Rhai path), exec scoped by name with an ancestor test (indexable).
+/// So execs are indexed while opens and connects meet every rule of their type.
 fn generated_rules(n: usize) -> String {
     let mut y = String::from(
         "- list: gen_allowed\n  items: [gen_allowed_a, gen_allowed_b, gen_allowed_c]\n\n",
@@ -66,7 +67,9 @@ fn generated_rules(n: usize) -> String {
             ),
             _ => (
                 "exec",
-                format!("\"genanc{i}\" in proc.ancestors && proc.exe.ends_with(\"/gen{i}\")"),
+                format!(
+                    "proc.name in [\"genc{i}\", \"gend{i}\"] && \"genanc{i}\" in proc.ancestors"
+                ),
             ),
         };
         y.push_str(&format!(
