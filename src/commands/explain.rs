@@ -1,10 +1,87 @@
-//! `vigil explain` (not yet implemented).
+//! `vigil explain --rules PATH... [--json]`: the kernel first-stage filter
+//! derived from the rules, per event type, and what each rule contributed
+//! (or why it forces pass-all).
 
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use anyhow::Context;
+use serde_json::{json, Value};
+use vigil_engine::{EventType, FilterSets, RuleSet, TypeFilter};
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`vigil explain` is not implemented yet")
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub rules: crate::RulesArg,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn sets_json(s: &FilterSets) -> Value {
+    json!({"comms": s.comms, "pcomms": s.pcomms, "pids": s.pids, "cgroups": s.cgroups})
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !args.rules.rules.is_empty(),
+        "give at least one --rules PATH"
+    );
+    let rs = RuleSet::load(&args.rules.rules)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("rules failed to load")?;
+    let f = rs.kernel_filter();
+    let contribs = rs.filter_contributions();
+    if args.json {
+        let mut types = serde_json::Map::new();
+        for t in EventType::ALL {
+            let v = match f.for_type(t) {
+                TypeFilter::Drop => json!({"mode": "drop"}),
+                TypeFilter::PassAll => json!({"mode": "pass_all"}),
+                TypeFilter::Match(s) => json!({"mode": "match", "sets": sets_json(s)}),
+            };
+            types.insert(t.as_str().to_string(), v);
+        }
+        let rules: Vec<Value> = contribs
+            .iter()
+            .map(|c| {
+                let mut o = json!({
+                    "rule": c.rule, "enabled": c.enabled,
+                    "events": c.events.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                });
+                match &c.term {
+                    Ok(s) => o["term"] = sets_json(s),
+                    Err(r) => o["pass_all_reason"] = json!(r),
+                }
+                o
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"hash": rs.hash(), "types": types, "rules": rules})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("kernel filter (rule set {}):", rs.hash());
+    for t in EventType::ALL {
+        let d = match f.for_type(t) {
+            TypeFilter::Drop => "drop (no enabled rule takes this event type)".to_string(),
+            TypeFilter::PassAll => "pass all".to_string(),
+            TypeFilter::Match(s) if s.is_empty() => "match nothing (no rule can match)".to_string(),
+            TypeFilter::Match(s) => format!("match: {}", s.describe()),
+        };
+        println!("  {:<11} {d}", t.as_str());
+    }
+    println!("rules:");
+    for c in &contribs {
+        let ev: Vec<&str> = c.events.iter().map(|t| t.as_str()).collect();
+        let what = match &c.term {
+            Ok(s) if s.is_empty() => "contributes nothing (condition can never match)".to_string(),
+            Ok(s) => s.describe(),
+            Err(r) => r.clone(),
+        };
+        println!("  {} [{}]: {what}", c.rule, ev.join(","));
+    }
+    Ok(ExitCode::SUCCESS)
 }
