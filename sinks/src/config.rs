@@ -180,8 +180,9 @@ impl fmt::Display for SyslogAddress {
 
 impl<'de> Deserialize<'de> for SyslogAddress {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(de::Error::custom)
+        de_str_with(d, "unix:///path, udp://host:port or tcp://host:port", |s| {
+            s.parse()
+        })
     }
 }
 
@@ -235,22 +236,23 @@ impl Default for Facility {
 
 impl<'de> Deserialize<'de> for Facility {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let l = s.to_ascii_lowercase();
-        let l = match l.as_str() {
-            "security" => "auth",
-            other => other,
-        };
-        Facility::NAMES
-            .iter()
-            .position(|n| *n == l)
-            .map(|i| Facility(i as u8))
-            .ok_or_else(|| {
-                de::Error::custom(format!(
-                    "unknown facility `{s}` (expected one of {})",
-                    Facility::NAMES.join(", ")
-                ))
-            })
+        de_str_with(d, "a syslog facility name", |s| {
+            let l = s.to_ascii_lowercase();
+            let l = match l.as_str() {
+                "security" => "auth",
+                other => other,
+            };
+            Facility::NAMES
+                .iter()
+                .position(|n| *n == l)
+                .map(|i| Facility(i as u8))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown facility `{s}` (expected one of {})",
+                        Facility::NAMES.join(", ")
+                    )
+                })
+        })
     }
 }
 
@@ -491,54 +493,97 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum DurRepr {
-    Int(u64),
-    Str(String),
+struct DurationVisitor;
+
+impl de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a duration such as 500ms, 5s, 2m or 1h")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
 }
 
 /// serde helper: a duration written as `5s` / `250ms` / seconds.
 pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    match DurRepr::deserialize(d)
-        .map_err(|_| de::Error::custom("expected a duration such as 500ms, 5s, 2m or 1h"))?
-    {
-        DurRepr::Int(n) => Ok(Duration::from_secs(n)),
-        DurRepr::Str(s) => parse_duration(&s).map_err(de::Error::custom),
-    }
+    d.deserialize_any(DurationVisitor)
 }
 
 fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     de_duration(d).map(Some)
 }
 
+/// A string value checked (and converted) by `f`; the error is raised inside
+/// the visitor so serde_yaml_ng reports the key's full path and line.
+struct StrVisitor<F>(F, &'static str);
+
+impl<T, F: FnOnce(&str) -> Result<T, String>> de::Visitor<'_> for StrVisitor<F> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.1)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+}
+
+fn de_str_with<'de, D, T>(
+    d: D,
+    what: &'static str,
+    f: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    d.deserialize_str(StrVisitor(f, what))
+}
+
 fn de_opt_priority<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Priority>, D::Error> {
-    let s = String::deserialize(d)?;
-    s.parse::<Priority>().map(Some).map_err(de::Error::custom)
+    de_str_with(d, "a priority name", |s| {
+        s.parse::<Priority>().map(Some).map_err(|e| e.to_string())
+    })
+}
+
+struct SizeVisitor;
+
+impl de::Visitor<'_> for SizeVisitor {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a positive integer")
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<usize, E> {
+        if n == 0 || n > 100_000_000 {
+            return Err(E::custom(format!("{n} is out of range (1 to 100000000)")));
+        }
+        Ok(n as usize)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<usize, E> {
+        if n < 0 {
+            return Err(E::custom(format!("{n} is out of range (1 to 100000000)")));
+        }
+        self.visit_u64(n as u64)
+    }
 }
 
 fn de_queue_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let n = u64::deserialize(d)?;
-    if n == 0 || n > 100_000_000 {
-        return Err(de::Error::custom(format!(
-            "{n} is out of range (1 to 100000000)"
-        )));
-    }
-    Ok(n as usize)
+    d.deserialize_u64(SizeVisitor)
 }
 
 fn de_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    let u = reqwest::Url::parse(&s).map_err(|e| de::Error::custom(format!("`{s}`: {e}")))?;
-    if u.scheme() != "http" && u.scheme() != "https" {
-        return Err(de::Error::custom(format!(
-            "`{s}`: scheme must be http or https"
-        )));
-    }
-    if u.host_str().is_none() {
-        return Err(de::Error::custom(format!("`{s}`: missing host")));
-    }
-    Ok(s)
+    de_str_with(d, "an http(s) URL", |s| {
+        let u = reqwest::Url::parse(s).map_err(|e| format!("`{s}`: {e}"))?;
+        if u.scheme() != "http" && u.scheme() != "https" {
+            return Err(format!("`{s}`: scheme must be http or https"));
+        }
+        if u.host_str().is_none() {
+            return Err(format!("`{s}`: missing host"));
+        }
+        Ok(s.to_string())
+    })
 }
 
 /// `smtp://host[:port]` -> (host, optional port).
@@ -581,32 +626,36 @@ pub fn parse_smtp_url(s: &str) -> Result<(String, Option<u16>), String> {
 }
 
 fn de_smtp_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_smtp_url(&s).map_err(de::Error::custom)?;
-    Ok(s)
+    de_str_with(d, "smtp://host[:port]", |s| {
+        parse_smtp_url(s)?;
+        Ok(s.to_string())
+    })
 }
 
-fn check_mailbox(s: &str) -> Result<(), String> {
+fn check_mailbox(s: &str) -> Result<String, String> {
     s.parse::<lettre::message::Mailbox>()
-        .map(|_| ())
+        .map(|_| s.to_string())
         .map_err(|e| format!("`{s}`: not a mail address ({e})"))
 }
 
 fn de_mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    check_mailbox(&s).map_err(de::Error::custom)?;
-    Ok(s)
+    de_str_with(d, "a mail address", check_mailbox)
+}
+
+struct Mailbox(String);
+
+impl<'de> Deserialize<'de> for Mailbox {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_mailbox(d).map(Mailbox)
+    }
 }
 
 fn de_mailboxes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let v = Vec::<String>::deserialize(d)?;
+    let v = Vec::<Mailbox>::deserialize(d)?;
     if v.is_empty() {
-        return Err(de::Error::custom("needs at least one recipient"));
+        return Err(de::Error::custom("to: needs at least one recipient"));
     }
-    for s in &v {
-        check_mailbox(s).map_err(de::Error::custom)?;
-    }
-    Ok(v)
+    Ok(v.into_iter().map(|m| m.0).collect())
 }
 
 #[cfg(test)]
@@ -687,7 +736,12 @@ dedup: { window: 30s, by: [proc.name], rules: { "Noisy rule": { window: 0s } } }
         let e = parse("dedup: { window: soon }").unwrap_err();
         assert!(e.contains("soon"), "{e}");
         let e = parse("syslog: { facility: kernel }").unwrap_err();
-        assert!(e.contains("kernel"), "{e}");
+        assert!(e.contains("syslog.facility") && e.contains("kernel"), "{e}");
+        let e =
+            parse("email: { smtp: \"smtp://h\", from: a@b.c, to: [a@b.c, \"x y\"] }").unwrap_err();
+        assert!(e.contains("email.to[1]"), "{e}");
+        let e = parse("dedup:\n  window: 1x\n").unwrap_err();
+        assert!(e.contains("dedup.window") && e.contains("line 2"), "{e}");
         let e = parse("retries: 3").unwrap_err();
         assert!(e.contains("retries"), "{e}");
     }
