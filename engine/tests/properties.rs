@@ -124,10 +124,10 @@ proptest! {
             out.clear();
             evr.evaluate(e, &mut out);
             let fired: Vec<String> = out.iter().map(|a| a.rule.to_string()).collect();
-            for i in 0..conds.len() {
+            for (i, c) in conds.iter().enumerate() {
                 let name = format!("r{i}");
                 let want = rs.eval_both(&name, e).unwrap().0.unwrap();
-                prop_assert_eq!(fired.contains(&name), want, "index disagrees for {}: {}", name, &conds[i]);
+                prop_assert_eq!(fired.contains(&name), want, "index disagrees for {}: {}", name, c);
             }
             if !out.is_empty() {
                 prop_assert!(filter.passes(e), "filter drops a matching event: {:?} {:?}", fired, e);
