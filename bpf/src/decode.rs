@@ -75,6 +75,8 @@ pub enum RawBody {
         tty: bool,
         filename: String,
         argv: Vec<String>,
+        /// Working directory from the kernel's dentry walk ("" if unknown).
+        cwd: String,
     },
     Fork {
         start_boot_ns: u64,
@@ -90,6 +92,9 @@ pub enum RawBody {
         flags: u32,
         dirfd: i32,
         path: String,
+        /// For a relative `path`: the directory it is relative to (the cwd
+        /// or `dirfd`'s path) from the kernel's dentry walk; "" otherwise.
+        base_dir: String,
     },
     Net(RawNet),
 }
@@ -200,6 +205,20 @@ fn addr(family: u16, b: &[u8]) -> String {
     }
 }
 
+/// A dentry walk (components leaf first, each NUL-terminated) as an absolute path.
+fn walk_to_path(b: &[u8]) -> String {
+    let comps: Vec<&[u8]> = b.split(|&c| c == 0).filter(|c| !c.is_empty()).collect();
+    let mut out = String::new();
+    for c in comps.iter().rev() {
+        out.push('/');
+        out.push_str(&String::from_utf8_lossy(c));
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
 /// Split NUL-separated argv bytes.
 fn split_args(b: &[u8]) -> Vec<String> {
     let b = b.strip_suffix(&[0]).unwrap_or(b);
@@ -221,7 +240,9 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
             need(b, 80)?;
             let flen = u16_at(b, 60) as usize;
             let alen = u16_at(b, 62) as usize;
-            need(b, 80 + flen + alen)?;
+            let clen = u16_at(b, 74) as usize;
+            need(b, 80 + flen + alen + clen)?;
+            let cwd_bytes = &b[80 + flen + alen..80 + flen + alen + clen];
             RawBody::Exec {
                 uid: u32_at(b, 48),
                 gid: u32_at(b, 52),
@@ -230,6 +251,11 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 tty: b[72] != 0,
                 filename: cstr(&b[80..80 + flen]),
                 argv: split_args(&b[80 + flen..80 + flen + alen]),
+                cwd: if clen > 0 {
+                    walk_to_path(cwd_bytes)
+                } else {
+                    String::new()
+                },
             }
         }
         RawKind::Fork => {
@@ -250,12 +276,18 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
         RawKind::Open => {
             need(b, 72)?;
             let plen = u16_at(b, 64) as usize;
-            need(b, 72 + plen)?;
+            let blen = u16_at(b, 66) as usize;
+            need(b, 72 + plen + blen)?;
             RawBody::Open {
                 ret: u64_at(b, 48) as i64,
                 flags: u32_at(b, 56),
                 dirfd: u32_at(b, 60) as i32,
                 path: cstr(&b[72..72 + plen]),
+                base_dir: if blen > 0 {
+                    walk_to_path(&b[72 + plen..72 + plen + blen])
+                } else {
+                    String::new()
+                },
             }
         }
         RawKind::Connect | RawKind::Accept | RawKind::Retransmit => {
@@ -331,8 +363,11 @@ mod tests {
         b[60..62].copy_from_slice(&(fname.len() as u16).to_ne_bytes());
         b[62..64].copy_from_slice(&(args.len() as u16).to_ne_bytes());
         b[72] = 1;
+        let cwd = b"www\0var\0";
+        b[74..76].copy_from_slice(&(cwd.len() as u16).to_ne_bytes());
         b.extend_from_slice(fname);
         b.extend_from_slice(args);
+        b.extend_from_slice(cwd);
         let ev = decode(&b).unwrap();
         assert_eq!(ev.kind, RawKind::Exec);
         assert!(ev.passed && !ev.truncated);
@@ -345,8 +380,10 @@ mod tests {
                 tty,
                 filename,
                 argv,
+                cwd,
                 ..
             } => {
+                assert_eq!(cwd, "/var/www");
                 assert_eq!((uid, loginuid, tty), (1000, u32::MAX, true));
                 assert_eq!(filename, "/bin/sh");
                 assert_eq!(argv, ["sh", "-c", "true"]);
@@ -399,6 +436,31 @@ mod tests {
         o.resize(72, 0);
         o[64..66].copy_from_slice(&500u16.to_ne_bytes());
         assert!(matches!(decode(&o), Err(DecodeError::Short(72, 572))));
+    }
+
+    #[test]
+    fn open_with_base_dir_walk() {
+        let mut o = hdr(1, F_PASSED);
+        o.resize(72, 0);
+        let path = b"../x\0";
+        let base = b"c\0b\0a\0";
+        o[60..64].copy_from_slice(&(-100i32).to_ne_bytes());
+        o[64..66].copy_from_slice(&(path.len() as u16).to_ne_bytes());
+        o[66..68].copy_from_slice(&(base.len() as u16).to_ne_bytes());
+        o.extend_from_slice(path);
+        o.extend_from_slice(base);
+        let ev = decode(&o).unwrap();
+        assert_eq!(
+            ev.body,
+            RawBody::Open {
+                ret: 0,
+                flags: 0,
+                dirfd: -100,
+                path: "../x".into(),
+                base_dir: "/a/b/c".into()
+            }
+        );
+        assert_eq!(walk_to_path(b""), "/");
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub enum SensorError {
     NotRoot,
     #[error("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); vigil needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
     NoBtf,
-    #[error("the kernel refused to load vigil's eBPF programs ({0}); is BPF disabled (kernel.unprivileged_bpf_disabled, lockdown) or the kernel older than 5.8?")]
+    #[error("the kernel refused to load vigil's eBPF programs ({0}); BPF may be disabled or restricted here (lockdown, seccomp, a container without CAP_BPF)")]
+    LoadDenied(String),
+    #[error("the kernel's verifier rejected vigil's eBPF programs ({0}); run with VIGIL_LOG=libbpf=debug for the verifier log (needs Linux 5.17 or later with BTF)")]
     Load(String),
     #[error("attaching the eBPF program to hook `{hook}` failed: {reason}")]
     Attach { hook: String, reason: String },
@@ -105,7 +107,13 @@ impl Sensors {
         let open = ObjectBuilder::default()
             .open_memory(OBJ)
             .map_err(|e| SensorError::Load(e.to_string()))?;
-        let obj = open.load().map_err(|e| SensorError::Load(e.to_string()))?;
+        let obj = open.load().map_err(|e| {
+            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+                SensorError::LoadDenied(e.to_string())
+            } else {
+                SensorError::Load(e.to_string())
+            }
+        })?;
         let handle = |name: &'static str| -> Result<MapHandle, SensorError> {
             let m = obj
                 .maps()

@@ -490,6 +490,7 @@ impl ProcTable {
                 tty,
                 ref filename,
                 ref argv,
+                ref cwd,
             } => {
                 let old = self.procs.get(&raw.tgid).map(|e| e.proc.clone());
                 let base = self.proc_root.join(raw.tgid.to_string());
@@ -499,9 +500,14 @@ impl ProcTable {
                     readlink(base.join("exe").to_string_lossy().into_owned())
                         .unwrap_or_else(|| filename.clone())
                 };
-                let cwd = readlink(base.join("cwd").to_string_lossy().into_owned())
-                    .or_else(|| old.as_ref().map(|o| o.cwd.clone()))
-                    .unwrap_or_default();
+                // the kernel's walk is exact at exec time; /proc is the fallback
+                let cwd = if !cwd.is_empty() {
+                    cwd.clone()
+                } else {
+                    readlink(base.join("cwd").to_string_lossy().into_owned())
+                        .or_else(|| old.as_ref().map(|o| o.cwd.clone()))
+                        .unwrap_or_default()
+                };
                 let cgroup = self
                     .cgroup_path(raw.tgid, raw.cgroup_id)
                     .or_else(|| old.as_ref().map(|o| o.cgroup.clone()))
@@ -551,9 +557,14 @@ impl ProcTable {
                 flags,
                 dirfd,
                 ref path,
+                ref base_dir,
             } => {
                 let p = self.lookup(&raw);
-                let resolved = self.resolve_path(&raw, &p, dirfd, path);
+                let resolved = if !path.starts_with('/') && base_dir.starts_with('/') {
+                    normalize(&format!("{base_dir}/{path}"))
+                } else {
+                    self.resolve_path(&raw, &p, dirfd, path)
+                };
                 (
                     p,
                     Detail::File(FileInfo {
@@ -675,6 +686,7 @@ mod tests {
                 tty: false,
                 filename: file.into(),
                 argv: argv.iter().map(|s| s.to_string()).collect(),
+                cwd: "/srv".into(),
             },
         )
     }
@@ -735,6 +747,7 @@ mod tests {
         assert_eq!(ev.proc.pcmdline, "nginx -g daemon off;");
         assert_eq!(ev.proc.ancestors, ["nginx"]);
         assert_eq!(ev.proc.cmdline, "sh -c id");
+        assert_eq!(ev.proc.cwd, "/srv");
         assert!(!ev.proc.incomplete);
         assert_eq!(t.len(), 2);
     }
@@ -783,6 +796,7 @@ mod tests {
                     flags: 0,
                     dirfd: -100,
                     path: "/etc/../etc//shadow".into(),
+                    base_dir: String::new(),
                 },
             ))
             .unwrap();
@@ -790,6 +804,24 @@ mod tests {
         assert_eq!(f.path, "/etc/shadow");
         assert_eq!(f.path_raw, "/etc/../etc//shadow");
         assert_eq!(ev.ret, 3);
+        // a relative path with the kernel's base directory
+        let ev = t
+            .apply(raw(
+                RawKind::Open,
+                5_000_001,
+                0,
+                "cat",
+                RawBody::Open {
+                    ret: 3,
+                    flags: 0,
+                    dirfd: -100,
+                    path: "../etc/./shadow".into(),
+                    base_dir: "/usr".into(),
+                },
+            ))
+            .unwrap();
+        assert_eq!(ev.file().unwrap().path, "/etc/shadow");
+        assert_eq!(ev.file().unwrap().path_raw, "../etc/./shadow");
     }
 
     #[test]

@@ -29,7 +29,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define TCP_CLOSE_ 7
 #define SIGNAL_GROUP_EXIT_ 0x00000004
 
-#define SCRATCH_SIZE 4096
+#define SCRATCH_SIZE 8192
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -109,9 +109,10 @@ struct {
 	__type(value, struct owner);
 } owners SEC(".maps");
 
+/* slot 0: the record being built; slot 1: dentry-walk output */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u8[SCRATCH_SIZE]);
 } scratch SEC(".maps");
@@ -237,6 +238,78 @@ static __always_inline void *scratch_buf(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+static __always_inline void *walk_buf(void)
+{
+	__u32 one = 1;
+	return bpf_map_lookup_elem(&scratch, &one);
+}
+
+/* Walk a path's dentries up to the global root, crossing mounts, and write
+ * the component names leaf first, each NUL-terminated, into the walk
+ * scratch buffer (at most VG_DIR_MAX bytes). Userspace reverses them.
+ * bpf_d_path is not allowed in tp_btf programs; bpf_loop keeps the
+ * verifier's cost of the walk constant. */
+struct walk_ctx {
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct mount *m;
+	__u32 off;
+	bool trunc;
+};
+
+static long walk_step(__u64 i, void *ctx)
+{
+	struct walk_ctx *c = ctx;
+	struct dentry *d = c->d;
+	struct vfsmount *vm = c->vm;
+	struct mount *m = c->m;
+	struct dentry *mroot = BPF_CORE_READ(vm, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	char *buf;
+
+	if (d == mroot) {
+		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+		if (mp == m)
+			return 1; /* root of the root mount */
+		c->d = BPF_CORE_READ(m, mnt_mountpoint);
+		c->m = mp;
+		c->vm = &mp->mnt;
+		return 0;
+	}
+	if (d == parent)
+		return 1;
+	__u32 off = c->off;
+	if (off > VG_DIR_MAX - 256) {
+		c->trunc = true;
+		return 1;
+	}
+	buf = walk_buf();
+	if (!buf)
+		return 1;
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	long n = bpf_probe_read_kernel_str(buf + off, 256, name);
+	if (n <= 0)
+		return 1;
+	c->off = off + n;
+	c->d = parent;
+	return 0;
+}
+
+/* Returns the bytes written to the walk buffer; sets *trunc when cut short. */
+static __always_inline __u32 walk_path(struct path *p, bool *trunc)
+{
+	struct walk_ctx c = {};
+
+	c.d = BPF_CORE_READ(p, dentry);
+	c.vm = BPF_CORE_READ(p, mnt);
+	c.m = container_of(c.vm, struct mount, mnt);
+	long loops = bpf_loop(VG_DIR_DEPTH, walk_step, &c, 0);
+	if (loops >= VG_DIR_DEPTH)
+		c.trunc = true;
+	*trunc = c.trunc;
+	return c.off;
+}
+
 /* ---- process lifecycle ---- */
 
 SEC("tp_btf/sched_process_exec")
@@ -290,7 +363,25 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 			alen = 0;
 	}
 	e->args_len = alen;
-	__u32 size = sizeof(*e) + (flen & (2 * VG_FILENAME_MAX - 1)) + (alen & (VG_ARGS_MAX - 1));
+	__u32 cwd_len = 0;
+	char *wb = walk_buf();
+	if (wb) {
+		bool trunc = false;
+		struct path pwd = {};
+		struct fs_struct *fs = BPF_CORE_READ(p, fs);
+		if (fs && !bpf_probe_read_kernel(&pwd, sizeof(pwd), &fs->pwd)) {
+			cwd_len = walk_path(&pwd, &trunc) & (VG_DIR_MAX - 1);
+			__u32 off = (flen & (2 * VG_FILENAME_MAX - 1)) + (alen & (VG_ARGS_MAX - 1));
+			if (cwd_len &&
+			    bpf_probe_read_kernel(e->data + (off & 4095), cwd_len, wb))
+				cwd_len = 0;
+			if (trunc)
+				e->h.flags |= VF_TRUNC;
+		}
+	}
+	e->cwd_len = cwd_len;
+	__u32 size = sizeof(*e) + (flen & (2 * VG_FILENAME_MAX - 1)) + (alen & (VG_ARGS_MAX - 1)) +
+		     (cwd_len & (VG_DIR_MAX - 1));
 	e->h.size = size;
 	if (size > SCRATCH_SIZE)
 		return 0;
@@ -364,7 +455,7 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 
 /* ---- syscalls: open / connect / accept ---- */
 
-static __always_inline struct sock *sock_from_fd(int fd)
+static __always_inline struct file *file_from_fd(int fd)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
@@ -376,7 +467,16 @@ static __always_inline struct sock *sock_from_fd(int fd)
 	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+static __always_inline struct sock *sock_from_fd(int fd)
+{
+	struct file *f = file_from_fd(fd);
+
+	if (!f)
 		return NULL;
 	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
 	if ((mode & S_IFMT_) != S_IFSOCK_)
@@ -491,7 +591,31 @@ static __always_inline void open_exit(struct pending *p, long ret)
 	}
 	__u32 len = n;
 	e->path_len = len;
-	__u32 size = sizeof(*e) + (len & (2 * VG_PATH_MAX - 1));
+	e->base_len = 0;
+	__u32 base_len = 0;
+	if (len > 1 && e->path[0] != '/') {
+		char *wb = walk_buf();
+		struct path base = {};
+		bool trunc = false, have = false;
+		if (e->dirfd == AT_FDCWD_) {
+			struct task_struct *t = bpf_get_current_task_btf();
+			struct fs_struct *fs = BPF_CORE_READ(t, fs);
+			have = fs && !bpf_probe_read_kernel(&base, sizeof(base), &fs->pwd);
+		} else {
+			struct file *f = file_from_fd(e->dirfd);
+			have = f && !bpf_probe_read_kernel(&base, sizeof(base), &f->f_path);
+		}
+		if (wb && have) {
+			base_len = walk_path(&base, &trunc) & (VG_DIR_MAX - 1);
+			if (base_len &&
+			    bpf_probe_read_kernel(e->path + (len & (2 * VG_PATH_MAX - 1)), base_len, wb))
+				base_len = 0;
+			if (trunc)
+				e->h.flags |= VF_TRUNC;
+		}
+	}
+	e->base_len = base_len;
+	__u32 size = sizeof(*e) + (len & (2 * VG_PATH_MAX - 1)) + (base_len & (VG_DIR_MAX - 1));
 	e->h.size = size;
 	if (size > SCRATCH_SIZE)
 		return;

@@ -33,6 +33,8 @@
 #define VG_ARGS_MAX 2048
 #define VG_PATH_MAX 1024
 #define VG_UNIX_MAX 108
+#define VG_DIR_MAX 2048 /* dentry-walk output: components leaf first, NUL-terminated */
+#define VG_DIR_DEPTH 48
 
 struct ev_hdr { /* 48 bytes */
 	__u8 type;
@@ -55,8 +57,10 @@ struct ev_exec { /* 80 + filename + args */
 	__u16 args_len;     /* bytes of NUL-separated argv */
 	__u64 start_ns;     /* boottime ns of the process start */
 	__u8 tty;
-	__u8 pad[7];
-	char data[];
+	__u8 pad1;
+	__u16 cwd_len; /* bytes of the cwd walk (components leaf first) */
+	__u8 pad[4];
+	char data[]; /* filename, argv, cwd walk */
 };
 
 struct ev_fork { /* 64 */
@@ -78,8 +82,9 @@ struct ev_open { /* 72 + path */
 	__u32 flags;
 	__s32 dirfd;
 	__u16 path_len; /* bytes incl. NUL */
-	__u16 pad[3];
-	char path[];
+	__u16 base_len; /* relative path: walk of the base directory (cwd or dirfd) */
+	__u16 pad[2];
+	char path[]; /* path, then base walk */
 };
 
 struct ev_net { /* 104 (+ unix path) */

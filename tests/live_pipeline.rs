@@ -1,0 +1,426 @@
+//! Live tests of `vigil run` (the real binary, real eBPF sensors, real
+//! processes): exec by a process whose parent is named `nginx`, an open of
+//! /etc/shadow, loopback connect/accept, a SYN retransmit inside a network
+//! namespace with an nftables drop rule, process exit. Need root, BPF and
+//! BTF (and `ip`/`nft` for the retransmit test); skipped with a message
+//! otherwise, unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn require_live() -> bool {
+    std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1")
+}
+
+/// None (with a printed reason) when live tests cannot run here.
+fn live_capable() -> Option<()> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let why = if !root {
+        "not root"
+    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        "no kernel BTF"
+    } else {
+        return Some(());
+    };
+    if require_live() {
+        panic!("live test cannot run ({why}) but VIGIL_REQUIRE_LIVE=1");
+    }
+    eprintln!("SKIP: live test needs root + BPF + BTF ({why})");
+    None
+}
+
+fn tool_available(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process and call, at most 15 bytes.
+fn unique(prefix: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id() % 100_000)
+}
+
+struct Vigil {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Vigil {
+    /// Start `vigil run --json` on `rules` and wait for READY=1.
+    fn start(rules: &str) -> Option<Vigil> {
+        live_capable()?;
+        let dir = tempfile::tempdir().unwrap();
+        let rules_path = dir.path().join("rules.yaml");
+        std::fs::write(&rules_path, rules).unwrap();
+        let notify_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "--json", "--rules"])
+            .arg(&rules_path)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("VIGIL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vigil");
+        let mut buf = [0u8; 512];
+        let ready = match notify.recv(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).contains("READY=1"),
+            Err(_) => false,
+        };
+        if !ready {
+            let _ = child.kill();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("vigil run never sent READY=1; stderr:\n{err}");
+        }
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Vigil {
+            child,
+            lines: rx,
+            _dir: dir,
+        })
+    }
+
+    /// The first alert (parsed JSON) for which `pred` holds.
+    fn wait_alert(&self, secs: u64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let v: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                    if pred(&v) {
+                        return Some(v);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// SIGTERM; the exit status code.
+    fn stop(mut self) -> Option<i32> {
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
+    &v["output_fields"][name]
+}
+
+/// A copy of `bin` named `name` (its comm is `name`).
+fn copy_named(dir: &Path, bin: &str, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::copy(bin, &p).unwrap();
+    p
+}
+
+#[test]
+fn shell_spawned_by_nginx_fires_and_sigterm_exits_zero() {
+    let Some(v) = Vigil::start(
+        r#"
+- rule: Shell spawned by web server
+  desc: a web server started a shell
+  events: [exec]
+  condition: proc.pname == "nginx" && proc.name in ["sh", "bash", "dash"]
+  output: "Shell {proc.name} spawned by {proc.pname} (pid={proc.pid} cmdline={proc.cmdline})"
+  priority: critical
+"#,
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nginx = copy_named(dir.path(), "/bin/bash", "nginx");
+    let marker = unique("m");
+    let st = Command::new(&nginx)
+        .args(["-c", &format!("/bin/sh -c 'true {marker}'; true")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = v
+        .wait_alert(15, |a| {
+            field(a, "proc.cmdline")
+                .as_str()
+                .is_some_and(|c| c.contains(&marker))
+        })
+        .expect("alert for the shell started by nginx");
+    assert_eq!(a["rule"], "Shell spawned by web server");
+    assert_eq!(a["priority"], "Critical");
+    assert_eq!(field(&a, "proc.name"), "sh");
+    assert_eq!(field(&a, "proc.pname"), "nginx");
+    assert_eq!(
+        field(&a, "proc.pexe").as_str().unwrap(),
+        nginx.to_str().unwrap()
+    );
+    assert_eq!(field(&a, "proc.exe"), "/bin/sh");
+    assert_eq!(field(&a, "proc.args")[1], format!("true {marker}"));
+    assert_eq!(field(&a, "evt.type"), "exec");
+    assert_eq!(v.stop(), Some(0), "SIGTERM exits 0");
+}
+
+#[test]
+fn shadow_open_by_named_process_resolves_paths() {
+    let name = unique("shr");
+    let Some(v) = Vigil::start(&format!(
+        r#"
+- rule: Read shadow
+  desc: test
+  events: [open]
+  condition: proc.name == "{name}" && file.path == "/etc/shadow"
+  output: "{{proc.name}} opened {{file.path}} raw={{file.path_raw}}"
+  priority: warning
+"#
+    )) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cat = copy_named(dir.path(), "/bin/cat", &name);
+    // relative path with a traversal, resolved against the cwd
+    let out = Command::new(&cat)
+        .arg("../etc/../etc/shadow")
+        .current_dir("/usr")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let a = v
+        .wait_alert(15, |a| field(a, "proc.name") == name.as_str())
+        .expect("alert for the shadow read");
+    assert_eq!(field(&a, "file.path"), "/etc/shadow");
+    assert_eq!(field(&a, "file.path_raw"), "../etc/../etc/shadow");
+    assert!(field(&a, "evt.ret").as_i64().unwrap() >= 0, "fd returned");
+    assert_eq!(field(&a, "file.write"), false);
+    assert_eq!(field(&a, "proc.cwd"), "/usr");
+    assert_eq!(v.stop(), Some(0));
+}
+
+#[test]
+fn loopback_connect_and_accept() {
+    let client = unique("cli");
+    let me = std::process::id();
+    let Some(v) = Vigil::start(&format!(
+        r#"
+- rule: Client connect
+  desc: test
+  events: [connect]
+  condition: proc.name == "{client}"
+  output: "connect {{net.daddr}}:{{net.dport}}"
+  priority: notice
+- rule: Server accept
+  desc: test
+  events: [accept]
+  condition: proc.pid == {me}
+  output: "accept from {{net.daddr}}:{{net.dport}}"
+  priority: notice
+"#
+    )) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let bash = copy_named(dir.path(), "/bin/bash", &client);
+    let mut c = Command::new(&bash)
+        .args([
+            "-c",
+            &format!("exec 3<>/dev/tcp/127.0.0.1/{port}; read -t 10 x <&3; true"),
+        ])
+        .spawn()
+        .unwrap();
+    let (sock, peer) = listener.accept().unwrap();
+    drop(sock);
+    let _ = c.wait();
+    let conn = v
+        .wait_alert(15, |a| a["rule"] == "Client connect")
+        .expect("connect alert");
+    assert_eq!(field(&conn, "proc.pid").as_u64().unwrap(), c.id() as u64);
+    assert_eq!(field(&conn, "net.daddr"), "127.0.0.1");
+    assert_eq!(field(&conn, "net.dport").as_u64().unwrap(), port as u64);
+    assert_eq!(
+        field(&conn, "net.sport").as_u64().unwrap(),
+        peer.port() as u64
+    );
+    assert_eq!(field(&conn, "net.proto"), "tcp");
+    assert_eq!(field(&conn, "net.family"), "inet");
+    assert_eq!(field(&conn, "evt.ret"), 0);
+    let acc = v
+        .wait_alert(15, |a| a["rule"] == "Server accept")
+        .expect("accept alert");
+    assert_eq!(field(&acc, "proc.pid").as_u64().unwrap(), me as u64);
+    assert_eq!(field(&acc, "net.daddr"), "127.0.0.1");
+    assert_eq!(
+        field(&acc, "net.dport").as_u64().unwrap(),
+        peer.port() as u64
+    );
+    assert_eq!(field(&acc, "net.sport").as_u64().unwrap(), port as u64);
+    assert_eq!(v.stop(), Some(0));
+}
+
+#[test]
+fn exit_code_and_signal() {
+    let name = unique("ex");
+    let Some(v) = Vigil::start(&format!(
+        r#"
+- rule: Exit seen
+  desc: test
+  events: [exit]
+  condition: proc.name == "{name}"
+  output: "exit {{exit.code}} {{exit.signal}}"
+  priority: info
+"#
+    )) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bash = copy_named(dir.path(), "/bin/bash", &name);
+    let st = Command::new(&bash).args(["-c", "exit 7"]).status().unwrap();
+    assert_eq!(st.code(), Some(7));
+    let a = v
+        .wait_alert(15, |a| field(a, "exit.code") == 7)
+        .expect("exit alert with code 7");
+    assert_eq!(field(&a, "exit.signal"), 0);
+    let _ = Command::new(&bash)
+        .args(["-c", "kill -KILL $$"])
+        .status()
+        .unwrap();
+    let a = v
+        .wait_alert(15, |a| field(a, "exit.signal") == 9)
+        .expect("exit alert with signal 9");
+    assert_eq!(field(&a, "proc.name"), name.as_str());
+    assert_eq!(v.stop(), Some(0));
+}
+
+/// Runs `cmd` in a network namespace removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create(name: &str) -> Option<Netns> {
+        let ok = Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let ns = Netns(name.to_string());
+        let run = |args: &[&str]| {
+            Command::new("ip")
+                .args(["netns", "exec", name])
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ok = run(&["ip", "link", "set", "lo", "up"])
+            && run(&["nft", "add", "table", "inet", "vigiltest"])
+            && run(&[
+                "nft",
+                "add chain inet vigiltest input { type filter hook input priority 0 ; }",
+            ])
+            && run(&[
+                "nft",
+                "add rule inet vigiltest input tcp dport 9 tcp flags syn drop",
+            ]);
+        ok.then_some(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn syn_retransmit_is_attributed_to_the_connecting_process() {
+    if live_capable().is_none() {
+        return;
+    }
+    if !tool_available("ip") || !tool_available("nft") {
+        if require_live() {
+            panic!("retransmit test needs `ip` and `nft` (scripts/install-deps.sh)");
+        }
+        eprintln!("SKIP: retransmit test needs `ip` and `nft`");
+        return;
+    }
+    let name = unique("rtx");
+    let Some(v) = Vigil::start(&format!(
+        r#"
+- rule: Retransmit seen
+  desc: test
+  events: [retransmit]
+  condition: proc.name == "{name}"
+  output: "retransmit {{net.daddr}}:{{net.dport}} {{tcp.state}}"
+  priority: info
+"#
+    )) else {
+        return;
+    };
+    let ns = Netns::create(&format!("vigil-{name}")).expect("creating the test netns with nft");
+    let dir = tempfile::tempdir().unwrap();
+    let bash = copy_named(dir.path(), "/bin/bash", &name);
+    // The SYN is dropped: the kernel retransmits it after ~1 s.
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(&bash)
+        .args(["-c", "exec 3<>/dev/tcp/127.0.0.1/9"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let a = v.wait_alert(20, |a| a["rule"] == "Retransmit seen");
+    let _ = c.kill();
+    let _ = c.wait();
+    let a = a.expect("retransmit alert naming the connecting process");
+    assert_eq!(field(&a, "proc.name"), name.as_str());
+    assert_eq!(field(&a, "net.daddr"), "127.0.0.1");
+    assert_eq!(field(&a, "net.dport"), 9);
+    assert_eq!(field(&a, "tcp.state"), "SYN_SENT");
+    assert_eq!(field(&a, "evt.type"), "retransmit");
+    drop(ns);
+    assert_eq!(v.stop(), Some(0));
+}
