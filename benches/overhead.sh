@@ -276,12 +276,15 @@ TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 log "machine: $(nproc) CPUs, kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 log "agents: ${AGENTS[*]}; rounds: $ROUNDS; open N=$OPEN_N exec N=$EXEC_N connect N=$CONN_N"
 NA=${#AGENTS[@]}
+declare -A FAILS=()
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((k = 0; k < NA; k++)); do
     a=${AGENTS[$(((k + r - 1) % NA))]}
+    if ((${FAILS[$a]:-0} >= 2)); then continue; fi
     if ! start_agent "$a"; then
       stop_agent
-      log "round $r: $a failed to start; skipped this round"
+      FAILS[$a]=$((${FAILS[$a]:-0} + 1))
+      log "round $r: $a failed to start; skipped this round$( ((FAILS[$a] >= 2)) && echo " and from now on")"
       continue
     fi
     for l in "${LOOPS[@]}"; do

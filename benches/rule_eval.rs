@@ -10,6 +10,8 @@
 //! for a short run). Events are built in memory, so the numbers are the
 //! evaluator's alone: ring-buffer decoding and the process table are not in
 //! them (see `benches/overhead.sh` for the whole live path).
+//! `VIGIL_BENCH_DUMP_STREAM=FILE` also writes the event stream as JSONL, so
+//! `vigil replay` can be profiled on the same events.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -437,6 +439,18 @@ fn benches(c: &mut Criterion, sets: &[Set], stream: &[Event]) {
 fn main() {
     let sets = sets();
     let stream = mixed_stream();
+    // VIGIL_BENCH_DUMP_STREAM=FILE writes the mixed stream as flat-JSON lines
+    // (what `vigil replay` reads), for profiling a replay run of the same events.
+    if let Some(path) = std::env::var_os("VIGIL_BENCH_DUMP_STREAM") {
+        let mut text = String::new();
+        for e in &stream {
+            text.push_str(&serde_json::Value::Object(e.to_flat_json()).to_string());
+            text.push('\n');
+        }
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("rule_eval: cannot write {}: {e}", path.to_string_lossy());
+        }
+    }
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes --bench; `cargo test --benches` does not (one quick pass).
     let bench_mode = args.iter().any(|a| a == "--bench");
