@@ -137,6 +137,21 @@ pub enum SyslogAddress {
     Udp(String),
     /// `tcp://host:port` (RFC 6587 framing)
     Tcp(String),
+    /// `tls://host:port` (RFC 5425: TLS, octet counting)
+    Tls(String),
+}
+
+impl SyslogAddress {
+    /// The host part of a udp/tcp/tls address (brackets of an IPv6 literal removed).
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            SyslogAddress::Unix(_) => None,
+            SyslogAddress::Udp(a) | SyslogAddress::Tcp(a) | SyslogAddress::Tls(a) => {
+                let h = a.rsplit_once(':').map_or(a.as_str(), |(h, _)| h);
+                Some(h.trim_start_matches('[').trim_end_matches(']'))
+            }
+        }
+    }
 }
 
 impl std::str::FromStr for SyslogAddress {
@@ -161,8 +176,9 @@ impl std::str::FromStr for SyslogAddress {
             "unix" => Err(format!("`{s}`: unix socket path must be absolute")),
             "udp" => host_port(rest).map(SyslogAddress::Udp),
             "tcp" => host_port(rest).map(SyslogAddress::Tcp),
+            "tls" => host_port(rest).map(SyslogAddress::Tls),
             other => Err(format!(
-                "`{s}`: unknown scheme `{other}` (expected unix, udp or tcp)"
+                "`{s}`: unknown scheme `{other}` (expected unix, udp, tcp or tls)"
             )),
         }
     }
@@ -174,6 +190,7 @@ impl fmt::Display for SyslogAddress {
             SyslogAddress::Unix(p) => write!(f, "unix://{}", p.display()),
             SyslogAddress::Udp(a) => write!(f, "udp://{a}"),
             SyslogAddress::Tcp(a) => write!(f, "tcp://{a}"),
+            SyslogAddress::Tls(a) => write!(f, "tls://{a}"),
         }
     }
 }
@@ -281,6 +298,10 @@ pub struct SyslogConfig {
     /// Connect and write timeout.
     #[serde(default = "default_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// `tls://` only: PEM file with CA certificates trusted in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+
     #[serde(default, deserialize_with = "de_opt_priority")]
     pub min_priority: Option<Priority>,
     #[serde(default = "default_queue_size", deserialize_with = "de_queue_size")]
@@ -305,6 +326,10 @@ pub struct WebhookConfig {
     /// Whole-request timeout.
     #[serde(default = "default_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// PEM file with CA certificates trusted in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+
     #[serde(default, deserialize_with = "de_opt_priority")]
     pub min_priority: Option<Priority>,
     #[serde(default = "default_queue_size", deserialize_with = "de_queue_size")]
@@ -352,6 +377,10 @@ pub struct EmailConfig {
     /// SMTP command timeout.
     #[serde(default = "default_smtp_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
+    /// PEM file with CA certificates trusted in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+
     #[serde(default, deserialize_with = "de_opt_priority")]
     pub min_priority: Option<Priority>,
     #[serde(default = "default_queue_size", deserialize_with = "de_queue_size")]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use vigil_engine::Priority;
@@ -61,6 +62,25 @@ pub(crate) fn build(
         SmtpTls::Starttls => 587,
         SmtpTls::Tls => 465,
     });
+    let builder = match (&cfg.ca_file, cfg.tls) {
+        (None, _) => builder,
+        (Some(_), SmtpTls::None) => {
+            return Err(err("ca_file needs tls: starttls or tls".into()));
+        }
+        (Some(p), mode) => {
+            let mut tp = TlsParameters::builder(host.clone());
+            for der in crate::tls::read_ca_file("email", p)? {
+                let c = Certificate::from_der(der.to_vec())
+                    .map_err(|e| err(format!("ca_file {}: {e}", p.display())))?;
+                tp = tp.add_root_certificate(c);
+            }
+            let params = tp.build_rustls().map_err(|e| err(format!("tls: {e}")))?;
+            builder.tls(match mode {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            })
+        }
+    };
     let mut builder = builder
         .port(port)
         .timeout(Some(cfg.timeout))

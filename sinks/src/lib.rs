@@ -11,6 +11,7 @@ pub mod file;
 pub mod router;
 pub mod stdout;
 pub mod syslog;
+mod tls;
 pub mod webhook;
 
 pub use config::OutputsConfig;

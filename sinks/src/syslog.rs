@@ -168,6 +168,14 @@ pub fn format_rfc3164(
     )
 }
 
+/// TCP/TLS framing (RFC 6587).
+fn frame(framing: TcpFraming, msg: &str) -> String {
+    match framing {
+        TcpFraming::OctetCounting => format!("{} {}", msg.len(), msg),
+        TcpFraming::NonTransparent => format!("{}\n", msg.replace('\n', " ")),
+    }
+}
+
 /// Cuts `s` to at most `max` bytes at a character boundary.
 fn truncate(mut s: String, max: usize) -> String {
     if s.len() > max {
@@ -182,7 +190,7 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// Non-blocking peek on the socket itself (tokio's `try_read` only reads
 /// when the reactor has already seen readiness, so it can miss a fresh FIN).
-fn peer_closed(s: &TcpStream) -> bool {
+fn peer_closed(s: &TcpStream, data_means_closed: bool) -> bool {
     use std::os::fd::AsRawFd;
     let mut b = [0u8; 1];
     // SAFETY: `b` is a valid 1-byte buffer for the duration of the call and the
@@ -195,7 +203,7 @@ fn peer_closed(s: &TcpStream) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    if n == 0 {
+    if n == 0 || (n > 0 && data_means_closed) {
         return true;
     }
     if n < 0 {
@@ -210,6 +218,7 @@ enum Conn {
     Unix(UnixDatagram),
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 pub(crate) struct SyslogSink {
@@ -223,6 +232,10 @@ pub(crate) struct SyslogSink {
     timeout: Duration,
     hostname: Arc<str>,
     pid: u32,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     conn: Option<Conn>,
 }
 
@@ -236,8 +249,35 @@ pub(crate) fn build(
             msg: "app_name is empty".into(),
         });
     }
+    let tls = match &cfg.address {
+        SyslogAddress::Tls(_) => {
+            let extra = match &cfg.ca_file {
+                Some(p) => crate::tls::read_ca_file("syslog", p)?,
+                None => Vec::new(),
+            };
+            let cc = crate::tls::client_config("syslog", &extra)?;
+            let host = cfg.address.host().unwrap_or_default().to_string();
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+                SinkError::Config {
+                    sink: "syslog",
+                    msg: format!("address: `{host}` is not a TLS server name: {e}"),
+                }
+            })?;
+            Some((tokio_rustls::TlsConnector::from(cc), name))
+        }
+        _ => {
+            if cfg.ca_file.is_some() {
+                return Err(SinkError::Config {
+                    sink: "syslog",
+                    msg: "ca_file is only used with a tls:// address".into(),
+                });
+            }
+            None
+        }
+    };
     Ok((
         SyslogSink {
+            tls,
             address: cfg.address.clone(),
             format: cfg.format,
             facility: cfg.facility,
@@ -286,6 +326,16 @@ impl SyslogSink {
                     s.set_nodelay(true)?;
                     Ok(Conn::Tcp(s))
                 }
+                SyslogAddress::Tls(a) => {
+                    let (connector, name) = self
+                        .tls
+                        .as_ref()
+                        .ok_or_else(|| std::io::Error::other("TLS not configured"))?;
+                    let s = TcpStream::connect(a.as_str()).await?;
+                    s.set_nodelay(true)?;
+                    let t = connector.connect(name.clone(), s).await?;
+                    Ok(Conn::Tls(Box::new(t)))
+                }
             }
         };
         tokio::time::timeout(self.timeout, fut)
@@ -316,13 +366,18 @@ impl SyslogSink {
     }
 
     async fn send(&mut self, msg: &str) -> std::io::Result<()> {
-        if let Some(Conn::Tcp(s)) = &self.conn {
-            // A peer that closed (FIN) reads as 0 bytes: reconnect rather
-            // than write into a dead connection (that message would be lost).
-            if peer_closed(s) {
-                tracing::debug!(address = %self.address, "syslog peer closed, reconnecting");
-                self.conn = None;
-            }
+        // A peer that closed (FIN) reads as 0 bytes: reconnect rather than
+        // write into a dead connection (that message would be lost). A syslog
+        // receiver never talks on a TLS connection: readable data there is
+        // its close_notify.
+        let closed = match &self.conn {
+            Some(Conn::Tcp(s)) => peer_closed(s, false),
+            Some(Conn::Tls(t)) => peer_closed(t.get_ref().0, true),
+            _ => false,
+        };
+        if closed {
+            tracing::debug!(address = %self.address, "syslog peer closed, reconnecting");
+            self.conn = None;
         }
         if self.conn.is_none() {
             self.conn = Some(self.connect().await?);
@@ -337,12 +392,10 @@ impl SyslogSink {
             match conn {
                 Conn::Unix(s) => s.send(msg.as_bytes()).await.map(|_| ()),
                 Conn::Udp(s) => s.send(msg.as_bytes()).await.map(|_| ()),
-                Conn::Tcp(s) => {
-                    let framed = match framing {
-                        TcpFraming::OctetCounting => format!("{} {}", msg.len(), msg),
-                        TcpFraming::NonTransparent => format!("{}\n", msg.replace('\n', " ")),
-                    };
-                    s.write_all(framed.as_bytes()).await
+                Conn::Tcp(s) => s.write_all(frame(framing, msg).as_bytes()).await,
+                Conn::Tls(t) => {
+                    t.write_all(frame(framing, msg).as_bytes()).await?;
+                    t.flush().await
                 }
             }
         };

@@ -67,7 +67,15 @@ pub(crate) fn build(cfg: &WebhookConfig) -> Result<(WebhookSink, BatchPolicy), S
         },
     };
     install_crypto_provider();
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(p) = &cfg.ca_file {
+        for der in crate::tls::read_ca_file("webhook", p)? {
+            let c = reqwest::Certificate::from_der(&der)
+                .map_err(|e| err(format!("ca_file {}: {e}", p.display())))?;
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    let client = builder
         .timeout(cfg.timeout)
         .connect_timeout(cfg.timeout)
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))

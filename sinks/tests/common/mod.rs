@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use vigil_engine::{Alert, Priority};
 use vigil_sinks::OutputsConfig;
@@ -106,8 +106,17 @@ impl HttpServer {
     }
 }
 
-async fn http_conn(s: TcpStream, tx: mpsc::UnboundedSender<HttpRequest>, status: Arc<AtomicU16>) {
-    let (r, mut w) = s.into_split();
+/// Any byte stream a test server speaks over (TCP or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Serves HTTP/1.1 requests on one connection (keep-alive).
+pub async fn http_conn<S: Io + 'static>(
+    s: S,
+    tx: mpsc::UnboundedSender<HttpRequest>,
+    status: Arc<AtomicU16>,
+) {
+    let (r, mut w) = tokio::io::split(s);
     let mut r = BufReader::new(r);
     loop {
         let mut line = String::new();
@@ -158,6 +167,10 @@ pub struct Mail {
     pub from: String,
     pub rcpt: Vec<String>,
     pub data: String,
+    /// Received after STARTTLS.
+    pub tls: bool,
+    /// `:user:password` from AUTH PLAIN, if the client authenticated.
+    pub auth: Option<String>,
 }
 
 impl Mail {
@@ -236,22 +249,33 @@ impl SmtpServer {
     }
 
     pub fn from_listener(l: TcpListener) -> SmtpServer {
+        SmtpServer::with_tls(l, None)
+    }
+
+    /// A server offering STARTTLS with `tls` (and refusing mail before it).
+    pub fn with_tls(l: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> SmtpServer {
         let addr = l.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = l.accept().await else { return };
-                tokio::spawn(smtp_conn(s, tx.clone()));
+                tokio::spawn(smtp_conn(Box::new(s), tx.clone(), tls.clone()));
             }
         });
         SmtpServer { addr, rx }
     }
 }
 
-async fn smtp_conn(s: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
-    let (r, mut w) = s.into_split();
-    let mut r = BufReader::new(r);
-    if w.write_all(b"220 test.invalid ESMTP ready\r\n")
+async fn smtp_conn(
+    s: Box<dyn Io>,
+    tx: mpsc::UnboundedSender<Mail>,
+    mut tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let mut r = BufReader::new(s);
+    let mut secure = false;
+    let offers_tls = tls.is_some();
+    if r.get_mut()
+        .write_all(b"220 test.invalid ESMTP ready\r\n")
         .await
         .is_err()
     {
@@ -259,6 +283,7 @@ async fn smtp_conn(s: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
     }
     let mut from = String::new();
     let mut rcpt = Vec::new();
+    let mut auth = None;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -266,10 +291,40 @@ async fn smtp_conn(s: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
         }
         let cmd = line.trim_end().to_string();
         let upper = cmd.to_ascii_uppercase();
+        let must_tls = offers_tls && !secure;
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-test.invalid\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n"
+            if offers_tls {
+                if secure {
+                    b"250-test.invalid\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n"
+                } else {
+                    b"250-test.invalid\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
+                }
+            } else {
+                b"250-test.invalid\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n"
+            }
+        } else if upper == "STARTTLS" {
+            let Some(acceptor) = tls.take() else {
+                let _ = r.get_mut().write_all(b"502 no\r\n").await;
+                continue;
+            };
+            if r.get_mut().write_all(b"220 go ahead\r\n").await.is_err() {
+                return;
+            }
+            let inner = r.into_inner();
+            let Ok(t) = acceptor.accept(inner).await else {
+                return;
+            };
+            r = BufReader::new(Box::new(t) as Box<dyn Io>);
+            secure = true;
+            continue;
+        } else if upper.starts_with("AUTH PLAIN ") {
+            // base64("\0user\0password")
+            auth = Some(decode_b64(&cmd[11..]).replace('\0', ":"));
+            b"235 authenticated\r\n"
         } else if upper.starts_with("HELO") {
             b"250 test.invalid\r\n"
+        } else if must_tls && (upper.starts_with("MAIL") || upper.starts_with("RCPT")) {
+            b"530 must issue STARTTLS first\r\n"
         } else if upper.starts_with("MAIL FROM:") {
             from = cmd[10..].trim().to_string();
             rcpt.clear();
@@ -278,7 +333,7 @@ async fn smtp_conn(s: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
             rcpt.push(cmd[8..].trim().to_string());
             b"250 OK\r\n"
         } else if upper == "DATA" {
-            if w.write_all(b"354 go ahead\r\n").await.is_err() {
+            if r.get_mut().write_all(b"354 go ahead\r\n").await.is_err() {
                 return;
             }
             let mut data = String::new();
@@ -297,20 +352,41 @@ async fn smtp_conn(s: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
                 from: from.clone(),
                 rcpt: rcpt.clone(),
                 data,
+                tls: secure,
+                auth: auth.clone(),
             });
             b"250 OK queued\r\n"
         } else if upper == "QUIT" {
-            let _ = w.write_all(b"221 bye\r\n").await;
+            let _ = r.get_mut().write_all(b"221 bye\r\n").await;
             return;
         } else if upper == "RSET" || upper == "NOOP" {
             b"250 OK\r\n"
         } else {
             b"502 not implemented\r\n"
         };
-        if w.write_all(reply).await.is_err() {
+        if r.get_mut().write_all(reply).await.is_err() {
             return;
         }
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 / localhost: (CA PEM, acceptor).
+pub fn tls_server() -> (String, tokio_rustls::TlsAcceptor) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let cert_pem = ck.cert.pem();
+    let cert_der: CertificateDer<'static> = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der], key)
+        .unwrap();
+    (cert_pem, tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
 /// Is the live-test requirement on (CI)?
