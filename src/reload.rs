@@ -8,7 +8,7 @@
 //! directory (each rule directory non-recursively, the parent directory of each
 //! rule path and of the config file), an explicit [`ReloadHandle::trigger`]
 //! (SIGHUP; always reloads) and a slow periodic re-hash as a safety net. Every
-//! "maybe changed" re-lists `*.yaml` (following symlinks, skipping names that
+//! "maybe changed" re-lists `*.yaml`/`*.yml` (following symlinks, skipping names that
 //! start with `.` such as Kubernetes' `..data`) and hashes names and contents,
 //! so editors that save by rename, `mv`, and atomically swapped symlinked
 //! directories (ConfigMap `..data` swaps) are all seen, and a touch or an
@@ -464,7 +464,7 @@ fn short(hash: &str) -> &str {
 }
 
 /// The rule files the paths stand for, in load order: a file as given, a directory's
-/// `*.yaml` entries in name order (symlinks followed; names starting with `.` skipped).
+/// `*.yaml` / `*.yml` entries in name order (symlinks followed; names starting with `.` skipped).
 pub fn list_rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
@@ -481,13 +481,11 @@ fn list_dir(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut names: Vec<_> = rd
+    // Same selection as the engine's loader: UTF-8 names, no leading dot, *.yaml / *.yml.
+    let mut names: Vec<String> = rd
         .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .filter(|n| {
-            let n = n.to_string_lossy();
-            !n.starts_with('.') && n.ends_with(".yaml")
-        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && (n.ends_with(".yaml") || n.ends_with(".yml")))
         .collect();
     names.sort();
     names
@@ -560,13 +558,14 @@ mod tests {
         fs::write(d.path().join(".hidden.yaml"), "h").unwrap();
         fs::write(d.path().join("notes.txt"), "n").unwrap();
         fs::write(d.path().join("c.yaml.swp"), "s").unwrap();
+        fs::write(d.path().join("c.yml"), "c").unwrap();
         symlink("missing.yaml", d.path().join("dangling.yaml")).unwrap();
         let files = list_rule_files(&[d.path().to_path_buf()]);
         let names: Vec<_> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec!["a.yaml", "b.yaml"]);
+        assert_eq!(names, vec!["a.yaml", "b.yaml", "c.yml"]);
     }
 
     #[test]

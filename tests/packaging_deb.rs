@@ -264,7 +264,12 @@ fn deb_contents_install_and_installed_vigil_validates_its_config() {
         .arg("validate")
         .args(&rule_paths));
     let with_summary = format!("{}{}", stdout(&with), String::from_utf8_lossy(&with.stderr));
-    if let (Some(a), Some(b)) = (rule_count(&base_summary), rule_count(&with_summary)) {
+    let counts = (rule_count(&base_summary), rule_count(&with_summary));
+    assert!(
+        counts.0.is_some() && counts.1.is_some(),
+        "validate prints an `N rules ...` summary:\n{base_summary}\n{with_summary}"
+    );
+    if let (Some(a), Some(b)) = counts {
         assert_eq!(
             b,
             a + 1,
