@@ -12,8 +12,9 @@ PKGS=(
   iproute2 nftables netcat-openbsd
   # sink tests: a real syslog daemon
   rsyslog
-  # packaging checks
-  systemd
+  # packaging checks: systemd-analyze verify/security, the shipped logrotate config run for
+  # real, dpkg-deb (dpkg is essential, listed for minimal images)
+  systemd logrotate dpkg
 )
 
 missing=()

@@ -4,7 +4,6 @@
 //! (syslog, webhook, email, dedup) switched on, so the examples cannot drift
 //! from the keys the loader accepts.
 
-#[allow(dead_code)]
 #[path = "../src/config.rs"]
 mod config;
 
