@@ -24,8 +24,11 @@
 //!     |paths: &[PathBuf]| RuleSet::load(paths),
 //!     |new: &RuleSet, old: &RuleSet| new.diff(old),
 //! )?;
-//! // SIGHUP: watcher.trigger();   on rx.recv(): Reloaded -> evaluator.swap_rules(ev.value) + set_filter,
-//! //                              Failed -> "rule reload failed" alert through the sinks.
+//! // SIGHUP: watcher.trigger();
+//! // rx.recv(): Reloaded(r) -> live.set_filter(&r.value.kernel_filter()) then
+//! //              evaluator.swap_rules(r.value.clone()); reload::log_reloaded(&r)
+//! //            Failed(f)   -> reload::log_failed(&f);
+//! //              router.submit(Arc::new(reload::reload_failed_alert(host.clone(), &f)))
 //! ```
 
 // The daemon wires in only part of this API; the rest is used by tests.
@@ -46,6 +49,7 @@ use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc as tokio_mpsc;
 use tracing::{debug, info, warn};
+use vigil_engine::{Alert, LoadErrors, Priority, RuleSet, RuleSetDiff};
 
 /// Default debounce window: events closer together than this are one change.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
@@ -539,6 +543,100 @@ fn hash_file(h: &mut Sha256, tag: &[u8], path: &Path) {
         }
     }
     h.update(b"\0");
+}
+
+// --- rule-set specifics: what the daemon logs and alerts on a reload ---------------------
+
+/// Rule name of the alert raised when a reload fails.
+pub const RELOAD_FAILED_RULE: &str = "vigil rule reload failed";
+
+/// Logs a successful rule reload: content and rule-set hashes, what changed, load time.
+pub fn log_reloaded(r: &Reloaded<RuleSet, RuleSetDiff>) {
+    info!(
+        cause = ?r.cause,
+        rules_hash = r.value.hash(),
+        content = %short(&r.hash),
+        previous = %short(&r.previous_hash),
+        added = ?r.diff.added,
+        removed = ?r.diff.removed,
+        changed = ?r.diff.changed,
+        files = r.files.len(),
+        load_ms = r.load_time.as_secs_f64() * 1000.0,
+        "rules reloaded"
+    );
+}
+
+/// Logs a failed rule reload, one line per error with its file, line and item.
+pub fn log_failed(f: &ReloadFailed<LoadErrors>) {
+    warn!(
+        cause = ?f.cause,
+        errors = f.error.0.len(),
+        kept = %short(&f.kept_hash),
+        "rules did not load; the previous rules stay in force"
+    );
+    for e in &f.error.0 {
+        tracing::error!(
+            file = %e.loc.file,
+            line = e.loc.line,
+            col = e.loc.col,
+            item = e.item.as_deref().unwrap_or(""),
+            "rule reload: {}",
+            e.msg
+        );
+    }
+}
+
+/// The "vigil rule reload failed" alert for the sinks: priority Error, source
+/// `internal`, every error (file, line, column, item, message) in
+/// `output_fields["vigil.reload.errors"]`.
+pub fn reload_failed_alert(hostname: Arc<str>, f: &ReloadFailed<LoadErrors>) -> Alert {
+    use serde_json::{json, Map, Value};
+    let errors: Vec<Value> = f
+        .error
+        .0
+        .iter()
+        .map(|e| {
+            json!({
+                "file": e.loc.file,
+                "line": e.loc.line,
+                "col": e.loc.col,
+                "item": e.item,
+                "msg": e.msg,
+            })
+        })
+        .collect();
+    let first = f.error.0.first().map(|e| e.to_string()).unwrap_or_default();
+    let mut fields = Map::new();
+    fields.insert("vigil.reload.errors".into(), Value::Array(errors));
+    fields.insert("vigil.reload.error_count".into(), f.error.0.len().into());
+    fields.insert("vigil.reload.hash".into(), f.hash.clone().into());
+    fields.insert("vigil.reload.kept_hash".into(), f.kept_hash.clone().into());
+    fields.insert("vigil.reload.cause".into(), format!("{:?}", f.cause).into());
+    fields.insert(
+        "vigil.reload.files".into(),
+        f.files
+            .iter()
+            .map(|p| Value::String(p.display().to_string()))
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    let time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Alert {
+        time,
+        rule: Arc::from(RELOAD_FAILED_RULE),
+        priority: Priority::Error,
+        output: format!(
+            "vigil rule reload failed ({} error(s)); the previous rules stay in force. First: {first}",
+            f.error.0.len()
+        ),
+        output_fields: fields,
+        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
+        source: "internal",
+        hostname,
+    }
 }
 
 #[cfg(test)]

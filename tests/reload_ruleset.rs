@@ -97,6 +97,7 @@ async fn reloads_real_rule_sets_and_rejects_broken_ones() {
         r.files.len(),
         r.load_time
     );
+    reload::log_reloaded(&r);
     let good = r.value.clone();
     let good_hash = r.hash.clone();
 
@@ -121,6 +122,29 @@ async fn reloads_real_rule_sets_and_rejects_broken_ones() {
         msg.contains("60-broken.yaml:4"),
         "error names the line: {msg}"
     );
+    reload::log_failed(&f);
+
+    // The alert the daemon sends through the sinks, in Falco's JSON shape.
+    let alert = reload::reload_failed_alert(Arc::from("host-1"), &f);
+    let j = alert.to_json();
+    assert_eq!(j["rule"], reload::RELOAD_FAILED_RULE);
+    assert_eq!(j["priority"], "Error");
+    assert_eq!(j["hostname"], "host-1");
+    let errs = j["output_fields"]["vigil.reload.errors"]
+        .as_array()
+        .unwrap();
+    assert_eq!(errs.len(), f.error.0.len());
+    assert!(errs[0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("60-broken.yaml"));
+    assert_eq!(errs[0]["line"], 4);
+    assert!(errs[0]["item"].as_str().unwrap().contains("Broken rule"));
+    assert_eq!(
+        j["output_fields"]["vigil.reload.kept_hash"],
+        good_hash.as_str()
+    );
+    assert!(j["output"].as_str().unwrap().contains("60-broken.yaml:4"));
 
     // Fix it, and at once disable a shipped rule: one reload, diff against the rules
     // still in force (`good`), not against the failed attempt.
