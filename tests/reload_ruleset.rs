@@ -17,8 +17,19 @@ use vigil_engine::{LoadErrors, RuleSet, RuleSetDiff};
 
 type Event = ReloadEvent<RuleSet, LoadErrors, RuleSetDiff>;
 
-fn shipped_rules() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules")
+/// A private copy of the shipped rules (the repository's `rules/` may change while
+/// the test runs, and the watcher would rightly report that).
+fn shipped_rules(into: &Path) -> PathBuf {
+    let dst = into.join("shipped");
+    fs::create_dir(&dst).unwrap();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for e in fs::read_dir(src).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    dst
 }
 
 fn rule(name: &str, comm: &str) -> String {
@@ -54,7 +65,7 @@ async fn reloads_real_rule_sets_and_rejects_broken_ones() {
     let local = rules_d.join("50-local.yaml");
     fs::write(&local, rule("Local rule A", "tool-a")).unwrap();
 
-    let paths = vec![shipped_rules(), rules_d.clone()];
+    let paths = vec![shipped_rules(d.path()), rules_d.clone()];
     let snap = reload::snapshot(&paths, None);
     let initial = Arc::new(RuleSet::load(&paths).expect("shipped rules + local load"));
     let shipped_count = names(&initial).len() - 1;
