@@ -740,7 +740,7 @@ pub(crate) enum Node {
     Not(Box<Node>),
     And(Vec<Node>),
     Or(Vec<Node>),
-    Rhai(Arc<AST>, #[allow(dead_code)] Arc<str>),
+    Rhai(Arc<AST>, Arc<str>),
 }
 
 /// An error while evaluating a condition (the rule does not fire; counted).
@@ -883,6 +883,45 @@ impl Node {
             Node::And(v) | Node::Or(v) => v.iter().all(Node::is_native),
             _ => true,
         }
+    }
+}
+
+/// Load-time probe: run every Rhai leaf of `node` on `ev` (an empty event of
+/// one of the rule's types) and report what no event could avoid: unknown
+/// functions or properties, a result that is not a bool, exceeded limits.
+pub(crate) fn probe_leaves(
+    node: &Node,
+    ev: &Event,
+    ctx: &mut RhaiCtx<'_>,
+    out: &mut Vec<(String, String)>,
+) {
+    match node {
+        Node::Not(n) => probe_leaves(n, ev, ctx, out),
+        Node::And(v) | Node::Or(v) => v.iter().for_each(|n| probe_leaves(n, ev, ctx, out)),
+        Node::Rhai(ast, text) => {
+            use rhai::EvalAltResult as E;
+            let msg = match ctx.engine.eval_ast_with_scope::<Dynamic>(ctx.scope, ast) {
+                Ok(v) if v.is_bool() => return,
+                Ok(v) => format!("type error: `{text}` is {}, not a condition", v.type_name()),
+                Err(e) => match *e {
+                    E::ErrorFunctionNotFound(sig, _) => {
+                        format!("unknown function or wrong argument types: `{sig}`")
+                    }
+                    E::ErrorPropertyNotFound(p, _) => format!("unknown property `{p}`"),
+                    E::ErrorDotExpr(m, _) => format!("bad property or method: {m}"),
+                    E::ErrorTooManyOperations(_) => {
+                        format!("`{text}` exceeds the limit of {MAX_OPERATIONS} operations")
+                    }
+                    E::ErrorDataTooLarge(what, _) => {
+                        format!("`{text}`: {what} exceeds the size limit")
+                    }
+                    E::ErrorStackOverflow(_) => format!("`{text}` nests too deeply"),
+                    _ => return,
+                },
+            };
+            out.push((text.to_string(), msg));
+        }
+        _ => {}
     }
 }
 

@@ -403,6 +403,8 @@ impl RuleSet {
         let scope = make_scope(&lists, &Arc::new(EventSlot::default()));
         let mut patterns = Patterns::default();
         let mut rules = Vec::new();
+        let probe_slot = Arc::new(EventSlot::default());
+        let mut probe_scope = make_scope(&lists, &probe_slot);
         for r in &defs.rules {
             let label = format!("rule `{}`", r.name);
             let l = Some(label.as_str());
@@ -507,6 +509,28 @@ impl RuleSet {
                     }
                 } else {
                     diag.err(&at, l, p.msg);
+                    ok = false;
+                }
+            }
+            if ok && (!cond.is_native() || exceptions.iter().any(|(_, n)| !n.is_native())) {
+                let mut found = Vec::new();
+                for t in r.events.iter() {
+                    let probe_ev = Event::new(*t);
+                    probe_slot.set(Some(&probe_ev));
+                    let mut ctx = RhaiCtx {
+                        engine: &engine,
+                        scope: &mut probe_scope,
+                    };
+                    crate::condition::probe_leaves(&cond, &probe_ev, &mut ctx, &mut found);
+                    for (_, n) in &exceptions {
+                        crate::condition::probe_leaves(n, &probe_ev, &mut ctx, &mut found);
+                    }
+                    probe_slot.set(None);
+                }
+                found.sort();
+                found.dedup();
+                for (text, msg) in found {
+                    diag.err(&locate(&base, &text), l, msg);
                     ok = false;
                 }
             }

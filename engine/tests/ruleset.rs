@@ -156,6 +156,18 @@ fn errors_name_file_line_column_and_item() {
     assert!(e.contains("unknown event type `exce`"), "{e}");
     let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.name == \"a\" &&\n  output: o\n  priority: info\n");
     assert!(e.contains("syntax error"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.name == \"a\" && frobnicate(proc.name)\n  output: o\n  priority: info\n");
+    assert!(
+        e.contains(
+            "rules.yaml:3:34: rule `A`: unknown function or wrong argument types: `frobnicate ("
+        ),
+        "{e}"
+    );
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.args.len() + 1\n  output: o\n  priority: info\n");
+    assert!(
+        e.contains("is i64, not a condition") || e.contains("is int, not a condition"),
+        "{e}"
+    );
     let e = load_err("- rule: A\n  events: [exec\n");
     assert!(e.contains("YAML syntax error"), "{e}");
 }
@@ -278,7 +290,7 @@ fn threshold_rules() {
 
 #[test]
 fn rhai_fallback_and_runaway() {
-    let src = "- rule: Args\n  events: [exec]\n  condition: proc.name == \"x\" && proc.args.len() > 1\n  output: o\n  priority: info\n- rule: Loop\n  events: [exec]\n  condition: proc.name == \"y\" && \"a\".pad(60000, \"b\").len() > 0 && \"aaaa\".pad(60000, \"c\").pad(70000, \"d\").len() > 0\n  output: o\n  priority: info\n";
+    let src = "- rule: Args\n  events: [exec]\n  condition: proc.name == \"x\" && proc.args.len() > 1\n  output: o\n  priority: info\n- rule: Loop\n  events: [exec]\n  condition: proc.name == \"y\" && proc.cmdline.split(\" \").len() > 1\n  output: o\n  priority: info\n";
     let rs = Arc::new(load(src));
     assert_eq!(rs.is_native("Args"), Some(false));
     assert_eq!(
@@ -295,8 +307,16 @@ fn rhai_fallback_and_runaway() {
     .is_empty());
     let mut evr = Evaluator::new(rs.clone(), "h");
     let mut out = Vec::new();
-    evr.evaluate(&ev(json!({"evt.type": "exec", "proc.name": "y"})), &mut out);
-    assert!(out.is_empty());
+    let long = "a ".repeat(6000);
+    evr.evaluate(
+        &ev(json!({"evt.type": "exec", "proc.name": "y", "proc.cmdline": long})),
+        &mut out,
+    );
+    evr.evaluate(
+        &ev(json!({"evt.type": "exec", "proc.name": "y", "proc.cmdline": "a b"})),
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
     assert_eq!(evr.stats().errors["Loop"], 1);
 }
 
