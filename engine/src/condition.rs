@@ -886,18 +886,13 @@ impl Node {
     }
 }
 
-/// Load-time probe: run every Rhai leaf of `node` on `ev` (an empty event of
-/// one of the rule's types) and report what no event could avoid: unknown
+/// Load-time probe: run every Rhai leaf of `node` on the event in the scope's
+/// slot (an empty event of one of the rule's types) and report what no event could avoid: unknown
 /// functions or properties, a result that is not a bool, exceeded limits.
-pub(crate) fn probe_leaves(
-    node: &Node,
-    ev: &Event,
-    ctx: &mut RhaiCtx<'_>,
-    out: &mut Vec<(String, String)>,
-) {
+pub(crate) fn probe_leaves(node: &Node, ctx: &mut RhaiCtx<'_>, out: &mut Vec<(String, String)>) {
     match node {
-        Node::Not(n) => probe_leaves(n, ev, ctx, out),
-        Node::And(v) | Node::Or(v) => v.iter().for_each(|n| probe_leaves(n, ev, ctx, out)),
+        Node::Not(n) => probe_leaves(n, ctx, out),
+        Node::And(v) | Node::Or(v) => v.iter().for_each(|n| probe_leaves(n, ctx, out)),
         Node::Rhai(ast, text) => {
             use rhai::EvalAltResult as E;
             let msg = match ctx.engine.eval_ast_with_scope::<Dynamic>(ctx.scope, ast) {

@@ -521,9 +521,9 @@ impl RuleSet {
                         engine: &engine,
                         scope: &mut probe_scope,
                     };
-                    crate::condition::probe_leaves(&cond, &probe_ev, &mut ctx, &mut found);
+                    crate::condition::probe_leaves(&cond, &mut ctx, &mut found);
                     for (_, n) in &exceptions {
-                        crate::condition::probe_leaves(n, &probe_ev, &mut ctx, &mut found);
+                        crate::condition::probe_leaves(n, &mut ctx, &mut found);
                     }
                     probe_slot.set(None);
                 }
