@@ -278,6 +278,17 @@ RES=$TMP/results.tsv # round agent loop ns_per_op agent_cpu_ns_per_op
 : > "$RES"
 TICK_NS=$((1000000000 / $(getconf CLK_TCK)))
 
+# Other eBPF tracing programs loaded by someone else (another agent, a test
+# left running) add their cost to every measurement, the no-agent baseline
+# included. Checked before the loops and again after them.
+foreign_bpf() { # foreign_bpf WHEN
+  command -v bpftool >/dev/null 2>&1 || return 0
+  local f
+  f=$(bpftool prog show 2>/dev/null | awk '$2 ~ /^(tracing|tracepoint|raw_tracepoint|kprobe|perf_event)$/ { print $2 "/" $4 }' |
+    sort | uniq -c | awk '{ printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1 }')
+  [[ -z $f ]] || printf 'WARNING: tracing BPF programs of other processes loaded %s (they tax every agent, the baseline too): %s\n\n' "$1" "$f"
+}
+foreign_bpf "before the loops"
 log "machine: $(nproc) CPUs, kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 log "agents: ${AGENTS[*]}; rounds: $ROUNDS x $REPS reps; open N=$OPEN_N exec N=$EXEC_N connect N=$CONN_N"
 NA=${#AGENTS[@]}
@@ -315,6 +326,7 @@ done
 
 # --- summary -------------------------------------------------------------------
 echo
+foreign_bpf "after the loops"
 echo "## Loop overhead: median over $ROUNDS rounds of the best of $REPS runs, ns/op (ratio = median of per-round ratios to no agent)"
 echo
 printf '| loop | agent | median ns/op | ratio | ratio min-max | agent CPU ns/op |\n'
