@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::{Alert, Priority};
 use crate::condition::{
-    check_names, expand_macros, make_scope, Compiler, EventSlot, ListSet, Names, Node, Patterns,
-    RhaiCtx, HELPERS, NAMESPACES,
+    check_names, expand_macros, make_scope, Compiler, EventSlot, FxHashMap, ListSet, Names, Node,
+    Patterns, RhaiCtx, HELPERS, NAMESPACES,
 };
 use crate::error::{Diag, LoadErrors, LoadWarning, Location};
 use crate::event::{Event, EventMask, EventType};
@@ -85,8 +85,8 @@ pub(crate) struct Rule {
 #[derive(Default)]
 struct TypeIndex {
     always: Vec<u32>,
-    by_comm: HashMap<String, Vec<u32>>,
-    by_pcomm: HashMap<String, Vec<u32>>,
+    by_comm: FxHashMap<String, Vec<u32>>,
+    by_pcomm: FxHashMap<String, Vec<u32>>,
 }
 
 /// The compiled rule set. Build with [`RuleSet::load`] or [`RuleSet::from_sources`].
@@ -850,40 +850,52 @@ impl Evaluator {
     /// Appends one [`Alert`] per matching rule to `out` (every matching rule
     /// fires; no first-match).
     pub fn evaluate(&mut self, ev: &Event, out: &mut Vec<Alert>) {
-        self.events += 1;
-        let rs = self.rules.clone();
+        let Evaluator {
+            rules,
+            hostname,
+            slot,
+            scope,
+            cands,
+            events,
+            evaluated,
+            matches,
+            errors,
+            thresholds,
+        } = self;
+        *events += 1;
+        let rs: &RuleSet = rules;
         let ix = &rs.index[ev.kind.index()];
-        self.cands.clear();
-        self.cands.extend_from_slice(&ix.always);
+        cands.clear();
+        cands.extend_from_slice(&ix.always);
         let mut sources = usize::from(!ix.always.is_empty());
         if !ix.by_comm.is_empty() {
             if let Some(v) = ix.by_comm.get(ev.proc.name.as_str()) {
-                self.cands.extend_from_slice(v);
+                cands.extend_from_slice(v);
                 sources += 1;
             }
         }
         if !ix.by_pcomm.is_empty() {
             if let Some(v) = ix.by_pcomm.get(ev.proc.pname.as_str()) {
-                self.cands.extend_from_slice(v);
+                cands.extend_from_slice(v);
                 sources += 1;
             }
         }
-        if self.cands.is_empty() {
+        if cands.is_empty() {
             return;
         }
         if sources > 1 {
-            self.cands.sort_unstable();
-            self.cands.dedup();
+            cands.sort_unstable();
+            cands.dedup();
         }
-        self.slot.set(Some(ev));
+        slot.set(Some(ev));
         let mut ctx = RhaiCtx {
             engine: &rs.engine,
-            scope: &mut self.scope,
+            scope,
         };
-        for k in 0..self.cands.len() {
-            let i = self.cands[k] as usize;
+        for &i in cands.iter() {
+            let i = i as usize;
             let r = &rs.rules[i];
-            self.evaluated += 1;
+            *evaluated += 1;
             let hit = match r.cond.eval(ev, &mut ctx) {
                 Ok(true) => {
                     let mut excepted = Ok(false);
@@ -905,21 +917,21 @@ impl Evaluator {
                 Ok(true) => {
                     let count = match &r.threshold {
                         None => None,
-                        Some(t) => match threshold_step(&mut self.thresholds, i as u32, t, ev) {
+                        Some(t) => match threshold_step(thresholds, i as u32, t, ev) {
                             Some(c) => Some(c),
                             None => continue,
                         },
                     };
-                    self.matches[i] += 1;
-                    out.push(make_alert(r, ev, count, &self.hostname));
+                    matches[i] += 1;
+                    out.push(make_alert(r, ev, count, hostname));
                 }
                 Err(e) => {
-                    self.errors[i] += 1;
+                    errors[i] += 1;
                     tracing::debug!(rule = %r.name, error = %e, "condition evaluation failed");
                 }
             }
         }
-        self.slot.set(None);
+        slot.set(None);
     }
 
     pub fn stats(&self) -> EvalStats {
