@@ -299,6 +299,16 @@ pub(crate) fn check_names(
             || names.is_macro(id)
             || extra_vars.contains(&id.as_str());
         if !known {
+            if let Some(h) = falco_hint(id) {
+                problems.push(NameProblem {
+                    text: id.clone(),
+                    msg: format!(
+                        "`{id}` is Falco filter syntax; vigil conditions are Rhai expressions: {h}"
+                    ),
+                });
+                i += 1;
+                continue;
+            }
             let all = names.all_names();
             let hint = closest(id, all.iter().map(String::as_str))
                 .map(|s| format!(" (did you mean `{s}`?)"))
@@ -318,6 +328,22 @@ pub(crate) fn check_names(
         i += 1;
     }
     problems
+}
+
+/// A hint for Falco filter words used as if they were operators.
+fn falco_hint(id: &str) -> Option<&'static str> {
+    Some(match id {
+        "and" => "write `&&`",
+        "or" => "write `||`",
+        "not" => "write `!`",
+        "startswith" => "write `x.starts_with(\"...\")`",
+        "endswith" => "write `x.ends_with(\"...\")`",
+        "contains" | "icontains" | "bcontains" => "write `x.contains(\"...\")` or `\"...\" in x`",
+        "pmatch" => "write `x.starts_with(\"...\")` for each prefix, or a list of prefixes",
+        "exists" => "fields always exist; compare with \"\" or 0",
+        "intersects" => "test each value with `in`",
+        _ => return None,
+    })
 }
 
 /// Replace every macro name in `text` by `(its expansion)`. `lookup` gives
@@ -1089,8 +1115,21 @@ impl Compiler<'_> {
                     ),
                     None => format!("syntax error in condition: {}", e.err_type()),
                 };
+                // Locate the error by the text where Rhai stopped.
+                let at = pos
+                    .line()
+                    .and_then(|l| text.lines().nth(l.saturating_sub(1)))
+                    .map(|line| {
+                        let col = pos.position().unwrap_or(1).saturating_sub(1);
+                        line.chars()
+                            .skip(col)
+                            .take_while(|c| !c.is_whitespace())
+                            .take(12)
+                            .collect::<String>()
+                    })
+                    .filter(|s| !s.is_empty());
                 self.problems.push(CompileProblem {
-                    text: None,
+                    text: at,
                     msg,
                     warning: false,
                 });

@@ -423,6 +423,14 @@ impl RuleSet {
                 })
             };
             if !ok || r.frags.iter().any(|f| uses_bad_macro(&f.text)) {
+                // Still check the output template, so every error is reported.
+                if let Some(o) = &r.output {
+                    if let Err(es) = Template::parse(&o.text, events, r.threshold.is_some()) {
+                        for e in es {
+                            diag.err(&o.loc, l, e);
+                        }
+                    }
+                }
                 continue;
             }
             let raw = if r.frags.len() == 1 {
@@ -595,7 +603,24 @@ impl RuleSet {
             });
         }
         if !diag.errors.is_empty() {
-            return Err(LoadErrors(diag.errors));
+            // Report in source order: file as loaded, then line and column.
+            let order: HashMap<&str, usize> = sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.as_str(), i))
+                .collect();
+            let mut errors = diag.errors;
+            errors.sort_by_key(|e| {
+                (
+                    order
+                        .get(e.loc.file.as_str())
+                        .copied()
+                        .unwrap_or(usize::MAX),
+                    e.loc.line,
+                    e.loc.col,
+                )
+            });
+            return Err(LoadErrors(errors));
         }
         let _ = patterns_cell.set(patterns);
         let mut index: [TypeIndex; 6] = Default::default();

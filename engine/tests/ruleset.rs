@@ -168,6 +168,13 @@ fn errors_name_file_line_column_and_item() {
         e.contains("is i64, not a condition") || e.contains("is int, not a condition"),
         "{e}"
     );
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: proc.name = \"x\" and proc.pid > 1\n  output: o\n  priority: info\n");
+    assert!(e.contains("rules.yaml:3:30: rule `A`: `and` is Falco filter syntax; vigil conditions are Rhai expressions: write `&&`"), "{e}");
+    let e = load_err("- rule: A\n  events: [exec]\n  condition: >-\n    proc.name == \"x\" &&\n    proc.pid > 1 )\n  output: o\n  priority: info\n");
+    assert!(
+        e.contains("rules.yaml:5:18: rule `A`: syntax error in condition"),
+        "{e}"
+    );
     let e = load_err("- rule: A\n  events: [exec\n");
     assert!(e.contains("YAML syntax error"), "{e}");
 }
@@ -326,4 +333,94 @@ fn evaluator_is_send_and_ruleset_sync() {
     fn sync<T: Send + Sync>() {}
     send::<Evaluator>();
     sync::<RuleSet>();
+}
+
+#[test]
+fn directories_load_in_name_order_and_hash_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |n: &str, t: &str| std::fs::write(dir.path().join(n), t).unwrap();
+    w(
+        "20-b.yml",
+        "- rule: R\n  append: true\n  condition: proc.pid == 3\n",
+    );
+    w(
+        "10-a.yaml",
+        "- rule: R\n  events: [exec]\n  condition: proc.name == \"x\"\n  output: o\n  priority: info\n",
+    );
+    w(".hidden.yaml", "this is: [not loaded");
+    w("notes.txt", "ignored");
+    std::fs::create_dir(dir.path().join("tests")).unwrap();
+    let rs = Arc::new(RuleSet::load(&[dir.path()]).unwrap());
+    let names: Vec<String> = rs
+        .sources()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["10-a.yaml", "20-b.yml"]);
+    assert_eq!(
+        rs.condition_text("R"),
+        Some("(proc.name == \"x\") && (proc.pid == 3)")
+    );
+    let again = RuleSet::load(&[dir.path()]).unwrap();
+    assert_eq!(again.hash(), rs.hash());
+    assert_eq!(rs.hash().len(), 64);
+    assert!(again.diff(&rs).is_empty());
+    w(
+        "20-b.yml",
+        "- rule: S\n  events: [open]\n  condition: file.write\n  output: o\n  priority: info\n",
+    );
+    let changed = RuleSet::load(&[dir.path()]).unwrap();
+    assert_ne!(changed.hash(), rs.hash());
+    let d = changed.diff(&rs);
+    assert_eq!(
+        (d.added, d.changed, d.removed),
+        (vec!["S".to_string()], vec!["R".to_string()], vec![])
+    );
+    // swap_rules: new rules apply, no stale state
+    let mut evr = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    let e = ev(json!({"evt.type": "open", "proc.name": "x", "file.flags": ["O_WRONLY"]}));
+    evr.evaluate(&e, &mut out);
+    assert!(out.is_empty());
+    evr.swap_rules(Arc::new(changed));
+    evr.evaluate(&e, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(evr.stats().matches["S"], 1);
+    // a missing path is an error naming it
+    let err = RuleSet::load(&[dir.path().join("nope")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope") && err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn all_errors_are_collected() {
+    let e = RuleSet::from_sources(&[
+        ("a.yaml".into(), "- rule: A\n  events: [exec]\n  condition: proc.nme == \"x\"\n  output: o\n  priority: info\n".into()),
+        ("b.yaml".into(), "- rule: B\n  events: [exec]\n  condition: nosuchmacro\n  output: \"{bogus.field}\"\n  priority: info\n- macro: m\n  append: true\n  condition: proc.pid == 1\n".into()),
+    ])
+    .unwrap_err();
+    let msgs: Vec<String> = e.iter().map(|x| x.to_string()).collect();
+    assert_eq!(msgs.len(), 4, "{msgs:#?}");
+    assert!(msgs[3].starts_with("b.yaml:6:1: macro `m`"), "{msgs:#?}");
+    assert!(
+        msgs.iter().any(|m| m.starts_with(
+            "b.yaml:4:3: rule `B`: unknown field `bogus.field` in output placeholder"
+        )),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs[0].starts_with("a.yaml:3:14: rule `A`: unknown field `proc.nme`"),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter().any(|m| m
+            .starts_with("b.yaml:6:1: macro `m`: `append: true` to a macro not defined earlier")),
+        "{msgs:#?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("b.yaml:3:14: rule `B`: unknown list or macro `nosuchmacro`")),
+        "{msgs:#?}"
+    );
 }
