@@ -819,6 +819,8 @@ pub(crate) enum Node {
     InSet(Operand, Arc<ListSet>),
     /// needle in array field (`"x" in proc.args`).
     InArray(Operand, Field),
+    /// `"O_TRUNC" in file.flags`, tested on the flag bits (no allocation).
+    FlagIn(Arc<str>),
     Str(StrOp, Operand, Operand),
     Regex(Operand, Arc<Regex>),
     Glob(Operand, Arc<globset::GlobMatcher>),
@@ -883,6 +885,22 @@ fn ord<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
     }
 }
 
+/// True when `open_flag_names(flags)` contains `name`, without building the list.
+pub fn flag_present(flags: u32, name: &str) -> bool {
+    if name == "O_RDONLY" {
+        return flags & 0o3 == 0;
+    }
+    let Some(&(bit, _)) = crate::event::OPEN_FLAGS.iter().find(|(_, n)| *n == name) else {
+        return false;
+    };
+    if flags & bit != bit {
+        return false;
+    }
+    // As open_flag_names: O_SYNC includes O_DSYNC's bit, O_TMPFILE O_DIRECTORY's.
+    !((name == "O_DSYNC" && flags & 0o4010000 == 0o4010000)
+        || (name == "O_DIRECTORY" && flags & 0o20200000 == 0o20200000))
+}
+
 /// What evaluating Rhai leaves needs: the engine and a scope whose namespace
 /// variables read the current event.
 pub(crate) struct RhaiCtx<'a> {
@@ -907,6 +925,7 @@ impl Node {
                 V::I(i) => set.ints.contains(&i),
                 _ => false,
             },
+            Node::FlagIn(name) => ev.file().is_some_and(|f| flag_present(f.flags, name)),
             Node::InArray(x, f) => match (val(ev, x), read_field(ev, *f)) {
                 (V::S(s), FieldValue::StrList(l)) => l.iter().any(|e| *e == *s),
                 _ => false,
@@ -1468,6 +1487,7 @@ impl Compiler<'_> {
                 }
             }
             PExpr::Field(f) if field_ty(*f) == Ty::Arr => match self.operand(x) {
+                Some(Operand::Str(s)) if *f == Field::FileFlags => Node::FlagIn(s),
                 Some(o) if tx == Ty::Str => Node::InArray(o, *f),
                 _ if tx != Ty::Unknown => {
                     self.err(
@@ -1509,6 +1529,9 @@ impl Compiler<'_> {
             "starts_with" | "ends_with" | "contains" => {
                 if name == "contains" && ta == Ty::Arr {
                     if let (PExpr::Field(f), Some(o)) = (&a.e, self.operand(b)) {
+                        if let (Field::FileFlags, Operand::Str(s)) = (f, &o) {
+                            return Node::FlagIn(s.clone());
+                        }
                         if tb == Ty::Str {
                             return Node::InArray(o, *f);
                         }
@@ -1783,6 +1806,33 @@ mod tests {
         assert!(c6.contains("fd12::1") && !c6.contains("fe80::1") && !c6.contains("10.0.0.1"));
         assert!(Cidr::parse("10.0.0.0/33").is_err());
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4"));
+    }
+
+    #[test]
+    fn flag_bits_agree_with_flag_names() {
+        let bits: Vec<u32> = crate::event::OPEN_FLAGS.iter().map(|(b, _)| *b).collect();
+        let mut names: Vec<&str> = crate::event::OPEN_FLAGS.iter().map(|(_, n)| *n).collect();
+        names.push("O_RDONLY");
+        names.push("O_BOGUS");
+        // every single flag, every pair, plus the access modes
+        let mut combos = vec![0u32, 1, 2, 3];
+        for (i, a) in bits.iter().enumerate() {
+            for b in &bits[i..] {
+                for acc in 0..3 {
+                    combos.push(a | b | acc);
+                }
+            }
+        }
+        for f in combos {
+            let list = crate::event::open_flag_names(f);
+            for n in &names {
+                assert_eq!(
+                    flag_present(f, n),
+                    list.iter().any(|x| x == n),
+                    "{n} in {f:o}"
+                );
+            }
+        }
     }
 
     #[test]

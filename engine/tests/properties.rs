@@ -48,6 +48,12 @@ fn leaf() -> impl Strategy<Value = String> {
         Just("container.id in [\"c1\", \"c2\"]".to_string()),
         Just("proc.cgroup == \"/a\"".to_string()),
         Just("proc.uid != 0".to_string()),
+        prop::sample::select(&["O_TRUNC", "O_RDONLY", "O_WRONLY", "O_CREAT"][..])
+            .prop_map(|f| format!("\"{f}\" in file.flags")),
+        Just("file.flags.contains(\"O_APPEND\")".to_string()),
+        Just("file.write".to_string()),
+        Just("file.path.starts_with(\"/etc/\")".to_string()),
+        Just("file.path in [\"/etc/shadow\", \"/tmp/x\"]".to_string()),
     ]
 }
 
@@ -74,23 +80,45 @@ fn event() -> impl Strategy<Value = Event> {
         prop::sample::select(&["", "c1", "c3"][..]),
         prop::sample::select(&["/", "/a"][..]),
         0i64..2,
+        (
+            any::<bool>(),
+            prop::sample::select(&["/etc/shadow", "/etc/passwd", "/tmp/x", "/var/log/syslog"][..]),
+            prop::sample::subsequence(
+                &[
+                    "O_WRONLY",
+                    "O_RDWR",
+                    "O_CREAT",
+                    "O_TRUNC",
+                    "O_APPEND",
+                    "O_CLOEXEC",
+                ][..],
+                0..4,
+            ),
+        ),
     )
-        .prop_map(|(n, p, pid, cmd, exe, tty, unit, cid, cg, uid)| {
-            let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
-            let j = json!({
-                "evt.type": "exec", "proc.name": n, "proc.pname": p, "proc.pid": pid,
-                "proc.cmdline": cmd, "proc.args": args, "proc.exe": exe, "proc.tty": tty,
-                "proc.unit": unit, "container.id": cid, "proc.cgroup": cg, "proc.uid": uid,
-            });
-            Event::from_flat_json(j.as_object().unwrap()).unwrap()
-        })
+        .prop_map(
+            |(n, p, pid, cmd, exe, tty, unit, cid, cg, uid, (open, path, flags))| {
+                let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+                let mut j = json!({
+                    "evt.type": "exec", "proc.name": n, "proc.pname": p, "proc.pid": pid,
+                    "proc.cmdline": cmd, "proc.args": args, "proc.exe": exe, "proc.tty": tty,
+                    "proc.unit": unit, "container.id": cid, "proc.cgroup": cg, "proc.uid": uid,
+                });
+                if open {
+                    j["evt.type"] = json!("open");
+                    j["file.path"] = json!(path);
+                    j["file.flags"] = json!(flags);
+                }
+                Event::from_flat_json(j.as_object().unwrap()).unwrap()
+            },
+        )
 }
 
 fn rules_for(conds: &[String]) -> RuleSet {
     let mut src = String::from("- list: shells\n  items: [sh, bash]\n");
     for (i, c) in conds.iter().enumerate() {
         src.push_str(&format!(
-            "- rule: r{i}\n  events: [exec]\n  condition: '{}'\n  output: o\n  priority: info\n",
+            "- rule: r{i}\n  events: [exec, open]\n  condition: '{}'\n  output: o\n  priority: info\n",
             c.replace('\'', "''")
         ));
     }
@@ -101,7 +129,7 @@ fn rules_for(conds: &[String]) -> RuleSet {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, .. ProptestConfig::default() })]
 
     #[test]
     fn native_and_rhai_agree(c in cond(), evs in prop::collection::vec(event(), 1..8)) {
