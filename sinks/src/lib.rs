@@ -3,6 +3,15 @@
 //! behind its own bounded queue and task with retry and counters, after
 //! optional deduplication ([`dedup`]). [`config`] holds the serde types of the
 //! config file's `outputs:` section (documented in `sinks/CONFIG.md`).
+//!
+//! Wiring in the daemon (inside the tokio runtime):
+//! ```ignore
+//! let router = vigil_sinks::Router::start(&config.outputs, &hostname)?; // spawns the sink tasks
+//! // event loop:  router.submit(Arc::new(alert));   // never blocks
+//! // SIGHUP:      router.reopen_files();
+//! // /metrics:    body.push_str(&router.render_metrics());
+//! // SIGTERM:     let report = router.shutdown(config.shutdown_timeout).await;
+//! ```
 
 pub mod config;
 pub mod dedup;
@@ -15,7 +24,7 @@ mod tls;
 pub mod webhook;
 
 pub use config::OutputsConfig;
-pub use router::{DedupStats, FlushReport, Router, SinkStats};
+pub use router::{render_prometheus, DedupStats, FlushReport, Router, SinkStats};
 
 /// Errors starting the sinks (bad settings that only show at start, missing
 /// environment variables, TLS setup).

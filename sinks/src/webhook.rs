@@ -79,6 +79,8 @@ pub(crate) fn build(cfg: &WebhookConfig) -> Result<(WebhookSink, BatchPolicy), S
         .timeout(cfg.timeout)
         .connect_timeout(cfg.timeout)
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+        // A redirected POST turns into a GET: treat 3xx as an error instead.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| err(format!("HTTP client: {e}")))?;
     Ok((
@@ -108,6 +110,19 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Reads up to 64 KiB of the response body (so the connection can be
+/// reused) and returns it; errors end the read.
+async fn read_some(mut resp: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < 64 * 1024 {
+        match resp.chunk().await {
+            Ok(Some(c)) => body.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    body
+}
+
 impl Sink for WebhookSink {
     async fn deliver(&mut self, batch: &Batch) -> Result<(), DeliveryError> {
         for a in &batch.alerts {
@@ -125,10 +140,20 @@ impl Sink for WebhookSink {
                 .await
                 .map_err(|e| DeliveryError::transient(chain(&e)))?;
             let st = resp.status();
+            let body = read_some(resp).await;
             if st.is_success() {
                 continue;
             }
-            let msg = format!("{}: HTTP {st}", self.url);
+            let mut msg = format!("{}: HTTP {st}", self.url);
+            let snippet: String = String::from_utf8_lossy(&body)
+                .chars()
+                .take(200)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            if !snippet.trim().is_empty() {
+                msg.push_str(": ");
+                msg.push_str(snippet.trim());
+            }
             if st.is_server_error() || st.as_u16() == 408 || st.as_u16() == 429 {
                 return Err(DeliveryError::transient(msg));
             }
