@@ -218,6 +218,20 @@ outputs:
     }
 
     #[test]
+    fn shipped_default_config_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/vigil.yaml");
+        let c = Config::load(&p).unwrap();
+        assert_eq!(
+            c.rules,
+            vec![
+                PathBuf::from("/usr/share/vigil/rules"),
+                PathBuf::from("/etc/vigil/rules.d")
+            ]
+        );
+        assert!(c.outputs.stdout.is_some() && c.outputs.file.is_some());
+    }
+
+    #[test]
     fn load_reads_a_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("vigil.yaml");
