@@ -832,6 +832,12 @@ mod tests {
     }
 
     #[test]
+    fn router_can_be_shared_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Router>();
+    }
+
+    #[test]
     fn prometheus_text() {
         let st = SinkStats {
             name: "webhook".into(),

@@ -411,7 +411,14 @@ impl Sink for SyslogSink {
             let msg = self.render(a);
             if let Err(e) = self.send(&msg).await {
                 self.conn = None;
-                return Err(DeliveryError::transient(format!("{}: {e}", self.address)));
+                let m = format!("{}: {e}", self.address);
+                // Too long for a datagram: retrying cannot help.
+                if e.raw_os_error() == Some(libc::EMSGSIZE) {
+                    return Err(DeliveryError::permanent(format!(
+                        "{m} (lower max_message_size)"
+                    )));
+                }
+                return Err(DeliveryError::transient(m));
             }
         }
         Ok(())

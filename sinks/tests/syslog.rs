@@ -205,3 +205,29 @@ async fn tcp_receiver_down_then_up() {
     }
     router.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn oversized_udp_datagram_is_given_up_not_retried_forever() {
+    let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 0s\nsyslog: {{ address: \"udp://{}\", payload: json, max_message_size: 100000 }}",
+        rx.local_addr().unwrap()
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    let mut big = (*alert("r", Priority::Error, 1)).clone();
+    big.output = "x".repeat(70_000);
+    router.submit(std::sync::Arc::new(big));
+    router.submit(alert("r", Priority::Error, 2));
+    // The small one after it still arrives.
+    let mut buf = vec![0u8; 65536];
+    let n = tokio::time::timeout(WAIT, rx.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let m = std::str::from_utf8(&buf[..n]).unwrap();
+    assert!(m.contains("n=2)"), "{m}");
+    let st = &router.stats()[0];
+    assert_eq!(st.abandoned, 1);
+    assert_eq!(st.failed, 1);
+    router.shutdown(Duration::from_secs(5)).await;
+}
