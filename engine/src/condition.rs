@@ -52,7 +52,7 @@ pub const HELPERS: &[&str] = &["regex", "glob", "cidr"];
 
 /// Rhai limits for condition evaluation.
 pub const MAX_OPERATIONS: u64 = 50_000;
-pub const MAX_EXPR_DEPTH: usize = 64;
+pub const MAX_EXPR_DEPTH: usize = 128;
 pub const MAX_STRING_SIZE: usize = 64 * 1024;
 pub const MAX_ARRAY_SIZE: usize = 4096;
 /// Regex size limits (compiled NFA bytes, nesting depth).
@@ -294,8 +294,10 @@ pub(crate) fn check_names(
             i += 1;
             continue;
         }
-        let known = matches!(id.as_str(), "true" | "false" | "in")
-            || names.is_list(id)
+        let known = matches!(
+            id.as_str(),
+            "true" | "false" | "in" | "if" | "else" | "switch"
+        ) || names.is_list(id)
             || names.is_macro(id)
             || extra_vars.contains(&id.as_str());
         if !known {
@@ -389,6 +391,8 @@ pub(crate) enum PExpr {
     Not(Box<P>),
     Neg(Box<P>),
     Bin(&'static str, Box<P>, Box<P>),
+    /// `a && b && ...` or `a || b || ...`, flattened.
+    Chain(&'static str, Vec<P>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -401,7 +405,13 @@ pub(crate) struct P {
 struct Parser<'a> {
     toks: &'a [Token],
     pos: usize,
+    /// Current nesting (parentheses, unary operators, call arguments).
+    depth: usize,
 }
+
+/// Deepest nesting the native parser follows (deeper: Rhai decides, and
+/// rejects what exceeds its own limits).
+const MAX_PARSE_DEPTH: usize = 96;
 
 fn bin_prec(t: &Tok) -> Option<(u8, &'static str)> {
     Some(match t {
@@ -444,6 +454,8 @@ impl Parser<'_> {
 
     fn binary(&mut self, min: u8) -> Option<P> {
         let mut lhs = self.unary()?;
+        // Left-nested non-chain operators (`a + b + c ...`) nest the tree.
+        let mut left_nest = 0;
         loop {
             // `!in`
             let (prec, op, width) = match (self.peek(), self.peek_at(1)) {
@@ -460,6 +472,39 @@ impl Parser<'_> {
             self.pos += width;
             let rhs = self.binary(prec + 1)?;
             let (start, end) = (lhs.start, rhs.end);
+            if op == "&&" || op == "||" {
+                // Flat n-ary chains: long `||` lists nest nothing.
+                lhs = match lhs.e {
+                    PExpr::Chain(o, mut v) if o == op => {
+                        v.push(rhs);
+                        P {
+                            e: PExpr::Chain(op, v),
+                            start,
+                            end,
+                        }
+                    }
+                    e => P {
+                        e: PExpr::Chain(
+                            op,
+                            vec![
+                                P {
+                                    e,
+                                    start: lhs.start,
+                                    end: lhs.end,
+                                },
+                                rhs,
+                            ],
+                        ),
+                        start,
+                        end,
+                    },
+                };
+                continue;
+            }
+            left_nest += 1;
+            if left_nest > MAX_PARSE_DEPTH {
+                return None;
+            }
             lhs = P {
                 e: PExpr::Bin(op, Box::new(lhs), Box::new(rhs)),
                 start,
@@ -470,6 +515,16 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Option<P> {
+        if self.depth >= MAX_PARSE_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> Option<P> {
         let start = self.toks.get(self.pos)?.start;
         match self.peek()? {
             Tok::Op("!") => {
@@ -616,6 +671,7 @@ pub(crate) fn parse(text: &str) -> Option<P> {
     let mut p = Parser {
         toks: &toks,
         pos: 0,
+        depth: 0,
     };
     let e = p.binary(0)?;
     if p.pos != toks.len() {
@@ -1102,11 +1158,24 @@ impl Compiler<'_> {
     }
 
     /// Compile a condition (macros already expanded).
+    /// Compile a condition (macros already expanded): the native parser
+    /// first (flat `&&`/`||` chains of any length), Rhai for the parts it does
+    /// not cover; when the native parser cannot read the text at all, the
+    /// whole condition goes to Rhai (whose syntax errors are reported).
     pub fn compile(&mut self, text: &str) -> Node {
         match parse(text) {
             Some(p) => self.lower_bool(text, &p),
             None => self.rhai_leaf(text, text),
         }
+    }
+
+    /// The whole condition compiled by Rhai alone, for tests comparing both
+    /// paths; `None` (and no error) when Rhai refuses it, e.g. too complex.
+    pub fn compile_rhai_quiet(&mut self, text: &str) -> Option<Arc<AST>> {
+        self.engine
+            .compile_expression_with_scope(self.scope, text)
+            .ok()
+            .map(Arc::new)
     }
 
     /// Compile the whole text with Rhai (used for syntax checks and tests).
@@ -1247,11 +1316,8 @@ impl Compiler<'_> {
             PExpr::Array(_) => Ty::Arr,
             PExpr::Ident(i) if self.lists.contains_key(i) => Ty::List,
             PExpr::Not(_) => Ty::Bool,
-            PExpr::Bin(
-                "||" | "&&" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "!in",
-                _,
-                _,
-            ) => Ty::Bool,
+            PExpr::Chain(..) => Ty::Bool,
+            PExpr::Bin("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "!in", _, _) => Ty::Bool,
             PExpr::Call(n, _) | PExpr::Method(_, n, _)
                 if matches!(
                     n.as_str(),
@@ -1311,8 +1377,9 @@ impl Compiler<'_> {
                 }
                 Node::Not(Box::new(self.lower_bool(text, x)))
             }
-            PExpr::Bin(op @ ("&&" | "||"), a, b) => {
-                for side in [a, b] {
+            PExpr::Chain(op, parts) => {
+                let mut v = Vec::with_capacity(parts.len());
+                for side in parts {
                     let t = self.ty(side);
                     if t != Ty::Bool && t != Ty::Unknown {
                         let s = &text[side.start..side.end];
@@ -1324,12 +1391,7 @@ impl Compiler<'_> {
                             ),
                         );
                     }
-                }
-                let l = self.lower_bool(text, a);
-                let r = self.lower_bool(text, b);
-                let mut v = Vec::new();
-                for n in [l, r] {
-                    match (n, *op) {
+                    match (self.lower_bool(text, side), *op) {
                         (Node::And(inner), "&&") | (Node::Or(inner), "||") => v.extend(inner),
                         (n, _) => v.push(n),
                     }
@@ -1763,7 +1825,11 @@ mod tests {
         let t = lex(r#"proc.name == "a\"b" && !(x in [1, -2]) || f(1)"#);
         assert!(t.iter().any(|t| t.tok == Tok::Str("a\"b".into())));
         let p = parse("proc.name == \"x\" && proc.pid > 3 || !proc.tty").unwrap();
-        assert!(matches!(p.e, PExpr::Bin("||", _, _)));
+        assert!(matches!(&p.e, PExpr::Chain("||", v) if v.len() == 2));
+        let p = parse("a && b && (c && d) || e").unwrap();
+        assert!(
+            matches!(&p.e, PExpr::Chain("||", v) if matches!(&v[0].e, PExpr::Chain("&&", w) if w.len() == 3))
+        );
         assert!(parse("proc.name == ").is_none());
         assert!(parse("proc.name !in shells").is_some());
     }

@@ -138,9 +138,10 @@ impl Names for NamesOf<'_> {
 fn clause_texts(text: &str) -> Vec<String> {
     fn walk(text: &str, p: &crate::condition::P, out: &mut Vec<String>) {
         match &p.e {
-            crate::condition::PExpr::Bin("&&", a, b) => {
-                walk(text, a, out);
-                walk(text, b, out);
+            crate::condition::PExpr::Chain("&&", parts) => {
+                for x in parts {
+                    walk(text, x, out);
+                }
             }
             _ => out.push(text[p.start..p.end].to_string()),
         }
@@ -490,21 +491,13 @@ impl RuleSet {
                 patterns: &mut patterns,
                 problems: Vec::new(),
             };
-            let rhai_full = comp.compile_rhai(&cond_text);
-            let cond = if rhai_full.is_some() {
-                comp.compile(&cond_text)
-            } else {
-                Node::Const(false)
-            };
+            let cond = comp.compile(&cond_text);
+            let rhai_full = comp.compile_rhai_quiet(&cond_text);
             let mut problems: Vec<(Location, crate::condition::CompileProblem)> =
                 comp.problems.drain(..).map(|p| (base.clone(), p)).collect();
             let mut exceptions = Vec::new();
             for (name, text, loc) in &exc_texts {
-                let node = if comp.compile_rhai(text).is_some() {
-                    comp.compile(text)
-                } else {
-                    Node::Const(false)
-                };
+                let node = comp.compile(text);
                 problems.extend(comp.problems.drain(..).map(|p| (loc.clone(), p)));
                 exceptions.push((name.clone(), node));
             }

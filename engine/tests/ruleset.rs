@@ -424,3 +424,33 @@ fn all_errors_are_collected() {
         "{msgs:#?}"
     );
 }
+
+#[test]
+fn long_chains_load_and_hostile_nesting_is_refused() {
+    let terms: Vec<String> = (0..2000)
+        .map(|i| format!("proc.name == \"n{i}\""))
+        .collect();
+    let src = format!(
+        "- rule: R\n  events: [exec]\n  condition: '{}'\n  output: o\n  priority: info\n",
+        terms.join(" || ")
+    );
+    let rs = Arc::new(load(&src));
+    assert_eq!(
+        fired(&rs, &ev(json!({"evt.type": "exec", "proc.name": "n1999"}))),
+        ["R"]
+    );
+    assert!(fired(&rs, &ev(json!({"evt.type": "exec", "proc.name": "n2000"}))).is_empty());
+    // the filter and index see the whole disjunction
+    match &rs.kernel_filter().types[EventType::Exec.index()] {
+        TypeFilter::Match(s) => assert_eq!(s.comms.len(), 2000),
+        other => panic!("{other:?}"),
+    }
+    let deep = format!("{}proc.tty{}", "(".repeat(20_000), ")".repeat(20_000));
+    let e = load_err(&format!(
+        "- rule: D\n  events: [exec]\n  condition: '{deep}'\n  output: o\n  priority: info\n"
+    ));
+    assert!(
+        e.contains("rule `D`: syntax error in condition: Expression exceeds maximum complexity"),
+        "{e}"
+    );
+}
