@@ -114,10 +114,14 @@ fn expect_alert(d: &mut Daemon, file: &Path, rule: &str, before: usize, probe: O
         }
         d.assert_running(&format!("waiting for an alert of {rule:?}"));
     }
+    // Under heavy load elsewhere on the host the daemon may be shedding events; say so.
+    let lost = alerts_for(file, "vigil events lost");
+    let text = fs::read_to_string(file).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(20).collect();
     panic!(
-        "no alert of {rule:?} in {}:\n{}\nstderr:\n{}",
+        "no alert of {rule:?} in {} ({lost} \"vigil events lost\" alerts); last alerts:\n{}\nstderr:\n{}",
         file.display(),
-        fs::read_to_string(file).unwrap_or_default(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         d.stderr()
     );
 }
