@@ -345,3 +345,62 @@ fn run_case(rules: &Arc<RuleSet>, c: &TestCase) -> CaseResult {
         fired,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_errors_name_file_line_and_case() {
+        let e = parse_cases(
+            "t.yaml",
+            "- name: a\n  event: {evt.type: exec, proc.nmae: sh}\n  expect: [R]\n- name: b\n  events: []\n  expect: [R]\n- name: c\n  event: {evt.type: exec}\n  expected: [R]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("t.yaml:2:27: case `a`: event 1: unknown field `proc.nmae` (did you mean `proc.name`?)"), "{e}");
+        assert!(
+            e.contains("t.yaml:4:1: case `b`: `events` must be a non-empty list"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.yaml:7:1: case `c`: unknown key `expected`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cases_run_and_report() {
+        let rules = Arc::new(
+            RuleSet::from_sources(&[(
+                "r.yaml".into(),
+                "- rule: R\n  events: [exec]\n  condition: proc.name == \"sh\" && proc.tty\n  output: o\n  priority: info\n".into(),
+            )])
+            .unwrap(),
+        );
+        let cases = parse_cases(
+            "t.yaml",
+            "- name: ok\n  event: {evt.type: exec, proc.name: sh, proc.tty: true}\n  expect: [R]\n  expect_count: {R: 1}\n- name: no tty\n  event: {evt.type: exec, proc.name: sh}\n  expect: [R]\n- name: open\n  event: {evt.type: open, proc.name: sh}\n  expect: [R, Nope]\n",
+        )
+        .unwrap();
+        let r = run_cases(&rules, &cases);
+        assert!(r[0].passed, "{:?}", r[0].failures);
+        assert_eq!(r[0].fired["R"], 1);
+        assert!(!r[1].passed);
+        assert!(
+            r[1].failures[0].contains("clause `proc.tty` was false"),
+            "{:?}",
+            r[1].failures
+        );
+        assert!(!r[2].passed);
+        let all = r[2].failures.join("\n");
+        assert!(
+            all.contains("names rule `Nope`, which does not exist"),
+            "{all}"
+        );
+        assert!(
+            all.contains("event type `open` is not one of the rule's events (exec)"),
+            "{all}"
+        );
+    }
+}
