@@ -67,32 +67,53 @@ impl Vigil {
         let dir = tempfile::tempdir().unwrap();
         let rules_path = dir.path().join("rules.yaml");
         std::fs::write(&rules_path, rules).unwrap();
+        let args = vec![
+            "run".to_string(),
+            "--json".to_string(),
+            "--rules".to_string(),
+            rules_path.to_string_lossy().into_owned(),
+        ];
+        Some(Vigil::spawn(dir, &args))
+    }
+
+    /// Run `vigil ARGS` with $NOTIFY_SOCKET set and wait for READY=1.
+    fn spawn(dir: tempfile::TempDir, args: &[String]) -> Vigil {
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
-            .set_read_timeout(Some(Duration::from_secs(60)))
+            .set_read_timeout(Some(Duration::from_secs(1)))
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["run", "--json", "--rules"])
-            .arg(&rules_path)
+            .args(args)
             .env("NOTIFY_SOCKET", &notify_path)
             .env("VIGIL_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn vigil");
+        // Wait for READY=1: retry interrupted reads, give up when the child
+        // exits or after a minute (loading BPF on a busy machine is slow).
         let mut buf = [0u8; 512];
-        let ready = match notify.recv(&mut buf) {
-            Ok(n) => String::from_utf8_lossy(&buf[..n]).contains("READY=1"),
-            Err(_) => false,
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = None;
+        let ready = loop {
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            match notify.recv(&mut buf) {
+                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => break true,
+                Ok(n) => last = Some(Ok(String::from_utf8_lossy(&buf[..n]).into_owned())),
+                Err(e) => last = Some(Err(e)),
+            }
         };
         if !ready {
+            eprintln!("notify socket, last result: {last:?}");
             let _ = child.kill();
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = e.read_to_string(&mut err);
             }
-            panic!("vigil run never sent READY=1; stderr:\n{err}");
+            panic!("vigil never sent READY=1; stderr:\n{err}");
         }
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -104,11 +125,24 @@ impl Vigil {
                 }
             }
         });
-        Some(Vigil {
+        Vigil {
             child,
             lines: rx,
             _dir: dir,
-        })
+        }
+    }
+
+    /// The first stdout line for which `pred` holds.
+    fn wait_line(&self, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
     }
 
     /// The first alert (parsed JSON) for which `pred` holds.
@@ -133,7 +167,7 @@ impl Vigil {
     }
 
     /// SIGTERM; the exit status code.
-    fn stop(mut self) -> Option<i32> {
+    fn stop(&mut self) -> Option<i32> {
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -146,6 +180,16 @@ impl Vigil {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Vigil {
+    /// A failed assertion must not leave the daemon (and its sensors) running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -163,7 +207,7 @@ fn copy_named(dir: &Path, bin: &str, name: &str) -> PathBuf {
 
 #[test]
 fn shell_spawned_by_nginx_fires_and_sigterm_exits_zero() {
-    let Some(v) = Vigil::start(
+    let Some(mut v) = Vigil::start(
         r#"
 - rule: Shell spawned by web server
   desc: a web server started a shell
@@ -207,7 +251,7 @@ fn shell_spawned_by_nginx_fires_and_sigterm_exits_zero() {
 #[test]
 fn shadow_open_by_named_process_resolves_paths() {
     let name = unique("shr");
-    let Some(v) = Vigil::start(&format!(
+    let Some(mut v) = Vigil::start(&format!(
         r#"
 - rule: Read shadow
   desc: test
@@ -244,7 +288,7 @@ fn shadow_open_by_named_process_resolves_paths() {
 fn loopback_connect_and_accept() {
     let client = unique("cli");
     let me = std::process::id();
-    let Some(v) = Vigil::start(&format!(
+    let Some(mut v) = Vigil::start(&format!(
         r#"
 - rule: Client connect
   desc: test
@@ -305,7 +349,7 @@ fn loopback_connect_and_accept() {
 #[test]
 fn exit_code_and_signal() {
     let name = unique("ex");
-    let Some(v) = Vigil::start(&format!(
+    let Some(mut v) = Vigil::start(&format!(
         r#"
 - rule: Exit seen
   desc: test
@@ -389,7 +433,7 @@ fn syn_retransmit_is_attributed_to_the_connecting_process() {
         return;
     }
     let name = unique("rtx");
-    let Some(v) = Vigil::start(&format!(
+    let Some(mut v) = Vigil::start(&format!(
         r#"
 - rule: Retransmit seen
   desc: test
@@ -422,5 +466,207 @@ fn syn_retransmit_is_attributed_to_the_connecting_process() {
     assert_eq!(field(&a, "tcp.state"), "SYN_SENT");
     assert_eq!(field(&a, "evt.type"), "retransmit");
     drop(ns);
+    assert_eq!(v.stop(), Some(0));
+}
+
+#[test]
+fn without_root_run_fails_with_one_sentence() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !tool_available("setpriv") {
+        eprintln!("SKIP: needs root and setpriv to drop to an unprivileged user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: x\n  desc: x\n  events: [exec]\n  condition: proc.name == \"x\"\n  output: x\n  priority: info\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(dir.path(), perms).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_vigil"))
+        .arg("run")
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.trim_end().lines().last().unwrap_or("");
+    assert!(
+        last.contains("needs root") && last.ends_with("run vigil as root"),
+        "stderr: {err}"
+    );
+    assert!(!err.contains("libbpf"), "no libbpf dump: {err}");
+}
+
+#[test]
+fn record_writes_events_replay_can_read() {
+    if live_capable().is_none() {
+        return;
+    }
+    let name = unique("rec");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: rec\n  desc: x\n  events: [exec, exit]\n  condition: proc.name == \"{name}\"\n  output: x\n  priority: info\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("events.jsonl");
+    let args: Vec<String> = [
+        "record",
+        "--out",
+        out.to_str().unwrap(),
+        "--duration",
+        "30",
+        "--rules",
+        rules.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args);
+    let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
+    let st = Command::new(&bash).args(["-c", "exit 5"]).status().unwrap();
+    assert_eq!(st.code(), Some(5));
+    // The kernel wrote both records before the wait above returned; stopping
+    // drains the ring buffer and flushes the file.
+    assert_eq!(v.stop(), Some(0));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let events: Vec<vigil_engine::Event> = text
+        .lines()
+        .map(|l| {
+            let obj: serde_json::Map<String, Value> = serde_json::from_str(l).unwrap();
+            vigil_engine::Event::from_flat_json(&obj).unwrap()
+        })
+        .collect();
+    let exec = events
+        .iter()
+        .find(|e| e.kind == vigil_engine::EventType::Exec && e.proc.name == name)
+        .expect("the exec of the named bash was recorded");
+    assert_eq!(exec.proc.exe, bash.to_str().unwrap());
+    let exit = events
+        .iter()
+        .find(|e| e.kind == vigil_engine::EventType::Exit && e.proc.name == name)
+        .expect("its exit was recorded");
+    assert_eq!(
+        exit.detail,
+        vigil_engine::Detail::Exit { code: 5, signal: 0 }
+    );
+    assert!(
+        events.iter().all(|e| e.proc.name == name),
+        "the rules' kernel filter limited the recording"
+    );
+}
+
+#[test]
+fn snoop_exec_prints_a_row_for_the_named_process() {
+    if live_capable().is_none() {
+        return;
+    }
+    let name = unique("snp");
+    let args: Vec<String> = ["snoop", "exec", "--comm", &name, "--count", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args);
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
+    let st = Command::new(&bash)
+        .args(["-c", "true snoop-arg"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let row = v
+        .wait_line(15, |l| l.contains(&name))
+        .expect("a row for the named process");
+    assert!(row.contains("-c true snoop-arg"), "{row}");
+    let _ = v.stop();
+}
+
+#[test]
+fn metrics_endpoint_counts_events_and_alerts() {
+    if live_capable().is_none() {
+        return;
+    }
+    let name = unique("met");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("r.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "- rule: metric rule\n  desc: x\n  events: [exec]\n  condition: proc.name == \"{name}\"\n  output: x\n  priority: notice\n"
+        ),
+    )
+    .unwrap();
+    let args: Vec<String> = [
+        "run",
+        "--json",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--metrics",
+        &format!("127.0.0.1:{port}"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut v = Vigil::spawn(dir, &args);
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
+    assert!(Command::new(&bash)
+        .args(["-c", "true"])
+        .status()
+        .unwrap()
+        .success());
+    v.wait_alert(15, |a| a["rule"] == "metric rule")
+        .expect("the alert");
+    let get = || -> String {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        s
+    };
+    // the exporter's snapshot refreshes every second: poll
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        body = get();
+        if body.contains("vigil_alerts_total{rule=\"metric rule\",priority=\"Notice\"} 1") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains("vigil_alerts_total{rule=\"metric rule\",priority=\"Notice\"} 1\n"),
+        "{body}"
+    );
+    let seen_exec: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_kernel_events_seen_total{type=\"exec\"} "))
+        .and_then(|n| n.parse().ok())
+        .expect("exec seen counter");
+    assert!(seen_exec >= 1);
+    let size: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_process_table_size "))
+        .and_then(|n| n.parse().ok())
+        .expect("process table size");
+    assert!(size > 1, "seeded from /proc");
     assert_eq!(v.stop(), Some(0));
 }

@@ -16,7 +16,7 @@ static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
 /// Why the sensors could not start. Each message is one sentence a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
-    #[error("vigil needs root (CAP_BPF and CAP_PERFMON) to load its eBPF sensors; run it as root")]
+    #[error("loading the eBPF sensors needs root (CAP_BPF and CAP_PERFMON); run vigil as root")]
     NotRoot,
     #[error("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing); vigil needs a kernel built with CONFIG_DEBUG_INFO_BTF=y")]
     NoBtf,

@@ -49,9 +49,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
     let n = rt.block_on(async {
+        let mut shutdown = crate::pipeline::Shutdown::install()?;
         let mut live = Live::start(&filter, LiveOptions::default())?;
-        let stop = crate::pipeline::shutdown_signal();
-        tokio::pin!(stop);
+        if let Err(e) = crate::pipeline::sd_notify("READY=1\n") {
+            tracing::warn!(error = %e, "sd_notify READY failed");
+        }
         let duration = args
             .duration
             .map(|s| Duration::from_secs_f64(s.max(0.0)))
@@ -70,7 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
         loop {
             tokio::select! {
-                _ = &mut stop => break,
+                _ = shutdown.wait() => break,
                 _ = &mut deadline => break,
                 ev = live.next() => {
                     let Some(le) = ev else { break };

@@ -173,9 +173,11 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
     let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
     rt.block_on(async move {
         let filter = snoop_filter(args.kind, &args.comm, &args.pid);
+        let mut shutdown = crate::pipeline::Shutdown::install()?;
         let mut live = Live::start(&filter, LiveOptions::default())?;
-        let stop = crate::pipeline::shutdown_signal();
-        tokio::pin!(stop);
+        if let Err(e) = crate::pipeline::sd_notify("READY=1\n") {
+            tracing::warn!(error = %e, "sd_notify READY failed");
+        }
         let duration = args
             .duration
             .map(|s| Duration::from_secs_f64(s.max(0.0)))
@@ -189,7 +191,7 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
         let mut rows = 0u64;
         loop {
             tokio::select! {
-                _ = &mut stop => break,
+                _ = shutdown.wait() => break,
                 _ = &mut deadline => break,
                 ev = live.next() => {
                     let Some(le) = ev else { break };

@@ -149,23 +149,22 @@ static __always_inline struct filter_state *get_state(void)
 	return bpf_map_lookup_elem(&fstate, &zero);
 }
 
-/* The first-stage filter. `pcomm` may be NULL: then it is read from the
- * current task's parent only when a pcomm term exists. */
-static __always_inline bool filter_pass(struct filter_state *st, __u32 type, __u32 tgid,
-					const char *comm, const char *pcomm, __u64 cgid)
+static __always_inline struct filter_cfg *get_cfg(struct filter_state *st, __u32 *gen)
 {
-	__u32 gen = st->gen & 1;
-	struct filter_cfg *cfg = bpf_map_lookup_elem(&fcfg, &gen);
+	*gen = st->gen & 1;
+	return bpf_map_lookup_elem(&fcfg, gen);
+}
+
+/* The first-stage filter in match mode: does any of the pid / comm /
+ * cgroup / parent comm maps of generation `gen` have the type's bit? Only
+ * the maps that hold entries are consulted, cheapest first. `comm` and
+ * `pcomm` may be NULL: then they are read from the current task. */
+static __always_inline bool match_sets(struct filter_cfg *cfg, __u32 gen, __u32 type, __u32 tgid,
+				       const char *comm, const char *pcomm, __u64 cgid)
+{
+	__u8 bit = 1 << (type & 7);
 	__u8 *m;
 
-	if (!cfg || type >= 8)
-		return false;
-	__u8 mode = cfg->mode[type & 7];
-	if (mode == VM_PASS_ALL)
-		return true;
-	if (mode != VM_MATCH)
-		return false;
-	__u8 bit = 1 << type;
 	if (cfg->has & VH_PID) {
 		struct pid_key k = { .gen = gen, .pid = tgid };
 		m = bpf_map_lookup_elem(&f_pid, &k);
@@ -174,13 +173,16 @@ static __always_inline bool filter_pass(struct filter_state *st, __u32 type, __u
 	}
 	if (cfg->has & VH_COMM) {
 		struct comm_key k = { .gen = gen };
-		__builtin_memcpy(k.comm, comm, VG_COMM_LEN);
+		if (comm)
+			__builtin_memcpy(k.comm, comm, VG_COMM_LEN);
+		else
+			bpf_get_current_comm(k.comm, sizeof(k.comm));
 		m = bpf_map_lookup_elem(&f_comm, &k);
 		if (m && (*m & bit))
 			return true;
 	}
 	if (cfg->has & VH_CGROUP) {
-		struct cg_key k = { .gen = gen, .cgid = cgid };
+		struct cg_key k = { .gen = gen, .cgid = cgid ? cgid : bpf_get_current_cgroup_id() };
 		m = bpf_map_lookup_elem(&f_cgroup, &k);
 		if (m && (*m & bit))
 			return true;
@@ -201,19 +203,42 @@ static __always_inline bool filter_pass(struct filter_state *st, __u32 type, __u
 	return false;
 }
 
-/* Filter for the current task; counts `seen` and `passed`. */
+/* Filter for the current task; counts `seen` and `passed`. The mode is
+ * checked before anything about the task is read, so a dropped type costs
+ * two array lookups. */
 static __always_inline bool pass_current(struct filter_state *st, __u32 type)
 {
-	char comm[VG_COMM_LEN] = {};
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
+	__u32 gen;
+	struct filter_cfg *cfg;
 
 	count_seen(type);
-	bpf_get_current_comm(comm, sizeof(comm));
-	if (!filter_pass(st, type, tgid, comm, NULL, bpf_get_current_cgroup_id()))
+	cfg = get_cfg(st, &gen);
+	if (!cfg)
+		return false;
+	__u8 mode = cfg->mode[type & 7];
+	if (mode == VM_DROP)
+		return false;
+	if (mode != VM_PASS_ALL &&
+	    !match_sets(cfg, gen, type, bpf_get_current_pid_tgid() >> 32, NULL, NULL, 0))
 		return false;
 	count_passed(type);
 	return true;
+}
+
+/* Filter for a socket owner recorded at connect/accept (retransmit). */
+static __always_inline bool pass_owner(struct filter_state *st, __u32 type, struct owner *o)
+{
+	__u32 gen;
+	struct filter_cfg *cfg = get_cfg(st, &gen);
+
+	if (!cfg)
+		return false;
+	__u8 mode = cfg->mode[type & 7];
+	if (mode == VM_PASS_ALL)
+		return true;
+	if (mode != VM_MATCH || !o)
+		return false;
+	return match_sets(cfg, gen, type, o->tgid, o->comm, o->pcomm, o->cgroup_id);
 }
 
 static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __u16 size)
@@ -779,16 +804,10 @@ int BPF_PROG(vigil_retransmit, const struct sock *sk, const struct sk_buff *skb)
 		return 0;
 	count_seen(VG_RETRANSMIT);
 	o = bpf_map_lookup_elem(&owners, &key);
-	if (o) {
-		if (o->tgid == st->self_tgid)
-			return 0;
-		if (!filter_pass(st, VG_RETRANSMIT, o->tgid, o->comm, o->pcomm, o->cgroup_id))
-			return 0;
-	} else {
-		char none[VG_COMM_LEN] = {};
-		if (!filter_pass(st, VG_RETRANSMIT, 0, none, none, 0))
-			return 0;
-	}
+	if (o && o->tgid == st->self_tgid)
+		return 0;
+	if (!pass_owner(st, VG_RETRANSMIT, o))
+		return 0;
 	count_passed(VG_RETRANSMIT);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
