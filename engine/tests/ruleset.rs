@@ -454,3 +454,26 @@ fn long_chains_load_and_hostile_nesting_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn macro_cycles_and_misc_operators() {
+    let e = load_err("- macro: a\n  condition: b && proc.tty\n- macro: b\n  condition: a\n- rule: R\n  events: [exec]\n  condition: a\n  output: o\n  priority: info\n");
+    assert!(e.contains("macro refers to itself"), "{e}");
+    let rs = Arc::new(load(
+        "- list: ports\n  items: [22, 2222]\n- rule: R\n  events: [connect]\n  condition: net.dport !in ports && cidr(net.daddr, \"10.0.0.0/8\") && !(net.proto in [\"udp\"])\n  output: \"{net.daddr}:{net.dport}\"\n  priority: notice\n  exceptions:\n    - name: lab\n      fields: [net.daddr, proc.name]\n      values: [[10.9.9.9, curl]]\n",
+    ));
+    assert_eq!(rs.is_native("R"), Some(true));
+    let c = |d: &str, p: i64, n: &str| {
+        fired(
+            &rs,
+            &ev(
+                json!({"evt.type": "connect", "net.daddr": d, "net.dport": p, "net.proto": "tcp", "proc.name": n}),
+            ),
+        )
+    };
+    assert_eq!(c("10.1.2.3", 80, "curl"), ["R"]);
+    assert!(c("10.1.2.3", 22, "curl").is_empty());
+    assert!(c("192.168.1.1", 80, "curl").is_empty());
+    assert!(c("10.9.9.9", 80, "curl").is_empty());
+    assert_eq!(c("10.9.9.9", 80, "wget"), ["R"]);
+}
