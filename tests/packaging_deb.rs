@@ -414,3 +414,56 @@ fn security_exposure_is_low_and_recorded_in_security_md() {
          `systemd-analyze security --offline=yes packaging/vigil.service`)"
     );
 }
+
+/// Runs dpkg against a private database below `root` (no chroot: maintainer scripts
+/// run on the host with `$DPKG_ROOT` set, which they honour).
+fn dpkg_in(root: &Path) -> Command {
+    let mut c = Command::new("dpkg");
+    c.arg(format!("--root={}", root.display()))
+        .arg("--force-script-chrootless")
+        .arg("--force-depends")
+        .arg("--log=/dev/null");
+    c
+}
+
+#[test]
+fn dpkg_install_upgrade_keeps_local_config_and_purge_cleans_up() {
+    if !have("dpkg-deb") || !have("dpkg") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let deb = build_deb(&tmp.path().join("out"));
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+    fs::create_dir_all(root.join("var/lib/dpkg/updates")).unwrap();
+    fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+
+    run(dpkg_in(&root).arg("-i").arg(&deb));
+    let status = stdout(&run(dpkg_in(&root).args(["-s", "vigil"])));
+    assert!(status.contains("Status: install ok installed"), "{status}");
+    for c in ["/etc/vigil/vigil.yaml", "/etc/logrotate.d/vigil"] {
+        assert!(
+            status.contains(&format!(" {c} ")),
+            "{c} registered as conffile:\n{status}"
+        );
+    }
+    let log = fs::metadata(root.join("var/log/vigil")).expect("postinst created /var/log/vigil");
+    assert_eq!(log.permissions().mode() & 0o777, 0o750);
+    assert!(root.join("usr/bin/vigil").is_file());
+
+    // A local edit survives reinstalling (upgrading to) the package.
+    let cfg = root.join("etc/vigil/vigil.yaml");
+    let edited = format!("{}\n# local edit\n", fs::read_to_string(&cfg).unwrap());
+    fs::write(&cfg, &edited).unwrap();
+    run(dpkg_in(&root).arg("-i").arg(&deb));
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), edited);
+
+    // Purge removes binaries, conffiles and the log directory.
+    run(dpkg_in(&root).args(["--purge", "vigil"]));
+    assert!(!root.join("usr/bin/vigil").exists());
+    assert!(!cfg.exists(), "purge removes conffiles");
+    assert!(
+        !root.join("var/log/vigil").exists(),
+        "purge removes the logs"
+    );
+}
