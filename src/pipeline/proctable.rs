@@ -496,6 +496,9 @@ impl ProcTable {
                 let base = self.proc_root.join(raw.tgid.to_string());
                 let exe = if filename.starts_with('/') && !filename.starts_with("/dev/fd/") {
                     normalize(filename)
+                } else if !filename.starts_with('/') && cwd.starts_with('/') {
+                    // `./nginx`: relative to the cwd the kernel saw at exec
+                    normalize(&format!("{cwd}/{filename}"))
                 } else {
                     readlink(base.join("exe").to_string_lossy().into_owned())
                         .unwrap_or_else(|| filename.clone())
@@ -748,8 +751,21 @@ mod tests {
         assert_eq!(ev.proc.ancestors, ["nginx"]);
         assert_eq!(ev.proc.cmdline, "sh -c id");
         assert_eq!(ev.proc.cwd, "/srv");
+        let ev = t
+            .apply(exec(
+                5_000_003,
+                5_000_002,
+                "tool",
+                "./bin/../tool",
+                &["./tool"],
+            ))
+            .unwrap();
+        assert_eq!(
+            ev.proc.exe, "/srv/tool",
+            "relative filename resolved against the cwd"
+        );
         assert!(!ev.proc.incomplete);
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.len(), 3);
     }
 
     #[test]
