@@ -104,6 +104,8 @@ pub enum Cause {
     Files,
     /// [`ReloadHandle::trigger`] (SIGHUP): reloads even if nothing changed.
     Trigger,
+    /// [`ReloadHandle::rescan`]: re-hash now, reload only if the content changed.
+    Rescan,
     /// The periodic safety-net re-hash.
     Periodic,
 }
@@ -153,6 +155,7 @@ pub enum ReloadEvent<T, E, D> {
 
 enum Msg {
     Files,
+    Rescan,
     Trigger,
     Stop,
 }
@@ -170,6 +173,12 @@ impl ReloadHandle {
     /// Reload now, even if the content hash is unchanged. Returns false if the watcher has stopped.
     pub fn trigger(&self) -> bool {
         self.tx.send(Msg::Trigger).is_ok()
+    }
+
+    /// Re-hash now and reload only if the content changed (e.g. after logrotate's SIGHUP,
+    /// where a forced reload would only reset rule state). Returns false if stopped.
+    pub fn rescan(&self) -> bool {
+        self.tx.send(Msg::Rescan).is_ok()
     }
 }
 
@@ -249,6 +258,11 @@ impl Watcher {
         self.tx.send(Msg::Trigger).is_ok()
     }
 
+    /// Re-hash now; reload only if the content changed.
+    pub fn rescan(&self) -> bool {
+        self.tx.send(Msg::Rescan).is_ok()
+    }
+
     /// A cloneable trigger for other tasks.
     pub fn handle(&self) -> ReloadHandle {
         ReloadHandle {
@@ -306,6 +320,7 @@ where
                 Some(c) => c,
                 None => match rx.recv_timeout(self.cfg.rehash_interval) {
                     Ok(Msg::Files) => Cause::Files,
+                    Ok(Msg::Rescan) => Cause::Rescan,
                     Ok(Msg::Trigger) => Cause::Trigger,
                     Ok(Msg::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
                     Err(std_mpsc::RecvTimeoutError::Timeout) => Cause::Periodic,
@@ -315,7 +330,7 @@ where
             let mut cause = cause;
             loop {
                 match rx.try_recv() {
-                    Ok(Msg::Files) => {}
+                    Ok(Msg::Files) | Ok(Msg::Rescan) => {}
                     Ok(Msg::Trigger) => cause = Cause::Trigger,
                     Ok(Msg::Stop) => return,
                     Err(std_mpsc::TryRecvError::Empty) => break,

@@ -435,3 +435,45 @@ async fn periodic_rehash_catches_changes_without_events() {
     assert_eq!(r.value.get("a.yaml").map(String::as_str), Some("appeared"));
     w.stop();
 }
+
+#[tokio::test]
+async fn rescan_reloads_only_changed_content() {
+    // An unwatchable place (parent missing at start): no inotify event will come, so
+    // what reloads is the explicit rescan.
+    let d = tempfile::tempdir().unwrap();
+    let deep = d.path().join("x/rules.d");
+    let paths = vec![deep.clone()];
+    let snap = reload::snapshot(&paths, None);
+    let mut cfg = WatchConfig::new(paths, None);
+    cfg.rehash_interval = Duration::from_secs(3600);
+    let loads = Arc::new(AtomicUsize::new(0));
+    let l = loads.clone();
+    let (w, mut rx) = Watcher::spawn(
+        cfg,
+        Arc::new(Files::new()),
+        snap.hash,
+        move |p: &[PathBuf]| {
+            l.fetch_add(1, Ordering::SeqCst);
+            load_files(p)
+        },
+        diff_files,
+    )
+    .unwrap();
+    let handle = w.handle();
+    // Nothing changed: a rescan loads nothing. Then a change plus a rescan loads once.
+    assert!(handle.rescan());
+    let staging = d.path().join("staging");
+    fs::create_dir_all(staging.join("rules.d")).unwrap();
+    write(&staging.join("rules.d/a.yaml"), "1");
+    fs::rename(&staging, d.path().join("x")).unwrap();
+    assert!(w.rescan());
+    let r = next_ok(&mut rx).await;
+    assert_eq!(r.cause, Cause::Rescan);
+    assert_eq!(get(&r, "a.yaml"), Some("1"));
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "the no-change rescan loaded nothing"
+    );
+    w.stop();
+}
