@@ -145,6 +145,8 @@ pub struct RuleContribution {
     /// `Ok(sets)`: the constraint it added; `Err(reason)`: why it forces pass-all
     /// (or, for a disabled rule, that it contributes nothing).
     pub term: Result<FilterSets, String>,
+    /// The top-level clause of the condition the term came from, when known.
+    pub clause: Option<String>,
 }
 
 #[cfg(test)]

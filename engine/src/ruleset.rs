@@ -744,23 +744,36 @@ impl RuleSet {
     pub fn filter_contributions(&self) -> Vec<RuleContribution> {
         self.rules
             .iter()
-            .map(|r| RuleContribution {
-                rule: r.name.to_string(),
-                enabled: r.enabled,
-                events: r.events.iter().collect(),
-                term: if !r.enabled {
+            .map(|r| {
+                let term = if !r.enabled {
                     Err("disabled: contributes nothing".into())
                 } else {
                     constraint(&r.cond).ok_or_else(|| {
                         if r.cond.is_native() {
                             "no top-level `&&` term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit or container.id (with == or in): forces pass-all".into()
-                        } else if constraint_possible_in_rhai(&r.cond) {
-                            "no usable term; parts of the condition run in Rhai: forces pass-all".into()
                         } else {
-                            "the condition runs in Rhai and has no native process term: forces pass-all".into()
+                            "no native term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit or container.id (parts of the condition run in Rhai): forces pass-all".into()
                         }
                     })
-                },
+                };
+                // Which top-level clause gave the chosen (smallest) constraint.
+                let clause = match &term {
+                    Ok(chosen) => {
+                        let conj = r.cond.conjuncts();
+                        conj.iter()
+                            .position(|c| constraint(c).as_ref() == Some(chosen))
+                            .filter(|_| r.clauses.len() == conj.len())
+                            .map(|k| r.clauses[k].clone())
+                    }
+                    Err(_) => None,
+                };
+                RuleContribution {
+                    rule: r.name.to_string(),
+                    enabled: r.enabled,
+                    events: r.events.iter().collect(),
+                    term,
+                    clause,
+                }
             })
             .collect()
     }
@@ -802,10 +815,6 @@ impl RuleSet {
             .get(rule)
             .map(|i| self.rules[*i as usize].cond.is_native())
     }
-}
-
-fn constraint_possible_in_rhai(n: &Node) -> bool {
-    !matches!(n, Node::Rhai(..))
 }
 
 /// Threshold state of one `by` key.

@@ -52,6 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     Ok(s) => o["term"] = sets_json(s),
                     Err(r) => o["pass_all_reason"] = json!(r),
                 }
+                if let Some(cl) = &c.clause {
+                    o["clause"] = json!(cl);
+                }
                 o
             })
             .collect();
@@ -78,7 +81,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let ev: Vec<&str> = c.events.iter().map(|t| t.as_str()).collect();
         let what = match &c.term {
             Ok(s) if s.is_empty() => "contributes nothing (condition can never match)".to_string(),
-            Ok(s) => s.describe(),
+            Ok(s) => match &c.clause {
+                Some(cl) => format!("{} (from `{cl}`)", s.describe()),
+                None => s.describe(),
+            },
             Err(r) => r.clone(),
         };
         println!("  {} [{}]: {what}", c.rule, ev.join(","));
