@@ -5,7 +5,7 @@ CARGO ?= cargo
 RULES ?= rules
 VIGIL := target/release/vigil
 
-.PHONY: deps build run test lint clean
+.PHONY: deps build run test deb clean
 
 deps:
 	./scripts/install-deps.sh
@@ -26,6 +26,10 @@ test: deps
 	$(CARGO) test --workspace --locked -- --test-threads=2
 	$(VIGIL) validate $(RULES)
 	$(VIGIL) test $(RULES)
+
+# Debian package: target/debian/vigil_<version>_<arch>.deb
+deb: build
+	./scripts/build-deb.sh
 
 clean:
 	$(CARGO) clean
