@@ -309,6 +309,40 @@ impl RuleSet {
                 (n.clone(), Arc::new(set))
             })
             .collect();
+        let is_ident = |n: &str| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !matches!(
+                    n,
+                    "true"
+                        | "false"
+                        | "in"
+                        | "if"
+                        | "else"
+                        | "switch"
+                        | "let"
+                        | "const"
+                        | "fn"
+                        | "return"
+                        | "this"
+                )
+        };
+        for (kind, name, loc) in defs
+            .lists
+            .iter()
+            .map(|(n, l)| ("list", n, &l.loc))
+            .chain(defs.macros.iter().map(|(n, m)| ("macro", n, &m.loc)))
+        {
+            if !is_ident(name) {
+                diag.err(
+                    loc,
+                    Some(&format!("{kind} `{name}`")),
+                    "name must be an identifier (letters, digits, `_`; not a keyword) to be usable in conditions",
+                );
+            }
+        }
         for (name, l) in &defs.lists {
             if NAMESPACES.contains(&name.as_str())
                 || HELPERS.contains(&name.as_str())

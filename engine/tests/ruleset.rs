@@ -459,6 +459,11 @@ fn long_chains_load_and_hostile_nesting_is_refused() {
 fn macro_cycles_and_misc_operators() {
     let e = load_err("- macro: a\n  condition: b && proc.tty\n- macro: b\n  condition: a\n- rule: R\n  events: [exec]\n  condition: a\n  output: o\n  priority: info\n");
     assert!(e.contains("macro refers to itself"), "{e}");
+    let e = load_err("- list: my-list\n  items: [a]\n");
+    assert!(
+        e.contains("rules.yaml:1:1: list `my-list`: name must be an identifier"),
+        "{e}"
+    );
     let rs = Arc::new(load(
         "- list: ports\n  items: [22, 2222]\n- rule: R\n  events: [connect]\n  condition: net.dport !in ports && cidr(net.daddr, \"10.0.0.0/8\") && !(net.proto in [\"udp\"])\n  output: \"{net.daddr}:{net.dport}\"\n  priority: notice\n  exceptions:\n    - name: lab\n      fields: [net.daddr, proc.name]\n      values: [[10.9.9.9, curl]]\n",
     ));
