@@ -1746,6 +1746,9 @@ pub(crate) fn make_engine(patterns: Arc<OnceLock<Patterns>>) -> Engine {
         .set_max_call_levels(16)
         .set_max_variables(256);
     e.disable_symbol("eval");
+    // Conditions must not write to vigil's stdout (alerts go there).
+    e.on_print(|_| {});
+    e.on_debug(|_, _, _| {});
     register_namespaces(&mut e);
     e.register_type_with_name::<Arc<ListSet>>("List");
     e.register_fn("contains", |l: &mut Arc<ListSet>, s: ImmutableString| {
