@@ -422,8 +422,39 @@ impl Defs {
                 return;
             }
         };
-        let starts = lines.item_lines();
-        let aligned = starts.len() == items.len();
+        let mut starts = lines.item_lines();
+        let mut aligned = starts.len() == items.len();
+        if !aligned {
+            // Unusual layout (flow style, odd indentation): find each item by
+            // its `rule: NAME` / `macro: NAME` / `list: NAME` text instead.
+            let mut found = Vec::new();
+            let mut after = 1;
+            for item in &items {
+                let key = item.as_mapping().and_then(|m| {
+                    ["rule", "macro", "list"]
+                        .into_iter()
+                        .find_map(|k| m.get(k).and_then(scalar_string).map(|n| (k, n)))
+                });
+                let line = key.and_then(|(k, n)| {
+                    (after..=lines.lines.len()).find(|&ln| {
+                        let l = &lines.lines[ln - 1];
+                        l.find(&format!("{k}:"))
+                            .is_some_and(|p| l[p..].contains(n.as_str()))
+                    })
+                });
+                match line {
+                    Some(ln) => {
+                        found.push(ln);
+                        after = ln + 1;
+                    }
+                    None => break,
+                }
+            }
+            if found.len() == items.len() {
+                starts = found;
+                aligned = true;
+            }
+        }
         for (i, item) in items.iter().enumerate() {
             let (from, to) = if aligned {
                 (starts[i], starts.get(i + 1).copied().unwrap_or(usize::MAX))

@@ -482,3 +482,10 @@ fn macro_cycles_and_misc_operators() {
     assert!(c("10.9.9.9", 80, "curl").is_empty());
     assert_eq!(c("10.9.9.9", 80, "wget"), ["R"]);
 }
+
+#[test]
+fn flow_style_files_still_get_positions() {
+    let e = load_err("[ {list: l, items: [a]},\n  {rule: R, events: [exec], condition: \"proc.nmae == 1\", output: o, priority: info} ]\n");
+    assert!(e.starts_with("rules.yaml:2:"), "{e}");
+    assert!(e.contains("rule `R`: unknown field `proc.nmae`"), "{e}");
+}
