@@ -30,10 +30,15 @@ pub struct Snapshot {
     pub rules_loaded: usize,
 }
 
+/// Extra exposition text appended to every scrape (e.g. the sinks router's
+/// `render_metrics`).
+pub type MetricsSource = Box<dyn Fn() -> String + Send + Sync>;
+
 /// Shared between the run loop (writer) and the HTTP server (reader).
 #[derive(Default)]
 pub struct Metrics {
     snap: Mutex<Snapshot>,
+    sources: Mutex<Vec<MetricsSource>>,
 }
 
 fn esc(s: &str) -> String {
@@ -46,6 +51,14 @@ impl Metrics {
     pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         if let Ok(mut s) = self.snap.lock() {
             f(&mut s);
+        }
+    }
+
+    /// Append `f()`'s exposition text to every scrape.
+    #[allow(dead_code)] // wiring point for the sinks router
+    pub fn add_source(&self, f: MetricsSource) {
+        if let Ok(mut v) = self.sources.lock() {
+            v.push(f);
         }
     }
 
@@ -185,6 +198,11 @@ impl Metrics {
             "Rules in the active rule set.",
         );
         let _ = writeln!(o, "vigil_rules_loaded {}", s.rules_loaded);
+        if let Ok(v) = self.sources.lock() {
+            for f in v.iter() {
+                o.push_str(&f());
+            }
+        }
         o
     }
 }
@@ -267,6 +285,12 @@ mod tests {
         );
         assert!(t.contains("vigil_process_table_size 7\n"));
         assert!(t.contains("# TYPE vigil_alerts_total counter"));
+        m.add_source(Box::new(|| {
+            "vigil_sink_sent_total{sink=\"x\"} 5\n".to_string()
+        }));
+        assert!(m
+            .render()
+            .ends_with("vigil_sink_sent_total{sink=\"x\"} 5\n"));
     }
 
     #[tokio::test]

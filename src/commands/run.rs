@@ -294,3 +294,22 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_alert_names_counts_per_type() {
+        let host: Arc<str> = Arc::from("h");
+        let by_type: BTreeMap<&'static str, u64> = [("open", 3), ("exec", 2)].into_iter().collect();
+        let a = loss_alert(&host, "queue full", 5, &by_type);
+        assert_eq!(&*a.rule, "vigil events lost");
+        assert_eq!(a.priority, Priority::Warning);
+        assert_eq!(a.output_fields["vigil.lost"], 5);
+        assert_eq!(a.output_fields["vigil.lost.open"], 3);
+        assert!(a.output.contains("lost 5 events (queue full)"));
+        let j: serde_json::Value = serde_json::from_str(&a.to_json_line()).unwrap();
+        assert_eq!(j["rule"], "vigil events lost");
+    }
+}
