@@ -322,9 +322,19 @@ pub(crate) fn check_names(
             } else {
                 String::new()
             };
+            let prev = i.checked_sub(1).map(|k| &toks[k].tok);
+            let value_position = matches!(
+                prev,
+                Some(Tok::Op("==" | "!=") | Tok::LParen | Tok::LBracket | Tok::Comma)
+            ) || matches!(prev, Some(Tok::Ident(w)) if w == "in");
+            let quote_hint = if hint.is_empty() && field_hint.is_empty() && value_position {
+                format!(" (a string value must be quoted: \"{id}\")")
+            } else {
+                String::new()
+            };
             problems.push(NameProblem {
                 text: id.clone(),
-                msg: format!("unknown list or macro `{id}`{hint}{field_hint}"),
+                msg: format!("unknown list or macro `{id}`{hint}{field_hint}{quote_hint}"),
             });
         }
         i += 1;
@@ -1195,7 +1205,7 @@ impl Compiler<'_> {
                         line.chars().skip(col).take(20).collect::<String>()
                     })
                     .filter(|s| !s.trim().is_empty());
-                let msg = match near {
+                let mut msg = match &near {
                     Some(n) => format!(
                         "syntax error in condition: {} (near `{}`)",
                         e.err_type(),
@@ -1203,6 +1213,16 @@ impl Compiler<'_> {
                     ),
                     None => format!("syntax error in condition: {}", e.err_type()),
                 };
+                let et = e.err_type().to_string();
+                if et.contains("Unexpected '='") {
+                    msg.push_str("; compare with `==`");
+                } else if et.contains("Invalid character")
+                    && near.as_deref().is_some_and(|n| n.starts_with('\''))
+                {
+                    msg.push_str("; strings use double quotes: \"...\"");
+                } else if text.contains("in (") {
+                    msg.push_str("; a set of values is an array: `x in [\"a\", \"b\"]`");
+                }
                 // Locate the error by the text where Rhai stopped.
                 let at = pos
                     .line()

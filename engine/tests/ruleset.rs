@@ -489,3 +489,26 @@ fn flow_style_files_still_get_positions() {
     assert!(e.starts_with("rules.yaml:2:"), "{e}");
     assert!(e.contains("rule `R`: unknown field `proc.nmae`"), "{e}");
 }
+
+#[test]
+fn hints_for_common_mistakes() {
+    let cases = [
+        ("proc.name = \"x\"", "compare with `==`"),
+        ("proc.name == 'sh'", "strings use double quotes"),
+        (
+            "proc.name in (\"sh\", \"bash\")",
+            "a set of values is an array",
+        ),
+        (
+            "evt.type == exec",
+            "a string value must be quoted: \"exec\"",
+        ),
+    ];
+    for (c, want) in cases {
+        let e = load_err(&format!(
+            "- rule: R\n  events: [exec]\n  condition: \"{}\"\n  output: o\n  priority: info\n",
+            c.replace('"', "\\\"")
+        ));
+        assert!(e.contains(want), "{c}: {e}");
+    }
+}
