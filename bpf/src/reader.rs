@@ -116,6 +116,12 @@ async fn run(
 ) {
     // Records written before the task started.
     let _ = rb.consume();
+    // Safety net: the kernel wakes the reader only when it had caught up; a
+    // periodic consume bounds the latency of any missed wake-up and is a
+    // no-op (one load of the producer position) when the ring is empty.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut missed = 0u64;
     loop {
         tokio::select! {
             biased;
@@ -138,6 +144,15 @@ async fn run(
                     Err(e) => {
                         tracing::error!(error = %e, "ring buffer poll failed; reader stops");
                         break;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let n = rb.consume_raw();
+                if n > 0 {
+                    missed += 1;
+                    if missed.is_power_of_two() {
+                        tracing::debug!(records = n, times = missed, "ring buffer records found by the periodic consume");
                     }
                 }
             }
