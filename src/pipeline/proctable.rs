@@ -227,7 +227,8 @@ pub struct TableStats {
 /// The process table.
 pub struct ProcTable {
     procs: HashMap<u32, Entry>,
-    exited: VecDeque<(Instant, u32)>,
+    /// (exit time, pid, that process's start): a reused pid is not removed.
+    exited: VecDeque<(Instant, u32, i64)>,
     cap: usize,
     users: Users,
     proc_root: PathBuf,
@@ -404,12 +405,14 @@ impl ProcTable {
     /// Drop exited processes whose grace period is over (all, with `force`).
     pub fn expire(&mut self, force: bool) {
         let now = Instant::now();
-        while let Some(&(t, pid)) = self.exited.front() {
+        while let Some(&(t, pid, start)) = self.exited.front() {
             if !force && now.duration_since(t) < EXIT_GRACE {
                 break;
             }
             self.exited.pop_front();
-            self.procs.remove(&pid);
+            if self.procs.get(&pid).is_some_and(|e| e.proc.start == start) {
+                self.procs.remove(&pid);
+            }
         }
     }
 
@@ -544,7 +547,7 @@ impl ProcTable {
             RawBody::Exit { code, signal } => {
                 let p = self.lookup(&raw);
                 if raw.tgid != 0 && self.procs.contains_key(&raw.tgid) {
-                    self.exited.push_back((Instant::now(), raw.tgid));
+                    self.exited.push_back((Instant::now(), raw.tgid, p.start));
                 }
                 (
                     p,
@@ -794,6 +797,22 @@ mod tests {
         t.expire(true);
         assert!(t.get(5_000_001).is_none());
         assert_eq!(t.len(), 1);
+        // a pid reused before the grace period ends keeps the new process
+        t.apply(exec(5_000_002, 0, "b", "/b", &["b"]));
+        t.apply(raw(
+            RawKind::Exit,
+            5_000_002,
+            0,
+            "b",
+            RawBody::Exit { code: 0, signal: 0 },
+        ));
+        let mut again = exec(5_000_002, 0, "b2", "/b2", &["b2"]);
+        if let RawBody::Exec { start_boot_ns, .. } = &mut again.body {
+            *start_boot_ns = 777;
+        }
+        t.apply(again);
+        t.expire(true);
+        assert_eq!(t.get(5_000_002).unwrap().name, "b2");
     }
 
     #[test]
