@@ -750,21 +750,9 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
-	/* A type the filter drops stored nothing at enter: skip the hash
-	 * lookup. (After a reload an entry may be left behind; the next enter
-	 * of that thread overwrites it and `nr` is checked below.) */
-	struct filter_state *st = get_state();
-	__u32 gen;
-	struct filter_cfg *cfg;
-	if (!st)
-		return 0;
-	cfg = get_cfg(st, &gen);
-	if (!cfg)
-		return 0;
-	__u32 type = (id == NR_connect) ? VG_CONNECT :
-		     (id == NR_accept || id == NR_accept4) ? VG_ACCEPT : VG_OPEN;
-	if (cfg->mode[type & 7] == VM_DROP)
-		return 0;
+	/* No shortcut on the filter mode here: an entry stored at enter must
+	 * be consumed at exit even if a reload changed the mode in between,
+	 * or a later exit of the same thread could pick up stale arguments. */
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct pending *pp = bpf_map_lookup_elem(&pending, &pid_tgid);
 	if (!pp)
