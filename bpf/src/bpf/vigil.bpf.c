@@ -455,6 +455,9 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	struct ev_exit *e;
 	__u8 flags = 0;
 
+	/* a thread that dies inside a traced syscall leaves its saved args */
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&pending, &pid_tgid);
 	if (!st)
 		return 0;
 	if (BPF_CORE_READ(p, signal, live.counter) != 0) /* not the last thread */
