@@ -93,11 +93,12 @@ struct pending {
 	__u32 pad;
 };
 
-/* syscall arguments saved at enter, keyed by pid_tgid */
+/* syscall arguments saved at enter, in task-local storage (no hashing,
+ * freed with the task); `nr == 0` means nothing pending */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct pending);
 } pending SEC(".maps");
 
@@ -255,6 +256,17 @@ static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __
 	h->ts = bpf_ktime_get_boot_ns();
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Wake-up policy for high-rate records (open, connect, accept,
+ * retransmit): no wake-up per record; userspace consumes on a short timer,
+ * and a forced wake-up comes only when a backlog builds up. Lifecycle
+ * records keep the kernel's adaptive wake-up (0). */
+#define WAKE_BYTES (512 << 10)
+static __always_inline __u64 rb_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKE_BYTES ? BPF_RB_FORCE_WAKEUP :
+									     BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void *scratch_buf(void)
@@ -455,9 +467,6 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 	struct ev_exit *e;
 	__u8 flags = 0;
 
-	/* a thread that dies inside a traced syscall leaves its saved args */
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	bpf_map_delete_elem(&pending, &pid_tgid);
 	if (!st)
 		return 0;
 	if (BPF_CORE_READ(p, signal, live.counter) != 0) /* not the last thread */
@@ -589,7 +598,10 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	if (!pass_current(st, type))
 		return 0;
 	p.nr = id;
-	bpf_map_update_elem(&pending, &pid_tgid, &p, BPF_ANY);
+	struct pending *slot = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
+						    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (slot)
+		*slot = p;
 	return 0;
 }
 
@@ -647,7 +659,7 @@ static __always_inline void open_exit(struct pending *p, long ret)
 	e->h.size = size;
 	if (size > SCRATCH_SIZE)
 		return;
-	if (bpf_ringbuf_output(&events, e, size, 0))
+	if (bpf_ringbuf_output(&events, e, size, rb_flags()))
 		count_lost(VG_OPEN);
 }
 
@@ -676,7 +688,7 @@ static __always_inline void connect_exit(struct pending *p, long ret)
 		if (n && bpf_probe_read_user(e->path, n & 127, uaddr + 2))
 			n = 0;
 		e->path_len = n;
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, rb_flags());
 		return;
 	}
 	if (family != AF_INET_ && family != AF_INET6_)
@@ -711,7 +723,7 @@ static __always_inline void connect_exit(struct pending *p, long ret)
 		e->dport = __builtin_bswap16(sin6.sin6_port);
 		__builtin_memcpy(e->daddr, &sin6.sin6_addr, 16);
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 }
 
 static __always_inline void accept_exit(struct pending *p, long ret)
@@ -734,7 +746,7 @@ static __always_inline void accept_exit(struct pending *p, long ret)
 		if (e->proto == IPPROTO_TCP_ && (e->family == AF_INET_ || e->family == AF_INET6_))
 			remember_owner(sk);
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 }
 
 SEC("tp_btf/sys_exit")
@@ -753,15 +765,13 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
-	/* No shortcut on the filter mode here: an entry stored at enter must
-	 * be consumed at exit even if a reload changed the mode in between,
-	 * or a later exit of the same thread could pick up stale arguments. */
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct pending *pp = bpf_map_lookup_elem(&pending, &pid_tgid);
-	if (!pp)
+	/* Every saved entry is consumed here (nr reset), whatever the filter
+	 * says now, so a reload between enter and exit leaves nothing stale. */
+	struct pending *pp = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+	if (!pp || pp->nr == 0)
 		return 0;
 	struct pending p = *pp;
-	bpf_map_delete_elem(&pending, &pid_tgid);
+	pp->nr = 0;
 	if (p.nr != id)
 		return 0;
 	switch (id) {
@@ -832,6 +842,6 @@ int BPF_PROG(vigil_retransmit, const struct sock *sk, const struct sk_buff *skb)
 		__builtin_memcpy(e->h.comm, o->comm, VG_COMM_LEN);
 	}
 	sk_endpoints((struct sock *)sk, e);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
