@@ -4,9 +4,6 @@
 //! keys and bad values are errors that name the file, the key and the line.
 //! Command-line flags override what the file says.
 
-// Parts of this API are used only once `vigil run` reads the file.
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

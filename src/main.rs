@@ -2,8 +2,11 @@
 //! subcommand (`commands::*`). Logging goes to stderr through `tracing`.
 
 mod commands;
+mod config;
+mod daemon;
 mod metrics;
 mod pipeline;
+mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +81,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // Plain text when stderr is not a terminal (journald, CI logs).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }

@@ -55,7 +55,6 @@ impl Metrics {
     }
 
     /// Append `f()`'s exposition text to every scrape.
-    #[allow(dead_code)] // wiring point for the sinks router
     pub fn add_source(&self, f: MetricsSource) {
         if let Ok(mut v) = self.sources.lock() {
             v.push(f);

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let n = rt.block_on(async {
         let mut shutdown = crate::pipeline::Shutdown::install()?;
         let mut live = Live::start(&filter, LiveOptions::default())?;
-        if let Err(e) = crate::pipeline::sd_notify("READY=1\n") {
+        if let Err(e) = crate::daemon::notify(&[crate::daemon::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sd_notify READY failed");
         }
         let duration = args

@@ -1,16 +1,13 @@
-//! `vigil run`: load rules, attach the sensors, write the kernel filter,
-//! evaluate rules on live events and print alerts (text or JSON lines) on
-//! stdout; `--metrics` serves Prometheus text. `READY=1` goes to
-//! `$NOTIFY_SOCKET` once every sensor is attached; SIGTERM/SIGINT flush and
-//! exit 0.
-//!
-//! Wiring points for the rest of the daemon: [`StdoutSink`] is the alert
-//! output (swap for `vigil_sinks::Router::submit`), the `signals` arm is
-//! where SIGHUP / reload results call `Evaluator::swap_rules` +
-//! `Live::set_filter`.
+//! `vigil run`: the daemon. Reads the config file (`--config`, default
+//! `/etc/vigil/vigil.yaml` when present), loads rules, attaches the sensors,
+//! writes the kernel filter, evaluates rules on live events and hands alerts
+//! to the sinks router (`vigil_sinks::Router`: stdout, file, syslog, webhook,
+//! email). Rule files hot-reload through `crate::reload` (and on SIGHUP, which
+//! also reopens output files). `--metrics` serves Prometheus text. `READY=1`
+//! goes to `$NOTIFY_SOCKET` once every sensor is attached; SIGTERM/SIGINT
+//! flush the queued alerts and exit 0; a second one exits at once.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +18,11 @@ use anyhow::Context;
 use vigil_bpf::RawKind;
 use vigil_engine::ruleset::{hostname, Evaluator, RuleSet};
 use vigil_engine::{Alert, Priority};
+use vigil_sinks::config::Format;
+use vigil_sinks::Router;
 
+use crate::config::Config;
+use crate::daemon::{notify, NotifyState};
 use crate::metrics::Metrics;
 use crate::pipeline::{Live, LiveOptions};
 
@@ -29,59 +30,76 @@ use crate::pipeline::{Live, LiveOptions};
 pub struct Args {
     #[command(flatten)]
     pub rules: crate::RulesArg,
-    /// Configuration file (outputs, limits); loaded by the config module.
+    /// Configuration file (rules, outputs, limits; see sinks/CONFIG.md).
+    /// Default: /etc/vigil/vigil.yaml when it exists. Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print alerts as JSON lines (Falco's keys) instead of text.
+    /// Print alerts on stdout as JSON lines (Falco's keys) instead of text.
     #[arg(long)]
     pub json: bool,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9376).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// Userspace event queue capacity (records).
-    #[arg(long, default_value_t = 65_536)]
-    pub queue: usize,
-    /// Maximum processes tracked.
-    #[arg(long, default_value_t = 65_536)]
-    pub max_procs: usize,
+    /// Userspace event queue capacity (records) [config: event_queue; default 65536].
+    #[arg(long)]
+    pub queue: Option<usize>,
+    /// Maximum processes tracked [config: max_procs; default 65536].
+    #[arg(long)]
+    pub max_procs: Option<usize>,
 }
 
-/// Alerts to stdout, one line each.
-pub struct StdoutSink {
-    json: bool,
-    out: std::io::BufWriter<std::io::Stdout>,
+/// What `run` settled on from the flags and the config file.
+struct Settings {
+    rule_paths: Vec<PathBuf>,
+    config_path: Option<PathBuf>,
+    cfg: Config,
+    metrics: Option<SocketAddr>,
+    queue: usize,
+    max_procs: usize,
 }
 
-impl StdoutSink {
-    pub fn new(json: bool) -> StdoutSink {
-        StdoutSink {
-            json,
-            out: std::io::BufWriter::new(std::io::stdout()),
-        }
-    }
-    pub fn submit(&mut self, a: Arc<Alert>) {
-        let line = if self.json {
-            a.to_json_line()
+/// Merge flags over the config file. Without a config file, alerts go to
+/// stdout as text (JSON with `--json`); with one, its outputs apply and
+/// `--json` switches a configured stdout output to JSON.
+fn settings(args: &Args) -> anyhow::Result<Settings> {
+    let (mut cfg, config_path) = Config::load_or_default(args.config.as_deref())?;
+    if config_path.is_none() {
+        let format = if args.json {
+            Format::Json
         } else {
-            a.to_text_line()
+            Format::Text
         };
-        if let Err(e) = writeln!(self.out, "{line}") {
-            tracing::warn!(error = %e, "writing an alert to stdout failed");
+        cfg.outputs = vigil_sinks::OutputsConfig::stdout_only(format);
+    } else if args.json {
+        if let Some(s) = cfg.outputs.stdout.as_mut() {
+            s.format = Format::Json;
         }
     }
-    pub fn flush(&mut self) {
-        let _ = self.out.flush();
+    let rule_paths = if args.rules.rules.is_empty() {
+        cfg.rules.clone()
+    } else {
+        args.rules.rules.clone()
+    };
+    if rule_paths.is_empty() {
+        anyhow::bail!(
+            "no rules: give a rule file or directory with --rules PATH, or `rules:` in the config file"
+        );
     }
+    Ok(Settings {
+        rule_paths,
+        config_path,
+        metrics: args.metrics.or(cfg.metrics),
+        queue: args.queue.unwrap_or(cfg.event_queue),
+        max_procs: args.max_procs.unwrap_or(cfg.max_procs),
+        cfg,
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.rules.rules.is_empty() {
-        anyhow::bail!("give at least one rule file or directory with --rules PATH");
-    }
-    if let Some(c) = &args.config {
-        tracing::debug!(config = %c.display(), "config file accepted; outputs use stdout");
-    }
-    let rules = match RuleSet::load(&args.rules.rules) {
+    let st = settings(&args)?;
+    // Hash before loading: a change made during the load is then seen by the watcher.
+    let snap = crate::reload::snapshot(&st.rule_paths, st.config_path.as_deref());
+    let rules = match RuleSet::load(&st.rule_paths) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!("{e}");
@@ -89,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
-    rt.block_on(run_async(args, rules))
+    rt.block_on(run_async(st, rules, snap.hash))
 }
 
 /// The "events lost" alert raised when the kernel or the queue dropped events.
@@ -115,7 +133,7 @@ fn loss_alert(host: &Arc<str>, what: &str, n: u64, by_type: &BTreeMap<&'static s
 /// Evaluates eligible events and hands alerts to the sink.
 struct Handler {
     evaluator: Evaluator,
-    sink: StdoutSink,
+    sink: Router,
     alerts: Vec<Alert>,
     per_rule: BTreeMap<(String, String), u64>,
     evaluated: u64,
@@ -146,23 +164,36 @@ impl Handler {
     }
 }
 
-async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> {
+async fn run_async(
+    st: Settings,
+    rules: Arc<RuleSet>,
+    initial_hash: String,
+) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).context("installing signal handlers")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing signal handlers")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing signal handlers")?;
     let filter = rules.kernel_filter();
-    let host: Arc<str> = Arc::from(hostname());
+    let host: Arc<str> = Arc::from(st.cfg.hostname.clone().unwrap_or_else(hostname));
     let evaluator = Evaluator::new(rules.clone(), &host);
     let mut live = Live::start(
         &filter,
         LiveOptions {
-            queue: args.queue,
-            max_procs: args.max_procs,
+            queue: st.queue,
+            max_procs: st.max_procs,
         },
     )?;
+    let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;
     let metrics = Arc::new(Metrics::default());
-    let metrics_task = match args.metrics {
+    // The sinks' counters, refreshed every tick, appended to each scrape.
+    let sink_metrics = Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let sink_metrics = sink_metrics.clone();
+        metrics.add_source(Box::new(move || {
+            sink_metrics.lock().map(|s| s.clone()).unwrap_or_default()
+        }));
+    }
+    let metrics_task = match st.metrics {
         Some(addr) => {
             let (local, task) = crate::metrics::serve(addr, metrics.clone())
                 .await
@@ -174,14 +205,22 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
     };
     let n_rules = rules.rules().filter(|r| r.enabled).count();
     tracing::info!(rules = n_rules, hash = rules.hash(), hooks = ?live.hooks(), "vigil running");
+    let (watcher, mut reloads) = crate::reload::Watcher::spawn(
+        crate::reload::WatchConfig::new(st.rule_paths.clone(), st.config_path.clone()),
+        rules.clone(),
+        initial_hash,
+        |p: &[PathBuf]| RuleSet::load(p),
+        |new: &RuleSet, old: &RuleSet| new.diff(old),
+    )
+    .context("starting the rule watcher")?;
     let status = format!("watching with {n_rules} rules");
-    if let Err(e) = crate::pipeline::sd_notify(&format!("READY=1\nSTATUS={status}\n")) {
+    if let Err(e) = notify(&[NotifyState::Ready, NotifyState::Status(&status)]) {
         tracing::warn!(error = %e, "sd_notify READY failed");
     }
 
     let mut h = Handler {
         evaluator,
-        sink: StdoutSink::new(args.json),
+        sink: router,
         alerts: Vec::new(),
         per_rule: BTreeMap::new(),
         evaluated: 0,
@@ -201,23 +240,31 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
                 break;
             }
             _ = sighup.recv() => {
-                // Reload: compile off to the side, swap only if it loaded.
-                let paths = args.rules.rules.clone();
-                match tokio::task::spawn_blocking(move || RuleSet::load(&paths)).await {
-                    Ok(Ok(new)) => {
-                        let new = Arc::new(new);
-                        match live.set_filter(&new.kernel_filter()) {
-                            Ok(()) => {
-                                h.evaluator.swap_rules(new.clone());
-                                tracing::info!(hash = new.hash(), "SIGHUP: rules reloaded");
-                            }
-                            Err(e) => tracing::error!(error = %e, "SIGHUP: writing the kernel filter failed; old rules kept"),
+                tracing::info!("SIGHUP: reloading rules and reopening output files");
+                h.sink.reopen_files();
+                watcher.trigger();
+            }
+            Some(ev) = reloads.recv() => match ev {
+                crate::reload::ReloadEvent::Reloaded(r) => {
+                    let _ = notify(&[NotifyState::Reloading]);
+                    // Filter first: it is a superset per generation flip, so
+                    // no event the new rules match is dropped meanwhile.
+                    match live.set_filter(&r.value.kernel_filter()) {
+                        Ok(()) => {
+                            h.evaluator.swap_rules(r.value.clone());
+                            crate::reload::log_reloaded(&r);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reload: writing the kernel filter failed; old rules kept");
                         }
                     }
-                    Ok(Err(e)) => tracing::error!("SIGHUP: rules did not load; old rules kept:\n{e}"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+                    let _ = notify(&[NotifyState::Ready]);
                 }
-            }
+                crate::reload::ReloadEvent::Failed(f) => {
+                    crate::reload::log_failed(&f);
+                    h.sink.submit(Arc::new(crate::reload::reload_failed_alert(host.clone(), &f)));
+                }
+            },
             ev = live.next() => {
                 let Some(le) = ev else {
                     tracing::error!("the event reader stopped");
@@ -231,7 +278,6 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
                         None => break,
                     }
                 }
-                h.sink.flush();
             }
             _ = tick.tick() => {
                 let kernel = live.counters().unwrap_or_default();
@@ -251,7 +297,9 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
                     let a = loss_alert(&host, "kernel ring buffer or userspace queue full", total - lost_reported, &by_type);
                     lost_reported = total;
                     h.sink.submit(Arc::new(a));
-                    h.sink.flush();
+                }
+                if let Ok(mut m) = sink_metrics.lock() {
+                    *m = h.sink.render_metrics();
                 }
                 let stats = h.evaluator.stats();
                 let table = live.table_stats();
@@ -260,7 +308,7 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
                     s.queue_drops = qd;
                     s.decode_errors = drops.as_ref().map_or(0, |d| d.decode_errors.load(std::sync::atomic::Ordering::Relaxed));
                     s.proc_table_size = table.size;
-                    s.proc_table_cap = args.max_procs;
+                    s.proc_table_cap = st.max_procs;
                     s.incomplete_events = table.incomplete_events;
                     s.events_evaluated = h.evaluated;
                     s.alerts = h.per_rule.clone();
@@ -270,7 +318,8 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
             }
         }
     }
-    let _ = crate::pipeline::sd_notify("STOPPING=1\n");
+    let _ = notify(&[NotifyState::Stopping]);
+    watcher.stop();
     // A second SIGTERM/SIGINT skips the flush.
     tokio::spawn(async move {
         tokio::select! {
@@ -288,7 +337,13 @@ async fn run_async(args: Args, rules: Arc<RuleSet>) -> anyhow::Result<ExitCode> 
             None => break,
         }
     }
-    h.sink.flush();
+    let report = h.sink.shutdown(st.cfg.shutdown_timeout).await;
+    if report.undelivered > 0 {
+        tracing::warn!(
+            undelivered = report.undelivered,
+            "shutdown: some queued alerts were not delivered in time"
+        );
+    }
     if let Some(t) = metrics_task {
         t.abort();
     }

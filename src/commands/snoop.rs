@@ -175,7 +175,7 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
         let filter = snoop_filter(args.kind, &args.comm, &args.pid);
         let mut shutdown = crate::pipeline::Shutdown::install()?;
         let mut live = Live::start(&filter, LiveOptions::default())?;
-        if let Err(e) = crate::pipeline::sd_notify("READY=1\n") {
+        if let Err(e) = crate::daemon::notify(&[crate::daemon::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sd_notify READY failed");
         }
         let duration = args
