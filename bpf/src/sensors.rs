@@ -63,6 +63,7 @@ pub(crate) struct Maps {
     f_comm: MapHandle,
     f_pcomm: MapHandle,
     f_pid: MapHandle,
+    owners: MapHandle,
 }
 
 /// The loaded and attached sensors. Dropping it detaches everything.
@@ -104,16 +105,21 @@ impl Sensors {
             return Err(SensorError::NoBtf);
         }
         libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_log)));
-        let open = ObjectBuilder::default()
-            .open_memory(OBJ)
-            .map_err(|e| SensorError::Load(e.to_string()))?;
-        let obj = open.load().map_err(|e| {
-            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-                SensorError::LoadDenied(e.to_string())
-            } else {
-                SensorError::Load(e.to_string())
+        // The socket-owner iterator is optional: if this kernel refuses it,
+        // load everything else.
+        let obj = match Self::open_and_load(true) {
+            Ok(obj) => obj,
+            Err(e) => {
+                tracing::debug!(error = %e, "loading with the socket-owner iterator failed; retrying without it");
+                Self::open_and_load(false).map_err(|e| {
+                    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+                        SensorError::LoadDenied(e.to_string())
+                    } else {
+                        SensorError::Load(e.to_string())
+                    }
+                })?
             }
-        })?;
+        };
         let handle = |name: &'static str| -> Result<MapHandle, SensorError> {
             let m = obj
                 .maps()
@@ -129,6 +135,7 @@ impl Sensors {
             f_comm: handle("f_comm")?,
             f_pcomm: handle("f_pcomm")?,
             f_pid: handle("f_pid")?,
+            owners: handle("owners")?,
         };
         let self_tgid = std::process::id();
         let mut s = Sensors {
@@ -141,12 +148,14 @@ impl Sensors {
         };
         s.write_state(0)?;
         let mut links = Vec::new();
+        let mut seed = None;
         for prog in s._obj.progs_mut() {
-            let hook = prog
-                .section()
-                .to_string_lossy()
-                .trim_start_matches("tp_btf/")
-                .to_string();
+            let section = prog.section().to_string_lossy().into_owned();
+            if section.starts_with("iter/") {
+                seed = Some(prog);
+                continue;
+            }
+            let hook = section.trim_start_matches("tp_btf/").to_string();
             let link = prog.attach().map_err(|e| SensorError::Attach {
                 hook: hook.clone(),
                 reason: e.to_string(),
@@ -155,7 +164,52 @@ impl Sensors {
             links.push((hook, link));
         }
         s.links = links;
+        // After the live socket hooks are attached: nothing falls in between.
+        if let Some(prog) = seed {
+            match prog.attach().and_then(|link| {
+                let mut it = libbpf_rs::Iter::new(&link)?;
+                std::io::copy(&mut it, &mut std::io::sink()).map_err(libbpf_rs::Error::from)
+            }) {
+                Ok(_) => tracing::debug!("socket owners seeded from existing TCP sockets"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "seeding socket owners failed; retransmits on older connections stay unattributed")
+                }
+            }
+        }
         Ok(s)
+    }
+
+    fn open_and_load(with_iter: bool) -> Result<Object, libbpf_rs::Error> {
+        let mut open = ObjectBuilder::default().open_memory(OBJ)?;
+        if !with_iter {
+            for mut p in open.progs_mut() {
+                if p.section().to_string_lossy().starts_with("iter/") {
+                    p.set_autoload(false);
+                }
+            }
+        }
+        open.load()
+    }
+
+    /// Number of TCP sockets with a known owner (for tests and metrics).
+    pub fn socket_owners(&self) -> usize {
+        self.maps.owners.keys().count()
+    }
+
+    /// `(tgid, comm)` of every known TCP socket owner.
+    pub fn socket_owner_list(&self) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        for k in self.maps.owners.keys() {
+            if let Ok(Some(v)) = self.maps.owners.lookup(&k, MapFlags::ANY) {
+                if v.len() >= 32 {
+                    let tgid = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
+                    let c = &v[16..32];
+                    let end = c.iter().position(|&b| b == 0).unwrap_or(16);
+                    out.push((tgid, String::from_utf8_lossy(&c[..end]).into_owned()));
+                }
+            }
+        }
+        out
     }
 
     /// Hooks attached, by name (e.g. `sched_process_exec`).

@@ -295,3 +295,64 @@ async fn filter_reload_flips_generations_and_cleans_up() {
     assert_eq!(ev.comm, b, "the old filter's comm no longer passes");
     reader.stop().await;
 }
+
+/// A TCP connection made before the sensors load gets its socket owners from
+/// the task_file iterator run at load (so retransmits on connections older
+/// than vigil are attributed too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_older_than_the_sensors_have_owners() {
+    let live = std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1");
+    let Ok(nc) = std::fs::canonicalize("/bin/nc") else {
+        assert!(!live, "needs netcat (netcat-openbsd)");
+        eprintln!("SKIP: no /bin/nc");
+        return;
+    };
+    let srv = unique("vrs");
+    let cli = unique("vrc");
+    let (_d1, srv_bin) = copy_named(nc.to_str().unwrap(), &srv);
+    let (_d2, cli_bin) = copy_named("/bin/bash", &cli);
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = Command::new(&srv_bin)
+        .args(["-l", "127.0.0.1", &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client = Command::new(&cli_bin)
+        .args([
+            "-c",
+            &format!(
+                "for i in $(seq 100); do exec 3<>/dev/tcp/127.0.0.1/{port} && break; sleep 0.1; done 2>/dev/null; read -t 30 x <&3"
+            ),
+        ])
+        .spawn()
+        .unwrap();
+    let fd3 = format!("/proc/{}/fd/3", client.id());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_link(&fd3).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")) {
+        if Instant::now() > deadline {
+            let _ = (client.kill(), server.kill());
+            panic!("the client never connected");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Only now load the sensors: the connection is older than them.
+    let sensors = sensors_or_skip();
+    let owners = sensors.as_ref().map(|s| s.socket_owner_list());
+    let _ = (client.kill(), server.kill());
+    let _ = (client.wait(), server.wait());
+    let Some(owners) = owners else {
+        return;
+    };
+    assert!(
+        owners.contains(&(client.id(), cli.clone())),
+        "client socket owner seeded: {owners:?}"
+    );
+    assert!(
+        owners.contains(&(server.id(), srv.clone())),
+        "server socket owner seeded: {owners:?}"
+    );
+}

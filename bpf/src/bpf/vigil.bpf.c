@@ -845,3 +845,39 @@ int BPF_PROG(vigil_retransmit, const struct sock *sk, const struct sk_buff *skb)
 	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
+
+/* Run once at start (a task_file iterator): record the owner of every TCP
+ * socket that already exists, so retransmits on connections made before
+ * vigil started are attributed too. Existing entries (from the live hooks)
+ * win. */
+SEC("iter/task_file")
+int vigil_seed_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct owner o = {};
+
+	if (!task || !file)
+		return 0;
+	umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
+	if ((mode & S_IFMT_) != S_IFSOCK_)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP_)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET_ && family != AF_INET6_)
+		return 0;
+	__u64 key = (__u64)sk;
+	o.tgid = BPF_CORE_READ(task, tgid);
+	o.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	o.cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	bpf_probe_read_kernel_str(o.comm, sizeof(o.comm), &task->comm);
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	bpf_probe_read_kernel_str(o.pcomm, sizeof(o.pcomm), &parent->comm);
+	bpf_map_update_elem(&owners, &key, &o, BPF_NOEXIST);
+	return 0;
+}
