@@ -52,6 +52,9 @@ pub struct RulesArg {
 fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        restore_sigpipe();
+    }
     let result = match cli.command {
         Command::Run(a) => commands::run::run(a),
         Command::Validate(a) => commands::validate::run(a),
@@ -68,6 +71,17 @@ fn main() -> ExitCode {
             eprintln!("vigil: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so `vigil explain | head` would panic on the closed
+/// pipe. The one-shot commands take the default action (exit quietly) like
+/// other command-line tools; the daemon keeps ignoring it (its sinks count
+/// write errors instead of dying).
+fn restore_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
