@@ -83,12 +83,16 @@ for src in "$ROOT"/benches/loops/*.c; do
   gcc -O2 -Wall -o "$TMP/$(basename "$src" .c)" "$src"
 done
 BIN=$TMP
-echo "vigil overhead target" > "$TMP/target-file"
-OPEN_FILE=$TMP/target-file
+# The loops' files live apart from the rule directories: vigil's rule watcher
+# also watches each rule directory's parent (to see directory swaps), and
+# inotify there reports every open, which would tax the open loop.
+mkdir -p "$TMP/data"
+echo "vigil overhead target" > "$TMP/data/target-file"
+OPEN_FILE=$TMP/data/target-file
 
 # --- rule sets -----------------------------------------------------------------
-mkdir -p "$TMP/rules-scoped" "$TMP/rules-userspace" "$TMP/rules-latency"
-cat > "$TMP/rules-scoped/scoped.yaml" <<'EOF'
+mkdir -p "$TMP/rules/scoped" "$TMP/rules/userspace" "$TMP/rules/latency"
+cat > "$TMP/rules/scoped/scoped.yaml" <<'EOF'
 # Every rule is scoped to nginx: the kernel filter drops the loops' events.
 - rule: bench scoped exec
   desc: benchmark rule the kernel filter scopes away from the loops
@@ -109,7 +113,7 @@ cat > "$TMP/rules-scoped/scoped.yaml" <<'EOF'
   output: "scoped connect {net.dport}"
   priority: debug
 EOF
-cat > "$TMP/rules-userspace/userspace.yaml" <<'EOF'
+cat > "$TMP/rules/userspace/userspace.yaml" <<'EOF'
 # No rule has a term the kernel filter can use: every loop event reaches
 # userspace and is evaluated; the conditions are false for all of them.
 - rule: bench userspace exec
@@ -131,10 +135,10 @@ cat > "$TMP/rules-userspace/userspace.yaml" <<'EOF'
   output: "userspace connect {net.daddr}"
   priority: debug
 EOF
-LAT_DIR=$TMP/lat
+LAT_DIR=$TMP/data/lat
 mkdir -p "$LAT_DIR"
 ( cd "$LAT_DIR" && for ((i = 0; i < LAT_N; i++)); do : > "lat-$i"; done )
-cat > "$TMP/rules-latency/99-bench-latency.yaml" <<EOF
+cat > "$TMP/rules/latency/99-bench-latency.yaml" <<EOF
 - rule: bench latency probe
   desc: fires on every open of the latency loop's files
   events: [open]
@@ -145,7 +149,7 @@ EOF
 HAVE_DEFAULT_RULES=0
 if compgen -G "$RULES_DIR/*.yaml" >/dev/null; then
   HAVE_DEFAULT_RULES=1
-  cp "$RULES_DIR"/*.yaml "$TMP/rules-latency/"
+  cp "$RULES_DIR"/*.yaml "$TMP/rules/latency/"
 fi
 
 # --- agents --------------------------------------------------------------------
@@ -255,8 +259,8 @@ start_agent() { # start_agent NAME
   local out=$TMP/agent.out
   case $1 in
     none) AGENT_PID="" ;;
-    vigil-scoped) start_vigil "$TMP/rules-scoped" "$out" ;;
-    vigil-userspace) start_vigil "$TMP/rules-userspace" "$out" ;;
+    vigil-scoped) start_vigil "$TMP/rules/scoped" "$out" ;;
+    vigil-userspace) start_vigil "$TMP/rules/userspace" "$out" ;;
     opensnoop) start_peer opensnoop "$out" opensnoop ;;
     execsnoop) start_peer execsnoop "$out" execsnoop ;;
     tcplife) start_peer tcplife "$out" tcplife ;;
@@ -365,7 +369,7 @@ sort -k3,3 -k2,2 -k1,1n "$RES" | sed 's/^/    /'
 echo
 echo "## vigil: events lost at the highest open rate (userspace rules, 2 parallel open loops x $((OPEN_N * 5)) opens)"
 echo
-if start_vigil "$TMP/rules-userspace" "$TMP/agent.out"; then
+if start_vigil "$TMP/rules/userspace" "$TMP/agent.out"; then
   metrics > "$TMP/m0" 2>/dev/null || : > "$TMP/m0"
   nice -n "$NICE" "$BIN/open_loop" $((OPEN_N * 5)) "$OPEN_FILE" > "$TMP/lost-a" &
   pa=$!
@@ -412,7 +416,7 @@ if command -v bpftool >/dev/null 2>&1 && [[ -w /proc/sys/kernel/bpf_stats_enable
   echo "## vigil: kernel-side cost per BPF program during one open loop of $OPEN_N open+close (kernel.bpf_stats_enabled)"
   for cfg in scoped userspace; do
     prog_snapshot | awk '{ print $1 }' > "$TMP/ids-before"
-    if ! start_vigil "$TMP/rules-$cfg" "$TMP/agent.out"; then
+    if ! start_vigil "$TMP/rules/$cfg" "$TMP/agent.out"; then
       echo "vigil-$cfg did not start; not measured"
       continue
     fi
@@ -462,12 +466,12 @@ start_lat() {
     sleep 3
   fi
 }
-LAT_RULES=$TMP/rules-latency
+LAT_RULES=$TMP/rules/latency
 if ! start_lat "$LAT_RULES"; then
   log "vigil failed to start with the default rules + probe; retrying with the probe rule only"
-  mkdir -p "$TMP/rules-probe"
-  cp "$TMP/rules-latency/99-bench-latency.yaml" "$TMP/rules-probe/"
-  LAT_RULES=$TMP/rules-probe
+  mkdir -p "$TMP/rules/probe"
+  cp "$TMP/rules/latency/99-bench-latency.yaml" "$TMP/rules/probe/"
+  LAT_RULES=$TMP/rules/probe
   start_lat "$LAT_RULES" || true
 fi
 if [[ -n $AGENT_PID ]]; then
