@@ -4,23 +4,45 @@
 //! Per event type: [`TypeFilter::Drop`] when no enabled rule takes that type,
 //! [`TypeFilter::PassAll`] when some enabled rule has no usable term, else
 //! [`TypeFilter::Match`] with the union of every rule's constraint. Each rule
-//! contributes one sound constraint taken from a conjunctive (`&&`) top-level
-//! term of its condition: `proc.name ==/in`, `proc.pname ==/in`,
-//! `proc.pid ==/in`, `proc.cgroup ==/in`, `proc.unit ==/in`,
-//! `container.id ==/in` (a disjunction of such terms contributes their union);
-//! among several, the one with the fewest values. Exceptions never narrow the
-//! filter. The filter may pass events no rule matches, never drop one a rule
-//! would match.
+//! contributes one sound constraint ([`constraint`]) taken from a conjunctive
+//! (`&&`) top-level term of its condition: `proc.name ==/in`,
+//! `proc.pname ==/in`, `proc.pid ==/in`, `proc.cgroup ==/in`, `proc.unit
+//! ==/in`, `container.id ==/in`, and for open events `file.path ==/in`,
+//! `file.path.starts_with(p)`, `glob(file.path, pat)` (its literal prefix),
+//! `file.write`, `file.write` together with a path term (prefixes that pass
+//! writes only), and terms that only hold for paths userspace must normalise
+//! (`!file.path_raw.starts_with("/")`, `file.path_raw.contains("/../")`); a
+//! disjunction of such terms contributes their union. Among several
+//! conjuncts, the most selective ([`FilterSets::cost`]). Exceptions never
+//! narrow the filter. The filter may pass events no rule matches, never drop
+//! one a rule would match.
+//!
+//! Paths: the kernel sees the raw path (`file.path_raw`), not the normalised
+//! `file.path`. A raw path that is not absolute, contains `//`, `/./`,
+//! `/../`, ends in `/.` or `/..`, or is [`PATH_KEY_MAX`] bytes or longer is
+//! *unclean* and passes whenever the type has any path term; a clean raw path
+//! is compared against the prefixes (its normalised form is the raw path
+//! minus a trailing `/`, so a prefix of the normalised path is a prefix of
+//! the raw one).
 //!
 //! `cgroups` entries are tagged strings: `cgroup:<cgroup v2 path>`,
 //! `unit:<systemd unit>`, `container:<container id>`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use crate::event::{Event, EventType};
+use crate::condition::{CmpOp, Node, Operand, StrOp};
+use crate::event::{open_flags_write, Event, EventType};
+use crate::fields::Field;
 
 /// The kernel keeps comm in 16 bytes with a NUL: 15 significant bytes.
 pub const COMM_LEN: usize = 15;
+
+/// Raw paths of this many bytes or more are not looked up in the kernel's
+/// path trie (its key holds a generation byte and 255 path bytes, and a
+/// 254-byte read cannot tell a 254-byte path from a longer one): they pass
+/// whenever the type has a path term.
+pub const PATH_KEY_MAX: usize = 254;
 
 /// Truncate a process name the way the kernel keeps it (15 bytes, on a char boundary).
 pub fn truncate_comm(s: &str) -> &str {
@@ -32,6 +54,23 @@ pub fn truncate_comm(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// True when the kernel cannot compare this raw path with the prefixes
+/// (userspace normalises it): not absolute, `//`, `/./`, `/../`, a trailing
+/// `/.` or `/..`, or [`PATH_KEY_MAX`] bytes or longer.
+pub fn raw_path_unclean(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'/') || b.len() >= PATH_KEY_MAX {
+        return true;
+    }
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    let end = |c: u8| c == b'/' || c == 0;
+    (0..b.len()).any(|i| {
+        b[i] == b'/'
+            && (at(i + 1) == b'/'
+                || (at(i + 1) == b'.' && (end(at(i + 2)) || (at(i + 2) == b'.' && end(at(i + 3))))))
+    })
 }
 
 /// The derived filter, indexed by [`EventType::index`].
@@ -47,12 +86,12 @@ pub enum TypeFilter {
     Drop,
     /// Some enabled rule may match any process: send everything.
     PassAll,
-    /// Send only events of processes in these sets.
+    /// Send only events in these sets.
     Match(FilterSets),
 }
 
-/// Sets of processes an event type is sent for (an event passes when it is in
-/// any of them).
+/// Sets an event type is sent for (an event passes when it is in any of
+/// them). The path fields only concern open events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FilterSets {
     /// comm values, truncated to 15 bytes.
@@ -62,15 +101,50 @@ pub struct FilterSets {
     pub pids: BTreeSet<i64>,
     /// Tagged terms: `cgroup:<path>`, `unit:<name>`, `container:<id>`.
     pub cgroups: BTreeSet<String>,
+    /// Open: a clean raw path starting with one of these passes.
+    pub path_prefixes: BTreeSet<String>,
+    /// Open: a clean raw path starting with one of these passes when the
+    /// open writes (`file.write`).
+    pub write_prefixes: BTreeSet<String>,
+    /// Unclean raw paths pass (see [`raw_path_unclean`]); for other event
+    /// types (no path: an empty raw path) this passes everything. Implied for
+    /// open events whenever there are prefixes.
+    pub unclean_paths: bool,
+    /// Open: every open that writes passes.
+    pub writes: bool,
 }
 
 impl FilterSets {
-    /// Total number of values (a rough selectivity measure: fewer is narrower).
+    /// Total number of values.
     pub fn len(&self) -> usize {
-        self.comms.len() + self.pcomms.len() + self.pids.len() + self.cgroups.len()
+        self.comms.len()
+            + self.pcomms.len()
+            + self.pids.len()
+            + self.cgroups.len()
+            + self.path_prefixes.len()
+            + self.write_prefixes.len()
+            + usize::from(self.unclean_paths)
+            + usize::from(self.writes)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// Rough selectivity (lower is narrower): a process value is cheapest,
+    /// a write-only prefix next, then a prefix, unclean paths, and all
+    /// writes last.
+    pub fn cost(&self) -> usize {
+        self.comms.len()
+            + self.pcomms.len()
+            + self.pids.len()
+            + self.cgroups.len()
+            + 16 * self.write_prefixes.len()
+            + 64 * self.path_prefixes.len()
+            + if self.unclean_paths { 32 } else { 0 }
+            + if self.writes { 10_000 } else { 0 }
+    }
+    /// True when any path term is present (the kernel checks the path).
+    pub fn has_paths(&self) -> bool {
+        self.unclean_paths || !self.path_prefixes.is_empty() || !self.write_prefixes.is_empty()
     }
     /// Add every value of `other`.
     pub fn union_with(&mut self, other: &FilterSets) {
@@ -78,9 +152,15 @@ impl FilterSets {
         self.pcomms.extend(other.pcomms.iter().cloned());
         self.pids.extend(other.pids.iter().copied());
         self.cgroups.extend(other.cgroups.iter().cloned());
+        self.path_prefixes
+            .extend(other.path_prefixes.iter().cloned());
+        self.write_prefixes
+            .extend(other.write_prefixes.iter().cloned());
+        self.unclean_paths |= other.unclean_paths;
+        self.writes |= other.writes;
     }
-    /// True when the event's process is in one of the sets.
-    pub fn matches(&self, ev: &Event) -> bool {
+    /// True when the event's process is in one of the process sets.
+    pub fn matches_process(&self, ev: &Event) -> bool {
         let p = &*ev.proc;
         self.comms.contains(truncate_comm(&p.name))
             || self.pcomms.contains(truncate_comm(&p.pname))
@@ -91,6 +171,36 @@ impl FilterSets {
                     || self
                         .cgroups
                         .contains(&format!("container:{}", p.container_id))))
+    }
+    /// The kernel's decision for an event of a `Match` type: the process
+    /// sets, then for open events the write flag and the raw path exactly as
+    /// the kernel compares it; for other types `unclean_paths` passes all.
+    pub fn matches(&self, ev: &Event) -> bool {
+        if self.matches_process(ev) {
+            return true;
+        }
+        let Some(f) = ev.file() else {
+            return self.unclean_paths;
+        };
+        let write = open_flags_write(f.flags);
+        if self.writes && write {
+            return true;
+        }
+        if !self.has_paths() {
+            return false;
+        }
+        let raw = &f.path_raw;
+        if raw_path_unclean(raw) {
+            return true;
+        }
+        self.path_prefixes
+            .iter()
+            .any(|p| raw.starts_with(p.as_str()))
+            || (write
+                && self
+                    .write_prefixes
+                    .iter()
+                    .any(|p| raw.starts_with(p.as_str())))
     }
     /// Human form for `vigil explain`.
     pub fn describe(&self) -> String {
@@ -106,6 +216,21 @@ impl FilterSets {
         }
         if !self.cgroups.is_empty() {
             parts.push(format!("cgroup term in {:?}", self.cgroups));
+        }
+        if !self.path_prefixes.is_empty() {
+            parts.push(format!("path prefix in {:?}", self.path_prefixes));
+        }
+        if !self.write_prefixes.is_empty() {
+            parts.push(format!(
+                "write with path prefix in {:?}",
+                self.write_prefixes
+            ));
+        }
+        if self.writes {
+            parts.push("any write".to_string());
+        }
+        if self.unclean_paths || !parts.is_empty() && self.has_paths() {
+            parts.push("unnormalised path (relative, `.`/`..`/`//`, long)".to_string());
         }
         parts.join(" or ")
     }
@@ -125,14 +250,177 @@ impl KernelFilter {
     }
 
     /// Userspace model of the kernel check: `Drop` -> false, `PassAll` ->
-    /// true, `Match` -> comm in comms || pcomm in pcomms || pid in pids ||
-    /// a cgroup term matches (comm/pcomm compared truncated to 15 bytes).
+    /// true, `Match` -> [`FilterSets::matches`].
     pub fn passes(&self, ev: &Event) -> bool {
         match &self.types[ev.kind.index()] {
             TypeFilter::Drop => false,
             TypeFilter::PassAll => true,
             TypeFilter::Match(sets) => sets.matches(ev),
         }
+    }
+}
+
+/// A path prefix usable in the kernel: non-empty (an empty prefix is no
+/// constraint) and without U+FFFD (the kernel compares raw bytes, userspace
+/// shows invalid UTF-8 as U+FFFD).
+fn usable_prefix(p: &str) -> bool {
+    !p.is_empty() && !p.contains('\u{FFFD}')
+}
+
+/// The literal part of a glob before its first special character.
+fn glob_prefix(pat: &str) -> &str {
+    let end = pat
+        .find(['*', '?', '[', '{', '\\', ']', '}', '!'])
+        .unwrap_or(pat.len());
+    &pat[..end]
+}
+
+fn prefixes(ps: impl IntoIterator<Item = String>) -> Option<FilterSets> {
+    let mut s = FilterSets {
+        unclean_paths: true,
+        ..Default::default()
+    };
+    for p in ps {
+        if !usable_prefix(&p) {
+            return None;
+        }
+        s.path_prefixes.insert(p);
+    }
+    Some(s)
+}
+
+/// A constraint made only of path terms (prefixes, unclean), which can be
+/// restricted to writes.
+fn is_pure_path(s: &FilterSets) -> bool {
+    s.comms.is_empty()
+        && s.pcomms.is_empty()
+        && s.pids.is_empty()
+        && s.cgroups.is_empty()
+        && !s.writes
+        && s.write_prefixes.is_empty()
+        && !s.path_prefixes.is_empty()
+}
+
+/// Raw-path substrings that make a raw path unclean.
+fn unclean_substring(s: &str) -> bool {
+    s.contains("//") || s.contains("/./") || s.contains("/../")
+}
+
+/// The constraint a condition puts on the events it can match (for the
+/// kernel filter); `None` when it has no usable term.
+pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
+    fn add(f: Field, o: &Operand, s: &mut FilterSets) -> bool {
+        match (f, o) {
+            (Field::ProcName, Operand::Str(v)) => s.comms.insert(truncate_comm(v).to_string()),
+            (Field::ProcPname, Operand::Str(v)) => s.pcomms.insert(truncate_comm(v).to_string()),
+            (Field::ProcPid, Operand::Int(i)) => s.pids.insert(*i),
+            (Field::ProcCgroup, Operand::Str(v)) => s.cgroups.insert(format!("cgroup:{v}")),
+            (Field::ProcUnit, Operand::Str(v)) => s.cgroups.insert(format!("unit:{v}")),
+            (Field::ContainerId, Operand::Str(v)) => s.cgroups.insert(format!("container:{v}")),
+            _ => return false,
+        };
+        true
+    }
+    match n {
+        Node::Cmp(CmpOp::Eq, Operand::Field(Field::FilePath), Operand::Str(v))
+        | Node::Cmp(CmpOp::Eq, Operand::Str(v), Operand::Field(Field::FilePath)) => {
+            prefixes([v.to_string()])
+        }
+        Node::Cmp(CmpOp::Eq, Operand::Field(f), lit)
+        | Node::Cmp(CmpOp::Eq, lit, Operand::Field(f)) => {
+            let mut s = FilterSets::default();
+            add(*f, lit, &mut s).then_some(s)
+        }
+        Node::InSet(Operand::Field(Field::FilePath), set) => {
+            if !set.ints.is_empty() {
+                return None;
+            }
+            prefixes(set.strs.iter().cloned())
+        }
+        Node::InSet(Operand::Field(f), set) => {
+            let mut s = FilterSets::default();
+            let f = *f;
+            if !matches!(
+                f,
+                Field::ProcName
+                    | Field::ProcPname
+                    | Field::ProcPid
+                    | Field::ProcCgroup
+                    | Field::ProcUnit
+                    | Field::ContainerId
+            ) {
+                return None;
+            }
+            for v in &set.strs {
+                add(f, &Operand::Str(Arc::from(v.as_str())), &mut s);
+            }
+            for i in &set.ints {
+                add(f, &Operand::Int(*i), &mut s);
+            }
+            Some(s)
+        }
+        Node::Str(StrOp::StartsWith, Operand::Field(Field::FilePath), Operand::Str(p)) => {
+            prefixes([p.to_string()])
+        }
+        Node::Glob(Operand::Field(Field::FilePath), g) => {
+            prefixes([glob_prefix(g.glob().glob()).to_string()])
+        }
+        // Only unclean raw paths: relative, or containing `//`, `/./`, `/../`.
+        Node::Not(inner) => match &**inner {
+            Node::Str(StrOp::StartsWith, Operand::Field(Field::FilePathRaw), Operand::Str(p))
+                if p.as_ref() == "/" =>
+            {
+                Some(FilterSets {
+                    unclean_paths: true,
+                    ..Default::default()
+                })
+            }
+            _ => None,
+        },
+        Node::Str(StrOp::Contains, Operand::Field(Field::FilePathRaw), Operand::Str(p))
+            if unclean_substring(p) =>
+        {
+            Some(FilterSets {
+                unclean_paths: true,
+                ..Default::default()
+            })
+        }
+        Node::BoolField(Field::FileWrite) => Some(FilterSets {
+            writes: true,
+            ..Default::default()
+        }),
+        Node::Const(false) => Some(FilterSets::default()),
+        Node::And(v) => {
+            let cands: Vec<FilterSets> = v.iter().filter_map(constraint).collect();
+            let writes = cands.iter().any(|c| {
+                *c == FilterSets {
+                    writes: true,
+                    ..Default::default()
+                }
+            });
+            let combined = if writes {
+                cands
+                    .iter()
+                    .filter(|c| is_pure_path(c))
+                    .min_by_key(|c| c.cost())
+                    .map(|c| FilterSets {
+                        write_prefixes: c.path_prefixes.clone(),
+                        unclean_paths: true,
+                        ..Default::default()
+                    })
+            } else {
+                None
+            };
+            cands.into_iter().chain(combined).min_by_key(|s| s.cost())
+        }
+        Node::Or(v) => {
+            let mut acc = FilterSets::default();
+            for c in v {
+                acc.union_with(&constraint(c)?);
+            }
+            Some(acc)
+        }
+        _ => None,
     }
 }
 
@@ -179,5 +467,139 @@ mod tests {
             s.cgroups.insert("unit:x.service".into());
         }
         assert!(f.passes(&ev2));
+    }
+
+    fn open_ev(raw: &str, path: &str, flags: u32, name: &str) -> Event {
+        let mut ev = Event::new(EventType::Open);
+        let mut p = (*ev.proc).clone();
+        p.name = name.into();
+        ev.proc = Arc::new(p);
+        ev.detail = crate::event::Detail::File(crate::event::FileInfo {
+            path: path.into(),
+            path_raw: raw.into(),
+            flags,
+        });
+        ev
+    }
+
+    #[test]
+    fn unclean_raw_paths() {
+        for p in [
+            "",
+            "etc/shadow",
+            "../x",
+            "//etc",
+            "/etc//x",
+            "/a/./b",
+            "/a/../b",
+            "/a/.",
+            "/a/..",
+            "/.",
+            "/..",
+        ] {
+            assert!(raw_path_unclean(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/etc/shadow",
+            "/etc/",
+            "/a/.b",
+            "/a/..b",
+            "/a/b.",
+            "/home/u/.ssh/x",
+        ] {
+            assert!(!raw_path_unclean(p), "{p}");
+        }
+        assert!(!raw_path_unclean(&format!(
+            "/{}",
+            "x".repeat(PATH_KEY_MAX - 2)
+        )));
+        assert!(raw_path_unclean(&format!(
+            "/{}",
+            "x".repeat(PATH_KEY_MAX - 1)
+        )));
+    }
+
+    #[test]
+    fn path_model() {
+        let sets = FilterSets {
+            comms: ["httpd".to_string()].into(),
+            path_prefixes: ["/etc/shadow".to_string()].into(),
+            write_prefixes: ["/etc/".to_string()].into(),
+            unclean_paths: true,
+            ..Default::default()
+        };
+        let mut f = KernelFilter::pass_all();
+        f.types[EventType::Open.index()] = TypeFilter::Match(sets);
+        f.types[EventType::Exec.index()] = TypeFilter::Match(FilterSets {
+            path_prefixes: ["/etc/".to_string()].into(),
+            ..Default::default()
+        });
+        assert!(f.passes(&open_ev("/etc/shadow", "/etc/shadow", 0, "cat")));
+        assert!(f.passes(&open_ev("/etc/shadow-", "/etc/shadow-", 0, "cat")));
+        assert!(!f.passes(&open_ev("/etc/hosts", "/etc/hosts", 0, "cat")));
+        assert!(f.passes(&open_ev("/etc/hosts", "/etc/hosts", 0o1, "cat")));
+        assert!(f.passes(&open_ev("/tmp/x", "/tmp/x", 0, "httpd")));
+        assert!(!f.passes(&open_ev("/tmp/x", "/tmp/x", 0o101, "cat")));
+        // unclean raw paths pass whatever they normalise to
+        assert!(f.passes(&open_ev("x", "/tmp/x", 0, "cat")));
+        assert!(f.passes(&open_ev("/tmp/../tmp/x", "/tmp/x", 0, "cat")));
+        // exec has no path: a prefix term cannot match it
+        assert!(!f.passes(&Event::new(EventType::Exec)));
+        // writes alone
+        f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
+            writes: true,
+            ..Default::default()
+        });
+        assert!(f.passes(&open_ev("/tmp/x", "/tmp/x", 0o1000, "cat")));
+        assert!(!f.passes(&open_ev("x", "/tmp/x", 0, "cat")));
+    }
+
+    fn term(cond: &str) -> Option<FilterSets> {
+        let src = format!(
+            "- rule: r\n  events: [open]\n  condition: '{}'\n  output: o\n  priority: info\n",
+            cond.replace('\'', "''")
+        );
+        let rs = crate::RuleSet::from_sources(&[("t.yaml".into(), src)]).unwrap();
+        rs.filter_contributions().remove(0).term.ok()
+    }
+
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn derivation() {
+        let t = term(r#"file.path.starts_with("/etc/") && evt.ret >= 0"#).unwrap();
+        assert_eq!(t.path_prefixes, set(&["/etc/"]));
+        assert!(t.unclean_paths && !t.writes);
+        let t = term(r#"starts_with(file.path, "/a") || file.path in ["/b", "/c"] || file.path == "/d" || glob(file.path, "/e/*/f")"#).unwrap();
+        assert_eq!(t.path_prefixes, set(&["/a", "/b", "/c", "/d", "/e/"]));
+        let t = term(r#"file.write && file.path.starts_with("/etc/")"#).unwrap();
+        assert_eq!(t.write_prefixes, set(&["/etc/"]));
+        assert!(t.path_prefixes.is_empty() && !t.writes);
+        let t = term(r#"file.write && regex(file.path, "x$")"#).unwrap();
+        assert!(t.writes && !t.has_paths());
+        // a comm term beats a path term
+        let t = term(r#"file.path.starts_with("/etc/") && proc.name == "cat""#).unwrap();
+        assert_eq!(t.comms, set(&["cat"]));
+        assert!(!t.has_paths());
+        // no usable prefix: an empty literal, or a disjunct without a term
+        assert_eq!(term(r#"glob(file.path, "*/shadow")"#), None);
+        assert_eq!(term(r#"file.path.starts_with("")"#), None);
+        assert_eq!(
+            term(r#"file.path.starts_with("/a") || file.path.ends_with("/b")"#),
+            None
+        );
+        assert_eq!(term(r#"file.path_raw.contains("../")"#), None);
+        let t = term(r#"(!file.path_raw.starts_with("/") || file.path_raw.contains("/../")) && regex(file.path, "x")"#).unwrap();
+        assert!(t.unclean_paths && t.path_prefixes.is_empty());
+        // exceptions never narrow
+        let src = "- rule: r\n  events: [open]\n  condition: file.write\n  output: o\n  priority: info\n  exceptions:\n    - name: e\n      condition: proc.name == \"x\"\n";
+        let rs = crate::RuleSet::from_sources(&[("t.yaml".into(), src.into())]).unwrap();
+        let TypeFilter::Match(s) = rs.kernel_filter().types[EventType::Open.index()].clone() else {
+            panic!("not match");
+        };
+        assert!(s.writes && s.comms.is_empty());
     }
 }

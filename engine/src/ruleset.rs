@@ -16,7 +16,7 @@ use crate::condition::{
 use crate::error::{Diag, LoadErrors, LoadWarning, Location};
 use crate::event::{Event, EventMask, EventType};
 use crate::fields::Field;
-use crate::filter::{truncate_comm, FilterSets, KernelFilter, RuleContribution, TypeFilter};
+use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
 use crate::rules::{self, Defs, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS};
 use crate::template::{Template, COUNT_FIELD};
 
@@ -151,62 +151,6 @@ fn clause_texts(text: &str) -> Vec<String> {
         walk(text, &p, &mut out);
     }
     out
-}
-
-/// The constraint a condition puts on the process (for the kernel filter).
-fn constraint(n: &Node) -> Option<FilterSets> {
-    use crate::condition::{CmpOp, Operand};
-    fn add(f: Field, o: &Operand, s: &mut FilterSets) -> bool {
-        match (f, o) {
-            (Field::ProcName, Operand::Str(v)) => s.comms.insert(truncate_comm(v).to_string()),
-            (Field::ProcPname, Operand::Str(v)) => s.pcomms.insert(truncate_comm(v).to_string()),
-            (Field::ProcPid, Operand::Int(i)) => s.pids.insert(*i),
-            (Field::ProcCgroup, Operand::Str(v)) => s.cgroups.insert(format!("cgroup:{v}")),
-            (Field::ProcUnit, Operand::Str(v)) => s.cgroups.insert(format!("unit:{v}")),
-            (Field::ContainerId, Operand::Str(v)) => s.cgroups.insert(format!("container:{v}")),
-            _ => return false,
-        };
-        true
-    }
-    match n {
-        Node::Cmp(CmpOp::Eq, Operand::Field(f), lit)
-        | Node::Cmp(CmpOp::Eq, lit, Operand::Field(f)) => {
-            let mut s = FilterSets::default();
-            add(*f, lit, &mut s).then_some(s)
-        }
-        Node::InSet(Operand::Field(f), set) => {
-            let mut s = FilterSets::default();
-            let f = *f;
-            if !matches!(
-                f,
-                Field::ProcName
-                    | Field::ProcPname
-                    | Field::ProcPid
-                    | Field::ProcCgroup
-                    | Field::ProcUnit
-                    | Field::ContainerId
-            ) {
-                return None;
-            }
-            for v in &set.strs {
-                add(f, &Operand::Str(Arc::from(v.as_str())), &mut s);
-            }
-            for i in &set.ints {
-                add(f, &Operand::Int(*i), &mut s);
-            }
-            Some(s)
-        }
-        Node::Const(false) => Some(FilterSets::default()),
-        Node::And(v) => v.iter().filter_map(constraint).min_by_key(|s| s.len()),
-        Node::Or(v) => {
-            let mut acc = FilterSets::default();
-            for c in v {
-                acc.union_with(&constraint(c)?);
-            }
-            Some(acc)
-        }
-        _ => None,
-    }
 }
 
 /// Names the index can use: a conjunctive `proc.name`/`proc.pname` ==/in term.
@@ -784,9 +728,9 @@ impl RuleSet {
                 } else {
                     constraint(&r.cond).ok_or_else(|| {
                         if r.cond.is_native() {
-                            "no top-level `&&` term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit or container.id (with == or in): forces pass-all".into()
+                            "no top-level `&&` term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit, container.id (== or in), file.path (==, in, starts_with, glob) or file.write: forces pass-all".into()
                         } else {
-                            "no native term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit or container.id (parts of the condition run in Rhai): forces pass-all".into()
+                            "no native term on proc.name, proc.pname, proc.pid, proc.cgroup, proc.unit, container.id, file.path or file.write (parts of the condition run in Rhai): forces pass-all".into()
                         }
                     })
                 };

@@ -54,6 +54,14 @@ fn leaf() -> impl Strategy<Value = String> {
         Just("file.write".to_string()),
         Just("file.path.starts_with(\"/etc/\")".to_string()),
         Just("file.path in [\"/etc/shadow\", \"/tmp/x\"]".to_string()),
+        Just("file.path == \"/var/log/syslog\"".to_string()),
+        Just("starts_with(file.path, \"/tmp\")".to_string()),
+        Just("glob(file.path, \"/var/*/syslog\")".to_string()),
+        Just("glob(file.path, \"**/shadow\")".to_string()),
+        Just("!file.path_raw.starts_with(\"/\")".to_string()),
+        Just("file.path_raw.contains(\"/../\")".to_string()),
+        Just("file.path_raw.contains(\"../\")".to_string()),
+        Just("file.write && file.path.starts_with(\"/etc/\")".to_string()),
     ]
 }
 
@@ -66,6 +74,23 @@ fn cond() -> impl Strategy<Value = String> {
             inner.prop_map(|a| format!("!({a})")),
         ]
     })
+}
+
+/// A clean absolute path longer than the kernel's path key.
+const LONG: &str = "/etc/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+/// A raw path (as a process could pass it) that normalises to `path`.
+fn raw_path(path: &str, kind: usize) -> String {
+    let rest = &path[1..];
+    match kind {
+        0 => path.to_string(),
+        1 => format!("{path}/"),
+        2 => format!("/{path}"),
+        3 => format!("/tmp/../{rest}"),
+        4 => format!("../../../../../../{rest}"),
+        5 => format!("/./{rest}"),
+        _ => format!("/{}{}{rest}", "a/".repeat(130), "../".repeat(130)),
+    }
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -82,7 +107,16 @@ fn event() -> impl Strategy<Value = Event> {
         0i64..2,
         (
             any::<bool>(),
-            prop::sample::select(&["/etc/shadow", "/etc/passwd", "/tmp/x", "/var/log/syslog"][..]),
+            prop::sample::select(
+                &[
+                    "/etc/shadow",
+                    "/etc/passwd",
+                    "/tmp/x",
+                    "/var/log/syslog",
+                    LONG,
+                ][..],
+            ),
+            0usize..7,
             prop::sample::subsequence(
                 &[
                     "O_WRONLY",
@@ -97,7 +131,7 @@ fn event() -> impl Strategy<Value = Event> {
         ),
     )
         .prop_map(
-            |(n, p, pid, cmd, exe, tty, unit, cid, cg, uid, (open, path, flags))| {
+            |(n, p, pid, cmd, exe, tty, unit, cid, cg, uid, (open, path, raw_kind, flags))| {
                 let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
                 let mut j = json!({
                     "evt.type": "exec", "proc.name": n, "proc.pname": p, "proc.pid": pid,
@@ -107,6 +141,7 @@ fn event() -> impl Strategy<Value = Event> {
                 if open {
                     j["evt.type"] = json!("open");
                     j["file.path"] = json!(path);
+                    j["file.path_raw"] = json!(raw_path(path, raw_kind));
                     j["file.flags"] = json!(flags);
                 }
                 Event::from_flat_json(j.as_object().unwrap()).unwrap()
