@@ -1,6 +1,16 @@
 //! The first-stage filter as the kernel stores it: [`FilterPlan`] turns the
-//! engine's [`KernelFilter`] into a per-type mode array and `comm` / parent
-//! `comm` / pid → event-type-bit maps (layouts in `src/bpf/vigil.h`).
+//! engine's [`KernelFilter`] into a per-type mode array, `comm` / parent
+//! `comm` / pid → event-type-bit maps, and for open events a path-prefix →
+//! flags trie plus "writes pass" / "check paths" bits (layouts in
+//! `src/bpf/vigil.h`).
+//!
+//! Paths: the kernel copies the raw path at sys_enter; empty, unreadable,
+//! relative, unnormalised (`//`, `/./`, `/../`, trailing `/.` `/..`) or
+//! [`PATH_KEY_MAX`]-byte-or-longer paths pass; a clean one is looked up in an
+//! LPM trie whose longest match carries the OR of the flags of every
+//! prefix of it in the set ([`FilterPlan::passes_open`] is the same check).
+//! Path terms of non-open types (they have no path) match nothing, except
+//! "unclean paths", which make that type pass-all (an empty path is unclean).
 //!
 //! cgroup terms (`cgroup:`, `unit:`, `container:`) make their event type
 //! pass-all: a cgroup created after the filter is written would have no map
@@ -9,7 +19,11 @@
 
 use std::collections::BTreeMap;
 
-use vigil_engine::filter::{truncate_comm, KernelFilter, TypeFilter};
+use vigil_engine::event::open_flags_write;
+use vigil_engine::filter::{
+    raw_path_unclean, truncate_comm, KernelFilter, TypeFilter, PATH_KEY_MAX,
+};
+use vigil_engine::EventType;
 
 pub const MODE_DROP: u8 = 0;
 pub const MODE_PASS_ALL: u8 = 1;
@@ -18,6 +32,12 @@ pub const MODE_MATCH: u8 = 2;
 pub const HAS_COMM: u8 = 1;
 pub const HAS_PCOMM: u8 = 2;
 pub const HAS_PID: u8 = 4;
+pub const HAS_PATH: u8 = 16;
+pub const HAS_WRITE: u8 = 32;
+
+/// `f_path` value bits.
+pub const PATH_ANY: u8 = 1;
+pub const PATH_WRITE: u8 = 2;
 
 /// Kernel comm key bytes: at most 15 bytes, NUL padded to 16.
 pub fn comm_bytes(name: &str) -> [u8; 16] {
@@ -38,6 +58,13 @@ pub struct FilterPlan {
     pub pcomms: BTreeMap<[u8; 16], u8>,
     /// tgid → bit mask.
     pub pids: BTreeMap<u32, u8>,
+    /// Open: path prefix bytes → `PATH_ANY | PATH_WRITE`, each already ORed
+    /// with the flags of the set's prefixes of it (LPM returns the longest).
+    pub paths: BTreeMap<Vec<u8>, u8>,
+    /// Open: check raw paths (`HAS_PATH`).
+    pub open_paths: bool,
+    /// Open: every write passes (`HAS_WRITE`).
+    pub open_writes: bool,
 }
 
 impl FilterPlan {
@@ -50,6 +77,32 @@ impl FilterPlan {
                 TypeFilter::PassAll => MODE_PASS_ALL,
                 TypeFilter::Match(sets) if !sets.cgroups.is_empty() => MODE_PASS_ALL,
                 TypeFilter::Match(sets) => {
+                    if i != EventType::Open.index() {
+                        // no path: only "unclean paths" (an empty path) matches
+                        if sets.unclean_paths {
+                            plan.modes[i] = MODE_PASS_ALL;
+                            continue;
+                        }
+                    } else {
+                        plan.open_paths = sets.has_paths();
+                        plan.open_writes = sets.writes;
+                        // longer prefixes can only match paths that pass anyway
+                        let fits = |p: &&String| p.len() < PATH_KEY_MAX;
+                        for p in sets.path_prefixes.iter().filter(fits) {
+                            *plan.paths.entry(p.as_bytes().to_vec()).or_default() |= PATH_ANY;
+                        }
+                        for p in sets.write_prefixes.iter().filter(fits) {
+                            *plan.paths.entry(p.as_bytes().to_vec()).or_default() |= PATH_WRITE;
+                        }
+                        let own = plan.paths.clone();
+                        for (k, v) in plan.paths.iter_mut() {
+                            for (a, f) in &own {
+                                if k.starts_with(a) {
+                                    *v |= f;
+                                }
+                            }
+                        }
+                    }
                     for c in &sets.comms {
                         *plan.comms.entry(comm_bytes(c)).or_default() |= bit;
                     }
@@ -81,7 +134,52 @@ impl FilterPlan {
         if !self.pids.is_empty() {
             h |= HAS_PID;
         }
+        if self.open_paths {
+            h |= HAS_PATH;
+        }
+        if self.open_writes {
+            h |= HAS_WRITE;
+        }
         h
+    }
+
+    /// The kernel decision for an open at sys_enter, as the BPF program
+    /// computes it from the raw path bytes and the flags.
+    pub fn passes_open(&self, comm: &str, pcomm: &str, tgid: u32, raw: &[u8], flags: u32) -> bool {
+        let open = EventType::Open.index();
+        match self.modes[open] {
+            MODE_PASS_ALL => return true,
+            MODE_MATCH => {}
+            _ => return false,
+        }
+        if self.passes(open, comm, pcomm, tgid) {
+            return true;
+        }
+        let write = open_flags_write(flags);
+        if self.open_writes && write {
+            return true;
+        }
+        if !self.open_paths {
+            return false;
+        }
+        // the kernel reads at most PATH_KEY_MAX bytes before the NUL
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let raw = &raw[..len.min(PATH_KEY_MAX)];
+        if len >= PATH_KEY_MAX || raw.first() != Some(&b'/') {
+            return true;
+        }
+        if raw_path_unclean(&String::from_utf8_lossy(raw)) {
+            return true;
+        }
+        let longest = self
+            .paths
+            .iter()
+            .filter(|(p, _)| raw.starts_with(p))
+            .max_by_key(|(p, _)| p.len());
+        match longest {
+            Some((_, &v)) => v & PATH_ANY != 0 || (v & PATH_WRITE != 0 && write),
+            None => false,
+        }
     }
 
     /// The kernel decision for a process, as the BPF program computes it.
@@ -115,6 +213,7 @@ mod tests {
             pcomms: pcomms.iter().map(|s| s.to_string()).collect(),
             pids: pids.iter().copied().collect(),
             cgroups: cg.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
     }
 
@@ -153,5 +252,82 @@ mod tests {
         let k = comm_bytes("bash");
         assert_eq!(&k[..5], b"bash\0");
         assert_eq!(comm_bytes("0123456789abcdefgh")[15], 0);
+    }
+
+    fn strs(v: &[&str]) -> std::collections::BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn open_paths_match_engine_model() {
+        use std::sync::Arc;
+        use vigil_engine::event::{Detail, FileInfo};
+        use vigil_engine::Event;
+
+        let long = format!("/etc/{}", "x".repeat(300));
+        let sets = FilterSets {
+            comms: strs(&["httpd"]),
+            path_prefixes: strs(&["/etc/shadow", "/etc/pam.d/", &long]),
+            write_prefixes: strs(&["/etc/", "/var/spool/cron/"]),
+            unclean_paths: true,
+            ..Default::default()
+        };
+        let mut f = KernelFilter {
+            types: std::array::from_fn(|_| TypeFilter::Drop),
+        };
+        f.types[EventType::Open.index()] = TypeFilter::Match(sets.clone());
+        // a non-open type with only unclean paths has nothing to look at
+        f.types[EventType::Exec.index()] = TypeFilter::Match(FilterSets {
+            unclean_paths: true,
+            ..Default::default()
+        });
+        let plan = FilterPlan::from_filter(&f);
+        assert_eq!(plan.modes[EventType::Exec.index()], MODE_PASS_ALL);
+        assert_eq!(plan.has() & (HAS_PATH | HAS_WRITE), HAS_PATH);
+        // the longest match carries its ancestors' flags; the long prefix is left out
+        assert_eq!(plan.paths[b"/etc/shadow".as_slice()], PATH_ANY | PATH_WRITE);
+        assert_eq!(plan.paths[b"/etc/".as_slice()], PATH_WRITE);
+        assert_eq!(plan.paths.len(), 4);
+        let long_clean = format!("/etc/{}", "y".repeat(260));
+        let raws = [
+            "/etc/shadow",
+            "/etc/shadow.bak",
+            "/etc/hosts",
+            "/etc/pam.d/sshd",
+            "/etc",
+            "/tmp/x",
+            "/var/spool/cron/root",
+            "/etc/../tmp",
+            "tmp/x",
+            "",
+            "//etc/hosts",
+            "/etc/.",
+            "/etc/.x",
+            long_clean.as_str(),
+            long.as_str(),
+        ];
+        for raw in raws {
+            for flags in [0u32, 0o1, 0o100, 0o2000000] {
+                for comm in ["cat", "httpd"] {
+                    let mut ev = Event::new(EventType::Open);
+                    let mut p = (*ev.proc).clone();
+                    p.name = comm.into();
+                    ev.proc = Arc::new(p);
+                    ev.detail = Detail::File(FileInfo {
+                        path: raw.into(),
+                        path_raw: raw.into(),
+                        flags,
+                    });
+                    assert_eq!(
+                        plan.passes_open(comm, "", 1, raw.as_bytes(), flags),
+                        f.passes(&ev),
+                        "{raw:?} {flags:o} {comm}"
+                    );
+                }
+            }
+        }
+        assert!(!plan.passes_open("cat", "", 1, b"/etc/hosts", 0));
+        assert!(plan.passes_open("cat", "", 1, b"/etc/hosts", 0o1));
+        assert!(plan.passes_open("cat", "", 1, b"../etc/hosts", 0));
     }
 }

@@ -63,6 +63,7 @@ pub(crate) struct Maps {
     f_comm: MapHandle,
     f_pcomm: MapHandle,
     f_pid: MapHandle,
+    f_path: MapHandle,
     owners: MapHandle,
 }
 
@@ -135,6 +136,7 @@ impl Sensors {
             f_comm: handle("f_comm")?,
             f_pcomm: handle("f_pcomm")?,
             f_pid: handle("f_pid")?,
+            f_path: handle("f_path")?,
             owners: handle("owners")?,
         };
         let self_tgid = std::process::id();
@@ -256,6 +258,12 @@ impl Sensors {
                 .update(&k, &[*m], MapFlags::ANY)
                 .map_err(map_err("f_pid"))?;
         }
+        for (p, v) in &plan.paths {
+            self.maps
+                .f_path
+                .update(&Self::path_key(gen, p), &[*v], MapFlags::ANY)
+                .map_err(map_err("f_path"))?;
+        }
         let mut cfg = [0u8; 16];
         cfg[..6].copy_from_slice(&plan.modes);
         cfg[8] = plan.has();
@@ -263,6 +271,16 @@ impl Sensors {
             .fcfg
             .update(&gen.to_ne_bytes(), &cfg, MapFlags::ANY)
             .map_err(map_err("fcfg"))
+    }
+
+    /// `f_path` key: prefix length in bits, then generation byte + prefix.
+    fn path_key(gen: u32, prefix: &[u8]) -> Vec<u8> {
+        let mut k = vec![0u8; 4 + 256];
+        let bits = 8 * (1 + prefix.len() as u32);
+        k[..4].copy_from_slice(&bits.to_ne_bytes());
+        k[4] = gen as u8;
+        k[5..5 + prefix.len()].copy_from_slice(prefix);
+        k
     }
 
     fn delete_plan(&self, gen: u32, plan: &FilterPlan) {
@@ -284,6 +302,9 @@ impl Sensors {
             k[..4].copy_from_slice(&g);
             k[4..].copy_from_slice(&p.to_ne_bytes());
             let _ = self.maps.f_pid.delete(&k);
+        }
+        for p in plan.paths.keys() {
+            let _ = self.maps.f_path.delete(&Self::path_key(gen, p));
         }
     }
 
@@ -310,6 +331,8 @@ impl Sensors {
             comms = plan.comms.len(),
             pcomms = plan.pcomms.len(),
             pids = plan.pids.len(),
+            paths = plan.paths.len(),
+            open_writes = plan.open_writes,
             "kernel filter written"
         );
         Ok(plan)
@@ -344,6 +367,21 @@ impl Sensors {
     /// Map contents for tests and `vigil explain --live`: comm keys per generation.
     pub fn live_generation(&self) -> u32 {
         self.gen
+    }
+
+    /// The path prefixes of the live generation and their `PATH_*` flags.
+    pub fn live_paths(&self) -> BTreeMap<Vec<u8>, u8> {
+        let mut out = BTreeMap::new();
+        for k in self.maps.f_path.keys() {
+            if k.len() == 260 && u32::from(k[4]) == self.gen {
+                let bits = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) as usize;
+                let n = (bits / 8).saturating_sub(1).min(255);
+                if let Ok(Some(v)) = self.maps.f_path.lookup(&k, MapFlags::ANY) {
+                    out.insert(k[5..5 + n].to_vec(), v.first().copied().unwrap_or(0));
+                }
+            }
+        }
+        out
     }
 
     /// The comm entries of the live generation (as strings) and their masks.

@@ -163,6 +163,93 @@ async fn filtered_open_reaches_userspace_and_excluded_does_not() {
     reader.stop().await;
 }
 
+/// A filter on path prefixes only: opens of a non-matching absolute path are
+/// seen but rejected in the kernel (no record), opens below a prefix, of a
+/// relative path and of an unnormalised path pass, and a write-only prefix
+/// passes writes but not reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_prefix_filter_in_the_kernel() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let id = unique("vgp");
+    let (_d1, cat) = copy_named("/bin/cat", &id);
+    let (_d2, bash) = copy_named("/bin/bash", &format!("{id}w"));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let yes = format!("{root}/yes/");
+    let wr = format!("{root}/wr/");
+    std::fs::create_dir_all(&wr).unwrap();
+    let mut f = KernelFilter {
+        types: std::array::from_fn(|_| TypeFilter::Drop),
+    };
+    f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
+        path_prefixes: [yes.clone()].into(),
+        write_prefixes: [wr.clone()].into(),
+        unclean_paths: true,
+        ..Default::default()
+    });
+    s.set_filter(&f).unwrap();
+    assert_eq!(s.live_paths().get(yes.as_bytes()), Some(&1));
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let before = s.counters().unwrap().get(RawKind::Open);
+    let no = format!("{root}/no/x");
+    let n = 50;
+    for _ in 0..n {
+        let _ = Command::new(&cat).arg(&no).output().unwrap();
+    }
+    let read_wr = format!("{wr}r");
+    let _ = Command::new(&cat).arg(&read_wr).output().unwrap();
+    let after = s.counters().unwrap().get(RawKind::Open);
+    assert!(after.seen >= before.seen + n, "kernel saw the opens");
+    assert!(
+        (after.seen - after.passed) - (before.seen - before.passed) >= n,
+        "the non-matching opens were rejected: {before:?} -> {after:?}"
+    );
+    let inside = format!("{yes}a");
+    let dirty = format!("{root}/no/../yes-not/b");
+    let written = format!("{wr}w");
+    let _ = Command::new(&cat).arg(&inside).output().unwrap();
+    let _ = Command::new(&cat)
+        .arg("rel-vgp")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let _ = Command::new(&cat).arg(&dirty).output().unwrap();
+    let _ = Command::new(&bash)
+        .args(["-c", &format!(": > {written}")])
+        .output()
+        .unwrap();
+    let mut want: Vec<String> = vec![inside, "rel-vgp".into(), dirty, written];
+    let mut leaked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !want.is_empty() && Instant::now() < deadline {
+        let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await else {
+            continue;
+        };
+        if let RawBody::Open { path, .. } = &e.body {
+            if *path == no || *path == read_wr {
+                leaked.push(path.clone());
+            }
+            want.retain(|w| w != path);
+        }
+    }
+    assert!(want.is_empty(), "opens that should have passed: {want:?}");
+    while let Ok(e) = rx.try_recv() {
+        if let RawBody::Open { path, .. } = &e.body {
+            if *path == no || *path == read_wr {
+                leaked.push(path.clone());
+            }
+        }
+    }
+    assert!(
+        leaked.is_empty(),
+        "rejected opens reached userspace: {leaked:?}"
+    );
+    reader.stop().await;
+}
+
 /// The test process is "vigil" for these sensors (its own tgid is always
 /// dropped), so both ends run in child processes: a copy of netcat listens,
 /// a copy of bash connects through /dev/tcp.

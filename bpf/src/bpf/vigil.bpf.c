@@ -85,6 +85,22 @@ struct {
 	__type(value, __u8);
 } f_cgroup SEC(".maps");
 
+/* open path prefixes, keyed {generation byte, path bytes} */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 8192);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct path_key);
+	__type(value, __u8);
+} f_path SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_buf);
+} pathbuf SEC(".maps");
+
 struct pending {
 	__u64 a0;
 	__u64 a1;
@@ -223,6 +239,114 @@ static __always_inline bool pass_current(struct filter_state *st, __u32 type)
 	    !match_sets(cfg, gen, type, bpf_get_current_pid_tgid() >> 32, NULL, NULL, 0))
 		return false;
 	count_passed(type);
+	return true;
+}
+
+/* ---- open: the raw-path part of the first-stage filter ---- */
+
+#define ONES_ 0x0101010101010101ULL
+#define LO7_ 0x7f7f7f7f7f7f7f7fULL
+
+/* High bit of each byte of `x` that equals `c` (exact, no borrow leaks). */
+static __always_inline __u64 eq_bytes(__u64 x, __u64 c)
+{
+	__u64 v = x ^ (c * ONES_);
+	__u64 t = (v & LO7_) + LO7_;
+	return ~(t | v | LO7_);
+}
+
+/* Does the absolute path `s` (`len` bytes, NUL at s[len]) hold `//`,
+ * `/./`, `/../` or end in `/.` / `/..`? Userspace normalises such paths, so
+ * the raw bytes cannot be compared with the prefixes. Eight bytes at a time:
+ * windows every 5 bytes, each testing the 5 positions it can see 3 bytes
+ * beyond; positions at or past the NUL are masked out. */
+static __always_inline bool path_unclean(const __u8 *s, __u32 len)
+{
+	for (__u32 w = 0; w < (VG_PKEY_PATH + 4) / 5; w++) {
+		__u32 o = w * 5;
+		if (o >= len)
+			break;
+		__u64 x;
+		__builtin_memcpy(&x, s + o, 8);
+		__u64 sl = eq_bytes(x, '/');
+		__u64 dot = eq_bytes(x, '.');
+		__u64 end = sl | eq_bytes(x, 0);
+		__u64 d = sl & ((sl >> 8) | ((dot >> 8) & ((end >> 16) | ((dot >> 16) & (end >> 24)))));
+		__u32 k = len - o;
+		if (k > 5)
+			k = 5;
+		if (d & ((1ULL << (8 * k)) - 1))
+			return true;
+	}
+	return false;
+}
+
+/* The open's flags say it writes (O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND,
+ * as userspace's `file.write`); -1 when openat2's open_how is unreadable. */
+static __always_inline int open_writes(struct pending *p)
+{
+	__u64 f = p->a2;
+
+	if (p->nr == NR_openat2 && bpf_probe_read_user(&f, sizeof(f), (void *)p->a2))
+		return -1;
+	return (f & (01 | 02 | 0100 | 01000 | 02000)) != 0;
+}
+
+/* Raw path check: unreadable, empty, relative, unnormalised or long paths
+ * pass; a clean absolute path passes when its longest prefix in f_path
+ * (generation `gen`) allows it. */
+static __always_inline bool path_passes(__u32 gen, const char *upath, int write)
+{
+	__u32 zero = 0;
+	struct path_buf *b = bpf_map_lookup_elem(&pathbuf, &zero);
+
+	if (!b)
+		return true;
+	long n = bpf_probe_read_user_str(&b->k.data[1], VG_PKEY_DATA - 1, upath);
+	if (n <= 1)
+		return true;
+	__u32 len = n - 1;
+	if (len >= VG_PKEY_PATH || b->k.data[1] != '/')
+		return true;
+	if (path_unclean(&b->k.data[1], len))
+		return true;
+	b->k.data[0] = gen;
+	b->k.prefixlen = 8 * (len + 1);
+	__u8 *v = bpf_map_lookup_elem(&f_path, &b->k);
+	if (!v)
+		return false;
+	return (*v & VP_ANY) || ((*v & VP_WRITE) && write);
+}
+
+/* Filter for an open at sys_enter (arguments in `p`); counts `seen` and
+ * `passed`. Process sets first, then the write flag, then the path: a
+ * rejected open costs the set lookups, one user-string copy and one LPM
+ * lookup. */
+static __always_inline bool pass_open(struct filter_state *st, struct pending *p)
+{
+	__u32 gen;
+	struct filter_cfg *cfg;
+
+	count_seen(VG_OPEN);
+	cfg = get_cfg(st, &gen);
+	if (!cfg)
+		return false;
+	__u8 mode = cfg->mode[VG_OPEN];
+	if (mode == VM_DROP)
+		return false;
+	if (mode == VM_PASS_ALL)
+		goto pass;
+	if (match_sets(cfg, gen, VG_OPEN, bpf_get_current_pid_tgid() >> 32, NULL, NULL, 0))
+		goto pass;
+	if (!(cfg->has & (VH_PATH | VH_WRITE)))
+		return false;
+	int w = open_writes(p);
+	if (w < 0 || (w && (cfg->has & VH_WRITE)))
+		goto pass;
+	if (!(cfg->has & VH_PATH) || !path_passes(gen, (const char *)p->a1, w))
+		return false;
+pass:
+	count_passed(VG_OPEN);
 	return true;
 }
 
@@ -595,9 +719,9 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if ((pid_tgid >> 32) == st->self_tgid)
 		return 0;
-	if (!pass_current(st, type))
-		return 0;
 	p.nr = id;
+	if (type == VG_OPEN ? !pass_open(st, &p) : !pass_current(st, type))
+		return 0;
 	struct pending *slot = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
 						    BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (slot)

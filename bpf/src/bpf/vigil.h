@@ -27,6 +27,16 @@
 #define VH_PCOMM 2
 #define VH_PID 4
 #define VH_CGROUP 8
+#define VH_PATH 16  /* open: check the raw path (unnormalised paths pass, clean ones by f_path) */
+#define VH_WRITE 32 /* open: every open that writes passes */
+
+/* f_path values (userspace ORs each entry with its ancestors' flags, since
+ * an LPM lookup returns only the longest match) */
+#define VP_ANY 1   /* any open below this prefix passes */
+#define VP_WRITE 2 /* opens that write below this prefix pass */
+
+#define VG_PKEY_DATA 256 /* LPM data: generation byte + path bytes (LPM_DATA_SIZE_MAX) */
+#define VG_PKEY_PATH 254 /* raw paths this long or longer are not looked up: they pass */
 
 #define VG_COMM_LEN 16
 #define VG_FILENAME_MAX 512
@@ -133,6 +143,18 @@ struct cg_key {
 	__u32 gen;
 	__u32 pad;
 	__u64 cgid;
+};
+
+struct path_key {
+	__u32 prefixlen; /* bits: 8 * (1 + path bytes) */
+	__u8 data[VG_PKEY_DATA]; /* generation, then the path (no NUL) */
+};
+
+/* per-CPU buffer the enter-time path check copies the path into; the slack
+ * lets the 8-byte scan read past the last window */
+struct path_buf {
+	struct path_key k;
+	__u8 slack[8];
 };
 
 struct owner {
