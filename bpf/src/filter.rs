@@ -34,6 +34,7 @@ pub const HAS_PCOMM: u8 = 2;
 pub const HAS_PID: u8 = 4;
 pub const HAS_PATH: u8 = 16;
 pub const HAS_WRITE: u8 = 32;
+pub const HAS_SUFFIX: u8 = 64;
 
 /// `f_path` value bits.
 pub const PATH_ANY: u8 = 1;
@@ -61,6 +62,9 @@ pub struct FilterPlan {
     /// Open: path prefix bytes → `PATH_ANY | PATH_WRITE`, each already ORed
     /// with the flags of the set's prefixes of it (LPM returns the longest).
     pub paths: BTreeMap<Vec<u8>, u8>,
+    /// Open: path suffix bytes (not reversed) → flags, each ORed with the
+    /// flags of the set's suffixes of it.
+    pub suffixes: BTreeMap<Vec<u8>, u8>,
     /// Open: check raw paths (`HAS_PATH`).
     pub open_paths: bool,
     /// Open: every write passes (`HAS_WRITE`).
@@ -94,10 +98,24 @@ impl FilterPlan {
                         for p in sets.write_prefixes.iter().filter(fits) {
                             *plan.paths.entry(p.as_bytes().to_vec()).or_default() |= PATH_WRITE;
                         }
+                        for p in sets.path_suffixes.iter().filter(fits) {
+                            *plan.suffixes.entry(p.as_bytes().to_vec()).or_default() |= PATH_ANY;
+                        }
+                        for p in sets.write_suffixes.iter().filter(fits) {
+                            *plan.suffixes.entry(p.as_bytes().to_vec()).or_default() |= PATH_WRITE;
+                        }
                         let own = plan.paths.clone();
                         for (k, v) in plan.paths.iter_mut() {
                             for (a, f) in &own {
                                 if k.starts_with(a) {
+                                    *v |= f;
+                                }
+                            }
+                        }
+                        let own = plan.suffixes.clone();
+                        for (k, v) in plan.suffixes.iter_mut() {
+                            for (a, f) in &own {
+                                if k.ends_with(a) {
                                     *v |= f;
                                 }
                             }
@@ -140,6 +158,9 @@ impl FilterPlan {
         if self.open_writes {
             h |= HAS_WRITE;
         }
+        if !self.suffixes.is_empty() {
+            h |= HAS_SUFFIX;
+        }
         h
     }
 
@@ -176,10 +197,16 @@ impl FilterPlan {
             .iter()
             .filter(|(p, _)| raw.starts_with(p))
             .max_by_key(|(p, _)| p.len());
-        match longest {
+        let allows = |v: Option<(&Vec<u8>, &u8)>| match v {
             Some((_, &v)) => v & PATH_ANY != 0 || (v & PATH_WRITE != 0 && write),
             None => false,
-        }
+        };
+        let longest_suffix = self
+            .suffixes
+            .iter()
+            .filter(|(p, _)| raw.ends_with(p))
+            .max_by_key(|(p, _)| p.len());
+        allows(longest) || allows(longest_suffix)
     }
 
     /// The kernel decision for a process, as the BPF program computes it.
@@ -268,6 +295,8 @@ mod tests {
         let sets = FilterSets {
             comms: strs(&["httpd"]),
             path_prefixes: strs(&["/etc/shadow", "/etc/pam.d/", &long]),
+            path_suffixes: strs(&["/.ssh/id_rsa", "/config"]),
+            write_suffixes: strs(&["/.ssh/authorized_keys", "/release_agent", "_agent"]),
             write_prefixes: strs(&["/etc/", "/var/spool/cron/"]),
             unclean_paths: true,
             ..Default::default()
@@ -288,6 +317,8 @@ mod tests {
         assert_eq!(plan.paths[b"/etc/shadow".as_slice()], PATH_ANY | PATH_WRITE);
         assert_eq!(plan.paths[b"/etc/".as_slice()], PATH_WRITE);
         assert_eq!(plan.paths.len(), 4);
+        assert_eq!(plan.suffixes[b"/release_agent".as_slice()], PATH_WRITE);
+        assert_eq!(plan.has() & HAS_SUFFIX, HAS_SUFFIX);
         let long_clean = format!("/etc/{}", "y".repeat(260));
         let raws = [
             "/etc/shadow",

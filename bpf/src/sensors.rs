@@ -64,6 +64,7 @@ pub(crate) struct Maps {
     f_pcomm: MapHandle,
     f_pid: MapHandle,
     f_path: MapHandle,
+    f_suffix: MapHandle,
     owners: MapHandle,
 }
 
@@ -137,6 +138,7 @@ impl Sensors {
             f_pcomm: handle("f_pcomm")?,
             f_pid: handle("f_pid")?,
             f_path: handle("f_path")?,
+            f_suffix: handle("f_suffix")?,
             owners: handle("owners")?,
         };
         let self_tgid = std::process::id();
@@ -264,6 +266,13 @@ impl Sensors {
                 .update(&Self::path_key(gen, p), &[*v], MapFlags::ANY)
                 .map_err(map_err("f_path"))?;
         }
+        for (p, v) in &plan.suffixes {
+            let rev: Vec<u8> = p.iter().rev().copied().collect();
+            self.maps
+                .f_suffix
+                .update(&Self::path_key(gen, &rev), &[*v], MapFlags::ANY)
+                .map_err(map_err("f_suffix"))?;
+        }
         let mut cfg = [0u8; 16];
         cfg[..6].copy_from_slice(&plan.modes);
         cfg[8] = plan.has();
@@ -306,6 +315,10 @@ impl Sensors {
         for p in plan.paths.keys() {
             let _ = self.maps.f_path.delete(&Self::path_key(gen, p));
         }
+        for p in plan.suffixes.keys() {
+            let rev: Vec<u8> = p.iter().rev().copied().collect();
+            let _ = self.maps.f_suffix.delete(&Self::path_key(gen, &rev));
+        }
     }
 
     /// Write `filter` into the kernel without a gap: the new generation's map
@@ -332,6 +345,7 @@ impl Sensors {
             pcomms = plan.pcomms.len(),
             pids = plan.pids.len(),
             paths = plan.paths.len(),
+            suffixes = plan.suffixes.len(),
             open_writes = plan.open_writes,
             "kernel filter written"
         );

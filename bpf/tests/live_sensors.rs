@@ -165,7 +165,7 @@ async fn filtered_open_reaches_userspace_and_excluded_does_not() {
 
 /// A filter on path prefixes only: opens of a non-matching absolute path are
 /// seen but rejected in the kernel (no record), opens below a prefix, of a
-/// relative path and of an unnormalised path pass, and a write-only prefix
+/// relative path, of an unnormalised path and ending in a suffix pass, and a write-only prefix
 /// passes writes but not reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_prefix_filter_in_the_kernel() {
@@ -186,6 +186,7 @@ async fn path_prefix_filter_in_the_kernel() {
     f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
         path_prefixes: [yes.clone()].into(),
         write_prefixes: [wr.clone()].into(),
+        path_suffixes: [format!(".{id}s")].into(),
         unclean_paths: true,
         ..Default::default()
     });
@@ -210,6 +211,7 @@ async fn path_prefix_filter_in_the_kernel() {
     let inside = format!("{yes}a");
     let dirty = format!("{root}/no/../yes-not/b");
     let written = format!("{wr}w");
+    let suffixed = format!("{root}/no/deeper/than/one/word/z.{id}s");
     let _ = Command::new(&cat).arg(&inside).output().unwrap();
     let _ = Command::new(&cat)
         .arg("rel-vgp")
@@ -221,7 +223,8 @@ async fn path_prefix_filter_in_the_kernel() {
         .args(["-c", &format!(": > {written}")])
         .output()
         .unwrap();
-    let mut want: Vec<String> = vec![inside, "rel-vgp".into(), dirty, written];
+    let _ = Command::new(&cat).arg(&suffixed).output().unwrap();
+    let mut want: Vec<String> = vec![inside, "rel-vgp".into(), dirty, written, suffixed];
     let mut leaked = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !want.is_empty() && Instant::now() < deadline {

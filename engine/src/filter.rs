@@ -9,6 +9,7 @@
 //! `proc.pname ==/in`, `proc.pid ==/in`, `proc.cgroup ==/in`, `proc.unit
 //! ==/in`, `container.id ==/in`, and for open events `file.path ==/in`,
 //! `file.path.starts_with(p)`, `glob(file.path, pat)` (its literal prefix),
+//! `file.path.ends_with(s)` (a suffix),
 //! `file.write`, `file.write` together with a path term (prefixes that pass
 //! writes only), and terms that only hold for paths userspace must normalise
 //! (`!file.path_raw.starts_with("/")`, `file.path_raw.contains("/../")`); a
@@ -19,11 +20,10 @@
 //!
 //! Paths: the kernel sees the raw path (`file.path_raw`), not the normalised
 //! `file.path`. A raw path that is not absolute, contains `//`, `/./`,
-//! `/../`, ends in `/.` or `/..`, or is [`PATH_KEY_MAX`] bytes or longer is
-//! *unclean* and passes whenever the type has any path term; a clean raw path
-//! is compared against the prefixes (its normalised form is the raw path
-//! minus a trailing `/`, so a prefix of the normalised path is a prefix of
-//! the raw one).
+//! `/../`, ends in `/`, `/.` or `/..`, or is [`PATH_KEY_MAX`] bytes or longer
+//! is *unclean* and passes whenever the type has any path term; a clean raw
+//! path equals its normalised form and is compared against the prefixes and
+//! suffixes.
 //!
 //! `cgroups` entries are tagged strings: `cgroup:<cgroup v2 path>`,
 //! `unit:<systemd unit>`, `container:<container id>`.
@@ -58,10 +58,10 @@ pub fn truncate_comm(s: &str) -> &str {
 
 /// True when the kernel cannot compare this raw path with the prefixes
 /// (userspace normalises it): not absolute, `//`, `/./`, `/../`, a trailing
-/// `/.` or `/..`, or [`PATH_KEY_MAX`] bytes or longer.
+/// `/`, `/.` or `/..`, or [`PATH_KEY_MAX`] bytes or longer.
 pub fn raw_path_unclean(raw: &str) -> bool {
     let b = raw.as_bytes();
-    if b.first() != Some(&b'/') || b.len() >= PATH_KEY_MAX {
+    if b.first() != Some(&b'/') || b.len() >= PATH_KEY_MAX || b.last() == Some(&b'/') {
         return true;
     }
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
@@ -106,6 +106,11 @@ pub struct FilterSets {
     /// Open: a clean raw path starting with one of these passes when the
     /// open writes (`file.write`).
     pub write_prefixes: BTreeSet<String>,
+    /// Open: a clean raw path ending with one of these passes.
+    pub path_suffixes: BTreeSet<String>,
+    /// Open: a clean raw path ending with one of these passes when the open
+    /// writes.
+    pub write_suffixes: BTreeSet<String>,
     /// Unclean raw paths pass (see [`raw_path_unclean`]); for other event
     /// types (no path: an empty raw path) this passes everything. Implied for
     /// open events whenever there are prefixes.
@@ -123,6 +128,8 @@ impl FilterSets {
             + self.cgroups.len()
             + self.path_prefixes.len()
             + self.write_prefixes.len()
+            + self.path_suffixes.len()
+            + self.write_suffixes.len()
             + usize::from(self.unclean_paths)
             + usize::from(self.writes)
     }
@@ -137,14 +144,18 @@ impl FilterSets {
             + self.pcomms.len()
             + self.pids.len()
             + self.cgroups.len()
-            + 16 * self.write_prefixes.len()
-            + 64 * self.path_prefixes.len()
+            + 16 * (self.write_prefixes.len() + self.write_suffixes.len())
+            + 64 * (self.path_prefixes.len() + self.path_suffixes.len())
             + if self.unclean_paths { 32 } else { 0 }
             + if self.writes { 10_000 } else { 0 }
     }
     /// True when any path term is present (the kernel checks the path).
     pub fn has_paths(&self) -> bool {
-        self.unclean_paths || !self.path_prefixes.is_empty() || !self.write_prefixes.is_empty()
+        self.unclean_paths
+            || !self.path_prefixes.is_empty()
+            || !self.write_prefixes.is_empty()
+            || !self.path_suffixes.is_empty()
+            || !self.write_suffixes.is_empty()
     }
     /// Add every value of `other`.
     pub fn union_with(&mut self, other: &FilterSets) {
@@ -156,6 +167,10 @@ impl FilterSets {
             .extend(other.path_prefixes.iter().cloned());
         self.write_prefixes
             .extend(other.write_prefixes.iter().cloned());
+        self.path_suffixes
+            .extend(other.path_suffixes.iter().cloned());
+        self.write_suffixes
+            .extend(other.write_suffixes.iter().cloned());
         self.unclean_paths |= other.unclean_paths;
         self.writes |= other.writes;
     }
@@ -201,6 +216,12 @@ impl FilterSets {
                     .write_prefixes
                     .iter()
                     .any(|p| raw.starts_with(p.as_str())))
+            || self.path_suffixes.iter().any(|p| raw.ends_with(p.as_str()))
+            || (write
+                && self
+                    .write_suffixes
+                    .iter()
+                    .any(|p| raw.ends_with(p.as_str())))
     }
     /// Human form for `vigil explain`.
     pub fn describe(&self) -> String {
@@ -224,6 +245,15 @@ impl FilterSets {
             parts.push(format!(
                 "write with path prefix in {:?}",
                 self.write_prefixes
+            ));
+        }
+        if !self.path_suffixes.is_empty() {
+            parts.push(format!("path suffix in {:?}", self.path_suffixes));
+        }
+        if !self.write_suffixes.is_empty() {
+            parts.push(format!(
+                "write with path suffix in {:?}",
+                self.write_suffixes
             ));
         }
         if self.writes {
@@ -298,7 +328,8 @@ fn is_pure_path(s: &FilterSets) -> bool {
         && s.cgroups.is_empty()
         && !s.writes
         && s.write_prefixes.is_empty()
-        && !s.path_prefixes.is_empty()
+        && s.write_suffixes.is_empty()
+        && (!s.path_prefixes.is_empty() || !s.path_suffixes.is_empty())
 }
 
 /// Raw-path substrings that make a raw path unclean.
@@ -362,6 +393,14 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
         Node::Str(StrOp::StartsWith, Operand::Field(Field::FilePath), Operand::Str(p)) => {
             prefixes([p.to_string()])
         }
+        Node::Str(StrOp::EndsWith, Operand::Field(Field::FilePath), Operand::Str(p)) => {
+            let mut s = prefixes([])?;
+            if !usable_prefix(p) {
+                return None;
+            }
+            s.path_suffixes.insert(p.to_string());
+            Some(s)
+        }
         Node::Glob(Operand::Field(Field::FilePath), g) => {
             prefixes([glob_prefix(g.glob().glob()).to_string()])
         }
@@ -405,6 +444,7 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
                     .min_by_key(|c| c.cost())
                     .map(|c| FilterSets {
                         write_prefixes: c.path_prefixes.clone(),
+                        write_suffixes: c.path_suffixes.clone(),
                         unclean_paths: true,
                         ..Default::default()
                     })
@@ -499,15 +539,8 @@ mod tests {
         ] {
             assert!(raw_path_unclean(p), "{p}");
         }
-        for p in [
-            "/",
-            "/etc/shadow",
-            "/etc/",
-            "/a/.b",
-            "/a/..b",
-            "/a/b.",
-            "/home/u/.ssh/x",
-        ] {
+        assert!(raw_path_unclean("/etc/") && raw_path_unclean("/"));
+        for p in ["/etc/shadow", "/a/.b", "/a/..b", "/a/b.", "/home/u/.ssh/x"] {
             assert!(!raw_path_unclean(p), "{p}");
         }
         assert!(!raw_path_unclean(&format!(
@@ -544,6 +577,18 @@ mod tests {
         // unclean raw paths pass whatever they normalise to
         assert!(f.passes(&open_ev("x", "/tmp/x", 0, "cat")));
         assert!(f.passes(&open_ev("/tmp/../tmp/x", "/tmp/x", 0, "cat")));
+        f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
+            path_suffixes: ["/.ssh/id_rsa".to_string()].into(),
+            ..Default::default()
+        });
+        assert!(f.passes(&open_ev("/root/.ssh/id_rsa", "/root/.ssh/id_rsa", 0, "cat")));
+        assert!(!f.passes(&open_ev(
+            "/root/.ssh/id_rsa.pub",
+            "/root/.ssh/id_rsa.pub",
+            0,
+            "cat"
+        )));
+        assert!(f.passes(&open_ev("id_rsa", "/root/.ssh/id_rsa", 0, "cat")));
         // exec has no path: a prefix term cannot match it
         assert!(!f.passes(&Event::new(EventType::Exec)));
         // writes alone
@@ -588,10 +633,15 @@ mod tests {
         assert_eq!(term(r#"glob(file.path, "*/shadow")"#), None);
         assert_eq!(term(r#"file.path.starts_with("")"#), None);
         assert_eq!(
-            term(r#"file.path.starts_with("/a") || file.path.ends_with("/b")"#),
+            term(r#"file.path.starts_with("/a") || file.path.contains("/b")"#),
             None
         );
         assert_eq!(term(r#"file.path_raw.contains("../")"#), None);
+        let t = term(r#"file.write && (file.path.ends_with("/.ssh/authorized_keys") || file.path in ["/x"])"#).unwrap();
+        assert_eq!(t.write_suffixes, set(&["/.ssh/authorized_keys"]));
+        assert_eq!(t.write_prefixes, set(&["/x"]));
+        assert!(t.path_suffixes.is_empty() && !t.writes);
+        assert_eq!(term(r#"file.path.ends_with("")"#), None);
         let t = term(r#"(!file.path_raw.starts_with("/") || file.path_raw.contains("/../")) && regex(file.path, "x")"#).unwrap();
         assert!(t.unclean_paths && t.path_prefixes.is_empty());
         // exceptions never narrow

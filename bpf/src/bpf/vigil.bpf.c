@@ -94,6 +94,15 @@ struct {
 	__type(value, __u8);
 } f_path SEC(".maps");
 
+/* open path suffixes, keyed {generation byte, reversed path bytes} */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 8192);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct path_key);
+	__type(value, __u8);
+} f_suffix SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -292,10 +301,16 @@ static __always_inline int open_writes(struct pending *p)
 	return (f & (01 | 02 | 0100 | 01000 | 02000)) != 0;
 }
 
-/* Raw path check: unreadable, empty, relative, unnormalised or long paths
- * pass; a clean absolute path passes when its longest prefix in f_path
- * (generation `gen`) allows it. */
-static __always_inline bool path_passes(__u32 gen, const char *upath, int write)
+static __always_inline bool path_flags_pass(__u8 *v, int write)
+{
+	return v && ((*v & VP_ANY) || ((*v & VP_WRITE) && write));
+}
+
+/* Raw path check: unreadable, empty, relative, unnormalised (including a
+ * trailing `/`) or long paths pass; a clean absolute path passes when its
+ * longest prefix in f_path, or its longest suffix in f_suffix (generation
+ * `gen`), allows it. */
+static __always_inline bool path_passes(__u32 gen, __u8 has, const char *upath, int write)
 {
 	__u32 zero = 0;
 	struct path_buf *b = bpf_map_lookup_elem(&pathbuf, &zero);
@@ -306,16 +321,31 @@ static __always_inline bool path_passes(__u32 gen, const char *upath, int write)
 	if (n <= 1)
 		return true;
 	__u32 len = n - 1;
-	if (len >= VG_PKEY_PATH || b->k.data[1] != '/')
+	if (len >= VG_PKEY_PATH || b->k.data[1] != '/' || b->k.data[len & 0xff] == '/')
 		return true;
 	if (path_unclean(&b->k.data[1], len))
 		return true;
 	b->k.data[0] = gen;
 	b->k.prefixlen = 8 * (len + 1);
-	__u8 *v = bpf_map_lookup_elem(&f_path, &b->k);
-	if (!v)
+	if (path_flags_pass(bpf_map_lookup_elem(&f_path, &b->k), write))
+		return true;
+	if (!(has & VH_SUFFIX))
 		return false;
-	return (*v & VP_ANY) || ((*v & VP_WRITE) && write);
+	/* reverse the path 8 bytes at a time: word j of r is the byte-swapped
+	 * word ending 8*j bytes before the path's end (the pad absorbs the
+	 * bytes before the path's start; they land past r's prefix length) */
+	const __u8 *base = &b->k.data[1] - 8;
+	for (__u32 j = 0; j < 32; j++) {
+		if (8 * j >= len)
+			break;
+		__u64 x;
+		__builtin_memcpy(&x, base + ((len - 8 * j) & 0xff), 8);
+		x = __builtin_bswap64(x);
+		__builtin_memcpy(&b->r.data[1 + 8 * j], &x, 8);
+	}
+	b->r.data[0] = gen;
+	b->r.prefixlen = 8 * (len + 1);
+	return path_flags_pass(bpf_map_lookup_elem(&f_suffix, &b->r), write);
 }
 
 /* Filter for an open at sys_enter (arguments in `p`); counts `seen` and
@@ -343,7 +373,7 @@ static __always_inline bool pass_open(struct filter_state *st, struct pending *p
 	int w = open_writes(p);
 	if (w < 0 || (w && (cfg->has & VH_WRITE)))
 		goto pass;
-	if (!(cfg->has & VH_PATH) || !path_passes(gen, (const char *)p->a1, w))
+	if (!(cfg->has & VH_PATH) || !path_passes(gen, cfg->has, (const char *)p->a1, w))
 		return false;
 pass:
 	count_passed(VG_OPEN);

@@ -29,6 +29,7 @@
 #define VH_CGROUP 8
 #define VH_PATH 16  /* open: check the raw path (unnormalised paths pass, clean ones by f_path) */
 #define VH_WRITE 32 /* open: every open that writes passes */
+#define VH_SUFFIX 64 /* open: f_suffix holds entries */
 
 /* f_path values (userspace ORs each entry with its ancestors' flags, since
  * an LPM lookup returns only the longest match) */
@@ -150,11 +151,15 @@ struct path_key {
 	__u8 data[VG_PKEY_DATA]; /* generation, then the path (no NUL) */
 };
 
-/* per-CPU buffer the enter-time path check copies the path into; the slack
- * lets the 8-byte scan read past the last window */
+/* per-CPU buffer the enter-time path check copies the path into (`k`) and
+ * reverses it into (`r`, for the suffix trie); the pads let the 8-byte
+ * loads and stores run past either end */
 struct path_buf {
+	__u8 pad[8];
 	struct path_key k;
 	__u8 slack[8];
+	struct path_key r;
+	__u8 slack2[8];
 };
 
 struct owner {
