@@ -125,7 +125,7 @@ cat > "$TMP/rules/userspace/userspace.yaml" <<'EOF'
 - rule: bench userspace open
   desc: benchmark rule every open reaches in userspace
   events: [open]
-  condition: file.path.ends_with("/vigil-bench-never-matches")
+  condition: file.path.contains("/vigil-bench-never-matches/")
   output: "userspace open {file.path}"
   priority: debug
 - rule: bench userspace connect
@@ -146,6 +146,18 @@ cat > "$TMP/rules/latency/99-bench-latency.yaml" <<EOF
   output: "latency probe {file.path}"
   priority: notice
 EOF
+# What the kernel filter makes of each rule set (`vigil explain`), so the
+# output shows that "scoped" really is dropped in the kernel and "userspace"
+# really passes everything.
+explain_rules() {
+  [[ -x $VIGIL ]] || return 0
+  local d
+  for d in scoped userspace; do
+    echo "kernel filter for the $d rules (vigil explain):"
+    "$VIGIL" explain --rules "$TMP/rules/$d" 2>&1 | sed '/^rules:/,$d' | sed 's/^/    /'
+  done
+  echo
+}
 HAVE_DEFAULT_RULES=0
 if compgen -G "$RULES_DIR/*.yaml" >/dev/null; then
   HAVE_DEFAULT_RULES=1
@@ -299,6 +311,7 @@ foreign_bpf() { # foreign_bpf WHEN
   [[ -z $f ]] || printf 'WARNING: tracing BPF programs of other processes loaded %s (they tax every agent, the baseline too): %s\n\n' "$1" "$f"
 }
 foreign_bpf "before the loops"
+explain_rules
 log "machine: $(nproc) CPUs, kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 log "nice level of loops and agents: $NICE"
 log "agents: ${AGENTS[*]}; rounds: $ROUNDS x $REPS reps; open N=$OPEN_N exec N=$EXEC_N connect N=$CONN_N syscall N=$NULL_N"
