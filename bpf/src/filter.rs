@@ -164,6 +164,27 @@ impl FilterPlan {
         h
     }
 
+    /// The `type_has` byte of one event type: which maps hold its bit (and
+    /// for open, the path bits). The kernel consults only those maps.
+    pub fn type_has(&self, type_index: usize) -> u8 {
+        let bit = 1u8 << type_index;
+        let any = |m: &BTreeMap<[u8; 16], u8>| m.values().any(|v| v & bit != 0);
+        let mut h = 0;
+        if any(&self.comms) {
+            h |= HAS_COMM;
+        }
+        if any(&self.pcomms) {
+            h |= HAS_PCOMM;
+        }
+        if self.pids.values().any(|v| v & bit != 0) {
+            h |= HAS_PID;
+        }
+        if type_index == EventType::Open.index() {
+            h |= self.has() & (HAS_PATH | HAS_WRITE | HAS_SUFFIX);
+        }
+        h
+    }
+
     /// The kernel decision for an open at sys_enter, as the BPF program
     /// computes it from the raw path bytes and the flags.
     pub fn passes_open(&self, comm: &str, pcomm: &str, tgid: u32, raw: &[u8], flags: u32) -> bool {
@@ -259,6 +280,9 @@ mod tests {
         let p = FilterPlan::from_filter(&f);
         assert_eq!(p.modes, [2, 2, 1, 0, 1, 0]);
         assert_eq!(p.has(), HAS_COMM | HAS_PCOMM | HAS_PID);
+        assert_eq!(p.type_has(0), HAS_PCOMM);
+        assert_eq!(p.type_has(1), HAS_COMM | HAS_PID);
+        assert_eq!(p.type_has(4), 0);
         // exec: only via parent nginx
         assert!(p.passes(0, "sh", "nginx", 1));
         assert!(!p.passes(0, "nginx", "bash", 1));

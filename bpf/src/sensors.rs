@@ -273,9 +273,12 @@ impl Sensors {
                 .update(&Self::path_key(gen, &rev), &[*v], MapFlags::ANY)
                 .map_err(map_err("f_suffix"))?;
         }
-        let mut cfg = [0u8; 16];
+        let mut cfg = [0u8; 24];
         cfg[..6].copy_from_slice(&plan.modes);
         cfg[8] = plan.has();
+        for i in 0..6 {
+            cfg[16 + i] = plan.type_has(i);
+        }
         self.maps
             .fcfg
             .update(&gen.to_ne_bytes(), &cfg, MapFlags::ANY)

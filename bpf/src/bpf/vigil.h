@@ -121,8 +121,9 @@ struct counters {
 
 struct filter_cfg {
 	__u8 mode[8];
-	__u8 has;
+	__u8 has; /* VH_* of every type together */
 	__u8 pad[7];
+	__u8 type_has[8]; /* VH_* per event type: which maps hold that type's bit */
 };
 
 struct filter_state {
