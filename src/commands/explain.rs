@@ -1,8 +1,8 @@
 //! `vigil explain --rules PATH... [--json]`: the kernel first-stage filter
 //! derived from the rules, per event type, and what each rule contributed
 //! (or why it forces pass-all). For open events that includes the path
-//! prefixes (any open / writes only), "every write" and whether unnormalised
-//! raw paths pass.
+//! prefixes and suffixes (any open / writes only), "every write" and whether
+//! unnormalised raw paths pass.
 
 use std::process::ExitCode;
 
@@ -23,6 +23,7 @@ fn sets_json(s: &FilterSets) -> Value {
     json!({
         "comms": s.comms, "pcomms": s.pcomms, "pids": s.pids, "cgroups": s.cgroups,
         "path_prefixes": s.path_prefixes, "write_prefixes": s.write_prefixes,
+        "path_suffixes": s.path_suffixes, "write_suffixes": s.write_suffixes,
         "unclean_paths": s.unclean_paths, "writes": s.writes,
     })
 }
