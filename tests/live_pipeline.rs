@@ -199,9 +199,13 @@ fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
 }
 
 /// A copy of `bin` named `name` (its comm is `name`).
+/// Copy `bin` to `dir/name` with `cp` in a child process: the write fd then
+/// never lives in this (multi-threaded) test process, where a sibling test's
+/// fork could inherit it and make the exec fail with ETXTBSY.
 fn copy_named(dir: &Path, bin: &str, name: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::copy(bin, &p).unwrap();
+    let st = Command::new("cp").arg(bin).arg(&p).status().unwrap();
+    assert!(st.success(), "cp {bin} {}", p.display());
     p
 }
 
