@@ -185,6 +185,23 @@ impl FilterPlan {
         h
     }
 
+    /// `f_tail` entries: the last two bytes (`b[len-2] << 8 | b[len-1]`) a
+    /// path can end with and still match a suffix (every second-to-last
+    /// byte for a one-byte suffix).
+    pub fn tails(&self) -> std::collections::BTreeSet<u16> {
+        let mut out = std::collections::BTreeSet::new();
+        for p in self.suffixes.keys() {
+            match p.as_slice() {
+                [.., a, b] => {
+                    out.insert(u16::from(*a) << 8 | u16::from(*b));
+                }
+                [b] => out.extend((0..=255u16).map(|a| a << 8 | u16::from(*b))),
+                [] => {}
+            }
+        }
+        out
+    }
+
     /// The kernel decision for an open at sys_enter, as the BPF program
     /// computes it from the raw path bytes and the flags.
     pub fn passes_open(&self, comm: &str, pcomm: &str, tgid: u32, raw: &[u8], flags: u32) -> bool {
@@ -222,6 +239,10 @@ impl FilterPlan {
             Some((_, &v)) => v & PATH_ANY != 0 || (v & PATH_WRITE != 0 && write),
             None => false,
         };
+        let tail = u16::from(raw[raw.len().saturating_sub(2)]) << 8 | u16::from(raw[raw.len() - 1]);
+        if !self.tails().contains(&tail) {
+            return allows(longest);
+        }
         let longest_suffix = self
             .suffixes
             .iter()
@@ -343,6 +364,12 @@ mod tests {
         assert_eq!(plan.paths.len(), 4);
         assert_eq!(plan.suffixes[b"/release_agent".as_slice()], PATH_WRITE);
         assert_eq!(plan.has() & HAS_SUFFIX, HAS_SUFFIX);
+        assert!(plan
+            .tails()
+            .contains(&(u16::from(b'n') << 8 | u16::from(b't'))));
+        assert!(!plan
+            .tails()
+            .contains(&(u16::from(b'l') << 8 | u16::from(b'e'))));
         let long_clean = format!("/etc/{}", "y".repeat(260));
         let raws = [
             "/etc/shadow",

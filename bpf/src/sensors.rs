@@ -65,6 +65,7 @@ pub(crate) struct Maps {
     f_pid: MapHandle,
     f_path: MapHandle,
     f_suffix: MapHandle,
+    f_tail: MapHandle,
     owners: MapHandle,
 }
 
@@ -139,6 +140,7 @@ impl Sensors {
             f_pid: handle("f_pid")?,
             f_path: handle("f_path")?,
             f_suffix: handle("f_suffix")?,
+            f_tail: handle("f_tail")?,
             owners: handle("owners")?,
         };
         let self_tgid = std::process::id();
@@ -273,6 +275,13 @@ impl Sensors {
                 .update(&Self::path_key(gen, &rev), &[*v], MapFlags::ANY)
                 .map_err(map_err("f_suffix"))?;
         }
+        for t in plan.tails() {
+            let idx = (gen & 1) << 16 | u32::from(t);
+            self.maps
+                .f_tail
+                .update(&idx.to_ne_bytes(), &[1], MapFlags::ANY)
+                .map_err(map_err("f_tail"))?;
+        }
         let mut cfg = [0u8; 24];
         cfg[..6].copy_from_slice(&plan.modes);
         cfg[8] = plan.has();
@@ -321,6 +330,13 @@ impl Sensors {
         for p in plan.suffixes.keys() {
             let rev: Vec<u8> = p.iter().rev().copied().collect();
             let _ = self.maps.f_suffix.delete(&Self::path_key(gen, &rev));
+        }
+        for t in plan.tails() {
+            let idx = (gen & 1) << 16 | u32::from(t);
+            let _ = self
+                .maps
+                .f_tail
+                .update(&idx.to_ne_bytes(), &[0], MapFlags::ANY);
         }
     }
 

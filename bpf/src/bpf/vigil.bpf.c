@@ -103,6 +103,16 @@ struct {
 	__type(value, __u8);
 } f_suffix SEC(".maps");
 
+/* suffix pre-check: [gen << 16 | last two path bytes] is non-zero when some
+ * suffix of that generation can end there (one array load spares the
+ * reversal and the trie lookup for most paths) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 << 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} f_tail SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -345,6 +355,10 @@ static __always_inline bool path_passes(__u32 gen, __u8 has, const char *upath, 
 	if (path_flags_pass(bpf_map_lookup_elem(&f_path, &b->k), write))
 		return true;
 	if (!(has & VH_SUFFIX))
+		return false;
+	__u32 tail = (gen & 1) << 16 | (__u32)b->k.data[(len - 1) & 0xff] << 8 | b->k.data[len & 0xff];
+	__u8 *t = bpf_map_lookup_elem(&f_tail, &tail);
+	if (!t || !*t)
 		return false;
 	/* reverse the path 8 bytes at a time: word j of r is the byte-swapped
 	 * word ending 8*j bytes before the path's end (the pad absorbs the
