@@ -250,6 +250,37 @@ async fn path_prefix_filter_in_the_kernel() {
         leaked.is_empty(),
         "rejected opens reached userspace: {leaked:?}"
     );
+    // A reload flips to the other generation: the new prefix passes, the
+    // old one no longer does.
+    let yes2 = format!("{root}/yes2/");
+    f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
+        path_prefixes: [yes2.clone()].into(),
+        ..Default::default()
+    });
+    s.set_filter(&f).unwrap();
+    let live = s.live_paths();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert!(live.contains_key(yes2.as_bytes()));
+    let old = format!("{yes}again");
+    let new = format!("{yes2}b");
+    let _ = Command::new(&cat).arg(&old).output().unwrap();
+    let _ = Command::new(&cat).arg(&new).output().unwrap();
+    let mut saw_old = false;
+    let ev = wait_for(&mut rx, 5, |e| match &e.body {
+        RawBody::Open { path, .. } => {
+            saw_old |= *path == old;
+            *path == new
+        }
+        _ => false,
+    })
+    .await;
+    assert!(ev.is_some(), "open below the reloaded prefix");
+    while let Ok(e) = rx.try_recv() {
+        if matches!(&e.body, RawBody::Open { path, .. } if *path == old) {
+            saw_old = true;
+        }
+    }
+    assert!(!saw_old, "the old generation's prefix still passed");
     reader.stop().await;
 }
 
