@@ -181,8 +181,12 @@ fn service_ready_alerts_hot_reload_bad_reload_and_stop() {
     // Probe binaries: their comm is their file name.
     let probe_a = bin.join("vgprobe-a");
     let probe_b = bin.join("vgprobe-b");
-    fs::copy("/bin/true", &probe_a).unwrap();
-    fs::copy("/bin/true", &probe_b).unwrap();
+    // Copied by `cp` in a child: a write fd held by this multi-threaded test
+    // process could leak into a sibling's fork and fail the exec (ETXTBSY).
+    for p in [&probe_a, &probe_b] {
+        let st = Command::new("cp").arg("/bin/true").arg(p).status().unwrap();
+        assert!(st.success());
+    }
     save(
         &rules_d.join("50-a.yaml"),
         &probe_rule("Probe A", "vgprobe-a"),
