@@ -112,8 +112,9 @@ pub struct FilterSets {
     /// writes.
     pub write_suffixes: BTreeSet<String>,
     /// Unclean raw paths pass (see [`raw_path_unclean`]); for other event
-    /// types (no path: an empty raw path) this passes everything. Implied for
-    /// open events whenever there are prefixes.
+    /// types (no path: an empty raw path) this passes everything. For open
+    /// events it is implied by any prefix or suffix (set only by terms that
+    /// hold for unclean paths alone).
     pub unclean_paths: bool,
     /// Open: every open that writes passes.
     pub writes: bool,
@@ -306,10 +307,7 @@ fn glob_prefix(pat: &str) -> &str {
 }
 
 fn prefixes(ps: impl IntoIterator<Item = String>) -> Option<FilterSets> {
-    let mut s = FilterSets {
-        unclean_paths: true,
-        ..Default::default()
-    };
+    let mut s = FilterSets::default();
     for p in ps {
         if !usable_prefix(&p) {
             return None;
@@ -445,7 +443,7 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
                     .map(|c| FilterSets {
                         write_prefixes: c.path_prefixes.clone(),
                         write_suffixes: c.path_suffixes.clone(),
-                        unclean_paths: true,
+                        unclean_paths: c.unclean_paths,
                         ..Default::default()
                     })
             } else {
@@ -617,7 +615,7 @@ mod tests {
     fn derivation() {
         let t = term(r#"file.path.starts_with("/etc/") && evt.ret >= 0"#).unwrap();
         assert_eq!(t.path_prefixes, set(&["/etc/"]));
-        assert!(t.unclean_paths && !t.writes);
+        assert!(t.has_paths() && !t.unclean_paths && !t.writes);
         let t = term(r#"starts_with(file.path, "/a") || file.path in ["/b", "/c"] || file.path == "/d" || glob(file.path, "/e/*/f")"#).unwrap();
         assert_eq!(t.path_prefixes, set(&["/a", "/b", "/c", "/d", "/e/"]));
         let t = term(r#"file.write && file.path.starts_with("/etc/")"#).unwrap();

@@ -63,6 +63,10 @@ fn leaf() -> impl Strategy<Value = String> {
         Just("file.path_raw.contains(\"../\")".to_string()),
         Just("file.write && file.path.starts_with(\"/etc/\")".to_string()),
         Just("file.path.ends_with(\"/shadow\")".to_string()),
+        Just(
+            "file.write && (file.path == \"/tmp/x\" || file.path_raw.contains(\"/../\"))"
+                .to_string()
+        ),
         Just("file.path.ends_with(\"x\")".to_string()),
         Just("file.write && (file.path.ends_with(\"log\") || file.path == \"/tmp/x\")".to_string()),
     ]
