@@ -43,7 +43,14 @@ fn match_comms(types: &[EventType], comms: &[&str]) -> KernelFilter {
 fn copy_named(bin: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(name);
-    std::fs::copy(bin, &p).unwrap();
+    // `cp` in a child process: the write fd never lives in this multi-threaded
+    // test process, where a sibling test's fork could inherit it (ETXTBSY).
+    let st = std::process::Command::new("cp")
+        .arg(bin)
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp {bin} {}", p.display());
     (dir, p)
 }
 
