@@ -116,12 +116,12 @@ async fn run(
 ) {
     // Records written before the task started.
     let _ = rb.consume();
-    // High-rate records are written without a wake-up (one per record costs
-    // more than the record); this 10 ms consume delivers them, bounds the
-    // latency of any missed wake-up, and is one load of the producer
-    // position when the ring is empty. Lifecycle records and a backlog over
-    // 512 KiB wake the reader at once.
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(10));
+    // High-rate records wake the reader at most once a millisecond per CPU
+    // (see `rb_flags` in vigil.bpf.c); this 5 ms consume delivers the tail of
+    // a burst that no later record woke, bounds the latency of any missed
+    // wake-up, and is one load of the producer position when the ring is
+    // empty. Lifecycle records and a backlog over 512 KiB wake it at once.
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut missed = 0u64;
     loop {

@@ -441,14 +441,35 @@ static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __
 }
 
 /* Wake-up policy for high-rate records (open, connect, accept,
- * retransmit): no wake-up per record; userspace consumes on a short timer,
- * and a forced wake-up comes only when a backlog builds up. Lifecycle
- * records keep the kernel's adaptive wake-up (0). */
+ * retransmit): a wake-up per record costs more than the record, so a record
+ * wakes the reader only when this CPU has not forced one for WAKE_NS (or a
+ * backlog over WAKE_BYTES builds up). An isolated event thus wakes the reader
+ * at once, a flood costs at most 1000 wake-ups a second per CPU, and a
+ * record's wait is bounded by WAKE_NS or the reader's periodic consume.
+ * Lifecycle records keep the kernel's adaptive wake-up (0). */
 #define WAKE_BYTES (512 << 10)
+#define WAKE_NS 1000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_wake SEC(".maps");
+
 static __always_inline __u64 rb_flags(void)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKE_BYTES ? BPF_RB_FORCE_WAKEUP :
-									     BPF_RB_NO_WAKEUP;
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&last_wake, &zero);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!last || now - *last > WAKE_NS ||
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKE_BYTES) {
+		if (last)
+			*last = now;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void *scratch_buf(void)
