@@ -1,0 +1,201 @@
+//! Live test of the SHIPPED default rules (`rules/*.yaml`) in `vigil run`:
+//! real processes trip "Shell spawned by server process" (a shell started by
+//! a process named nginx), "Read sensitive file untrusted" (/etc/shadow read
+//! by an unknown program), "Shell made an outbound connection" (bash's
+//! /dev/tcp) and "Connection to common reverse-shell port" (perl connecting
+//! to a listed port), each with the fields the rule's output names. Needs
+//! root, BPF and BTF; skipped with a message otherwise, unless
+//! VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+
+use common::{copy_named, field, live_capable, unique, Vigil};
+
+/// `vigil run --json` on the repository's rules/ directory, with a config
+/// file of our own so a host /etc/vigil/vigil.yaml cannot change the outputs.
+fn start_shipped() -> Option<Vigil> {
+    live_capable()?;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigil.yaml");
+    std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let args: Vec<String> = [
+        "run",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--rules",
+        rules,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Some(Vigil::spawn(dir, &args, &[]))
+}
+
+/// The ports of the shipped `reverse_shell_ports` list, read from the rule
+/// file (so the test follows the list rather than restating it).
+fn reverse_shell_ports() -> Vec<u16> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/00-lists.yaml"))
+        .unwrap();
+    let docs: Vec<serde_yaml_ng::Value> = serde_yaml_ng::from_str(&text).unwrap();
+    let list = docs
+        .iter()
+        .find(|d| d["list"].as_str() == Some("reverse_shell_ports"))
+        .expect("reverse_shell_ports list in rules/00-lists.yaml");
+    list["items"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as u16)
+        .collect()
+}
+
+#[test]
+fn shipped_rules_fire_on_live_attacks() {
+    let Some(mut v) = start_shipped() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // (a) a web server (bash named nginx) starts a shell as its child.
+    let nginx = copy_named(dir.path(), "/bin/bash", "nginx");
+    let marker = unique("m");
+    let st = Command::new(&nginx)
+        .args(["-c", &format!("sh -c 'id; true {marker}'; true")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Shell spawned by server process"
+                && field(a, "proc.cmdline")
+                    .as_str()
+                    .is_some_and(|c| c.contains(&marker))
+        })
+        .expect("shipped rule `Shell spawned by server process` for sh under nginx");
+    assert_eq!(a["priority"], "Critical");
+    assert_eq!(a["source"], "syscall");
+    assert_eq!(field(&a, "proc.name"), "sh");
+    assert_eq!(field(&a, "proc.pname"), "nginx");
+    assert_eq!(field(&a, "evt.type"), "exec");
+    assert!(
+        a["output"]
+            .as_str()
+            .unwrap()
+            .contains("shell=sh parent=nginx"),
+        "{a}"
+    );
+    let tags: Vec<&str> = a["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"T1059.004"), "{tags:?}");
+
+    // (b) /etc/shadow read by a program no list trusts.
+    let name = unique("shr");
+    let cat = copy_named(dir.path(), "/bin/cat", &name);
+    let st = Command::new(&cat)
+        .arg("/etc/shadow")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Read sensitive file untrusted" && field(a, "proc.name") == name.as_str()
+        })
+        .expect("shipped rule `Read sensitive file untrusted` for the shadow read");
+    assert_eq!(a["priority"], "Warning");
+    assert_eq!(field(&a, "file.path"), "/etc/shadow");
+    assert_eq!(field(&a, "proc.exe"), cat.to_str().unwrap());
+    assert_eq!(field(&a, "evt.type"), "open");
+    assert!(
+        a["output"].as_str().unwrap().contains("file=/etc/shadow"),
+        "{a}"
+    );
+
+    // (c) reverse-shell style connects to a loopback listener on a port of
+    // the shipped reverse_shell_ports list (4444 unless taken).
+    let ports = reverse_shell_ports();
+    assert!(ports.contains(&4444), "{ports:?}");
+    let listener = std::iter::once(&4444)
+        .chain(ports.iter())
+        .find_map(|p| TcpListener::bind(("127.0.0.1", *p)).ok())
+        .expect("one of the reverse-shell ports is free on 127.0.0.1");
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        // Two clients: bash, then perl. Read what each sends until it closes.
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            got.push(buf);
+        }
+        got
+    });
+
+    // bash's /dev/tcp: the shell itself connects.
+    let st = Command::new("/bin/bash")
+        .args([
+            "-c",
+            &format!("exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3; exec 3>&-"),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // perl (a listed reverse-shell client) connects to the same port.
+    let mut perl = Command::new("perl")
+        .args([
+            "-MIO::Socket::INET",
+            "-e",
+            &format!(
+                "my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:{port}') or die $!; print $s \"perl\\n\"; close $s"
+            ),
+        ])
+        .spawn()
+        .expect("perl (perl-base) is installed");
+    let perl_pid = perl.id();
+    assert!(perl.wait().unwrap().success());
+    let got = server.join().unwrap();
+    assert_eq!(got, vec!["hi\n".to_string(), "perl\n".to_string()]);
+
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Shell made an outbound connection"
+                && field(a, "net.dport").as_u64() == Some(port as u64)
+        })
+        .expect("shipped rule `Shell made an outbound connection` for bash /dev/tcp");
+    assert_eq!(a["priority"], "Critical");
+    assert_eq!(field(&a, "proc.name"), "bash");
+    assert_eq!(field(&a, "net.daddr"), "127.0.0.1");
+    assert_eq!(field(&a, "net.proto"), "tcp");
+    assert_eq!(field(&a, "evt.type"), "connect");
+    assert!(
+        a["output"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("dest=127.0.0.1:{port}")),
+        "{a}"
+    );
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Connection to common reverse-shell port"
+                && field(a, "proc.pid").as_u64() == Some(perl_pid as u64)
+        })
+        .expect("shipped rule `Connection to common reverse-shell port` for perl");
+    assert_eq!(a["priority"], "Warning");
+    assert_eq!(field(&a, "proc.name"), "perl");
+    assert_eq!(field(&a, "net.daddr"), "127.0.0.1");
+    assert_eq!(field(&a, "net.dport").as_u64(), Some(port as u64));
+
+    assert_eq!(v.stop(), Some(0), "SIGTERM exits 0");
+}
