@@ -57,6 +57,16 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// GET /metrics from the daemon's exporter.
+fn scrape(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    s
+}
+
 /// One HTTP request as the test server saw it.
 #[derive(Debug)]
 struct HttpRequest {
@@ -268,6 +278,7 @@ fn one_real_alert_reaches_all_five_outputs_once() {
     serve_smtp(smtp, mail_tx);
     // webhook: a port nobody listens on yet
     let hook_port = free_port();
+    let metrics_port = free_port();
 
     let alerts_file = dir.path().join("out/alerts.jsonl");
     let cfg = dir.path().join("vigil.yaml");
@@ -276,6 +287,7 @@ fn one_real_alert_reaches_all_five_outputs_once() {
         format!(
             r#"rules: [rules.yaml]
 hostname: {HOST}
+metrics: 127.0.0.1:{metrics_port}
 shutdown_timeout: 15s
 outputs:
   stdout:
@@ -356,6 +368,30 @@ outputs:
     let hooks = collect(&hook_rx, 20, 3);
     let mails = collect(&mail_rx, 20, 3);
     let syslogs = collect(&syslog_rx, 20, 1);
+
+    // The router's counters: every sink delivered the alert once; the
+    // webhook only after failed attempts (nothing listened at first).
+    let want_sent: Vec<String> = ["stdout", "file", "syslog", "webhook", "email"]
+        .iter()
+        .map(|s| format!("vigil_sink_alerts_sent_total{{sink=\"{s}\"}} 1\n"))
+        .collect();
+    let mut body = String::new();
+    for _ in 0..75 {
+        body = scrape(metrics_port);
+        if want_sent.iter().all(|w| body.contains(w.as_str())) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for w in &want_sent {
+        assert!(body.contains(w.as_str()), "no `{}` in:\n{body}", w.trim());
+    }
+    let hook_failures: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_sink_delivery_failures_total{sink=\"webhook\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("webhook failure counter");
+    assert!(hook_failures >= 1, "the webhook was down at first:\n{body}");
 
     assert_eq!(v.stop(), Some(0), "SIGTERM exits 0");
     let more_stdout = v.drain(2);

@@ -144,14 +144,15 @@ fn shipped_rules_fire_on_live_attacks() {
     });
 
     // bash's /dev/tcp: the shell itself connects.
-    let st = Command::new("/bin/bash")
+    let mut bash = Command::new("/bin/bash")
         .args([
             "-c",
             &format!("exec 3<>/dev/tcp/127.0.0.1/{port}; echo hi >&3; exec 3>&-"),
         ])
-        .status()
+        .spawn()
         .unwrap();
-    assert!(st.success());
+    let bash_pid = bash.id();
+    assert!(bash.wait().unwrap().success());
     // perl (a listed reverse-shell client) connects to the same port.
     let mut perl = Command::new("perl")
         .args([
@@ -171,11 +172,12 @@ fn shipped_rules_fire_on_live_attacks() {
     let a = v
         .wait_alert(20, |a| {
             a["rule"] == "Shell made an outbound connection"
-                && field(a, "net.dport").as_u64() == Some(port as u64)
+                && field(a, "proc.pid").as_u64() == Some(bash_pid as u64)
         })
         .expect("shipped rule `Shell made an outbound connection` for bash /dev/tcp");
     assert_eq!(a["priority"], "Critical");
     assert_eq!(field(&a, "proc.name"), "bash");
+    assert_eq!(field(&a, "net.dport").as_u64(), Some(port as u64));
     assert_eq!(field(&a, "net.daddr"), "127.0.0.1");
     assert_eq!(field(&a, "net.proto"), "tcp");
     assert_eq!(field(&a, "evt.type"), "connect");
