@@ -302,6 +302,31 @@ pub(crate) struct RuleDef {
     pub threshold: Option<Threshold>,
 }
 
+impl RuleDef {
+    /// The keys that `append: true` and a condition-less override both
+    /// replace when given: priority, output, desc, enabled.
+    fn replace_scalars(
+        &mut self,
+        priority: Option<Priority>,
+        output: Option<Frag>,
+        desc: Option<String>,
+        enabled: Option<bool>,
+    ) {
+        if let Some(p) = priority {
+            self.priority = Some(p);
+        }
+        if let Some(o) = output {
+            self.output = Some(o);
+        }
+        if let Some(d) = desc {
+            self.desc = d;
+        }
+        if let Some(e) = enabled {
+            self.enabled = e;
+        }
+    }
+}
+
 /// Everything defined by the sources, after append/override semantics.
 #[derive(Default, Debug)]
 pub(crate) struct Defs {
@@ -832,18 +857,7 @@ impl Defs {
             r.frags.extend(frag);
             r.exceptions.extend(exceptions.unwrap_or_default());
             r.tags.extend(tags.unwrap_or_default());
-            if let Some(p) = priority {
-                r.priority = Some(p);
-            }
-            if let Some(o) = output {
-                r.output = Some(o);
-            }
-            if let Some(d) = desc {
-                r.desc = d;
-            }
-            if let Some(e) = enabled {
-                r.enabled = e;
-            }
+            r.replace_scalars(priority, output, desc, enabled);
             if let Some(ev) = events {
                 r.events = ev;
                 r.events_loc = events_loc;
@@ -880,18 +894,7 @@ impl Defs {
                 return;
             };
             let r = &mut self.rules[i];
-            if let Some(p) = priority {
-                r.priority = Some(p);
-            }
-            if let Some(o) = output {
-                r.output = Some(o);
-            }
-            if let Some(d) = desc {
-                r.desc = d;
-            }
-            if let Some(e) = enabled {
-                r.enabled = e;
-            }
+            r.replace_scalars(priority, output, desc, enabled);
             if let Some(t) = tags {
                 r.tags = t;
             }
