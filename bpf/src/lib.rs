@@ -10,6 +10,7 @@ pub mod filter;
 pub mod reader;
 pub mod sensors;
 pub mod time;
+pub mod tracefs;
 
 pub use decode::{DecodeError, RawBody, RawEvent, RawKind};
 pub use filter::FilterPlan;

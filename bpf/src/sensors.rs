@@ -108,13 +108,20 @@ impl Sensors {
             return Err(SensorError::NoBtf);
         }
         libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_log)));
+        // Per-syscall tracepoints need tracefs (libbpf reads their ids from
+        // it); without it the raw sys_enter/sys_exit programs are used, which
+        // run (and bail out early) on every syscall in the system.
+        let per_syscall = crate::tracefs::ensure_mounted();
+        if !per_syscall {
+            tracing::warn!("tracefs is not available: watching syscalls through the raw sys_enter/sys_exit hooks, which cost every syscall a little");
+        }
         // The socket-owner iterator is optional: if this kernel refuses it,
         // load everything else.
-        let obj = match Self::open_and_load(true) {
+        let obj = match Self::open_and_load(true, per_syscall) {
             Ok(obj) => obj,
             Err(e) => {
                 tracing::debug!(error = %e, "loading with the socket-owner iterator failed; retrying without it");
-                Self::open_and_load(false).map_err(|e| {
+                Self::open_and_load(false, per_syscall).map_err(|e| {
                     if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
                         SensorError::LoadDenied(e.to_string())
                     } else {
@@ -156,12 +163,18 @@ impl Sensors {
         let mut links = Vec::new();
         let mut seed = None;
         for prog in s._obj.progs_mut() {
+            if !prog.autoload() {
+                continue;
+            }
             let section = prog.section().to_string_lossy().into_owned();
             if section.starts_with("iter/") {
                 seed = Some(prog);
                 continue;
             }
-            let hook = section.trim_start_matches("tp_btf/").to_string();
+            let hook = section
+                .trim_start_matches("tp_btf/")
+                .trim_start_matches("tracepoint/syscalls/")
+                .to_string();
             let link = prog.attach().map_err(|e| SensorError::Attach {
                 hook: hook.clone(),
                 reason: e.to_string(),
@@ -185,13 +198,18 @@ impl Sensors {
         Ok(s)
     }
 
-    fn open_and_load(with_iter: bool) -> Result<Object, libbpf_rs::Error> {
+    /// Open and load the object with the optional iterator and one of the
+    /// two syscall hook sets (per-syscall tracepoints or raw sys_enter/exit).
+    fn open_and_load(with_iter: bool, per_syscall: bool) -> Result<Object, libbpf_rs::Error> {
         let mut open = ObjectBuilder::default().open_memory(OBJ)?;
-        if !with_iter {
-            for mut p in open.progs_mut() {
-                if p.section().to_string_lossy().starts_with("iter/") {
-                    p.set_autoload(false);
-                }
+        for mut p in open.progs_mut() {
+            let section = p.section().to_string_lossy().into_owned();
+            let raw_syscall = section == "tp_btf/sys_enter" || section == "tp_btf/sys_exit";
+            let skip = (!with_iter && section.starts_with("iter/"))
+                || (per_syscall && raw_syscall)
+                || (!per_syscall && section.starts_with("tracepoint/syscalls/"));
+            if skip {
+                p.set_autoload(false);
             }
         }
         open.load()

@@ -758,8 +758,11 @@ static __always_inline void sk_endpoints(struct sock *sk, struct ev_net *e)
 	}
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
+/* Syscall entry, shared by the per-syscall tracepoints (preferred: they run
+ * only for the syscalls vigil watches) and the raw sys_enter fallback (used
+ * when tracefs is unavailable; it runs for every syscall and bails out on the
+ * id first). a0..a2 are the syscall's first three arguments. */
+static __always_inline int sys_enter_common(long id, __u64 a0, __u64 a1, __u64 a2)
 {
 	struct pending p = {};
 	__u32 type;
@@ -767,26 +770,26 @@ int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
 	switch (id) {
 	case NR_open:
 		p.a0 = (__u64)(__s64)AT_FDCWD_;
-		p.a1 = regs->di;
-		p.a2 = regs->si;
+		p.a1 = a0;
+		p.a2 = a1;
 		type = VG_OPEN;
 		break;
 	case NR_openat:
 	case NR_openat2:
-		p.a0 = regs->di;
-		p.a1 = regs->si;
-		p.a2 = regs->dx;
+		p.a0 = a0;
+		p.a1 = a1;
+		p.a2 = a2;
 		type = VG_OPEN;
 		break;
 	case NR_connect:
-		p.a0 = regs->di;
-		p.a1 = regs->si;
-		p.a2 = regs->dx;
+		p.a0 = a0;
+		p.a1 = a1;
+		p.a2 = a2;
 		type = VG_CONNECT;
 		break;
 	case NR_accept:
 	case NR_accept4:
-		p.a0 = regs->di;
+		p.a0 = a0;
 		type = VG_ACCEPT;
 		break;
 	default:
@@ -952,11 +955,9 @@ static __always_inline void accept_exit(struct pending *p, long ret)
 	bpf_ringbuf_submit(e, rb_flags());
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
+/* Syscall exit, shared like sys_enter_common. */
+static __always_inline int sys_exit_common(long id, long ret)
 {
-	long id = regs->orig_ax;
-
 	switch (id) {
 	case NR_open:
 	case NR_openat:
@@ -992,6 +993,40 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	}
 	return 0;
 }
+
+/* Raw fallback: every syscall runs these (bail-out on the id first). */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
+{
+	return sys_enter_common(id, regs->di, regs->si, regs->dx);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
+{
+	return sys_exit_common(regs->orig_ax, ret);
+}
+
+/* Preferred: one tracepoint per watched syscall (needs tracefs for the
+ * tracepoint ids); other syscalls run no vigil program at all. */
+#define SYSCALL_TPS(name, nr)                                                        \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                  \
+	int vigil_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
+	{                                                                            \
+		return sys_enter_common(nr, ctx->args[0], ctx->args[1], ctx->args[2]); \
+	}                                                                            \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                   \
+	int vigil_exit_##name(struct trace_event_raw_sys_exit *ctx)                  \
+	{                                                                            \
+		return sys_exit_common(nr, ctx->ret);                                  \
+	}
+
+SYSCALL_TPS(open, NR_open)
+SYSCALL_TPS(openat, NR_openat)
+SYSCALL_TPS(openat2, NR_openat2)
+SYSCALL_TPS(connect, NR_connect)
+SYSCALL_TPS(accept, NR_accept)
+SYSCALL_TPS(accept4, NR_accept4)
 
 /* ---- TCP: socket ownership and retransmits ---- */
 
