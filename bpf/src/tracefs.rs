@@ -40,7 +40,9 @@ pub fn ensure_mounted() -> bool {
 }
 
 fn mounted() -> bool {
-    PLACES
-        .iter()
-        .any(|p| Path::new(p).join("events/syscalls/sys_enter_openat/id").exists())
+    PLACES.iter().any(|p| {
+        Path::new(p)
+            .join("events/syscalls/sys_enter_openat/id")
+            .exists()
+    })
 }
