@@ -5,37 +5,14 @@
 //! BTF (and `ip`/`nft` for the retransmit test); skipped with a message
 //! otherwise, unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{copy_named, field, live_capable, require_live, unique, Vigil};
 use serde_json::Value;
-
-fn require_live() -> bool {
-    std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1")
-}
-
-/// None (with a printed reason) when live tests cannot run here.
-fn live_capable() -> Option<()> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let why = if !root {
-        "not root"
-    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        "no kernel BTF"
-    } else {
-        return Some(());
-    };
-    if require_live() {
-        panic!("live test cannot run ({why}) but VIGIL_REQUIRE_LIVE=1");
-    }
-    eprintln!("SKIP: live test needs root + BPF + BTF ({why})");
-    None
-}
 
 fn tool_available(tool: &str) -> bool {
     Command::new(tool)
@@ -44,169 +21,6 @@ fn tool_available(tool: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok()
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// A name unique to this test process and call, at most 15 bytes.
-fn unique(prefix: &str) -> String {
-    let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}{}x{n}", std::process::id() % 100_000)
-}
-
-struct Vigil {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Vigil {
-    /// Start `vigil run --json` on `rules` and wait for READY=1.
-    fn start(rules: &str) -> Option<Vigil> {
-        live_capable()?;
-        let dir = tempfile::tempdir().unwrap();
-        let rules_path = dir.path().join("rules.yaml");
-        std::fs::write(&rules_path, rules).unwrap();
-        let args = vec![
-            "run".to_string(),
-            "--json".to_string(),
-            "--rules".to_string(),
-            rules_path.to_string_lossy().into_owned(),
-        ];
-        Some(Vigil::spawn(dir, &args))
-    }
-
-    /// Run `vigil ARGS` with $NOTIFY_SOCKET set and wait for READY=1.
-    fn spawn(dir: tempfile::TempDir, args: &[String]) -> Vigil {
-        let notify_path = dir.path().join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).unwrap();
-        notify
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(args)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env("VIGIL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vigil");
-        // Wait for READY=1: retry interrupted reads, give up when the child
-        // exits or after a minute (loading BPF on a busy machine is slow).
-        let mut buf = [0u8; 512];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = None;
-        let ready = loop {
-            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
-                break false;
-            }
-            match notify.recv(&mut buf) {
-                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => break true,
-                Ok(n) => last = Some(Ok(String::from_utf8_lossy(&buf[..n]).into_owned())),
-                Err(e) => last = Some(Err(e)),
-            }
-        };
-        if !ready {
-            eprintln!("notify socket, last result: {last:?}");
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("vigil never sent READY=1; stderr:\n{err}");
-        }
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Vigil {
-            child,
-            lines: rx,
-            _dir: dir,
-        }
-    }
-
-    /// The first stdout line for which `pred` holds.
-    fn wait_line(&self, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return Some(line),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// The first alert (parsed JSON) for which `pred` holds.
-    fn wait_alert(&self, secs: u64, pred: impl Fn(&Value) -> bool) -> Option<Value> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let v: Value = serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                    if pred(&v) {
-                        return Some(v);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// SIGTERM; the exit status code.
-    fn stop(&mut self) -> Option<i32> {
-        // SAFETY: kill on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Vigil {
-    /// A failed assertion must not leave the daemon (and its sensors) running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
-    &v["output_fields"][name]
-}
-
-/// A copy of `bin` named `name` (its comm is `name`).
-/// Copy `bin` to `dir/name` with `cp` in a child process: the write fd then
-/// never lives in this (multi-threaded) test process, where a sibling test's
-/// fork could inherit it and make the exec fail with ETXTBSY.
-fn copy_named(dir: &Path, bin: &str, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    let st = Command::new("cp").arg(bin).arg(&p).status().unwrap();
-    assert!(st.success(), "cp {bin} {}", p.display());
-    p
 }
 
 #[test]
@@ -537,7 +351,7 @@ fn record_writes_events_replay_can_read() {
     .map(|s| s.to_string())
     .collect();
     let bin_dir = tempfile::tempdir().unwrap();
-    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args);
+    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args, &[]);
     let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
     let st = Command::new(&bash).args(["-c", "exit 5"]).status().unwrap();
     assert_eq!(st.code(), Some(5));
@@ -581,7 +395,7 @@ fn snoop_exec_prints_a_row_for_the_named_process() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args);
+    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args, &[]);
     let bin_dir = tempfile::tempdir().unwrap();
     let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
     let st = Command::new(&bash)
@@ -626,7 +440,7 @@ fn metrics_endpoint_counts_events_and_alerts() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut v = Vigil::spawn(dir, &args);
+    let mut v = Vigil::spawn(dir, &args, &[]);
     let bin_dir = tempfile::tempdir().unwrap();
     let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
     assert!(Command::new(&bash)

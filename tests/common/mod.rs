@@ -1,5 +1,5 @@
-//! Helpers shared by the live end-to-end tests (`live_shipped_rules`,
-//! `live_outputs`): the capability check (skip, or fail under
+//! Helpers shared by the live tests of the `vigil` binary (`live_pipeline`,
+//! `live_shipped_rules`, `live_outputs`): the capability check (skip, or fail under
 //! VIGIL_REQUIRE_LIVE=1), a running `vigil run` child that is READY
 //! ($NOTIFY_SOCKET) with its stdout lines on a channel, unique process names
 //! and binary copies made by `cp` in a child (no ETXTBSY).
@@ -68,6 +68,22 @@ pub struct Vigil {
 }
 
 impl Vigil {
+    /// Start `vigil run --json` on the rule file text `rules` and wait for
+    /// READY=1; None (skip) when live tests cannot run here.
+    pub fn start(rules: &str) -> Option<Vigil> {
+        live_capable()?;
+        let dir = tempfile::tempdir().unwrap();
+        let rules_path = dir.path().join("rules.yaml");
+        std::fs::write(&rules_path, rules).unwrap();
+        let args = vec![
+            "run".to_string(),
+            "--json".to_string(),
+            "--rules".to_string(),
+            rules_path.to_string_lossy().into_owned(),
+        ];
+        Some(Vigil::spawn(dir, &args, &[]))
+    }
+
     /// Run `vigil ARGS` with $NOTIFY_SOCKET (in `dir`, kept alive as long as
     /// the child) and wait for READY=1. `envs` are added to its environment.
     pub fn spawn(dir: tempfile::TempDir, args: &[String], envs: &[(&str, &str)]) -> Vigil {
@@ -132,6 +148,19 @@ impl Vigil {
             child,
             lines: rx,
             _dir: dir,
+        }
+    }
+
+    /// The first stdout line for which `pred` holds.
+    pub fn wait_line(&self, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
         }
     }
 
