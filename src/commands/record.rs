@@ -7,13 +7,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use vigil_engine::filter::KernelFilter;
 use vigil_engine::ruleset::RuleSet;
 
-use crate::pipeline::{Live, LiveOptions};
+use crate::pipeline::Live;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -50,15 +49,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
     let n = rt.block_on(async {
         let mut shutdown = crate::pipeline::Shutdown::install()?;
-        let mut live = Live::start(&filter, LiveOptions::default())?;
-        if let Err(e) = crate::daemon::notify(&[crate::daemon::NotifyState::Ready]) {
-            tracing::warn!(error = %e, "sd_notify READY failed");
-        }
-        let duration = args
-            .duration
-            .map(|s| Duration::from_secs_f64(s.max(0.0)))
-            .unwrap_or(Duration::from_secs(u64::MAX / 4));
-        let deadline = tokio::time::sleep(duration);
+        let mut live = Live::start_ready(&filter)?;
+        let deadline = tokio::time::sleep(crate::pipeline::run_time(args.duration));
         tokio::pin!(deadline);
         let mut n = 0u64;
         let mut write =

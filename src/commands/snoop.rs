@@ -5,13 +5,12 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use vigil_engine::filter::{FilterSets, KernelFilter, TypeFilter};
 use vigil_engine::{Detail, Event, EventType};
 
-use crate::pipeline::{Live, LiveOptions};
+use crate::pipeline::Live;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -174,15 +173,8 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let filter = snoop_filter(args.kind, &args.comm, &args.pid);
         let mut shutdown = crate::pipeline::Shutdown::install()?;
-        let mut live = Live::start(&filter, LiveOptions::default())?;
-        if let Err(e) = crate::daemon::notify(&[crate::daemon::NotifyState::Ready]) {
-            tracing::warn!(error = %e, "sd_notify READY failed");
-        }
-        let duration = args
-            .duration
-            .map(|s| Duration::from_secs_f64(s.max(0.0)))
-            .unwrap_or(Duration::from_secs(u64::MAX / 4));
-        let deadline = tokio::time::sleep(duration);
+        let mut live = Live::start_ready(&filter)?;
+        let deadline = tokio::time::sleep(crate::pipeline::run_time(args.duration));
         tokio::pin!(deadline);
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", header(args.kind))?;

@@ -55,6 +55,16 @@ pub struct Live {
 }
 
 impl Live {
+    /// Start the sensors for a one-shot command (`snoop`, `record`) and send
+    /// READY=1 to `$NOTIFY_SOCKET` (tests wait for it) once they are attached.
+    pub fn start_ready(filter: &KernelFilter) -> Result<Live, SensorError> {
+        let live = Live::start(filter, LiveOptions::default())?;
+        if let Err(e) = crate::daemon::notify(&[crate::daemon::NotifyState::Ready]) {
+            tracing::warn!(error = %e, "sd_notify READY failed");
+        }
+        Ok(live)
+    }
+
     /// Load and attach the sensors, write `filter`, start the reader, then
     /// seed the process table from /proc (after attaching, so no process
     /// starts unseen in between). Must run inside a tokio runtime.
@@ -173,4 +183,11 @@ impl Shutdown {
             _ = self.int.recv() => {},
         }
     }
+}
+
+/// How long a one-shot command runs: `--duration S`, or (in effect) forever.
+pub fn run_time(duration_secs: Option<f64>) -> std::time::Duration {
+    duration_secs
+        .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)))
+        .unwrap_or(std::time::Duration::from_secs(u64::MAX / 4))
 }
