@@ -111,7 +111,7 @@ fn loopback_connect_and_accept() {
 - rule: Client connect
   desc: test
   events: [connect]
-  condition: proc.name == "{client}"
+  condition: proc.name == "{client}" && net.proto == "tcp"
   output: "connect {{net.daddr}}:{{net.dport}}"
   priority: notice
 - rule: Server accept
