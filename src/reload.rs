@@ -14,6 +14,11 @@
 //! directories (ConfigMap `..data` swaps) are all seen, and a touch or an
 //! identical rewrite reloads nothing.
 //!
+//! The inotify watches ask only for changes (create, delete, move, modify,
+//! attribute): never `IN_OPEN`/`IN_ACCESS`/`IN_CLOSE_NOWRITE`, which would charge
+//! every open of any file next to a watched rule file (say `--rules
+//! /etc/foo.yaml`, which watches `/etc`) and wake this thread for nothing.
+//!
 //! Wiring (in `vigil run`):
 //! ```ignore
 //! let snap = reload::snapshot(&rule_paths, config_path.as_deref());
@@ -44,8 +49,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use notify::{Config as NotifyConfig, EventKindMask, RecursiveMode, Watcher as _};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc as tokio_mpsc;
 use tracing::{debug, info, warn};
@@ -55,6 +59,8 @@ use vigil_engine::{Alert, LoadErrors, Priority, RuleSet, RuleSetDiff};
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(250);
 /// Default safety-net re-hash interval (missed inotify events, NFS, overflow).
 pub const DEFAULT_REHASH_INTERVAL: Duration = Duration::from_secs(60);
+/// A burst of filesystem events never delays a reload by more than this many debounce windows.
+const MAX_DEBOUNCE_WINDOWS: u32 = 8;
 /// How often a load is retried when the files change while it runs.
 const MAX_UNSTABLE_RETRIES: usize = 3;
 /// Capacity of the result channel to the caller.
@@ -211,21 +217,22 @@ impl Watcher {
     {
         let (tx, rx) = std_mpsc::channel::<Msg>();
         let fs_tx = tx.clone();
-        let debouncer = new_debouncer(cfg.debounce, None, move |res: DebounceEventResult| {
-            match res {
-                Ok(events) => debug!(events = events.len(), "reload: filesystem events"),
-                Err(errors) => {
-                    for e in errors {
-                        warn!("reload: file watcher error (re-hashing): {e}");
+        let inotify = notify::RecommendedWatcher::new(
+            move |res: notify::Result<notify::Event>| {
+                match res {
+                    Ok(event) => {
+                        debug!(kind = ?event.kind, paths = ?event.paths, "reload: filesystem event")
                     }
+                    Err(e) => warn!("reload: file watcher error (re-hashing): {e}"),
                 }
-            }
-            let _ = fs_tx.send(Msg::Files);
-        })?;
+                let _ = fs_tx.send(Msg::Files);
+            },
+            NotifyConfig::default().with_event_kinds(EventKindMask::CORE),
+        )?;
         let (out_tx, out_rx) = tokio_mpsc::channel(EVENT_QUEUE);
         let mut worker = Worker {
             cfg,
-            debouncer,
+            inotify,
             watched: BTreeMap::new(),
             current: initial,
             good_hash: initial_hash.clone(),
@@ -285,14 +292,10 @@ impl Drop for Watcher {
     }
 }
 
-type Debouncer = notify_debouncer_full::Debouncer<
-    notify::RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
-
 struct Worker<T, E, D, L, Df> {
     cfg: WatchConfig,
-    debouncer: Debouncer,
+    /// Change-only inotify watches (see the module doc); events arrive as `Msg::Files`.
+    inotify: notify::RecommendedWatcher,
     /// Watched directory -> (device, inode) it had when the watch was set.
     watched: BTreeMap<PathBuf, (u64, u64)>,
     current: Arc<T>,
@@ -326,8 +329,13 @@ where
                     Err(std_mpsc::RecvTimeoutError::Timeout) => Cause::Periodic,
                 },
             };
-            // Coalesce whatever queued up meanwhile into this round.
+            // Debounce filesystem events: wait until they stay quiet for one window
+            // (an editor's save is several events), then coalesce whatever else
+            // queued up meanwhile into this round.
             let mut cause = cause;
+            if cause == Cause::Files && !self.settle(&rx, &mut cause) {
+                return;
+            }
             loop {
                 match rx.try_recv() {
                     Ok(Msg::Files) | Ok(Msg::Rescan) => {}
@@ -340,6 +348,28 @@ where
             if !self.round(cause) {
                 debug!("reload: receiver gone, watcher stops");
                 return;
+            }
+        }
+    }
+
+    /// Waits until no filesystem event arrived for one debounce window, at most
+    /// [`MAX_DEBOUNCE_WINDOWS`] windows in all (a file rewritten non-stop still
+    /// reloads). A trigger ends the wait at once. Returns false on stop.
+    fn settle(&self, rx: &std_mpsc::Receiver<Msg>, cause: &mut Cause) -> bool {
+        let deadline = Instant::now() + self.cfg.debounce * MAX_DEBOUNCE_WINDOWS;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            match rx.recv_timeout(self.cfg.debounce.min(left)) {
+                Ok(Msg::Files) | Ok(Msg::Rescan) => {}
+                Ok(Msg::Trigger) => {
+                    *cause = Cause::Trigger;
+                    return true;
+                }
+                Ok(Msg::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => return true,
             }
         }
     }
@@ -436,7 +466,7 @@ where
             .cloned()
             .collect();
         for p in stale {
-            let _ = self.debouncer.unwatch(&p);
+            let _ = self.inotify.unwatch(&p);
             self.watched.remove(&p);
         }
         for p in wanted {
@@ -444,7 +474,7 @@ where
                 Ok(m) if m.is_dir() => (m.dev(), m.ino()),
                 _ => {
                     if self.watched.remove(&p).is_some() {
-                        let _ = self.debouncer.unwatch(&p);
+                        let _ = self.inotify.unwatch(&p);
                         debug!(path = %p.display(), "reload: watched directory vanished");
                     }
                     continue;
@@ -453,11 +483,11 @@ where
             match self.watched.get(&p) {
                 Some(old) if *old == id => continue,
                 Some(_) => {
-                    let _ = self.debouncer.unwatch(&p);
+                    let _ = self.inotify.unwatch(&p);
                 }
                 None => {}
             }
-            match self.debouncer.watch(&p, RecursiveMode::NonRecursive) {
+            match self.inotify.watch(&p, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     debug!(path = %p.display(), "reload: watching");
                     self.watched.insert(p, id);

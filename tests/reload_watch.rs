@@ -477,3 +477,66 @@ async fn rescan_reloads_only_changed_content() {
     );
     w.stop();
 }
+
+/// The inotify watch masks this process holds on `dir` (from /proc/self/fdinfo).
+fn inotify_masks_on(dir: &Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = format!("ino:{:x} ", fs::metadata(dir).unwrap().ino());
+    let mut masks = Vec::new();
+    for fd in fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_inotify = fs::read_link(fd.path())
+            .map(|t| t.to_string_lossy() == "anon_inode:inotify")
+            .unwrap_or(false);
+        if !is_inotify {
+            continue;
+        }
+        let info = fs::read_to_string(Path::new("/proc/self/fdinfo").join(fd.file_name()))
+            .unwrap_or_default();
+        for line in info
+            .lines()
+            .filter(|l| l.starts_with("inotify ") && l.contains(&ino))
+        {
+            let mask = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("mask:"))
+                .expect("mask in fdinfo");
+            masks.push(u32::from_str_radix(mask, 16).unwrap());
+        }
+    }
+    masks
+}
+
+#[tokio::test]
+async fn watches_ask_for_changes_only_never_opens_or_reads() {
+    // A single rule file: its parent directory is watched, as `/etc` would be for
+    // `--rules /etc/foo.yaml`. Opens and reads there must not queue inotify events.
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("local.yaml");
+    write(&file, "one");
+    let mut h = start(vec![file.clone()], None);
+    let masks = inotify_masks_on(d.path());
+    assert!(!masks.is_empty(), "the rule file's directory is watched");
+    const IN_ACCESS: u32 = 0x1;
+    const IN_MODIFY: u32 = 0x2;
+    const IN_CLOSE_NOWRITE: u32 = 0x10;
+    const IN_OPEN: u32 = 0x20;
+    const IN_MOVED_TO: u32 = 0x80;
+    const IN_CREATE: u32 = 0x100;
+    for m in &masks {
+        assert_eq!(
+            m & (IN_ACCESS | IN_OPEN | IN_CLOSE_NOWRITE),
+            0,
+            "mask {m:#x}"
+        );
+        assert_eq!(
+            m & (IN_MODIFY | IN_MOVED_TO | IN_CREATE),
+            IN_MODIFY | IN_MOVED_TO | IN_CREATE,
+            "mask {m:#x} misses a change kind"
+        );
+    }
+    // And changes still arrive through that mask.
+    write(&file, "two");
+    let r = next_ok(&mut h.rx).await;
+    assert_eq!(get(&r, "local.yaml"), Some("two"));
+    h.watcher.stop();
+}
