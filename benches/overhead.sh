@@ -18,6 +18,12 @@
 #   vigil-userspace `vigil run` with one rule per event type whose condition is
 #                   false for the loops but has no filterable term: every loop
 #                   event reaches userspace and is evaluated, none fires
+#   vigil-default   `vigil run` with the shipped rules (RULES_DIR): what a user
+#                   pays out of the box (opens path-filtered in the kernel,
+#                   execs and connects to userspace)
+#   floor           bpftrace with EMPTY programs on sys_enter_openat and
+#                   sys_exit_openat: the least any agent that sees opens (and
+#                   their result) through syscall tracepoints can cost here
 #   opensnoop / execsnoop / tcplife   libbpf-tools, output to a file
 #                   (tcpconnect needs kprobes, which this kernel lacks)
 #   bpftrace        counting openat/exec/connect per comm in maps
@@ -69,14 +75,22 @@ fi
 TMP=$(mktemp -d /tmp/vigil-bench.XXXXXX)
 AGENT_PID=""
 AGENT_AUX=()
+# BPF run-time statistics add two clock reads to every BPF program run (of every
+# agent): off for the measurements, on only around the per-program section
+# below, and whatever the machine had is restored at exit (also on ^C).
+STATS_WAS=$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || echo 0)
+set_bpf_stats() { [[ -w /proc/sys/kernel/bpf_stats_enabled ]] && echo "$1" > /proc/sys/kernel/bpf_stats_enabled || true; }
 cleanup() {
   stop_agent || true
+  set_bpf_stats "$STATS_WAS"
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+[[ $STATS_WAS == 0 ]] || log "kernel.bpf_stats_enabled was $STATS_WAS: off while measuring, restored at exit"
+set_bpf_stats 0
 
 # --- build the loops ---------------------------------------------------------
 for src in "$ROOT"/benches/loops/*.c; do
@@ -259,12 +273,16 @@ BT_PROG='tracepoint:syscalls:sys_enter_openat { @opens[comm] = count(); }
 tracepoint:sched:sched_process_exec { @execs[comm] = count(); }
 tracepoint:syscalls:sys_enter_connect { @connects[comm] = count(); }'
 
+FLOOR_PROG='tracepoint:syscalls:sys_enter_openat { }
+tracepoint:syscalls:sys_exit_openat { }'
+
 AGENTS=(none)
-((HAVE_VIGIL)) && AGENTS+=(vigil-scoped vigil-userspace)
+((HAVE_VIGIL)) && AGENTS+=(vigil-scoped vigil-userspace vigil-default)
 if ((PEERS)); then
   for p in opensnoop execsnoop tcplife bpftrace; do
     if command -v "$p" >/dev/null 2>&1; then AGENTS+=("$p"); else echo "note: $p not installed; skipped" >&2; fi
   done
+  command -v bpftrace >/dev/null 2>&1 && AGENTS+=(floor)
 fi
 
 start_agent() { # start_agent NAME
@@ -273,6 +291,8 @@ start_agent() { # start_agent NAME
     none) AGENT_PID="" ;;
     vigil-scoped) start_vigil "$TMP/rules/scoped" "$out" ;;
     vigil-userspace) start_vigil "$TMP/rules/userspace" "$out" ;;
+    vigil-default) start_vigil "$RULES_DIR" "$out" ;;
+    floor) start_peer bpftrace "$out" bpftrace -e "$FLOOR_PROG" ;;
     opensnoop) start_peer opensnoop "$out" opensnoop ;;
     execsnoop) start_peer execsnoop "$out" execsnoop ;;
     tcplife) start_peer tcplife "$out" tcplife ;;
@@ -433,12 +453,11 @@ if command -v bpftool >/dev/null 2>&1 && [[ -w /proc/sys/kernel/bpf_stats_enable
       echo "vigil-$cfg did not start; not measured"
       continue
     fi
-    old_stats=$(cat /proc/sys/kernel/bpf_stats_enabled)
-    echo 1 > /proc/sys/kernel/bpf_stats_enabled
+    set_bpf_stats 1
     prog_snapshot > "$TMP/ps0"
     nice -n "$NICE" "$BIN/open_loop" "$OPEN_N" "$OPEN_FILE" > "$TMP/ps-loop"
     prog_snapshot > "$TMP/ps1"
-    echo "$old_stats" > /proc/sys/kernel/bpf_stats_enabled
+    set_bpf_stats 0
     stop_agent
     echo
     echo "vigil-$cfg (loop: $(cat "$TMP/ps-loop") ns/op with stats on):"
