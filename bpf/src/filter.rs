@@ -4,7 +4,7 @@
 //! flags trie plus "writes pass" / "check paths" bits (layouts in
 //! `src/bpf/vigil.h`).
 //!
-//! Paths: the kernel copies the raw path at sys_enter; empty, unreadable,
+//! Paths: the kernel copies the raw path at the syscall's exit; empty, unreadable,
 //! relative, unnormalised (`//`, `/./`, `/../`, trailing `/.` `/..`) or
 //! [`PATH_KEY_MAX`]-byte-or-longer paths pass; a clean one is looked up in an
 //! LPM trie whose longest match carries the OR of the flags of every
@@ -202,7 +202,7 @@ impl FilterPlan {
         out
     }
 
-    /// The kernel decision for an open at sys_enter, as the BPF program
+    /// The kernel decision for an open at its syscall exit, as the BPF program
     /// computes it from the raw path bytes and the flags.
     pub fn passes_open(&self, comm: &str, pcomm: &str, tgid: u32, raw: &[u8], flags: u32) -> bool {
         let open = EventType::Open.index();

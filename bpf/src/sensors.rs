@@ -109,11 +109,11 @@ impl Sensors {
         }
         libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_log)));
         // Per-syscall tracepoints need tracefs (libbpf reads their ids from
-        // it); without it the raw sys_enter/sys_exit programs are used, which
+        // it); without it the raw sys_exit program is used, which
         // run (and bail out early) on every syscall in the system.
         let per_syscall = crate::tracefs::ensure_mounted();
         if !per_syscall {
-            tracing::warn!("tracefs is not available: watching syscalls through the raw sys_enter/sys_exit hooks, which cost every syscall a little");
+            tracing::warn!("tracefs is not available: watching syscalls through the raw sys_exit hook, which costs every syscall a little");
         }
         // The socket-owner iterator is optional: if this kernel refuses it,
         // load everything else.
@@ -199,12 +199,12 @@ impl Sensors {
     }
 
     /// Open and load the object with the optional iterator and one of the
-    /// two syscall hook sets (per-syscall tracepoints or raw sys_enter/exit).
+    /// two syscall hook sets (per-syscall exit tracepoints or the raw sys_exit).
     fn open_and_load(with_iter: bool, per_syscall: bool) -> Result<Object, libbpf_rs::Error> {
         let mut open = ObjectBuilder::default().open_memory(OBJ)?;
         for mut p in open.progs_mut() {
             let section = p.section().to_string_lossy().into_owned();
-            let raw_syscall = section == "tp_btf/sys_enter" || section == "tp_btf/sys_exit";
+            let raw_syscall = section == "tp_btf/sys_exit";
             let skip = (!with_iter && section.starts_with("iter/"))
                 || (per_syscall && raw_syscall)
                 || (!per_syscall && section.starts_with("tracepoint/syscalls/"));

@@ -120,22 +120,14 @@ struct {
 	__type(value, struct path_buf);
 } pathbuf SEC(".maps");
 
-struct pending {
+/* a watched syscall's number and first three arguments (see syscall_args) */
+struct sys_args {
 	__u64 a0;
 	__u64 a1;
 	__u64 a2;
 	__u32 nr;
 	__u32 pad;
 };
-
-/* syscall arguments saved at enter, in task-local storage (no hashing,
- * freed with the task); `nr == 0` means nothing pending */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct pending);
-} pending SEC(".maps");
 
 /* TCP socket -> the process that connected/accepted it (retransmit attribution) */
 struct {
@@ -317,7 +309,7 @@ static __always_inline bool path_unclean(const __u8 *s, __u32 len)
 
 /* The open's flags say it writes (O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND,
  * as userspace's `file.write`); -1 when openat2's open_how is unreadable. */
-static __always_inline int open_writes(struct pending *p)
+static __always_inline int open_writes(struct sys_args *p)
 {
 	__u64 f = p->a2;
 
@@ -375,11 +367,11 @@ static __always_inline bool path_passes(__u32 gen, __u8 has, const char *upath, 
 	return path_flags_pass(bpf_map_lookup_elem(&f_suffix, &b->r), write);
 }
 
-/* Filter for an open at sys_enter (arguments in `p`); counts `seen` and
+/* Filter for an open at its syscall exit (arguments in `p`); counts `seen` and
  * `passed`. Process sets first, then the write flag, then the path: a
  * rejected open costs the set lookups, one user-string copy and one LPM
  * lookup. */
-static __always_inline bool pass_open(struct filter_state *st, struct pending *p)
+static __always_inline bool pass_open(struct filter_state *st, struct sys_args *p)
 {
 	__u32 gen;
 	struct filter_cfg *cfg;
@@ -758,60 +750,45 @@ static __always_inline void sk_endpoints(struct sock *sk, struct ev_net *e)
 	}
 }
 
-/* Syscall entry, shared by the per-syscall tracepoints (preferred: they run
- * only for the syscalls vigil watches) and the raw sys_enter fallback (used
- * when tracefs is unavailable; it runs for every syscall and bails out on the
- * id first). a0..a2 are the syscall's first three arguments. */
-static __always_inline int sys_enter_common(long id, __u64 a0, __u64 a1, __u64 a2)
+/* The watched syscalls are seen once, at their exit: the arguments are read
+ * back from the task's saved user registers (x86_64 di, si, dx: open,
+ * openat, openat2, connect, accept and accept4 leave them as the caller passed
+ * them), so there is no entry program, no per-task state between entry and
+ * exit, and a dropped syscall costs one program run. Fills `p` and the event
+ * type; false for a syscall vigil does not watch. */
+static __always_inline bool syscall_args(long id, struct pt_regs *regs, struct sys_args *p,
+					 __u32 *type)
 {
-	struct pending p = {};
-	__u32 type;
+	__u64 a0 = regs->di, a1 = regs->si, a2 = regs->dx;
 
 	switch (id) {
 	case NR_open:
-		p.a0 = (__u64)(__s64)AT_FDCWD_;
-		p.a1 = a0;
-		p.a2 = a1;
-		type = VG_OPEN;
+		p->a0 = (__u64)(__s64)AT_FDCWD_;
+		p->a1 = a0;
+		p->a2 = a1;
+		*type = VG_OPEN;
 		break;
 	case NR_openat:
 	case NR_openat2:
-		p.a0 = a0;
-		p.a1 = a1;
-		p.a2 = a2;
-		type = VG_OPEN;
-		break;
 	case NR_connect:
-		p.a0 = a0;
-		p.a1 = a1;
-		p.a2 = a2;
-		type = VG_CONNECT;
+		p->a0 = a0;
+		p->a1 = a1;
+		p->a2 = a2;
+		*type = id == NR_connect ? VG_CONNECT : VG_OPEN;
 		break;
 	case NR_accept:
 	case NR_accept4:
-		p.a0 = a0;
-		type = VG_ACCEPT;
+		p->a0 = a0;
+		*type = VG_ACCEPT;
 		break;
 	default:
-		return 0;
+		return false;
 	}
-	struct filter_state *st = get_state();
-	if (!st)
-		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if ((pid_tgid >> 32) == st->self_tgid)
-		return 0;
-	p.nr = id;
-	if (type == VG_OPEN ? !pass_open(st, &p) : !pass_current(st, type))
-		return 0;
-	struct pending *slot = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0,
-						    BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (slot)
-		*slot = p;
-	return 0;
+	p->nr = id;
+	return true;
 }
 
-static __always_inline void open_exit(struct pending *p, long ret)
+static __always_inline void open_exit(struct sys_args *p, long ret)
 {
 	struct ev_open *e = scratch_buf();
 	__u8 flags = VF_PASSED;
@@ -869,7 +846,7 @@ static __always_inline void open_exit(struct pending *p, long ret)
 		count_lost(VG_OPEN);
 }
 
-static __always_inline void connect_exit(struct pending *p, long ret)
+static __always_inline void connect_exit(struct sys_args *p, long ret)
 {
 	struct ev_net *e;
 	__u16 family = 0;
@@ -932,7 +909,7 @@ static __always_inline void connect_exit(struct pending *p, long ret)
 	bpf_ringbuf_submit(e, rb_flags());
 }
 
-static __always_inline void accept_exit(struct pending *p, long ret)
+static __always_inline void accept_exit(struct sys_args *p, long ret)
 {
 	struct ev_net *e;
 	struct sock *sk = NULL;
@@ -955,36 +932,29 @@ static __always_inline void accept_exit(struct pending *p, long ret)
 	bpf_ringbuf_submit(e, rb_flags());
 }
 
-/* Syscall exit, shared like sys_enter_common. */
-static __always_inline int sys_exit_common(long id, long ret)
+/* Syscall exit, shared by the per-syscall tracepoints (preferred: they run
+ * only for the syscalls vigil watches) and the raw sys_exit fallback (used
+ * when tracefs is unavailable; it runs for every syscall and bails out on the
+ * id first). Filter first, then build the record. */
+static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *regs)
 {
-	switch (id) {
-	case NR_open:
-	case NR_openat:
-	case NR_openat2:
-	case NR_connect:
-	case NR_accept:
-	case NR_accept4:
-		break;
-	default:
+	struct sys_args p = {};
+	__u32 type;
+
+	if (!syscall_args(id, regs, &p, &type))
 		return 0;
-	}
-	/* Every saved entry is consumed here (nr reset), whatever the filter
-	 * says now, so a reload between enter and exit leaves nothing stale. */
-	struct pending *pp = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
-	if (!pp || pp->nr == 0)
+	struct filter_state *st = get_state();
+	if (!st)
 		return 0;
-	struct pending p = *pp;
-	pp->nr = 0;
-	if (p.nr != id)
+	if ((bpf_get_current_pid_tgid() >> 32) == st->self_tgid)
 		return 0;
-	switch (id) {
-	case NR_open:
-	case NR_openat:
-	case NR_openat2:
+	if (type == VG_OPEN ? !pass_open(st, &p) : !pass_current(st, type))
+		return 0;
+	switch (type) {
+	case VG_OPEN:
 		open_exit(&p, ret);
 		break;
-	case NR_connect:
+	case VG_CONNECT:
 		connect_exit(&p, ret);
 		break;
 	default:
@@ -994,39 +964,30 @@ static __always_inline int sys_exit_common(long id, long ret)
 	return 0;
 }
 
-/* Raw fallback: every syscall runs these (bail-out on the id first). */
-SEC("tp_btf/sys_enter")
-int BPF_PROG(vigil_sys_enter, struct pt_regs *regs, long id)
-{
-	return sys_enter_common(id, regs->di, regs->si, regs->dx);
-}
-
+/* Raw fallback: every syscall runs this (bail-out on the id first). */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 {
-	return sys_exit_common(regs->orig_ax, ret);
+	return sys_exit_common(regs->orig_ax, ret, regs);
 }
 
-/* Preferred: one tracepoint per watched syscall (needs tracefs for the
- * tracepoint ids); other syscalls run no vigil program at all. */
-#define SYSCALL_TPS(name, nr)                                                        \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                  \
-	int vigil_enter_##name(struct trace_event_raw_sys_enter *ctx)                \
-	{                                                                            \
-		return sys_enter_common(nr, ctx->args[0], ctx->args[1], ctx->args[2]); \
-	}                                                                            \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                   \
-	int vigil_exit_##name(struct trace_event_raw_sys_exit *ctx)                  \
-	{                                                                            \
-		return sys_exit_common(nr, ctx->ret);                                  \
+/* Preferred: one tracepoint per watched syscall's exit (needs tracefs for the
+ * tracepoint ids); other syscalls, and every syscall's entry, run no vigil
+ * program at all. */
+#define SYSCALL_TP(name, nr)                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int vigil_exit_##name(struct trace_event_raw_sys_exit *ctx)                   \
+	{                                                                             \
+		struct task_struct *t = bpf_get_current_task_btf();                   \
+		return sys_exit_common(nr, ctx->ret, (struct pt_regs *)bpf_task_pt_regs(t)); \
 	}
 
-SYSCALL_TPS(open, NR_open)
-SYSCALL_TPS(openat, NR_openat)
-SYSCALL_TPS(openat2, NR_openat2)
-SYSCALL_TPS(connect, NR_connect)
-SYSCALL_TPS(accept, NR_accept)
-SYSCALL_TPS(accept4, NR_accept4)
+SYSCALL_TP(open, NR_open)
+SYSCALL_TP(openat, NR_openat)
+SYSCALL_TP(openat2, NR_openat2)
+SYSCALL_TP(connect, NR_connect)
+SYSCALL_TP(accept, NR_accept)
+SYSCALL_TP(accept4, NR_accept4)
 
 /* ---- TCP: socket ownership and retransmits ---- */
 
