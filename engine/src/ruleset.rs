@@ -837,15 +837,34 @@ impl Evaluator {
         }
     }
 
-    /// Hot reload: replaces the rules and drops all per-rule state (threshold
-    /// windows, per-rule counters); the event counters continue.
+    /// Hot reload: replaces the rules. A rule whose definition did not change
+    /// (same name and fingerprint) keeps its state — threshold windows and
+    /// per-rule counters — so a reload that touches other rules, or a SIGHUP,
+    /// does not reset it; a changed or added rule starts fresh. The event
+    /// counters continue.
     pub fn swap_rules(&mut self, rules: Arc<RuleSet>) {
         let n = rules.rules.len();
+        let mut matches = vec![0; n];
+        let mut errors = vec![0; n];
+        let mut thresholds = HashMap::new();
+        for (j, r) in rules.rules.iter().enumerate() {
+            let Some(&i) = self.rules.by_name.get(&*r.name) else {
+                continue;
+            };
+            if self.rules.rules[i as usize].fingerprint != r.fingerprint {
+                continue;
+            }
+            matches[j] = self.matches[i as usize];
+            errors[j] = self.errors[i as usize];
+            if let Some(state) = self.thresholds.remove(&i) {
+                thresholds.insert(j as u32, state);
+            }
+        }
         self.scope = make_scope(&rules.lists, &self.slot);
         self.rules = rules;
-        self.matches = vec![0; n];
-        self.errors = vec![0; n];
-        self.thresholds.clear();
+        self.matches = matches;
+        self.errors = errors;
+        self.thresholds = thresholds;
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {

@@ -296,6 +296,45 @@ fn threshold_rules() {
 }
 
 #[test]
+fn reload_keeps_state_of_unchanged_rules_only() {
+    let storm = |count: u32| {
+        format!("- rule: Storm\n  events: [retransmit]\n  condition: net.daddr != \"\"\n  output: \"storm n={{vigil.count}}\"\n  priority: warning\n  threshold: {{count: {count}, window: 10s, by: [net.daddr]}}\n")
+    };
+    let other = "- rule: Other\n  events: [exec]\n  condition: proc.name == \"x\"\n  output: o\n  priority: info\n";
+    let mk =
+        |t: i64| ev(json!({"evt.type": "retransmit", "net.daddr": "a", "evt.time": t * 1_000_000}));
+    let mut evr = Evaluator::new(Arc::new(load(&storm(3))), "h");
+    let mut out = Vec::new();
+    evr.evaluate(&mk(0), &mut out);
+    evr.evaluate(&mk(100), &mut out);
+    assert!(out.is_empty());
+    // A reload that adds another rule (or a SIGHUP reload of the same text):
+    // Storm is unchanged, its window and counters carry over.
+    evr.swap_rules(Arc::new(load(&format!("{}{other}", storm(3)))));
+    evr.evaluate(&mk(200), &mut out);
+    assert_eq!(out.len(), 1, "the third match within the window fires");
+    assert_eq!(out[0].output_fields["vigil.count"], json!(3));
+    assert_eq!(evr.stats().matches["Storm"], 1);
+    evr.swap_rules(Arc::new(load(&storm(3))));
+    assert_eq!(
+        evr.stats().matches["Storm"],
+        1,
+        "per-rule counters carry over too"
+    );
+    // Changing Storm itself starts it fresh.
+    evr.swap_rules(Arc::new(load(&storm(2))));
+    out.clear();
+    evr.evaluate(&mk(300), &mut out);
+    assert!(
+        out.is_empty(),
+        "a changed rule does not inherit the old window"
+    );
+    evr.evaluate(&mk(400), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(evr.stats().matches["Storm"], 1);
+}
+
+#[test]
 fn rhai_fallback_and_runaway() {
     let src = "- rule: Args\n  events: [exec]\n  condition: proc.name == \"x\" && proc.args.len() > 1\n  output: o\n  priority: info\n- rule: Loop\n  events: [exec]\n  condition: proc.name == \"y\" && proc.cmdline.split(\" \").len() > 1\n  output: o\n  priority: info\n";
     let rs = Arc::new(load(src));
