@@ -359,7 +359,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
       cpu=$(awk -v a="$c0" -v b="$c1" -v t="$TICK_NS" -v n="$(loop_n "$l")" -v k="$REPS" 'BEGIN { printf "%.1f", (b - a) * t / (n * k) }')
       printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$a" "$l" "$best" "$cpu" >> "$RES"
     done
-    if [[ $a == vigil-* ]]; then
+    if [[ $a == vigil-default ]]; then
+      # the loops are binaries in /tmp: "Execution from temporary directory" fires
+      log "round $r: $a raised $(wc -l < "$TMP/agent.out") alerts: $(grep -o '"rule":"[^"]*"' "$TMP/agent.out" | sort | uniq -c | tr -s ' ' | paste -sd, -)"
+    elif [[ $a == vigil-* ]]; then
       alerts=$(wc -l < "$TMP/agent.out")
       ((alerts == 0)) || log "round $r: $a raised $alerts alerts (expected none)"
     fi

@@ -3,13 +3,15 @@
 //! writes the kernel filter, evaluates rules on live events and hands alerts
 //! to the sinks router (`vigil_sinks::Router`: stdout, file, syslog, webhook,
 //! email). Rule files hot-reload through `crate::reload` (and on SIGHUP, which
-//! also reopens output files). `--metrics` serves Prometheus text. `READY=1`
+//! also reopens output files); so do the config file's `outputs` (a new router
+//! is started, swapped in, and the old one drains in the background; other
+//! changed keys are logged as needing a restart). `--metrics` serves Prometheus text. `READY=1`
 //! goes to `$NOTIFY_SOCKET` once every sensor is attached; SIGTERM/SIGINT
 //! flush the queued alerts and exit 0; a second one exits at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,10 @@ pub struct Args {
 /// What `run` settled on from the flags and the config file.
 struct Settings {
     rule_paths: Vec<PathBuf>,
+    /// Whether `--rules` overrode the config's `rules:`.
+    rules_from_flags: bool,
+    /// `--json` (re-applied to a reloaded config).
+    json: bool,
     config_path: Option<PathBuf>,
     cfg: Config,
     metrics: Option<SocketAddr>,
@@ -70,10 +76,8 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
             Format::Text
         };
         cfg.outputs = vigil_sinks::OutputsConfig::stdout_only(format);
-    } else if args.json {
-        if let Some(s) = cfg.outputs.stdout.as_mut() {
-            s.format = Format::Json;
-        }
+    } else {
+        apply_json_flag(&mut cfg, args.json);
     }
     let rule_paths = if args.rules.rules.is_empty() {
         cfg.rules.clone()
@@ -87,12 +91,81 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
     }
     Ok(Settings {
         rule_paths,
+        rules_from_flags: !args.rules.rules.is_empty(),
+        json: args.json,
         config_path,
         metrics: args.metrics.or(cfg.metrics),
         queue: args.queue.unwrap_or(cfg.event_queue),
         max_procs: args.max_procs.unwrap_or(cfg.max_procs),
         cfg,
     })
+}
+
+/// `--json` switches a configured stdout output to JSON.
+fn apply_json_flag(cfg: &mut Config, json: bool) {
+    if json {
+        if let Some(s) = cfg.outputs.stdout.as_mut() {
+            s.format = Format::Json;
+        }
+    }
+}
+
+/// What a changed config file means for the running daemon.
+#[derive(Debug, Default, PartialEq)]
+struct ConfigChange {
+    /// The outputs differ: start a new router with these.
+    outputs: bool,
+    /// Keys that changed but only take effect at the next start.
+    need_restart: Vec<&'static str>,
+}
+
+/// Compares the config in force with a freshly read one (flags applied).
+fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigChange {
+    let mut need_restart = Vec::new();
+    if !rules_from_flags && old.rules != new.rules {
+        need_restart.push("rules");
+    }
+    if old.metrics != new.metrics {
+        need_restart.push("metrics");
+    }
+    if old.hostname != new.hostname {
+        need_restart.push("hostname");
+    }
+    if old.event_queue != new.event_queue {
+        need_restart.push("event_queue");
+    }
+    if old.max_procs != new.max_procs {
+        need_restart.push("max_procs");
+    }
+    ConfigChange {
+        outputs: old.outputs != new.outputs,
+        need_restart,
+    }
+}
+
+/// The "vigil config reload failed" alert: the file did not parse or its new
+/// outputs did not start; the previous outputs stay in force.
+fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> Alert {
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "vigil.config.file".into(),
+        path.display().to_string().into(),
+    );
+    fields.insert("vigil.config.error".into(), error.into());
+    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
+    Alert {
+        time: now,
+        rule: Arc::from("vigil config reload failed"),
+        priority: Priority::Error,
+        output: format!(
+            "vigil config reload failed, previous outputs kept: {}: {error}",
+            path.display()
+        ),
+        output_fields: fields,
+        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
+        source: "internal",
+        hostname: host.clone(),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -164,6 +237,53 @@ impl Handler {
     }
 }
 
+/// Re-reads the config file after a reload round. Returns a started router when
+/// the outputs changed (the caller swaps it in and drains the old one); a file
+/// that does not parse, or outputs that do not start, keep what is in force and
+/// raise "vigil config reload failed" through the current outputs.
+fn reload_config(
+    path: &Path,
+    active: &mut Config,
+    st: &Settings,
+    host: &Arc<str>,
+    sink: &Router,
+) -> Option<Router> {
+    let fail = |msg: String| {
+        tracing::error!(file = %path.display(), "config reload: {msg}; the previous config stays in force");
+        sink.submit(Arc::new(config_failed_alert(host, path, &msg)));
+    };
+    let mut new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            fail(format!("{e:#}"));
+            return None;
+        }
+    };
+    apply_json_flag(&mut new, st.json);
+    if new == *active {
+        return None;
+    }
+    let change = config_change(active, &new, st.rules_from_flags);
+    if !change.need_restart.is_empty() {
+        tracing::warn!(keys = ?change.need_restart, "config reload: these keys changed and take effect at the next start");
+    }
+    let mut router = None;
+    if change.outputs {
+        match Router::start(&new.outputs, host) {
+            Ok(r) => {
+                tracing::info!(file = %path.display(), "config reload: outputs restarted with the new settings");
+                router = Some(r);
+            }
+            Err(e) => {
+                fail(format!("the new outputs did not start: {e}"));
+                new.outputs = active.outputs.clone();
+            }
+        }
+    }
+    *active = new;
+    router
+}
+
 async fn run_async(
     st: Settings,
     rules: Arc<RuleSet>,
@@ -227,6 +347,7 @@ async fn run_async(
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut lost_reported = 0u64;
+    let mut active_cfg = st.cfg.clone();
     let drops = live.queue_drops();
 
     loop {
@@ -244,27 +365,42 @@ async fn run_async(
                 h.sink.reopen_files();
                 watcher.trigger();
             }
-            Some(ev) = reloads.recv() => match ev {
-                crate::reload::ReloadEvent::Reloaded(r) => {
-                    let _ = notify(&[NotifyState::Reloading]);
-                    // Filter first: it is a superset per generation flip, so
-                    // no event the new rules match is dropped meanwhile.
-                    match live.set_filter(&r.value.kernel_filter()) {
-                        Ok(()) => {
-                            h.evaluator.swap_rules(r.value.clone());
-                            crate::reload::log_reloaded(&r);
+            Some(ev) = reloads.recv() => {
+                match ev {
+                    crate::reload::ReloadEvent::Reloaded(r) => {
+                        let _ = notify(&[NotifyState::Reloading]);
+                        // Filter first: it is a superset per generation flip, so
+                        // no event the new rules match is dropped meanwhile.
+                        match live.set_filter(&r.value.kernel_filter()) {
+                            Ok(()) => {
+                                h.evaluator.swap_rules(r.value.clone());
+                                crate::reload::log_reloaded(&r);
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "reload: writing the kernel filter failed; old rules kept");
+                            }
                         }
-                        Err(e) => {
-                            tracing::error!(error = %e, "reload: writing the kernel filter failed; old rules kept");
-                        }
+                        let _ = notify(&[NotifyState::Ready]);
                     }
-                    let _ = notify(&[NotifyState::Ready]);
+                    crate::reload::ReloadEvent::Failed(f) => {
+                        crate::reload::log_failed(&f);
+                        h.sink.submit(Arc::new(crate::reload::reload_failed_alert(host.clone(), &f)));
+                    }
                 }
-                crate::reload::ReloadEvent::Failed(f) => {
-                    crate::reload::log_failed(&f);
-                    h.sink.submit(Arc::new(crate::reload::reload_failed_alert(host.clone(), &f)));
+                // The config file is part of what the watcher hashes: re-read it too.
+                if let Some(path) = &st.config_path {
+                    if let Some(router) = reload_config(path, &mut active_cfg, &st, &host, &h.sink) {
+                        let old = std::mem::replace(&mut h.sink, router);
+                        let timeout = active_cfg.shutdown_timeout;
+                        tokio::spawn(async move {
+                            let report = old.shutdown(timeout).await;
+                            if report.undelivered > 0 {
+                                tracing::warn!(undelivered = report.undelivered, "config reload: the previous outputs did not deliver every queued alert in time");
+                            }
+                        });
+                    }
                 }
-            },
+            }
             ev = live.next() => {
                 let Some(le) = ev else {
                     tracing::error!("the event reader stopped");
@@ -337,7 +473,7 @@ async fn run_async(
             None => break,
         }
     }
-    let report = h.sink.shutdown(st.cfg.shutdown_timeout).await;
+    let report = h.sink.shutdown(active_cfg.shutdown_timeout).await;
     if report.undelivered > 0 {
         tracing::warn!(
             undelivered = report.undelivered,
@@ -353,6 +489,53 @@ async fn run_async(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cfg(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("/etc/vigil/vigil.yaml")).unwrap()
+    }
+
+    #[test]
+    fn config_change_separates_outputs_from_restart_keys() {
+        let old = cfg("rules: [/a]\noutputs:\n  file:\n    path: /tmp/one.jsonl\n");
+        let same = config_change(&old, &old.clone(), false);
+        assert_eq!(same, ConfigChange::default());
+        let new = cfg("rules: [/a]\noutputs:\n  file:\n    path: /tmp/two.jsonl\n");
+        let c = config_change(&old, &new, false);
+        assert!(c.outputs);
+        assert!(c.need_restart.is_empty());
+        let new = cfg("rules: [/b]\nmax_procs: 10\noutputs:\n  file:\n    path: /tmp/one.jsonl\n");
+        let c = config_change(&old, &new, false);
+        assert!(!c.outputs);
+        assert_eq!(c.need_restart, vec!["rules", "max_procs"]);
+        // --rules overrides the config's list: a change there needs nothing.
+        assert!(config_change(&old, &new, true).need_restart == vec!["max_procs"]);
+    }
+
+    #[test]
+    fn json_flag_applies_to_a_reloaded_stdout_output() {
+        let mut c = cfg("rules: [/a]\noutputs:\n  stdout:\n    format: text\n");
+        apply_json_flag(&mut c, false);
+        assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Text);
+        apply_json_flag(&mut c, true);
+        assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Json);
+    }
+
+    #[test]
+    fn config_failed_alert_names_file_and_error() {
+        let host: Arc<str> = Arc::from("h");
+        let a = config_failed_alert(
+            &host,
+            Path::new("/etc/vigil/vigil.yaml"),
+            "line 3: unknown field `x`",
+        );
+        assert_eq!(&*a.rule, "vigil config reload failed");
+        assert_eq!(a.priority, Priority::Error);
+        assert_eq!(
+            a.output_fields["vigil.config.file"],
+            "/etc/vigil/vigil.yaml"
+        );
+        assert!(a.output.contains("unknown field `x`"));
+    }
 
     #[test]
     fn loss_alert_names_counts_per_type() {
