@@ -71,6 +71,29 @@ pub struct FilterPlan {
     pub open_writes: bool,
 }
 
+/// The kernel's 16-bit hash of a NUL-padded comm (`comm_hash16` in
+/// vigil.bpf.c: the same multiply-xor over the two little-endian words). It
+/// indexes the comm pre-check arrays that spare the hash lookup for comms no
+/// rule names.
+pub fn comm_hash16(comm: &[u8; 16]) -> u16 {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&comm[i..i + 8]);
+        u64::from_le_bytes(w)
+    };
+    let h =
+        word(0).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ word(8).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    (h >> 48) as u16
+}
+
+fn pre_check(set: &BTreeMap<[u8; 16], u8>) -> BTreeMap<u16, u8> {
+    let mut out = BTreeMap::new();
+    for (c, m) in set {
+        *out.entry(comm_hash16(c)).or_insert(0) |= *m;
+    }
+    out
+}
+
 impl FilterPlan {
     pub fn from_filter(f: &KernelFilter) -> FilterPlan {
         let mut plan = FilterPlan::default();
@@ -185,6 +208,17 @@ impl FilterPlan {
         h
     }
 
+    /// `f_comm_pre` entries: [`comm_hash16`] of each comm → OR of the type
+    /// masks of the comms hashing there.
+    pub fn comm_pre(&self) -> BTreeMap<u16, u8> {
+        pre_check(&self.comms)
+    }
+
+    /// `f_pcomm_pre` entries, as [`FilterPlan::comm_pre`] for parent comms.
+    pub fn pcomm_pre(&self) -> BTreeMap<u16, u8> {
+        pre_check(&self.pcomms)
+    }
+
     /// `f_tail` entries: the last two bytes (`b[len-2] << 8 | b[len-1]`) a
     /// path can end with and still match a suffix (every second-to-last
     /// byte for a one-byte suffix).
@@ -275,6 +309,32 @@ impl FilterPlan {
 mod tests {
     use super::*;
     use vigil_engine::filter::FilterSets;
+
+    fn comm(s: &str) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[..s.len()].copy_from_slice(s.as_bytes());
+        c
+    }
+
+    #[test]
+    fn comm_pre_check_covers_every_comm_with_its_types() {
+        // Mixes both words: names differing only past byte 8 hash apart.
+        assert_ne!(
+            comm_hash16(&comm("kworker/0:1")),
+            comm_hash16(&comm("kworker/0:2"))
+        );
+        assert_ne!(comm_hash16(&comm("nginx")), comm_hash16(&comm("nginy")));
+        let mut plan = FilterPlan::default();
+        plan.comms.insert(comm("nginx"), 0b01);
+        plan.comms.insert(comm("sshd"), 0b10);
+        plan.pcomms.insert(comm("bash"), 0b100);
+        let pre = plan.comm_pre();
+        for (c, m) in &plan.comms {
+            assert_eq!(pre[&comm_hash16(c)] & m, *m, "{c:?}");
+        }
+        assert_eq!(pre.values().fold(0, |a, m| a | m), 0b11);
+        assert_eq!(plan.pcomm_pre()[&comm_hash16(&comm("bash"))], 0b100);
+    }
 
     fn sets(comms: &[&str], pcomms: &[&str], pids: &[i64], cg: &[&str]) -> FilterSets {
         FilterSets {

@@ -62,6 +62,8 @@ pub(crate) struct Maps {
     fcfg: MapHandle,
     f_comm: MapHandle,
     f_pcomm: MapHandle,
+    f_comm_pre: MapHandle,
+    f_pcomm_pre: MapHandle,
     f_pid: MapHandle,
     f_path: MapHandle,
     f_suffix: MapHandle,
@@ -144,6 +146,8 @@ impl Sensors {
             fcfg: handle("fcfg")?,
             f_comm: handle("f_comm")?,
             f_pcomm: handle("f_pcomm")?,
+            f_comm_pre: handle("f_comm_pre")?,
+            f_pcomm_pre: handle("f_pcomm_pre")?,
             f_pid: handle("f_pid")?,
             f_path: handle("f_path")?,
             f_suffix: handle("f_suffix")?,
@@ -271,6 +275,22 @@ impl Sensors {
                 .update(&comm_key(c), &[*m], MapFlags::ANY)
                 .map_err(map_err("f_pcomm"))?;
         }
+        // Pre-checks after the sets they guard: a comm passing its
+        // pre-check always finds its set entry.
+        for (h, m) in plan.comm_pre() {
+            let idx = (gen & 1) << 16 | u32::from(h);
+            self.maps
+                .f_comm_pre
+                .update(&idx.to_ne_bytes(), &[m], MapFlags::ANY)
+                .map_err(map_err("f_comm_pre"))?;
+        }
+        for (h, m) in plan.pcomm_pre() {
+            let idx = (gen & 1) << 16 | u32::from(h);
+            self.maps
+                .f_pcomm_pre
+                .update(&idx.to_ne_bytes(), &[m], MapFlags::ANY)
+                .map_err(map_err("f_pcomm_pre"))?;
+        }
         for (p, m) in &plan.pids {
             let mut k = [0u8; 8];
             k[..4].copy_from_slice(&g);
@@ -335,6 +355,20 @@ impl Sensors {
             k[..4].copy_from_slice(&g);
             k[4..].copy_from_slice(c);
             let _ = self.maps.f_pcomm.delete(&k);
+        }
+        for h in plan.comm_pre().keys() {
+            let idx = (gen & 1) << 16 | u32::from(*h);
+            let _ = self
+                .maps
+                .f_comm_pre
+                .update(&idx.to_ne_bytes(), &[0], MapFlags::ANY);
+        }
+        for h in plan.pcomm_pre().keys() {
+            let idx = (gen & 1) << 16 | u32::from(*h);
+            let _ = self
+                .maps
+                .f_pcomm_pre
+                .update(&idx.to_ne_bytes(), &[0], MapFlags::ANY);
         }
         for p in plan.pids.keys() {
             let mut k = [0u8; 8];

@@ -113,6 +113,24 @@ struct {
 	__type(value, __u8);
 } f_tail SEC(".maps");
 
+/* comm pre-check: [gen << 16 | comm_hash16(comm)] holds the OR of the type
+ * bits of every f_comm (f_pcomm) entry of that generation hashing there. An
+ * array load is inlined by the verifier; a hash lookup is a call that costs
+ * ~75 ns here, so a comm that no rule names skips it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 << 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} f_comm_pre SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 << 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} f_pcomm_pre SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -183,59 +201,98 @@ static __always_inline struct filter_cfg *get_cfg(struct filter_state *st, __u32
 	return bpf_map_lookup_elem(&fcfg, gen);
 }
 
+/* A comm as two words (NUL-padded, as the kernel keeps task->comm). Read
+ * from the task with two loads: the bpf_get_current_comm helper costs ~85 ns
+ * a call on these machines (helper calls are dear here), this a few. */
+struct comm16 {
+	__u64 lo;
+	__u64 hi;
+};
+
+static __always_inline struct comm16 task_comm(struct task_struct *t)
+{
+	const __u64 *c = (const __u64 *)t->comm;
+	struct comm16 r = { c[0], c[1] };
+	return r;
+}
+
+static __always_inline struct comm16 comm_of(const char *comm)
+{
+	struct comm16 r;
+	__builtin_memcpy(&r, comm, sizeof(r));
+	return r;
+}
+
+/* 16-bit hash of a comm; `comm_hash16` in filter.rs is the same function. */
+static __always_inline __u32 comm_hash16(struct comm16 c)
+{
+	return (__u32)(((c.lo * 0x9E3779B97F4A7C15ULL) ^ (c.hi * 0xC2B2AE3D27D4EB4FULL)) >> 48);
+}
+
+/* Is comm `c` in the comm set `set` (f_comm / f_pcomm, pre-check `pre`) of
+ * generation `gen` with type bit `bit`? */
+static __always_inline bool comm_in(void *set, void *pre, __u32 gen, __u8 bit, struct comm16 c)
+{
+	__u32 idx = (gen & 1) << 16 | comm_hash16(c);
+	__u8 *m = bpf_map_lookup_elem(pre, &idx);
+
+	if (!m || !(*m & bit))
+		return false;
+	struct comm_key k = { .gen = gen };
+	__builtin_memcpy(k.comm, &c, sizeof(c));
+	m = bpf_map_lookup_elem(set, &k);
+	return m && (*m & bit);
+}
+
+/* Who an event is about, for the first-stage filter: the current task (`t`
+ * set; comm, parent comm and cgroup read from it on demand) or a recorded
+ * socket owner (`o` set). */
+struct subject {
+	__u32 tgid;
+	struct task_struct *t;
+	struct owner *o;
+};
+
 /* The first-stage filter in match mode: does any of the pid / comm /
  * cgroup / parent comm maps of generation `gen` have the type's bit? Only
- * the maps that hold entries are consulted, cheapest first. `comm` and
- * `pcomm` may be NULL: then they are read from the current task. */
-static __always_inline bool match_sets(struct filter_cfg *cfg, __u32 gen, __u32 type, __u32 tgid,
-				       const char *comm, const char *pcomm, __u64 cgid)
+ * the maps that hold entries are consulted, cheapest first. */
+static __always_inline bool match_sets(struct filter_cfg *cfg, __u32 gen, __u32 type,
+				       struct subject *who)
 {
 	__u8 bit = 1 << (type & 7);
 	__u8 has = cfg->type_has[type & 7];
 	__u8 *m;
 
 	if (has & VH_PID) {
-		struct pid_key k = { .gen = gen, .pid = tgid };
+		struct pid_key k = { .gen = gen, .pid = who->tgid };
 		m = bpf_map_lookup_elem(&f_pid, &k);
 		if (m && (*m & bit))
 			return true;
 	}
 	if (has & VH_COMM) {
-		struct comm_key k = { .gen = gen };
-		if (comm)
-			__builtin_memcpy(k.comm, comm, VG_COMM_LEN);
-		else
-			bpf_get_current_comm(k.comm, sizeof(k.comm));
-		m = bpf_map_lookup_elem(&f_comm, &k);
-		if (m && (*m & bit))
+		struct comm16 c = who->o ? comm_of(who->o->comm) : task_comm(who->t);
+		if (comm_in(&f_comm, &f_comm_pre, gen, bit, c))
 			return true;
 	}
 	if (has & VH_CGROUP) {
-		struct cg_key k = { .gen = gen, .cgid = cgid ? cgid : bpf_get_current_cgroup_id() };
+		struct cg_key k = { .gen = gen,
+				    .cgid = who->o ? who->o->cgroup_id : bpf_get_current_cgroup_id() };
 		m = bpf_map_lookup_elem(&f_cgroup, &k);
 		if (m && (*m & bit))
 			return true;
 	}
 	if (has & VH_PCOMM) {
-		struct comm_key k = { .gen = gen };
-		if (pcomm) {
-			__builtin_memcpy(k.comm, pcomm, VG_COMM_LEN);
-		} else {
-			struct task_struct *t = bpf_get_current_task_btf();
-			struct task_struct *parent = BPF_CORE_READ(t, real_parent);
-			bpf_probe_read_kernel_str(k.comm, VG_COMM_LEN, &parent->comm);
-		}
-		m = bpf_map_lookup_elem(&f_pcomm, &k);
-		if (m && (*m & bit))
+		struct comm16 c = who->o ? comm_of(who->o->pcomm) : task_comm(who->t->real_parent);
+		if (comm_in(&f_pcomm, &f_pcomm_pre, gen, bit, c))
 			return true;
 	}
 	return false;
 }
 
-/* Filter for the current task; counts `seen` and `passed`. The mode is
+/* Filter for the current task `t`; counts `seen` and `passed`. The mode is
  * checked before anything about the task is read, so a dropped type costs
  * two array lookups. */
-static __always_inline bool pass_current(struct filter_state *st, __u32 type)
+static __always_inline bool pass_current(struct filter_state *st, __u32 type, struct task_struct *t)
 {
 	__u32 gen;
 	struct filter_cfg *cfg;
@@ -247,9 +304,11 @@ static __always_inline bool pass_current(struct filter_state *st, __u32 type)
 	__u8 mode = cfg->mode[type & 7];
 	if (mode == VM_DROP)
 		return false;
-	if (mode != VM_PASS_ALL &&
-	    !match_sets(cfg, gen, type, bpf_get_current_pid_tgid() >> 32, NULL, NULL, 0))
-		return false;
+	if (mode != VM_PASS_ALL) {
+		struct subject who = { .tgid = t->tgid, .t = t };
+		if (!match_sets(cfg, gen, type, &who))
+			return false;
+	}
 	count_passed(type);
 	return true;
 }
@@ -371,7 +430,8 @@ static __always_inline bool path_passes(__u32 gen, __u8 has, const char *upath, 
  * `passed`. Process sets first, then the write flag, then the path: a
  * rejected open costs the set lookups, one user-string copy and one LPM
  * lookup. */
-static __always_inline bool pass_open(struct filter_state *st, struct sys_args *p)
+static __always_inline bool pass_open(struct filter_state *st, struct sys_args *p,
+				      struct task_struct *t)
 {
 	__u32 gen;
 	struct filter_cfg *cfg;
@@ -385,7 +445,8 @@ static __always_inline bool pass_open(struct filter_state *st, struct sys_args *
 		return false;
 	if (mode == VM_PASS_ALL)
 		goto pass;
-	if (match_sets(cfg, gen, VG_OPEN, bpf_get_current_pid_tgid() >> 32, NULL, NULL, 0))
+	struct subject who = { .tgid = t->tgid, .t = t };
+	if (match_sets(cfg, gen, VG_OPEN, &who))
 		goto pass;
 	__u8 has = cfg->type_has[VG_OPEN];
 	if (!(has & (VH_PATH | VH_WRITE)))
@@ -413,23 +474,24 @@ static __always_inline bool pass_owner(struct filter_state *st, __u32 type, stru
 		return true;
 	if (mode != VM_MATCH || !o)
 		return false;
-	return match_sets(cfg, gen, type, o->tgid, o->comm, o->pcomm, o->cgroup_id);
+	struct subject who = { .tgid = o->tgid, .o = o };
+	return match_sets(cfg, gen, type, &who);
 }
 
 static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __u16 size)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
-	__u64 id = bpf_get_current_pid_tgid();
+	struct comm16 c = task_comm(t);
 
 	h->type = type;
 	h->flags = flags;
 	h->size = size;
-	h->tgid = id >> 32;
-	h->tid = (__u32)id;
-	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->tgid = t->tgid;
+	h->tid = t->pid;
+	h->ppid = t->real_parent->tgid;
 	h->ts = bpf_ktime_get_boot_ns();
 	h->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	__builtin_memcpy(h->comm, &c, sizeof(c));
 }
 
 /* Wake-up policy for high-rate records (open, connect, accept,
@@ -557,7 +619,7 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (tgid == st->self_tgid)
 		return 0;
-	if (pass_current(st, VG_EXEC))
+	if (pass_current(st, VG_EXEC, p))
 		flags |= VF_PASSED;
 	e = scratch_buf();
 	if (!e)
@@ -668,7 +730,7 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 		return 0;
 	if ((bpf_get_current_pid_tgid() >> 32) == st->self_tgid)
 		return 0;
-	if (pass_current(st, VG_EXIT))
+	if (pass_current(st, VG_EXIT, p))
 		flags |= VF_PASSED;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -936,7 +998,8 @@ static __always_inline void accept_exit(struct sys_args *p, long ret)
  * only for the syscalls vigil watches) and the raw sys_exit fallback (used
  * when tracefs is unavailable; it runs for every syscall and bails out on the
  * id first). Filter first, then build the record. */
-static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *regs)
+static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *regs,
+					   struct task_struct *t)
 {
 	struct sys_args p = {};
 	__u32 type;
@@ -946,9 +1009,9 @@ static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *re
 	struct filter_state *st = get_state();
 	if (!st)
 		return 0;
-	if ((bpf_get_current_pid_tgid() >> 32) == st->self_tgid)
+	if (t->tgid == st->self_tgid)
 		return 0;
-	if (type == VG_OPEN ? !pass_open(st, &p) : !pass_current(st, type))
+	if (type == VG_OPEN ? !pass_open(st, &p, t) : !pass_current(st, type, t))
 		return 0;
 	switch (type) {
 	case VG_OPEN:
@@ -968,7 +1031,7 @@ static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *re
 SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 {
-	return sys_exit_common(regs->orig_ax, ret, regs);
+	return sys_exit_common(regs->orig_ax, ret, regs, bpf_get_current_task_btf());
 }
 
 /* Preferred: one tracepoint per watched syscall's exit (needs tracefs for the
@@ -979,7 +1042,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	int vigil_exit_##name(struct trace_event_raw_sys_exit *ctx)                   \
 	{                                                                             \
 		struct task_struct *t = bpf_get_current_task_btf();                   \
-		return sys_exit_common(nr, ctx->ret, (struct pt_regs *)bpf_task_pt_regs(t)); \
+		return sys_exit_common(nr, ctx->ret, (struct pt_regs *)bpf_task_pt_regs(t), t); \
 	}
 
 SYSCALL_TP(open, NR_open)
