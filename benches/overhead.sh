@@ -21,9 +21,10 @@
 #   vigil-default   `vigil run` with the shipped rules (RULES_DIR): what a user
 #                   pays out of the box (opens path-filtered in the kernel,
 #                   execs and connects to userspace)
-#   floor           bpftrace with EMPTY programs on sys_enter_openat and
-#                   sys_exit_openat: the least any agent that sees opens (and
-#                   their result) through syscall tracepoints can cost here
+#   floor           bpftrace with an EMPTY program on sys_exit_openat: the
+#                   least any agent that sees opens (and their result) through
+#                   syscall tracepoints can cost here (vigil, too, hooks only
+#                   the exit)
 #   opensnoop / execsnoop / tcplife   libbpf-tools, output to a file
 #                   (tcpconnect needs kprobes, which this kernel lacks)
 #   bpftrace        counting openat/exec/connect per comm in maps
@@ -273,8 +274,7 @@ BT_PROG='tracepoint:syscalls:sys_enter_openat { @opens[comm] = count(); }
 tracepoint:sched:sched_process_exec { @execs[comm] = count(); }
 tracepoint:syscalls:sys_enter_connect { @connects[comm] = count(); }'
 
-FLOOR_PROG='tracepoint:syscalls:sys_enter_openat { }
-tracepoint:syscalls:sys_exit_openat { }'
+FLOOR_PROG='tracepoint:syscalls:sys_exit_openat { }'
 
 AGENTS=(none)
 ((HAVE_VIGIL)) && AGENTS+=(vigil-scoped vigil-userspace vigil-default)
