@@ -14,7 +14,8 @@
 # Agents:
 #   none            nothing attached
 #   vigil-scoped    `vigil run` with rules on proc.name == "nginx" only: the
-#                   kernel filter drops every loop event before the ring buffer
+#                   kernel filter drops every loop event by its comm before the
+#                   ring buffer (path scoping: see vigil-default)
 #   vigil-userspace `vigil run` with one rule per event type whose condition is
 #                   false for the loops but has no filterable term: every loop
 #                   event reaches userspace and is evaluated, none fires
@@ -99,8 +100,8 @@ for src in "$ROOT"/benches/loops/*.c; do
 done
 BIN=$TMP
 # The loops' files live apart from the rule directories: vigil's rule watcher
-# also watches each rule directory's parent (to see directory swaps), and
-# inotify there reports every open, which would tax the open loop.
+# also watches each rule directory's parent (to see directory swaps); it asks
+# inotify for changes only, but the loops should not depend on that.
 mkdir -p "$TMP/data"
 echo "vigil overhead target" > "$TMP/data/target-file"
 OPEN_FILE=$TMP/data/target-file
@@ -118,7 +119,7 @@ cat > "$TMP/rules/scoped/scoped.yaml" <<'EOF'
 - rule: bench scoped open
   desc: benchmark rule the kernel filter scopes away from the loops
   events: [open]
-  condition: proc.name == "nginx" && file.path == "/vigil-bench/never"
+  condition: proc.name == "nginx" && file.name == "vigil-bench-never"
   output: "scoped open {file.path}"
   priority: debug
 - rule: bench scoped connect

@@ -78,6 +78,30 @@ async fn wait_for(
     }
 }
 
+/// A fresh child cgroup in the cgroup v2 hierarchy (wherever it is mounted),
+/// removed on drop; None where there is no cgroup2 mount or it is read-only.
+struct TestCgroup(std::path::PathBuf);
+
+impl TestCgroup {
+    fn create(name: &str) -> Option<TestCgroup> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = info.lines().find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            post.starts_with("cgroup2 ")
+                .then(|| pre.split(' ').nth(4).map(str::to_string))?
+        })?;
+        let dir = std::path::Path::new(&mount).join(name);
+        std::fs::create_dir(&dir).ok()?;
+        Some(TestCgroup(dir))
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_event_names_parent_and_argv() {
     let Some(mut s) = sensors_or_skip() else {
@@ -89,10 +113,17 @@ async fn exec_event_names_parent_and_argv() {
         .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
-    let st = Command::new(&bash)
-        .args(["-c", "/bin/true one two; exit 3"])
-        .status()
-        .unwrap();
+    // The bash copy moves itself into a cgroup of its own first, so the
+    // records' cgroup id can be checked against that directory's inode.
+    let cg = TestCgroup::create(&name);
+    let script = match &cg {
+        Some(cg) => format!(
+            "echo $$ > {}/cgroup.procs; /bin/true one two; exit 3",
+            cg.0.display()
+        ),
+        None => "/bin/true one two; exit 3".to_string(),
+    };
+    let st = Command::new(&bash).args(["-c", &script]).status().unwrap();
     assert_eq!(st.code(), Some(3));
     let mut bash_pid = 0;
     let ev = wait_for(&mut rx, 5, |e| {
@@ -104,6 +135,15 @@ async fn exec_event_names_parent_and_argv() {
     .await
     .expect("exec of /bin/true by the renamed bash");
     assert!(ev.passed, "comm `true` is in the filter");
+    // The header's cgroup id is the inode of the task's cgroup v2 directory.
+    match &cg {
+        Some(cg) => {
+            use std::os::unix::fs::MetadataExt;
+            let ino = std::fs::metadata(&cg.0).unwrap().ino();
+            assert_eq!(ev.cgroup_id, ino, "cgroup id of {}", cg.0.display());
+        }
+        None => eprintln!("note: no writable cgroup2 hierarchy; cgroup id not checked"),
+    }
     match &ev.body {
         RawBody::Exec { filename, argv, .. } => {
             assert_eq!(filename, "/bin/true");

@@ -478,9 +478,11 @@ static __always_inline bool pass_owner(struct filter_state *st, __u32 type, stru
 	return match_sets(cfg, gen, type, &who);
 }
 
-static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __u16 size)
+/* Header of a record about task `t` (the current task): ids, comm and
+ * cgroup read from the task with direct loads, one clock read. */
+static __always_inline void fill_hdr(struct ev_hdr *h, struct task_struct *t, __u8 type, __u8 flags,
+				     __u16 size)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct comm16 c = task_comm(t);
 
 	h->type = type;
@@ -490,7 +492,7 @@ static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __
 	h->tid = t->pid;
 	h->ppid = t->real_parent->tgid;
 	h->ts = bpf_ktime_get_boot_ns();
-	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->cgroup_id = t->cgroups->dfl_cgrp->kn->id;
 	__builtin_memcpy(h->comm, &c, sizeof(c));
 }
 
@@ -500,27 +502,37 @@ static __always_inline void fill_hdr(struct ev_hdr *h, __u8 type, __u8 flags, __
  * backlog over WAKE_BYTES builds up). An isolated event thus wakes the reader
  * at once, a flood costs at most 1000 wake-ups a second per CPU, and a
  * record's wait is bounded by WAKE_NS or the reader's periodic consume.
+ * The backlog is queried every WAKE_QUERY_EVERY records only (a helper call
+ * per record is dear), which at most delays a backlog wake-up by that many
+ * records. `now` is the record's own timestamp (no second clock read).
  * Lifecycle records keep the kernel's adaptive wake-up (0). */
 #define WAKE_BYTES (512 << 10)
 #define WAKE_NS 1000000ULL
+#define WAKE_QUERY_EVERY 32
+
+struct wake {
+	__u64 last;
+	__u64 n;
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct wake);
 } last_wake SEC(".maps");
 
-static __always_inline __u64 rb_flags(void)
+static __always_inline __u64 rb_flags(__u64 now)
 {
 	__u32 zero = 0;
-	__u64 *last = bpf_map_lookup_elem(&last_wake, &zero);
-	__u64 now = bpf_ktime_get_ns();
+	struct wake *w = bpf_map_lookup_elem(&last_wake, &zero);
 
-	if (!last || now - *last > WAKE_NS ||
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKE_BYTES) {
-		if (last)
-			*last = now;
+	if (!w)
+		return BPF_RB_FORCE_WAKEUP;
+	if (now - w->last > WAKE_NS ||
+	    (++w->n % WAKE_QUERY_EVERY == 0 &&
+	     bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > WAKE_BYTES)) {
+		w->last = now;
 		return BPF_RB_FORCE_WAKEUP;
 	}
 	return BPF_RB_NO_WAKEUP;
@@ -624,7 +636,7 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	e = scratch_buf();
 	if (!e)
 		return 0;
-	fill_hdr(&e->h, VG_EXEC, flags, 0);
+	fill_hdr(&e->h, p, VG_EXEC, flags, 0);
 	__u64 ugid = bpf_get_current_uid_gid();
 	e->uid = (__u32)ugid;
 	e->gid = ugid >> 32;
@@ -704,7 +716,7 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 		count_lost(VG_FORK);
 		return 0;
 	}
-	fill_hdr(&e->h, VG_FORK, 0, sizeof(*e));
+	fill_hdr(&e->h, bpf_get_current_task_btf(), VG_FORK, 0, sizeof(*e));
 	e->h.tgid = ctgid;
 	e->h.tid = cpid;
 	e->h.ppid = BPF_CORE_READ(child, real_parent, tgid);
@@ -737,7 +749,7 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 		count_lost(VG_EXIT);
 		return 0;
 	}
-	fill_hdr(&e->h, VG_EXIT, flags, sizeof(*e));
+	fill_hdr(&e->h, p, VG_EXIT, flags, sizeof(*e));
 	int code = BPF_CORE_READ(p, exit_code);
 	if (BPF_CORE_READ(p, signal, flags) & SIGNAL_GROUP_EXIT_)
 		code = BPF_CORE_READ(p, signal, group_exit_code);
@@ -850,14 +862,14 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, struct s
 	return true;
 }
 
-static __always_inline void open_exit(struct sys_args *p, long ret)
+static __always_inline void open_exit(struct sys_args *p, long ret, struct task_struct *t)
 {
 	struct ev_open *e = scratch_buf();
 	__u8 flags = VF_PASSED;
 
 	if (!e)
 		return;
-	fill_hdr(&e->h, VG_OPEN, flags, 0);
+	fill_hdr(&e->h, t, VG_OPEN, flags, 0);
 	e->ret = ret;
 	e->dirfd = (__s32)p->a0;
 	if (p->nr == NR_openat2) {
@@ -904,11 +916,11 @@ static __always_inline void open_exit(struct sys_args *p, long ret)
 	e->h.size = size;
 	if (size > SCRATCH_SIZE)
 		return;
-	if (bpf_ringbuf_output(&events, e, size, rb_flags()))
+	if (bpf_ringbuf_output(&events, e, size, rb_flags(e->h.ts)))
 		count_lost(VG_OPEN);
 }
 
-static __always_inline void connect_exit(struct sys_args *p, long ret)
+static __always_inline void connect_exit(struct sys_args *p, long ret, struct task_struct *t)
 {
 	struct ev_net *e;
 	__u16 family = 0;
@@ -924,7 +936,7 @@ static __always_inline void connect_exit(struct sys_args *p, long ret)
 			return;
 		}
 		__builtin_memset(e, 0, sizeof(*e));
-		fill_hdr(&e->h, VG_CONNECT, VF_PASSED, sizeof(*e) + VG_UNIX_MAX);
+		fill_hdr(&e->h, t, VG_CONNECT, VF_PASSED, sizeof(*e) + VG_UNIX_MAX);
 		e->ret = ret;
 		e->family = family;
 		__u32 n = alen > 2 ? alen - 2 : 0;
@@ -933,7 +945,7 @@ static __always_inline void connect_exit(struct sys_args *p, long ret)
 		if (n && bpf_probe_read_user(e->path, n & 127, uaddr + 2))
 			n = 0;
 		e->path_len = n;
-		bpf_ringbuf_submit(e, rb_flags());
+		bpf_ringbuf_submit(e, rb_flags(e->h.ts));
 		return;
 	}
 	if (family != AF_INET_ && family != AF_INET6_)
@@ -944,7 +956,7 @@ static __always_inline void connect_exit(struct sys_args *p, long ret)
 		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_hdr(&e->h, VG_CONNECT, VF_PASSED, sizeof(*e));
+	fill_hdr(&e->h, t, VG_CONNECT, VF_PASSED, sizeof(*e));
 	e->ret = ret;
 	e->family = family;
 	struct sock *sk = sock_from_fd((int)p->a0);
@@ -968,10 +980,10 @@ static __always_inline void connect_exit(struct sys_args *p, long ret)
 		e->dport = __builtin_bswap16(sin6.sin6_port);
 		__builtin_memcpy(e->daddr, &sin6.sin6_addr, 16);
 	}
-	bpf_ringbuf_submit(e, rb_flags());
+	bpf_ringbuf_submit(e, rb_flags(e->h.ts));
 }
 
-static __always_inline void accept_exit(struct sys_args *p, long ret)
+static __always_inline void accept_exit(struct sys_args *p, long ret, struct task_struct *t)
 {
 	struct ev_net *e;
 	struct sock *sk = NULL;
@@ -984,14 +996,14 @@ static __always_inline void accept_exit(struct sys_args *p, long ret)
 		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_hdr(&e->h, VG_ACCEPT, VF_PASSED, sizeof(*e));
+	fill_hdr(&e->h, t, VG_ACCEPT, VF_PASSED, sizeof(*e));
 	e->ret = ret;
 	if (sk) {
 		sk_endpoints(sk, e);
 		if (e->proto == IPPROTO_TCP_ && (e->family == AF_INET_ || e->family == AF_INET6_))
 			remember_owner(sk);
 	}
-	bpf_ringbuf_submit(e, rb_flags());
+	bpf_ringbuf_submit(e, rb_flags(e->h.ts));
 }
 
 /* Syscall exit, shared by the per-syscall tracepoints (preferred: they run
@@ -1015,13 +1027,13 @@ static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *re
 		return 0;
 	switch (type) {
 	case VG_OPEN:
-		open_exit(&p, ret);
+		open_exit(&p, ret, t);
 		break;
 	case VG_CONNECT:
-		connect_exit(&p, ret);
+		connect_exit(&p, ret, t);
 		break;
 	default:
-		accept_exit(&p, ret);
+		accept_exit(&p, ret, t);
 		break;
 	}
 	return 0;
@@ -1104,7 +1116,7 @@ int BPF_PROG(vigil_retransmit, const struct sock *sk, const struct sk_buff *skb)
 		__builtin_memcpy(e->h.comm, o->comm, VG_COMM_LEN);
 	}
 	sk_endpoints((struct sock *)sk, e);
-	bpf_ringbuf_submit(e, rb_flags());
+	bpf_ringbuf_submit(e, rb_flags(e->h.ts));
 	return 0;
 }
 
