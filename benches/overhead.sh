@@ -119,7 +119,7 @@ cat > "$TMP/rules/scoped/scoped.yaml" <<'EOF'
 - rule: bench scoped open
   desc: benchmark rule the kernel filter scopes away from the loops
   events: [open]
-  condition: proc.name == "nginx" && file.name == "vigil-bench-never"
+  condition: proc.name == "nginx" && file.path.contains("vigil-bench-never")
   output: "scoped open {file.path}"
   priority: debug
 - rule: bench scoped connect
