@@ -193,10 +193,10 @@ fn proc_of(name: &str, pname: &str, exe: &str, seed: usize) -> Arc<Process> {
         cmdline,
         cwd: "/home/alice".into(),
         start: 1_764_000_000_000_000_000,
-        uid: if seed % 3 == 0 { 0 } else { 1000 },
+        uid: if seed.is_multiple_of(3) { 0 } else { 1000 },
         gid: 1000,
         loginuid: 1000,
-        user_name: if seed % 3 == 0 { "root" } else { "alice" }.into(),
+        user_name: if seed.is_multiple_of(3) { "root" } else { "alice" }.into(),
         pname: pname.into(),
         pexe: format!("/usr/bin/{pname}"),
         pcmdline: pname.into(),
@@ -204,7 +204,7 @@ fn proc_of(name: &str, pname: &str, exe: &str, seed: usize) -> Arc<Process> {
         cgroup: "/user.slice/user-1000.slice/session-3.scope".into(),
         unit: "session-3.scope".into(),
         container_id: String::new(),
-        tty: seed % 2 == 0,
+        tty: seed.is_multiple_of(2),
         incomplete: false,
     })
 }
