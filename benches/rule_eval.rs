@@ -196,7 +196,12 @@ fn proc_of(name: &str, pname: &str, exe: &str, seed: usize) -> Arc<Process> {
         uid: if seed.is_multiple_of(3) { 0 } else { 1000 },
         gid: 1000,
         loginuid: 1000,
-        user_name: if seed.is_multiple_of(3) { "root" } else { "alice" }.into(),
+        user_name: if seed.is_multiple_of(3) {
+            "root"
+        } else {
+            "alice"
+        }
+        .into(),
         pname: pname.into(),
         pexe: format!("/usr/bin/{pname}"),
         pcmdline: pname.into(),
