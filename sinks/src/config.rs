@@ -329,6 +329,10 @@ pub struct WebhookConfig {
     /// PEM file with CA certificates trusted in addition to the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Several alerts per request. Absent: one alert object per request
+    /// (falcosidekick-compatible).
+    #[serde(default)]
+    pub batch: Option<WebhookBatchConfig>,
 
     #[serde(default, deserialize_with = "de_opt_priority")]
     pub min_priority: Option<Priority>,
@@ -336,6 +340,52 @@ pub struct WebhookConfig {
     pub queue_size: usize,
     #[serde(default)]
     pub retry: RetryConfig,
+}
+
+/// Largest `webhook.batch.max_alerts`.
+pub const WEBHOOK_MAX_BATCH: usize = 10_000;
+
+/// `webhook.batch`: alerts are collected and POSTed together. A batch is
+/// sent when it holds `max_alerts` alerts or `max_wait` after its first
+/// alert, whichever comes first; it is delivered (and retried) whole.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBatchConfig {
+    /// Alerts per request at most (1 to [`WEBHOOK_MAX_BATCH`]).
+    #[serde(
+        default = "default_batch_max_alerts",
+        deserialize_with = "de_batch_max_alerts"
+    )]
+    pub max_alerts: usize,
+    /// How long a batch waits for more alerts after its first one. `0s`:
+    /// no waiting, a request carries what is queued at that moment.
+    #[serde(default = "default_batch_max_wait", deserialize_with = "de_duration")]
+    pub max_wait: Duration,
+    /// Body layout.
+    #[serde(default)]
+    pub format: WebhookBatchFormat,
+}
+
+impl Default for WebhookBatchConfig {
+    fn default() -> Self {
+        WebhookBatchConfig {
+            max_alerts: default_batch_max_alerts(),
+            max_wait: default_batch_max_wait(),
+            format: WebhookBatchFormat::default(),
+        }
+    }
+}
+
+/// Body of a batched webhook request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookBatchFormat {
+    /// One JSON array of alert objects (`Content-Type: application/json`).
+    #[default]
+    Array,
+    /// One alert JSON object per line, each line ending in `\n`
+    /// (`Content-Type: application/x-ndjson`).
+    Ndjson,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -476,6 +526,12 @@ fn default_dedup_by() -> Vec<String> {
 fn default_max_keys() -> usize {
     10_000
 }
+fn default_batch_max_alerts() -> usize {
+    100
+}
+fn default_batch_max_wait() -> Duration {
+    Duration::from_secs(1)
+}
 
 /// Parses `250ms`, `5s`, `2m`, `1h`, `1d`, a bare number of seconds, or a
 /// combination such as `1m30s`.
@@ -600,6 +656,32 @@ impl de::Visitor<'_> for SizeVisitor {
 
 fn de_queue_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     d.deserialize_u64(SizeVisitor)
+}
+
+/// An integer in `1..=max`.
+struct BoundedVisitor(u64);
+
+impl de::Visitor<'_> for BoundedVisitor {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an integer from 1 to {}", self.0)
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<usize, E> {
+        if n == 0 || n > self.0 {
+            return Err(E::custom(format!("{n} is out of range (1 to {})", self.0)));
+        }
+        usize::try_from(n).map_err(|_| E::custom(format!("{n} is out of range (1 to {})", self.0)))
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<usize, E> {
+        if n < 0 {
+            return Err(E::custom(format!("{n} is out of range (1 to {})", self.0)));
+        }
+        self.visit_u64(n as u64)
+    }
+}
+
+fn de_batch_max_alerts<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    d.deserialize_u64(BoundedVisitor(WEBHOOK_MAX_BATCH as u64))
 }
 
 fn de_http_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -773,6 +855,61 @@ dedup: { window: 30s, by: [proc.name], rules: { "Noisy rule": { window: 0s } } }
         assert!(e.contains("dedup.window") && e.contains("line 2"), "{e}");
         let e = parse("retries: 3").unwrap_err();
         assert!(e.contains("retries"), "{e}");
+    }
+
+    #[test]
+    fn webhook_batch_defaults_bounds_and_errors() {
+        let w = parse("webhook: { url: \"http://h/\" }")
+            .unwrap()
+            .webhook
+            .unwrap();
+        assert_eq!(w.batch, None, "no batch block: one alert per request");
+        let b = parse("webhook: { url: \"http://h/\", batch: {} }")
+            .unwrap()
+            .webhook
+            .unwrap()
+            .batch
+            .unwrap();
+        assert_eq!(b, WebhookBatchConfig::default());
+        assert_eq!(b.max_alerts, 100);
+        assert_eq!(b.max_wait, Duration::from_secs(1));
+        assert_eq!(b.format, WebhookBatchFormat::Array);
+        let b = parse(
+            "webhook: { url: \"http://h/\", batch: { max_alerts: 10000, max_wait: 250ms, format: ndjson } }",
+        )
+        .unwrap()
+        .webhook
+        .unwrap()
+        .batch
+        .unwrap();
+        assert_eq!(b.max_alerts, WEBHOOK_MAX_BATCH);
+        assert_eq!(b.max_wait, Duration::from_millis(250));
+        assert_eq!(b.format, WebhookBatchFormat::Ndjson);
+
+        for bad in ["0", "10001", "-1"] {
+            let e = parse(&format!(
+                "webhook:\n  url: \"http://h/\"\n  batch:\n    max_alerts: {bad}\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("webhook.batch.max_alerts") && e.contains("1 to 10000"),
+                "{bad}: {e}"
+            );
+        }
+        let e = parse("webhook: { url: \"http://h/\", batch: { max_alerts: lots } }").unwrap_err();
+        assert!(e.contains("webhook.batch.max_alerts"), "{e}");
+        let e = parse("webhook: { url: \"http://h/\", batch: { format: xml } }").unwrap_err();
+        assert!(
+            e.contains("webhook.batch.format") && e.contains("xml") && e.contains("ndjson"),
+            "{e}"
+        );
+        let e = parse("webhook: { url: \"http://h/\", batch: { max_wait: soon } }").unwrap_err();
+        assert!(
+            e.contains("webhook.batch.max_wait") && e.contains("soon"),
+            "{e}"
+        );
+        let e = parse("webhook: { url: \"http://h/\", batch: { size: 5 } }").unwrap_err();
+        assert!(e.contains("size") && e.contains("max_alerts"), "{e}");
     }
 
     #[test]

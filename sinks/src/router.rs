@@ -117,12 +117,15 @@ impl Batch {
 /// How a sink's task groups alerts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchPolicy {
-    /// Wait this long after the first alert for more (email digests). Zero:
-    /// take only what is already queued.
+    /// Wait this long after the first alert for more (email digests,
+    /// webhook batches). Zero: take only what is already queued.
     pub window: Duration,
-    /// Alerts kept in one batch (the rest of a window's alerts are counted).
+    /// Alerts kept in one batch (with `count_rest`, the rest of a window's
+    /// alerts are counted).
     pub max: usize,
-    /// When `window` is zero, stop at `max` instead of counting the rest.
+    /// True: a window's alerts beyond `max` are only counted (digests).
+    /// False: the batch ends at `max` alerts (sent as soon as it is full,
+    /// even before `window` has passed).
     pub count_rest: bool,
 }
 
@@ -743,6 +746,9 @@ impl Worker {
         }
         let until = tokio::time::Instant::now() + self.policy.window;
         loop {
+            if !self.policy.count_rest && batch.alerts.len() >= self.policy.max {
+                return true; // full: send now (webhook batches)
+            }
             tokio::select! {
                 biased;
                 _ = aborted(&mut self.abort) => return false,
