@@ -39,6 +39,11 @@ pub struct Config {
     /// Maximum processes tracked in the process table.
     #[serde(default = "default_max_procs")]
     pub max_procs: usize,
+    /// Watch 32-bit (`int 0x80` / compat) syscalls too. Off saves ~100 ns on
+    /// every syscall of the host but lets a 32-bit binary (or a 64-bit one
+    /// issuing `int 0x80`) open files and connect unseen.
+    #[serde(default = "default_true")]
+    pub compat_syscalls: bool,
     /// How long SIGTERM waits for the sinks to flush queued alerts.
     #[serde(default = "default_shutdown_timeout", deserialize_with = "de_duration")]
     pub shutdown_timeout: Duration,
@@ -46,6 +51,9 @@ pub struct Config {
 
 fn default_outputs() -> OutputsConfig {
     OutputsConfig::stdout_only(Format::Json)
+}
+fn default_true() -> bool {
+    true
 }
 fn default_event_queue() -> usize {
     65_536
@@ -66,6 +74,7 @@ impl Default for Config {
             hostname: None,
             event_queue: default_event_queue(),
             max_procs: default_max_procs(),
+            compat_syscalls: true,
             shutdown_timeout: default_shutdown_timeout(),
         }
     }

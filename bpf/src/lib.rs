@@ -15,4 +15,4 @@ pub mod tracefs;
 pub use decode::{DecodeError, RawBody, RawEvent, RawKind};
 pub use filter::FilterPlan;
 pub use reader::{QueueDrops, Reader};
-pub use sensors::{KernelCounters, SensorError, Sensors, TypeCounters};
+pub use sensors::{KernelCounters, SensorError, SensorOptions, Sensors, TypeCounters};

@@ -97,11 +97,35 @@ fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> SensorError {
     }
 }
 
+/// Choices made when the sensors load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorOptions {
+    /// Watch 32-bit (`int 0x80` / compat) syscalls too. The per-syscall
+    /// tracepoints never fire for them, so without this a 32-bit binary, or a
+    /// 64-bit one issuing `int 0x80`, opens and connects unseen. It costs a
+    /// raw `sys_exit` program on every syscall of the host (it returns on its
+    /// first test for 64-bit syscalls; ~100 ns a syscall on the test VMs).
+    pub compat_syscalls: bool,
+}
+
+impl Default for SensorOptions {
+    fn default() -> Self {
+        SensorOptions {
+            compat_syscalls: true,
+        }
+    }
+}
+
 impl Sensors {
+    /// [`Sensors::load_with`] the default options.
+    pub fn load() -> Result<Sensors, SensorError> {
+        Sensors::load_with(SensorOptions::default())
+    }
+
     /// Load the programs, initialise the maps (every rule event type dropped
     /// until [`Sensors::set_filter`]; vigil's own process always dropped) and
     /// attach every hook, each on its own so a failure names the hook.
-    pub fn load() -> Result<Sensors, SensorError> {
+    pub fn load_with(opts: SensorOptions) -> Result<Sensors, SensorError> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err(SensorError::NotRoot);
@@ -119,11 +143,15 @@ impl Sensors {
         }
         // The socket-owner iterator is optional: if this kernel refuses it,
         // load everything else.
-        let obj = match Self::open_and_load(true, per_syscall) {
+        if per_syscall && !opts.compat_syscalls {
+            tracing::warn!("32-bit (int 0x80) syscalls are not watched: compat_syscalls is off");
+        }
+        let compat = opts.compat_syscalls;
+        let obj = match Self::open_and_load(true, per_syscall, compat) {
             Ok(obj) => obj,
             Err(e) => {
                 tracing::debug!(error = %e, "loading with the socket-owner iterator failed; retrying without it");
-                Self::open_and_load(false, per_syscall).map_err(|e| {
+                Self::open_and_load(false, per_syscall, compat).map_err(|e| {
                     if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
                         SensorError::LoadDenied(e.to_string())
                     } else {
@@ -204,13 +232,20 @@ impl Sensors {
 
     /// Open and load the object with the optional iterator and one of the
     /// two syscall hook sets (per-syscall exit tracepoints or the raw sys_exit).
-    fn open_and_load(with_iter: bool, per_syscall: bool) -> Result<Object, libbpf_rs::Error> {
+    fn open_and_load(
+        with_iter: bool,
+        per_syscall: bool,
+        compat: bool,
+    ) -> Result<Object, libbpf_rs::Error> {
         let mut open = ObjectBuilder::default().open_memory(OBJ)?;
         for mut p in open.progs_mut() {
             let section = p.section().to_string_lossy().into_owned();
-            let raw_syscall = section == "tp_btf/sys_exit";
+            let name = p.name().to_string_lossy().into_owned();
+            // Per-syscall tracepoints (+ the compat-only raw program when
+            // asked), or the raw fallback alone (it sees compat syscalls itself).
             let skip = (!with_iter && section.starts_with("iter/"))
-                || (per_syscall && raw_syscall)
+                || (per_syscall && name == "vigil_sys_exit")
+                || (name == "vigil_compat_exit" && !(per_syscall && compat))
                 || (!per_syscall && section.starts_with("tracepoint/syscalls/"));
             if skip {
                 p.set_autoload(false);

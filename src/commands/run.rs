@@ -137,6 +137,9 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.max_procs != new.max_procs {
         need_restart.push("max_procs");
     }
+    if old.compat_syscalls != new.compat_syscalls {
+        need_restart.push("compat_syscalls");
+    }
     ConfigChange {
         outputs: old.outputs != new.outputs,
         need_restart,
@@ -301,6 +304,7 @@ async fn run_async(
         LiveOptions {
             queue: st.queue,
             max_procs: st.max_procs,
+            compat_syscalls: st.cfg.compat_syscalls,
         },
     )?;
     let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;

@@ -24,6 +24,8 @@ pub struct LiveOptions {
     pub queue: usize,
     /// Maximum processes in the table.
     pub max_procs: usize,
+    /// Watch 32-bit (`int 0x80`) syscalls too (see `SensorOptions`).
+    pub compat_syscalls: bool,
 }
 
 impl Default for LiveOptions {
@@ -31,6 +33,7 @@ impl Default for LiveOptions {
         LiveOptions {
             queue: 65_536,
             max_procs: 65_536,
+            compat_syscalls: true,
         }
     }
 }
@@ -69,7 +72,9 @@ impl Live {
     /// seed the process table from /proc (after attaching, so no process
     /// starts unseen in between). Must run inside a tokio runtime.
     pub fn start(filter: &KernelFilter, opts: LiveOptions) -> Result<Live, SensorError> {
-        let mut sensors = Sensors::load()?;
+        let mut sensors = Sensors::load_with(vigil_bpf::SensorOptions {
+            compat_syscalls: opts.compat_syscalls,
+        })?;
         sensors.set_filter(filter)?;
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let reader = Reader::spawn(&sensors, tx)?;

@@ -17,6 +17,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_openat 257
 #define NR_accept4 288
 #define NR_openat2 437
+/* the same syscalls in the ia32 (int 0x80 / compat) table */
+#define NR32_open 5
+#define NR32_openat 295
+#define NR32_connect 362
+#define NR32_accept4 364
+#define TS_COMPAT_ 0x0002 /* thread_info.status: a 32-bit syscall is running */
 
 #define AT_FDCWD_ -100
 #define AF_UNIX_ 1
@@ -830,12 +836,46 @@ static __always_inline void sk_endpoints(struct sock *sk, struct ev_net *e)
  * openat, openat2, connect, accept and accept4 leave them as the caller passed
  * them), so there is no entry program, no per-task state between entry and
  * exit, and a dropped syscall costs one program run. Fills `p` and the event
- * type; false for a syscall vigil does not watch. */
-static __always_inline bool syscall_args(long id, struct pt_regs *regs, struct sys_args *p,
-					 __u32 *type)
+ * type; false for a syscall vigil does not watch.
+ *
+ * A compat syscall (int 0x80, from a 32-bit binary or a 64-bit one) has its
+ * number in the ia32 table and its arguments in bx, cx, dx, 32 bits wide:
+ * it is translated to the x86_64 number, fds sign-extended, pointers
+ * zero-extended. (ia32's socketcall(2) multiplexer is not decoded.) */
+static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool compat,
+					 struct sys_args *p, __u32 *type)
 {
-	__u64 a0 = regs->di, a1 = regs->si, a2 = regs->dx;
+	__u64 a0, a1, a2;
 
+	if (compat) {
+		switch (id) {
+		case NR32_open:
+			id = NR_open;
+			break;
+		case NR32_openat:
+			id = NR_openat;
+			break;
+		case NR_openat2: /* 437 in both tables */
+			break;
+		case NR32_connect:
+			id = NR_connect;
+			break;
+		case NR32_accept4:
+			id = NR_accept4;
+			break;
+		default:
+			return false;
+		}
+		a0 = (__u64)(__s64)(__s32)regs->bx;
+		a1 = (__u32)regs->cx;
+		a2 = (__u32)regs->dx;
+		if (id == NR_open) /* open(path, flags): a0 is a pointer */
+			a0 = (__u32)regs->bx;
+	} else {
+		a0 = regs->di;
+		a1 = regs->si;
+		a2 = regs->dx;
+	}
 	switch (id) {
 	case NR_open:
 		p->a0 = (__u64)(__s64)AT_FDCWD_;
@@ -1017,7 +1057,9 @@ static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *re
 	struct sys_args p = {};
 	__u32 type;
 
-	if (!syscall_args(id, regs, &p, &type))
+	bool compat = t->thread_info.status & TS_COMPAT_;
+
+	if (!syscall_args(id, regs, compat, &p, &type))
 		return 0;
 	struct filter_state *st = get_state();
 	if (!st)
@@ -1045,6 +1087,19 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 {
 	return sys_exit_common(regs->orig_ax, ret, regs, bpf_get_current_task_btf());
+}
+
+/* With the per-syscall tracepoints: the kernel never runs those for compat
+ * syscalls, so int 0x80 opens/connects would go unseen (an evasion). This
+ * raw program returns on its first test unless a compat syscall is ending. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (!(t->thread_info.status & TS_COMPAT_))
+		return 0;
+	return sys_exit_common(regs->orig_ax, ret, regs, t);
 }
 
 /* Preferred: one tracepoint per watched syscall's exit (needs tracefs for the
