@@ -19,6 +19,9 @@
 #   vigil-userspace `vigil run` with one rule per event type whose condition is
 #                   false for the loops but has no filterable term: every loop
 #                   event reaches userspace and is evaluated, none fires
+#   vigil-scoped-nocompat  as vigil-scoped with `compat_syscalls: false` in a
+#                   config file: no raw sys_exit program for 32-bit syscalls
+#                   (the price of watching those is the difference)
 #   vigil-default   `vigil run` with the shipped rules (RULES_DIR): what a user
 #                   pays out of the box (opens path-filtered in the kernel,
 #                   execs and connects to userspace)
@@ -129,6 +132,7 @@ cat > "$TMP/rules/scoped/scoped.yaml" <<'EOF'
   output: "scoped connect {net.dport}"
   priority: debug
 EOF
+printf 'compat_syscalls: false\noutputs:\n  stdout: { format: json }\n' > "$TMP/nocompat.yaml"
 cat > "$TMP/rules/userspace/userspace.yaml" <<'EOF'
 # No rule has a term the kernel filter can use: every loop event reaches
 # userspace and is evaluated; the conditions are false for all of them.
@@ -278,7 +282,7 @@ tracepoint:syscalls:sys_enter_connect { @connects[comm] = count(); }'
 FLOOR_PROG='tracepoint:syscalls:sys_exit_openat { }'
 
 AGENTS=(none)
-((HAVE_VIGIL)) && AGENTS+=(vigil-scoped vigil-userspace vigil-default)
+((HAVE_VIGIL)) && AGENTS+=(vigil-scoped vigil-scoped-nocompat vigil-userspace vigil-default)
 if ((PEERS)); then
   for p in opensnoop execsnoop tcplife bpftrace; do
     if command -v "$p" >/dev/null 2>&1; then AGENTS+=("$p"); else echo "note: $p not installed; skipped" >&2; fi
@@ -292,6 +296,7 @@ start_agent() { # start_agent NAME
     none) AGENT_PID="" ;;
     vigil-scoped) start_vigil "$TMP/rules/scoped" "$out" ;;
     vigil-userspace) start_vigil "$TMP/rules/userspace" "$out" ;;
+    vigil-scoped-nocompat) start_vigil "$TMP/rules/scoped" "$out" --config "$TMP/nocompat.yaml" ;;
     vigil-default) start_vigil "$RULES_DIR" "$out" ;;
     floor) start_peer bpftrace "$out" bpftrace -e "$FLOOR_PROG" ;;
     opensnoop) start_peer opensnoop "$out" opensnoop ;;
