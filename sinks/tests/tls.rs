@@ -103,13 +103,16 @@ async fn https_server(
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    let status = Arc::new(AtomicU16::new(200));
+    let replies = Replies {
+        status: Arc::new(AtomicU16::new(200)),
+        ..Default::default()
+    };
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
-            let (acceptor, tx, status) = (acceptor.clone(), tx.clone(), status.clone());
+            let (acceptor, tx, replies) = (acceptor.clone(), tx.clone(), replies.clone());
             tokio::spawn(async move {
                 if let Ok(t) = acceptor.accept(s).await {
-                    http_conn(t, tx, status).await;
+                    http_conn(t, tx, replies).await;
                 }
             });
         }

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -272,82 +271,11 @@ async fn ndjson_batches_are_one_object_per_line() {
     assert_eq!(report.undelivered, 0);
 }
 
-/// A loopback HTTP/1.1 server that answers 503 to its first `fail_first`
-/// requests and 200 to the rest, recording each request with its status.
-async fn failing_then_ok_server(
-    fail_first: usize,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::mpsc::UnboundedReceiver<(u16, HttpRequest)>,
-) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let n = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else { return };
-            let (tx, n) = (tx.clone(), n.clone());
-            tokio::spawn(async move {
-                let (r, mut w) = s.into_split();
-                let mut r = BufReader::new(r);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace();
-                    let method = parts.next().unwrap_or("").to_string();
-                    let path = parts.next().unwrap_or("").to_string();
-                    let mut headers = std::collections::HashMap::new();
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                        }
-                    }
-                    let len: usize = headers
-                        .get("content-length")
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    let code = if n.fetch_add(1, Ordering::SeqCst) < fail_first {
-                        503
-                    } else {
-                        200
-                    };
-                    let req = HttpRequest {
-                        method,
-                        path,
-                        headers,
-                        body,
-                    };
-                    let _ = tx.send((code, req));
-                    let resp = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
-                    if w.write_all(resp.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, rx)
-}
-
 #[tokio::test]
 async fn a_failed_batch_is_retried_whole_without_duplicates_or_losses() {
-    let (addr, mut rx) = failing_then_ok_server(1).await;
+    let mut srv = HttpServer::start("127.0.0.1:0").await;
+    srv.fail_next.store(1, Ordering::SeqCst);
+    let (addr, rx) = (srv.addr, &mut srv.rx);
     let cfg = outputs(&format!(
         "loss_alert_interval: 0s\nwebhook:\n  url: http://{addr}/\n  retry: {{ initial_backoff: 20ms, max_backoff: 100ms }}\n  batch: {{ max_alerts: 3, max_wait: 1h }}\n"
     ));
@@ -356,10 +284,8 @@ async fn a_failed_batch_is_retried_whole_without_duplicates_or_losses() {
         router.submit(alert("r", Priority::Warning, i));
     }
     // 503 to the first batch, its retry, then the second batch.
-    let (c1, r1) = recv(&mut rx).await;
-    let (c2, r2) = recv(&mut rx).await;
-    let (c3, r3) = recv(&mut rx).await;
-    assert_eq!((c1, c2, c3), (503, 200, 200));
+    let (r1, r2, r3) = (recv(rx).await, recv(rx).await, recv(rx).await);
+    assert_eq!((r1.status, r2.status, r3.status), (503, 200, 200));
     assert_eq!(indices(&array_body(&r1.body)), [0, 1, 2]);
     assert_eq!(r2.body, r1.body, "the retry carries the same whole batch");
     let mut delivered = indices(&array_body(&r2.body));

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,13 +80,17 @@ pub struct HttpRequest {
     /// Lower-case names.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// The status the server answered.
+    pub status: u16,
 }
 
 pub struct HttpServer {
     pub addr: SocketAddr,
     pub rx: mpsc::UnboundedReceiver<HttpRequest>,
-    /// Status answered to every request.
+    /// Status answered to every request...
     pub status: Arc<AtomicU16>,
+    /// ...except that while this is above zero a request gets 503 and takes one off.
+    pub fail_next: Arc<AtomicUsize>,
 }
 
 impl HttpServer {
@@ -95,14 +99,23 @@ impl HttpServer {
         let addr = l.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(AtomicU16::new(200));
-        let st = status.clone();
+        let fail_next = Arc::new(AtomicUsize::new(0));
+        let replies = Replies {
+            status: status.clone(),
+            fail_next: fail_next.clone(),
+        };
         tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = l.accept().await else { return };
-                tokio::spawn(http_conn(s, tx.clone(), st.clone()));
+                tokio::spawn(http_conn(s, tx.clone(), replies.clone()));
             }
         });
-        HttpServer { addr, rx, status }
+        HttpServer {
+            addr,
+            rx,
+            status,
+            fail_next,
+        }
     }
 }
 
@@ -110,11 +123,33 @@ impl HttpServer {
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// What a test HTTP server answers: 503 while `fail_next` counts down
+/// (one request each), else `status`.
+#[derive(Clone, Default)]
+pub struct Replies {
+    pub status: Arc<AtomicU16>,
+    pub fail_next: Arc<AtomicUsize>,
+}
+
+impl Replies {
+    fn next(&self) -> u16 {
+        let failed = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failed {
+            503
+        } else {
+            self.status.load(Ordering::SeqCst)
+        }
+    }
+}
+
 /// Serves HTTP/1.1 requests on one connection (keep-alive).
 pub async fn http_conn<S: Io + 'static>(
     s: S,
     tx: mpsc::UnboundedSender<HttpRequest>,
-    status: Arc<AtomicU16>,
+    replies: Replies,
 ) {
     let (r, mut w) = tokio::io::split(s);
     let mut r = BufReader::new(r);
@@ -148,12 +183,13 @@ pub async fn http_conn<S: Io + 'static>(
         if r.read_exact(&mut body).await.is_err() {
             return;
         }
-        let code = status.load(Ordering::SeqCst);
+        let code = replies.next();
         let _ = tx.send(HttpRequest {
             method,
             path,
             headers,
             body,
+            status: code,
         });
         let resp = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
         if w.write_all(resp.as_bytes()).await.is_err() {
