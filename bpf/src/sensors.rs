@@ -97,6 +97,22 @@ fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> SensorError {
     }
 }
 
+/// Writes `(index, value)` pairs into generation `gen`'s half of a
+/// `2 << 16` array map (`f_tail`, the comm pre-checks): slot `gen << 16 | index`.
+fn write_gen16(
+    map: &MapHandle,
+    name: &'static str,
+    gen: u32,
+    entries: impl IntoIterator<Item = (u16, u8)>,
+) -> Result<(), SensorError> {
+    for (i, v) in entries {
+        let idx = (gen & 1) << 16 | u32::from(i);
+        map.update(&idx.to_ne_bytes(), &[v], MapFlags::ANY)
+            .map_err(map_err(name))?;
+    }
+    Ok(())
+}
+
 /// Choices made when the sensors load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SensorOptions {
@@ -312,20 +328,8 @@ impl Sensors {
         }
         // Pre-checks after the sets they guard: a comm passing its
         // pre-check always finds its set entry.
-        for (h, m) in plan.comm_pre() {
-            let idx = (gen & 1) << 16 | u32::from(h);
-            self.maps
-                .f_comm_pre
-                .update(&idx.to_ne_bytes(), &[m], MapFlags::ANY)
-                .map_err(map_err("f_comm_pre"))?;
-        }
-        for (h, m) in plan.pcomm_pre() {
-            let idx = (gen & 1) << 16 | u32::from(h);
-            self.maps
-                .f_pcomm_pre
-                .update(&idx.to_ne_bytes(), &[m], MapFlags::ANY)
-                .map_err(map_err("f_pcomm_pre"))?;
-        }
+        write_gen16(&self.maps.f_comm_pre, "f_comm_pre", gen, plan.comm_pre())?;
+        write_gen16(&self.maps.f_pcomm_pre, "f_pcomm_pre", gen, plan.pcomm_pre())?;
         for (p, m) in &plan.pids {
             let mut k = [0u8; 8];
             k[..4].copy_from_slice(&g);
@@ -348,13 +352,8 @@ impl Sensors {
                 .update(&Self::path_key(gen, &rev), &[*v], MapFlags::ANY)
                 .map_err(map_err("f_suffix"))?;
         }
-        for t in plan.tails() {
-            let idx = (gen & 1) << 16 | u32::from(t);
-            self.maps
-                .f_tail
-                .update(&idx.to_ne_bytes(), &[1], MapFlags::ANY)
-                .map_err(map_err("f_tail"))?;
-        }
+        let tails = plan.tails().into_iter().map(|t| (t, 1));
+        write_gen16(&self.maps.f_tail, "f_tail", gen, tails)?;
         let mut cfg = [0u8; 24];
         cfg[..6].copy_from_slice(&plan.modes);
         cfg[8] = plan.has();
@@ -391,20 +390,19 @@ impl Sensors {
             k[4..].copy_from_slice(c);
             let _ = self.maps.f_pcomm.delete(&k);
         }
-        for h in plan.comm_pre().keys() {
-            let idx = (gen & 1) << 16 | u32::from(*h);
-            let _ = self
-                .maps
-                .f_comm_pre
-                .update(&idx.to_ne_bytes(), &[0], MapFlags::ANY);
-        }
-        for h in plan.pcomm_pre().keys() {
-            let idx = (gen & 1) << 16 | u32::from(*h);
-            let _ = self
-                .maps
-                .f_pcomm_pre
-                .update(&idx.to_ne_bytes(), &[0], MapFlags::ANY);
-        }
+        let zero = |m: BTreeMap<u16, u8>| m.into_keys().map(|k| (k, 0));
+        let _ = write_gen16(
+            &self.maps.f_comm_pre,
+            "f_comm_pre",
+            gen,
+            zero(plan.comm_pre()),
+        );
+        let _ = write_gen16(
+            &self.maps.f_pcomm_pre,
+            "f_pcomm_pre",
+            gen,
+            zero(plan.pcomm_pre()),
+        );
         for p in plan.pids.keys() {
             let mut k = [0u8; 8];
             k[..4].copy_from_slice(&g);
@@ -418,13 +416,8 @@ impl Sensors {
             let rev: Vec<u8> = p.iter().rev().copied().collect();
             let _ = self.maps.f_suffix.delete(&Self::path_key(gen, &rev));
         }
-        for t in plan.tails() {
-            let idx = (gen & 1) << 16 | u32::from(t);
-            let _ = self
-                .maps
-                .f_tail
-                .update(&idx.to_ne_bytes(), &[0], MapFlags::ANY);
-        }
+        let tails = plan.tails().into_iter().map(|t| (t, 0));
+        let _ = write_gen16(&self.maps.f_tail, "f_tail", gen, tails);
     }
 
     /// Write `filter` into the kernel without a gap: the new generation's map
