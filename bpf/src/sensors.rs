@@ -113,6 +113,23 @@ fn write_gen16(
     Ok(())
 }
 
+/// Whether the kernel runs 32-bit syscalls at all, from its command line:
+/// `ia32_emulation=0|false|off|n` turns them off (Linux 6.7+), and then
+/// there is nothing for the compat program to watch. (A kernel built with
+/// `IA32_EMULATION_DEFAULT_DISABLED` and no command-line override is not
+/// detected: the program is loaded and simply never fires.)
+pub fn ia32_emulation_enabled(cmdline: &str) -> bool {
+    // The last occurrence wins; the value is read like the kernel's kstrtobool.
+    let last = cmdline
+        .split_whitespace()
+        .rev()
+        .find_map(|w| w.strip_prefix("ia32_emulation="));
+    !matches!(
+        last.map(str::as_bytes),
+        Some([b'n' | b'N' | b'f' | b'F' | b'0', ..] | [b'o' | b'O', b'f' | b'F', ..])
+    )
+}
+
 /// Choices made when the sensors load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SensorOptions {
@@ -159,10 +176,16 @@ impl Sensors {
         }
         // The socket-owner iterator is optional: if this kernel refuses it,
         // load everything else.
-        if per_syscall && !opts.compat_syscalls {
+        let ia32 =
+            ia32_emulation_enabled(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+        if per_syscall && opts.compat_syscalls && !ia32 {
+            tracing::info!(
+                "ia32 emulation is off (kernel command line): no 32-bit syscalls to watch"
+            );
+        } else if per_syscall && !opts.compat_syscalls {
             tracing::warn!("32-bit (int 0x80) syscalls are not watched: compat_syscalls is off");
         }
-        let compat = opts.compat_syscalls;
+        let compat = opts.compat_syscalls && ia32;
         let obj = match Self::open_and_load(true, per_syscall, compat) {
             Ok(obj) => obj,
             Err(e) => {
@@ -512,5 +535,36 @@ impl Sensors {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ia32_emulation_enabled;
+
+    #[test]
+    fn ia32_emulation_from_the_kernel_command_line() {
+        assert!(ia32_emulation_enabled(
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro"
+        ));
+        for off in ["0", "false", "off", "n", "N", "no", "Off"] {
+            assert!(
+                !ia32_emulation_enabled(&format!("ro ia32_emulation={off} quiet")),
+                "{off}"
+            );
+        }
+        for on in ["1", "true", "on", "y"] {
+            assert!(
+                ia32_emulation_enabled(&format!("ia32_emulation={on}")),
+                "{on}"
+            );
+        }
+        assert!(
+            ia32_emulation_enabled("ia32_emulation=0 ia32_emulation=1"),
+            "last wins"
+        );
+        assert!(!ia32_emulation_enabled(
+            "xia32_emulation=1 ia32_emulation=0"
+        ));
     }
 }
