@@ -580,26 +580,79 @@ async fn compat_int80_opens_are_seen() {
     reader.stop().await;
 }
 
-/// The child side of `compat_int80_opens_are_seen` (a no-op unless that
-/// test started this binary with VIGIL_INT80_CHILD set).
+/// 32-bit shellcode (msfvenom's linux/x86 reverse shells) and older 32-bit
+/// libcs connect through ia32 `socketcall(2)`: SYS_SOCKET then SYS_CONNECT
+/// with the arguments in a user-memory array. The connect is seen with its
+/// destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_int80_socketcall_connect_is_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vg32c");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    s.set_filter(&match_comms(&[EventType::Connect], &[&name]))
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "int80_child", "--nocapture", "--test-threads=1"])
+        .env("VIGIL_INT80_CHILD", &name)
+        .env("VIGIL_INT80_CONNECT", port.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("INT80C ") && !stdout.contains("INT80C -"),
+        "socketcall socket/connect failed: {stdout}"
+    );
+    let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::Connect && e.comm == name)
+        .await
+        .expect("the socketcall connect was not seen");
+    match &ev.body {
+        RawBody::Net(n) => {
+            assert_eq!((n.daddr.as_str(), n.dport), ("127.0.0.1", port));
+            assert_eq!(n.ret, 0);
+            assert_eq!(n.family_name(), "inet");
+        }
+        other => panic!("not a net body: {other:?}"),
+    }
+    drop(listener);
+    reader.stop().await;
+}
+
+/// The child side of the `compat_int80_*` tests (a no-op unless one of them
+/// started this binary with VIGIL_INT80_CHILD set): opens, or with
+/// VIGIL_INT80_CONNECT=PORT a socketcall connect to 127.0.0.1:PORT, on a
+/// thread named after VIGIL_INT80_CHILD.
 #[test]
 fn int80_child() {
     let Ok(name) = std::env::var("VIGIL_INT80_CHILD") else {
         return;
     };
-    let (a, b) = std::thread::Builder::new()
-        .name(name)
-        .spawn(int80_opens)
-        .unwrap()
-        .join()
-        .unwrap();
-    println!("INT80 {a} {b}");
+    let port: Option<u16> = std::env::var("VIGIL_INT80_CONNECT")
+        .ok()
+        .map(|p| p.parse().unwrap());
+    let t = std::thread::Builder::new().name(name);
+    match port {
+        Some(port) => {
+            let (fd, ret) = t
+                .spawn(move || int80_connect(port))
+                .unwrap()
+                .join()
+                .unwrap();
+            println!("INT80C {fd} {ret}");
+        }
+        None => {
+            let (a, b) = t.spawn(int80_opens).unwrap().join().unwrap();
+            println!("INT80 {a} {b}");
+        }
+    }
 }
 
-/// Opens /etc/hostname with ia32 `open` then ia32 `openat` through
-/// `int 0x80` (the path in a page below 4 GiB, as 32-bit syscalls need);
-/// returns both results (fds or -errno) after closing them.
-fn int80_opens() -> (i64, i64) {
+/// A page below 4 GiB (32-bit syscalls take 32-bit pointers), or a panic.
+fn low_page() -> *mut u8 {
     // SAFETY: an anonymous private mapping; checked for failure below.
     let page = unsafe {
         libc::mmap(
@@ -612,27 +665,73 @@ fn int80_opens() -> (i64, i64) {
         )
     };
     assert_ne!(page, libc::MAP_FAILED, "mmap MAP_32BIT");
+    page as *mut u8
+}
+
+/// `int 0x80` with eax = nr and ebx, ecx, edx; the result sign-extended.
+fn int80(nr: u64, b: u64, c: u64, d: u64) -> i64 {
+    let ret: u64;
+    // SAFETY: a compat syscall with arguments in ebx/ecx/edx; rbx is saved
+    // and restored around it (LLVM reserves it).
+    unsafe {
+        std::arch::asm!(
+            "xchg rbx, {b}",
+            "int 0x80",
+            "xchg rbx, {b}",
+            b = inout(reg) b => _,
+            inout("rax") nr => ret,
+            in("rcx") c,
+            in("rdx") d,
+        );
+    }
+    ret as u32 as i32 as i64
+}
+
+/// socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) then
+/// socketcall(SYS_CONNECT, [fd, &sockaddr_in{127.0.0.1:port}, 16]); returns
+/// (fd, connect result) after closing the socket.
+fn int80_connect(port: u16) -> (i64, i64) {
+    const SOCKETCALL: u64 = 102;
+    let page = low_page();
+    let words = |at: usize, w: [u32; 3]| {
+        for (i, v) in w.iter().enumerate() {
+            // SAFETY: inside the 4096-byte page.
+            unsafe { (page.add(at + 4 * i) as *mut u32).write_unaligned(*v) };
+        }
+        page as u64 + at as u64
+    };
+    let fd = int80(SOCKETCALL, 1, words(0, [2, 1, 0]), 0);
+    // struct sockaddr_in at offset 64: family, port (network order), address
+    let mut sin = [0u8; 16];
+    sin[..2].copy_from_slice(&2u16.to_ne_bytes());
+    sin[2..4].copy_from_slice(&port.to_be_bytes());
+    sin[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    // SAFETY: inside the page.
+    unsafe { std::ptr::copy_nonoverlapping(sin.as_ptr(), page.add(64), 16) };
+    let ret = int80(
+        SOCKETCALL,
+        3,
+        words(16, [fd as u32, page as u32 + 64, 16]),
+        0,
+    );
+    if fd >= 0 {
+        // SAFETY: closing the socket this function created.
+        unsafe { libc::close(fd as i32) };
+    }
+    // SAFETY: unmapping the page mapped above.
+    unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
+    (fd, ret)
+}
+
+/// Opens /etc/hostname with ia32 `open` then ia32 `openat` through
+/// `int 0x80` (the path in a page below 4 GiB, as 32-bit syscalls need);
+/// returns both results (fds or -errno) after closing them.
+fn int80_opens() -> (i64, i64) {
+    let page = low_page();
     let path = b"/etc/hostname\0";
     // SAFETY: the page is 4096 writable bytes.
-    unsafe { std::ptr::copy_nonoverlapping(path.as_ptr(), page as *mut u8, path.len()) };
+    unsafe { std::ptr::copy_nonoverlapping(path.as_ptr(), page, path.len()) };
     let p = page as u64;
-    let int80 = |nr: u64, b: u64, c: u64, d: u64| -> i64 {
-        let ret: u64;
-        // SAFETY: a compat syscall with arguments in ebx/ecx/edx; rbx is
-        // saved and restored around it (LLVM reserves it).
-        unsafe {
-            std::arch::asm!(
-                "xchg rbx, {b}",
-                "int 0x80",
-                "xchg rbx, {b}",
-                b = inout(reg) b => _,
-                inout("rax") nr => ret,
-                in("rcx") c,
-                in("rdx") d,
-            );
-        }
-        ret as u32 as i32 as i64
-    };
     let fd_open = int80(5, p, 0, 0); // open(path, O_RDONLY)
     let fd_openat = int80(295, (-100i32) as u32 as u64, p, 0); // openat(AT_FDCWD, path, O_RDONLY)
     for fd in [fd_open, fd_openat] {
@@ -642,6 +741,6 @@ fn int80_opens() -> (i64, i64) {
         }
     }
     // SAFETY: unmapping the page mapped above.
-    unsafe { libc::munmap(page, 4096) };
+    unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
     (fd_open, fd_openat)
 }

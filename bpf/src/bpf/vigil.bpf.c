@@ -22,6 +22,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR32_openat 295
 #define NR32_connect 362
 #define NR32_accept4 364
+#define NR32_socketcall 102 /* ia32's socket multiplexer: bx = call, cx = args */
+#define SYS_CONNECT_ 3
+#define SYS_ACCEPT_ 5
+#define SYS_ACCEPT4_ 18
 #define TS_COMPAT_ 0x0002 /* thread_info.status: a 32-bit syscall is running */
 
 #define AT_FDCWD_ -100
@@ -841,7 +845,9 @@ static __always_inline void sk_endpoints(struct sock *sk, struct ev_net *e)
  * A compat syscall (int 0x80, from a 32-bit binary or a 64-bit one) has its
  * number in the ia32 table and its arguments in bx, cx, dx, 32 bits wide:
  * it is translated to the x86_64 number, fds sign-extended, pointers
- * zero-extended. (ia32's socketcall(2) multiplexer is not decoded.) */
+ * zero-extended. ia32's socketcall(2) (what 32-bit shellcode and older
+ * libcs use) is decoded for connect, accept and accept4: its arguments are
+ * an array of 32-bit words in user memory. */
 static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool compat,
 					 struct sys_args *p, __u32 *type)
 {
@@ -863,6 +869,8 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool com
 		case NR32_accept4:
 			id = NR_accept4;
 			break;
+		case NR32_socketcall:
+			break;
 		default:
 			return false;
 		}
@@ -871,6 +879,22 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool com
 		a2 = (__u32)regs->dx;
 		if (id == NR_open) /* open(path, flags): a0 is a pointer */
 			a0 = (__u32)regs->bx;
+		if (id == NR32_socketcall) {
+			__u32 call = (__u32)regs->bx, w[3] = {};
+			if (call == SYS_CONNECT_)
+				id = NR_connect;
+			else if (call == SYS_ACCEPT_)
+				id = NR_accept;
+			else if (call == SYS_ACCEPT4_)
+				id = NR_accept4;
+			else
+				return false;
+			if (bpf_probe_read_user(w, sizeof(w), (void *)(__u64)(__u32)regs->cx))
+				return false;
+			a0 = (__u64)(__s64)(__s32)w[0];
+			a1 = w[1];
+			a2 = w[2];
+		}
 	} else {
 		a0 = regs->di;
 		a1 = regs->si;
