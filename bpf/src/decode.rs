@@ -166,6 +166,8 @@ pub enum DecodeError {
 const HDR: usize = 48;
 const F_PASSED: u8 = 1;
 const F_TRUNC: u8 = 2;
+/// Open: the path is the opened file's dentry walk (io_uring), in the base part.
+const F_WALKED: u8 = 4;
 
 fn u16_at(b: &[u8], o: usize) -> u16 {
     u16::from_ne_bytes([b[o], b[o + 1]])
@@ -278,16 +280,20 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
             let plen = u16_at(b, 64) as usize;
             let blen = u16_at(b, 66) as usize;
             need(b, 72 + plen + blen)?;
+            let walk = &b[72 + plen..72 + plen + blen];
+            let (path, base_dir) = if flags & F_WALKED != 0 {
+                (walk_to_path(walk), String::new())
+            } else if blen > 0 {
+                (cstr(&b[72..72 + plen]), walk_to_path(walk))
+            } else {
+                (cstr(&b[72..72 + plen]), String::new())
+            };
             RawBody::Open {
                 ret: u64_at(b, 48) as i64,
                 flags: u32_at(b, 56),
                 dirfd: u32_at(b, 60) as i32,
-                path: cstr(&b[72..72 + plen]),
-                base_dir: if blen > 0 {
-                    walk_to_path(&b[72 + plen..72 + plen + blen])
-                } else {
-                    String::new()
-                },
+                path,
+                base_dir,
             }
         }
         RawKind::Connect | RawKind::Accept | RawKind::Retransmit => {
@@ -350,6 +356,28 @@ mod tests {
         b[24..32].copy_from_slice(&7u64.to_ne_bytes());
         b[32..37].copy_from_slice(b"nginx");
         b
+    }
+
+    #[test]
+    fn decodes_an_io_uring_open_as_its_walked_path() {
+        let mut b = hdr(1, F_PASSED | F_WALKED);
+        b.resize(72, 0);
+        b[48..56].copy_from_slice(&5u64.to_ne_bytes());
+        b[60..64].copy_from_slice(&(-100i32).to_ne_bytes());
+        let walk = b"shadow\0etc\0";
+        b[66..68].copy_from_slice(&(walk.len() as u16).to_ne_bytes());
+        b.extend_from_slice(walk);
+        let ev = decode(&b).unwrap();
+        assert_eq!(
+            ev.body,
+            RawBody::Open {
+                ret: 5,
+                flags: 0,
+                dirfd: -100,
+                path: "/etc/shadow".into(),
+                base_dir: String::new(),
+            }
+        );
     }
 
     #[test]

@@ -174,8 +174,6 @@ impl Sensors {
         if !per_syscall {
             tracing::warn!("tracefs is not available: watching syscalls through the raw sys_exit hook, which costs every syscall a little");
         }
-        // The socket-owner iterator is optional: if this kernel refuses it,
-        // load everything else.
         let ia32 =
             ia32_emulation_enabled(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
         if per_syscall && opts.compat_syscalls && !ia32 {
@@ -186,19 +184,34 @@ impl Sensors {
             tracing::warn!("32-bit (int 0x80) syscalls are not watched: compat_syscalls is off");
         }
         let compat = opts.compat_syscalls && ia32;
-        let obj = match Self::open_and_load(true, per_syscall, compat) {
-            Ok(obj) => obj,
-            Err(e) => {
-                tracing::debug!(error = %e, "loading with the socket-owner iterator failed; retrying without it");
-                Self::open_and_load(false, per_syscall, compat).map_err(|e| {
-                    if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-                        SensorError::LoadDenied(e.to_string())
-                    } else {
-                        SensorError::Load(e.to_string())
+        // Two programs are optional: the socket-owner iterator and the
+        // io_uring hook (a kernel without io_uring has no such tracepoint). If
+        // this kernel refuses one, the rest loads without it.
+        let mut attempt = Err(libbpf_rs::Error::from_raw_os_error(libc::EINVAL));
+        for (iter, uring) in [(true, true), (false, true), (true, false), (false, false)] {
+            attempt = Self::open_and_load(iter, uring, per_syscall, compat);
+            match &attempt {
+                Ok(_) => {
+                    if !iter {
+                        tracing::warn!("the socket-owner iterator did not load: retransmits on connections older than vigil go unattributed");
                     }
-                })?
+                    if !uring {
+                        tracing::warn!("the io_uring hook did not load: opens submitted through io_uring are not watched");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, iter, uring, "loading failed; retrying with fewer optional programs")
+                }
             }
-        };
+        }
+        let obj = attempt.map_err(|e| {
+            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
+                SensorError::LoadDenied(e.to_string())
+            } else {
+                SensorError::Load(e.to_string())
+            }
+        })?;
         let handle = |name: &'static str| -> Result<MapHandle, SensorError> {
             let m = obj
                 .maps()
@@ -273,6 +286,7 @@ impl Sensors {
     /// two syscall hook sets (per-syscall exit tracepoints or the raw sys_exit).
     fn open_and_load(
         with_iter: bool,
+        with_uring: bool,
         per_syscall: bool,
         compat: bool,
     ) -> Result<Object, libbpf_rs::Error> {
@@ -283,6 +297,7 @@ impl Sensors {
             // Per-syscall tracepoints (+ the compat-only raw program when
             // asked), or the raw fallback alone (it sees compat syscalls itself).
             let skip = (!with_iter && section.starts_with("iter/"))
+                || (!with_uring && name == "vigil_uring_complete")
                 || (per_syscall && name == "vigil_sys_exit")
                 || (name == "vigil_compat_exit" && !(per_syscall && compat))
                 || (!per_syscall && section.starts_with("tracepoint/syscalls/"));

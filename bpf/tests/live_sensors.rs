@@ -744,3 +744,98 @@ fn int80_opens() -> (i64, i64) {
     unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
     (fd_open, fd_openat)
 }
+
+/// An open submitted through io_uring never passes a syscall hook (the
+/// "curing" evasion). It is seen at its completion, with the opened file's
+/// resolved path (here through a `..` the user string had), its fd, and the
+/// process's comm even when an io-wq worker did the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_uring_open_is_seen_with_its_resolved_path() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vgur");
+    s.set_filter(&match_comms(&[EventType::Open], &[&name]))
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "uring_child", "--nocapture", "--test-threads=1"])
+        .env("VIGIL_URING_CHILD", &name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Some(fd) = stdout
+        .lines()
+        .find_map(|l| l.split_once("URING ").map(|(_, v)| v.trim().to_string()))
+    else {
+        panic!(
+            "child printed no result: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    if fd == "unsupported" {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
+            "io_uring is unavailable here (kernel.io_uring_disabled?)"
+        );
+        eprintln!("SKIP: io_uring unavailable");
+        return;
+    }
+    let fd: i64 = fd.parse().unwrap();
+    assert!(fd >= 0, "io_uring openat failed: {fd}");
+    // The child's own syscall opens (of /proc/self/comm, libraries) come
+    // first; the ring's is the one with its fd and the resolved path (a
+    // syscall record would carry the raw "/etc/../etc/hostname").
+    let ev = wait_for(&mut rx, 5, |e| {
+        e.kind == RawKind::Open
+            && e.comm == name
+            && matches!(&e.body, RawBody::Open { path, ret, .. } if path == "/etc/hostname" && *ret == fd)
+    })
+    .await
+    .expect("the io_uring open was not seen");
+    match &ev.body {
+        RawBody::Open { path, ret, .. } => {
+            assert_eq!(path, "/etc/hostname");
+            assert_eq!(*ret, fd);
+        }
+        other => panic!("not an open body: {other:?}"),
+    }
+    reader.stop().await;
+}
+
+/// The child side of `io_uring_open_is_seen_with_its_resolved_path`: renames
+/// the process (its comm) to VIGIL_URING_CHILD, opens
+/// /etc/../etc/hostname with IORING_OP_OPENAT and prints the fd.
+#[test]
+fn uring_child() {
+    let Ok(name) = std::env::var("VIGIL_URING_CHILD") else {
+        return;
+    };
+    let cname = std::ffi::CString::new(name).unwrap();
+    // SAFETY: PR_SET_NAME with a NUL-terminated string; names this thread,
+    // which libtest runs the test on: the comm the record carries is the
+    // group leader's, so rename the leader through /proc too.
+    unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr()) };
+    let _ = std::fs::write("/proc/self/comm", cname.as_bytes());
+    let mut ring = match io_uring::IoUring::new(8) {
+        Ok(r) => r,
+        Err(_) => {
+            println!("URING unsupported");
+            return;
+        }
+    };
+    let path = std::ffi::CString::new("/etc/../etc/hostname").unwrap();
+    let op = io_uring::opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), path.as_ptr())
+        .flags(libc::O_RDONLY)
+        .build();
+    // SAFETY: `path` outlives the submission (we wait for the completion).
+    unsafe { ring.submission().push(&op).unwrap() };
+    ring.submit_and_wait(1).unwrap();
+    let res = ring.completion().next().unwrap().result();
+    if res >= 0 {
+        // SAFETY: closing the fd the ring opened.
+        unsafe { libc::close(res) };
+    }
+    println!("URING {res}");
+}

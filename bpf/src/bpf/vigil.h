@@ -16,6 +16,7 @@
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
 #define VF_TRUNC 2  /* a string was cut at its bound */
+#define VF_WALKED 4 /* open: the path is the opened file's dentry walk (io_uring), in the base part */
 
 /* filter modes (per event type) */
 #define VM_DROP 0
