@@ -804,9 +804,59 @@ async fn io_uring_open_is_seen_with_its_resolved_path() {
     reader.stop().await;
 }
 
-/// The child side of `io_uring_open_is_seen_with_its_resolved_path`: renames
-/// the process (its comm) to VIGIL_URING_CHILD, opens
-/// /etc/../etc/hostname with IORING_OP_OPENAT and prints the fd.
+/// A connect submitted through io_uring is seen with its destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_uring_connect_is_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vguc");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    s.set_filter(&match_comms(&[EventType::Connect], &[&name]))
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "uring_child", "--nocapture", "--test-threads=1"])
+        .env("VIGIL_URING_CHILD", &name)
+        .env("VIGIL_URING_CONNECT", port.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let res = stdout
+        .lines()
+        .find_map(|l| l.split_once("URING ").map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("child printed no result: {stdout}"));
+    if res == "unsupported" {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
+            "io_uring is unavailable here (kernel.io_uring_disabled?)"
+        );
+        eprintln!("SKIP: io_uring unavailable");
+        return;
+    }
+    assert_eq!(res, "0", "io_uring connect result");
+    let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::Connect && e.comm == name)
+        .await
+        .expect("the io_uring connect was not seen");
+    match &ev.body {
+        RawBody::Net(n) => {
+            assert_eq!((n.daddr.as_str(), n.dport), ("127.0.0.1", port));
+            assert_eq!((n.ret, n.family_name(), n.proto_name()), (0, "inet", "tcp"));
+            assert_ne!(n.sport, 0, "the source port is known at completion");
+        }
+        other => panic!("not a net body: {other:?}"),
+    }
+    drop(listener);
+    reader.stop().await;
+}
+
+/// The child side of the `io_uring_*` tests: renames the process (its comm)
+/// to VIGIL_URING_CHILD, then either opens /etc/../etc/hostname with
+/// IORING_OP_OPENAT and prints the fd, or with VIGIL_URING_CONNECT=PORT
+/// connects a TCP socket to 127.0.0.1:PORT with IORING_OP_CONNECT and prints
+/// the result.
 #[test]
 fn uring_child() {
     let Ok(name) = std::env::var("VIGIL_URING_CHILD") else {
@@ -825,6 +875,34 @@ fn uring_child() {
             return;
         }
     };
+    if let Ok(port) = std::env::var("VIGIL_URING_CONNECT") {
+        let port: u16 = port.parse().unwrap();
+        // SAFETY: a plain TCP socket; checked below.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0);
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let op = io_uring::opcode::Connect::new(
+            io_uring::types::Fd(fd),
+            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+        .build();
+        // SAFETY: `sin` outlives the submission (we wait for the completion).
+        unsafe { ring.submission().push(&op).unwrap() };
+        ring.submit_and_wait(1).unwrap();
+        let res = ring.completion().next().unwrap().result();
+        // SAFETY: closing the socket made above.
+        unsafe { libc::close(fd) };
+        println!("URING {res}");
+        return;
+    }
     let path = std::ffi::CString::new("/etc/../etc/hostname").unwrap();
     let op = io_uring::opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), path.as_ptr())
         .flags(libc::O_RDONLY)

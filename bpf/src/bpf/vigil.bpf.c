@@ -789,10 +789,8 @@ static __always_inline struct file *file_from_fd(int fd)
 	return f;
 }
 
-static __always_inline struct sock *sock_from_fd(int fd)
+static __always_inline struct sock *sock_from_file(struct file *f)
 {
-	struct file *f = file_from_fd(fd);
-
 	if (!f)
 		return NULL;
 	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
@@ -802,6 +800,11 @@ static __always_inline struct sock *sock_from_fd(int fd)
 	if (!s)
 		return NULL;
 	return BPF_CORE_READ(s, sk);
+}
+
+static __always_inline struct sock *sock_from_fd(int fd)
+{
+	return sock_from_file(file_from_fd(fd));
 }
 
 static __always_inline void remember_owner(struct sock *sk)
@@ -1146,34 +1149,58 @@ SYSCALL_TP(accept4, NR_accept4)
 
 /* ---- io_uring ---- */
 
-/* Opens submitted through an io_uring never pass the syscall hooks (the ring
- * does the work inside io_uring_enter, or in an io-wq worker): an evasion of
- * every syscall-based sensor. vigil sees them at their completion instead,
- * which only io_uring users pay for. The path is the opened file's own
+/* Opens and connects submitted through an io_uring never pass the syscall
+ * hooks (the ring does the work inside io_uring_enter, or in an io-wq
+ * worker): an evasion of every syscall-based sensor. vigil sees them at their
+ * completion instead, which only io_uring users pay for. An open's path is the opened file's own
  * dentry walk (the user's string is gone by then): the resolved absolute
  * path, so a ring open of /etc/shadow reads as one. Failed opens and opens
  * into fixed-file slots (no fd) carry no path and are not reported. The
  * record is the thread group's (io-wq workers are threads of the process;
  * the comm is the group leader's). */
-static __always_inline bool pass_uring_open(struct filter_state *st, struct task_struct *t)
+static __always_inline bool pass_uring(struct filter_state *st, __u32 type, struct task_struct *t)
 {
 	__u32 gen;
 	struct filter_cfg *cfg;
 
-	count_seen(VG_OPEN);
+	count_seen(type);
 	cfg = get_cfg(st, &gen);
 	if (!cfg)
 		return false;
-	__u8 mode = cfg->mode[VG_OPEN];
+	__u8 mode = cfg->mode[type & 7];
 	if (mode == VM_DROP)
 		return false;
 	struct subject who = { .tgid = t->tgid, .t = t->group_leader };
 	/* path terms cannot be checked on a walk here: passing is the sound side */
-	if (mode != VM_PASS_ALL && !match_sets(cfg, gen, VG_OPEN, &who) &&
-	    !(cfg->type_has[VG_OPEN] & (VH_PATH | VH_WRITE)))
+	if (mode != VM_PASS_ALL && !match_sets(cfg, gen, type, &who) &&
+	    !(type == VG_OPEN && (cfg->type_has[VG_OPEN] & (VH_PATH | VH_WRITE))))
 		return false;
-	count_passed(VG_OPEN);
+	count_passed(type);
 	return true;
+}
+
+/* An io_uring connect at its completion: the socket is the request's file;
+ * the endpoints come from the socket (the destination is set once the
+ * connect started, whatever the result). */
+static __always_inline void uring_connect(struct filter_state *st, struct task_struct *t,
+					  struct io_kiocb *r, __s32 res)
+{
+	struct sock *sk = sock_from_file(BPF_CORE_READ(r, file));
+
+	if (!sk || !pass_uring(st, VG_CONNECT, t))
+		return;
+	struct ev_net *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost(VG_CONNECT);
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_hdr(&e->h, t, VG_CONNECT, VF_PASSED, sizeof(*e));
+	struct comm16 c = task_comm(t->group_leader);
+	__builtin_memcpy(e->h.comm, &c, sizeof(c));
+	e->ret = res;
+	sk_endpoints(sk, e);
+	bpf_ringbuf_submit(e, rb_flags(e->h.ts));
 }
 
 SEC("tp_btf/io_uring_complete")
@@ -1186,15 +1213,19 @@ int BPF_PROG(vigil_uring_complete, struct io_ring_ctx *ring, void *req, struct i
 	if (!st || !r)
 		return 0;
 	__u8 op = BPF_CORE_READ(r, opcode);
-	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
+	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2 && op != IORING_OP_CONNECT)
 		return 0;
 	if (t->tgid == st->self_tgid)
 		return 0;
 	__s32 res = BPF_CORE_READ(cqe, res);
+	if (op == IORING_OP_CONNECT) {
+		uring_connect(st, t, r, res);
+		return 0;
+	}
 	struct io_open *o = (void *)r + bpf_core_field_offset(struct io_kiocb, cmd);
 	if (res < 0 || BPF_CORE_READ(o, file_slot) != 0)
 		return 0;
-	if (!pass_uring_open(st, t))
+	if (!pass_uring(st, VG_OPEN, t))
 		return 0;
 	struct file *f = file_from_fd(res);
 	struct ev_open *e = scratch_buf();
