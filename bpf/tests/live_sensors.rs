@@ -540,19 +540,8 @@ async fn compat_int80_opens_are_seen() {
         .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
-    // In a child process (the sensors ignore their own process): this test
-    // binary again, running only `int80_child`, which does the opens on a
-    // thread named `name` and prints their results.
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "int80_child", "--nocapture", "--test-threads=1"])
-        .env("VIGIL_INT80_CHILD", &name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let rets: Vec<i64> = stdout
-        .lines()
-        .find_map(|l| l.split_once("INT80 ").map(|(_, v)| v))
-        .unwrap_or_else(|| panic!("child printed no result: {stdout}"))
+    // `int80_child` does the opens on a thread named `name`.
+    let rets: Vec<i64> = child_result("int80_child", &[("VIGIL_INT80_CHILD", &name)], "INT80")
         .split(' ')
         .map(|v| v.parse().unwrap())
         .collect();
@@ -596,16 +585,15 @@ async fn compat_int80_socketcall_connect_is_seen() {
         .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "int80_child", "--nocapture", "--test-threads=1"])
-        .env("VIGIL_INT80_CHILD", &name)
-        .env("VIGIL_INT80_CONNECT", port.to_string())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let port_s = port.to_string();
+    let envs = [
+        ("VIGIL_INT80_CHILD", name.as_str()),
+        ("VIGIL_INT80_CONNECT", &port_s),
+    ];
+    let res = child_result("int80_child", &envs, "INT80C");
     assert!(
-        stdout.contains("INT80C ") && !stdout.contains("INT80C -"),
-        "socketcall socket/connect failed: {stdout}"
+        !res.contains('-'),
+        "socketcall socket/connect failed: {res}"
     );
     let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::Connect && e.comm == name)
         .await
@@ -620,6 +608,46 @@ async fn compat_int80_socketcall_connect_is_seen() {
     }
     drop(listener);
     reader.stop().await;
+}
+
+/// Runs this test binary again as a child process (the sensors ignore their
+/// own process), only test `test`, with `envs`; returns what the child printed
+/// after `TAG ` (the `*_child` tests print their results that way).
+fn child_result(test: &str, envs: &[(&str, &str)], tag: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let marker = format!("{tag} ");
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once(marker.as_str())
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{test} printed no {tag} result: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// `child_result` of `uring_child`; None (skip) where io_uring is unavailable
+/// and live tests are not required.
+fn uring_child_result(envs: &[(&str, &str)]) -> Option<String> {
+    let res = child_result("uring_child", envs, "URING");
+    if res == "unsupported" {
+        assert!(
+            std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
+            "io_uring is unavailable here (kernel.io_uring_disabled?)"
+        );
+        eprintln!("SKIP: io_uring unavailable");
+        return None;
+    }
+    Some(res)
 }
 
 /// The child side of the `compat_int80_*` tests (a no-op unless one of them
@@ -759,29 +787,9 @@ async fn io_uring_open_is_seen_with_its_resolved_path() {
         .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "uring_child", "--nocapture", "--test-threads=1"])
-        .env("VIGIL_URING_CHILD", &name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let Some(fd) = stdout
-        .lines()
-        .find_map(|l| l.split_once("URING ").map(|(_, v)| v.trim().to_string()))
-    else {
-        panic!(
-            "child printed no result: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    if fd == "unsupported" {
-        assert!(
-            std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
-            "io_uring is unavailable here (kernel.io_uring_disabled?)"
-        );
-        eprintln!("SKIP: io_uring unavailable");
+    let Some(fd) = uring_child_result(&[("VIGIL_URING_CHILD", &name)]) else {
         return;
-    }
+    };
     let fd: i64 = fd.parse().unwrap();
     assert!(fd >= 0, "io_uring openat failed: {fd}");
     // The child's own syscall opens (of /proc/self/comm, libraries) come
@@ -817,25 +825,14 @@ async fn io_uring_connect_is_seen() {
         .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "uring_child", "--nocapture", "--test-threads=1"])
-        .env("VIGIL_URING_CHILD", &name)
-        .env("VIGIL_URING_CONNECT", port.to_string())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let res = stdout
-        .lines()
-        .find_map(|l| l.split_once("URING ").map(|(_, v)| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("child printed no result: {stdout}"));
-    if res == "unsupported" {
-        assert!(
-            std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
-            "io_uring is unavailable here (kernel.io_uring_disabled?)"
-        );
-        eprintln!("SKIP: io_uring unavailable");
+    let port_s = port.to_string();
+    let envs = [
+        ("VIGIL_URING_CHILD", name.as_str()),
+        ("VIGIL_URING_CONNECT", &port_s),
+    ];
+    let Some(res) = uring_child_result(&envs) else {
         return;
-    }
+    };
     assert_eq!(res, "0", "io_uring connect result");
     let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::Connect && e.comm == name)
         .await

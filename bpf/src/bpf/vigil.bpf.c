@@ -299,10 +299,14 @@ static __always_inline bool match_sets(struct filter_cfg *cfg, __u32 gen, __u32 
 	return false;
 }
 
-/* Filter for the current task `t`; counts `seen` and `passed`. The mode is
- * checked before anything about the task is read, so a dropped type costs
- * two array lookups. */
-static __always_inline bool pass_current(struct filter_state *st, __u32 type, struct task_struct *t)
+/* Filter for an event of the current task `t`, matched by the comm of
+ * `named` (t itself, or for io_uring work its thread group leader); counts
+ * `seen` and `passed`. With `path_pass`, an open type with path terms passes
+ * (they cannot be checked without the raw path). The mode is checked before
+ * anything about the task is read, so a dropped type costs two array
+ * lookups. */
+static __always_inline bool pass_task(struct filter_state *st, __u32 type, struct task_struct *t,
+				      struct task_struct *named, bool path_pass)
 {
 	__u32 gen;
 	struct filter_cfg *cfg;
@@ -315,12 +319,18 @@ static __always_inline bool pass_current(struct filter_state *st, __u32 type, st
 	if (mode == VM_DROP)
 		return false;
 	if (mode != VM_PASS_ALL) {
-		struct subject who = { .tgid = t->tgid, .t = t };
-		if (!match_sets(cfg, gen, type, &who))
+		struct subject who = { .tgid = t->tgid, .t = named };
+		if (!match_sets(cfg, gen, type, &who) &&
+		    !(path_pass && (cfg->type_has[type & 7] & (VH_PATH | VH_WRITE))))
 			return false;
 	}
 	count_passed(type);
 	return true;
+}
+
+static __always_inline bool pass_current(struct filter_state *st, __u32 type, struct task_struct *t)
+{
+	return pass_task(st, type, t, t, false);
 }
 
 /* ---- open: the raw-path part of the first-stage filter ---- */
@@ -1160,23 +1170,8 @@ SYSCALL_TP(accept4, NR_accept4)
  * the comm is the group leader's). */
 static __always_inline bool pass_uring(struct filter_state *st, __u32 type, struct task_struct *t)
 {
-	__u32 gen;
-	struct filter_cfg *cfg;
-
-	count_seen(type);
-	cfg = get_cfg(st, &gen);
-	if (!cfg)
-		return false;
-	__u8 mode = cfg->mode[type & 7];
-	if (mode == VM_DROP)
-		return false;
-	struct subject who = { .tgid = t->tgid, .t = t->group_leader };
-	/* path terms cannot be checked on a walk here: passing is the sound side */
-	if (mode != VM_PASS_ALL && !match_sets(cfg, gen, type, &who) &&
-	    !(type == VG_OPEN && (cfg->type_has[VG_OPEN] & (VH_PATH | VH_WRITE))))
-		return false;
-	count_passed(type);
-	return true;
+	/* path terms cannot be checked on a walk: passing is the sound side */
+	return pass_task(st, type, t, t->group_leader, true);
 }
 
 /* An io_uring connect at its completion: the socket is the request's file;
