@@ -1201,16 +1201,18 @@ static __always_inline void uring_connect(struct filter_state *st, struct task_s
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(vigil_uring_complete, struct io_ring_ctx *ring, void *req, struct io_uring_cqe *cqe)
 {
-	struct io_kiocb *r = req;
-	struct filter_state *st = get_state();
-	struct task_struct *t = bpf_get_current_task_btf();
+	/* a BTF cast (no helper call): every io_uring completion runs this, so
+	 * the opcode test must be cheap */
+	struct io_kiocb *r = bpf_core_cast(req, struct io_kiocb);
 
-	if (!st || !r)
+	if (!r)
 		return 0;
-	__u8 op = BPF_CORE_READ(r, opcode);
+	__u8 op = r->opcode;
 	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2 && op != IORING_OP_CONNECT)
 		return 0;
-	if (t->tgid == st->self_tgid)
+	struct filter_state *st = get_state();
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (!st || t->tgid == st->self_tgid)
 		return 0;
 	__s32 res = BPF_CORE_READ(cqe, res);
 	if (op == IORING_OP_CONNECT) {
