@@ -5,9 +5,10 @@
 //! email). Rule files hot-reload through `crate::reload` (and on SIGHUP, which
 //! also reopens output files); so do the config file's `outputs` (a new router
 //! is started, swapped in, and the old one drains in the background; other
-//! changed keys are logged as needing a restart). `--metrics` serves Prometheus text. `READY=1`
-//! goes to `$NOTIFY_SOCKET` once every sensor is attached; SIGTERM/SIGINT
-//! flush the queued alerts and exit 0; a second one exits at once.
+//! changed keys are logged as needing a restart). `--metrics` serves
+//! Prometheus text. `READY=1` goes to `$NOTIFY_SOCKET` once every sensor is
+//! attached; SIGTERM/SIGINT flush the queued alerts and exit 0; a second one
+//! exits at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
