@@ -3,7 +3,9 @@
 //! a process named nginx), "Read sensitive file untrusted" (/etc/shadow read
 //! by an unknown program), "Shell made an outbound connection" (bash's
 //! /dev/tcp) and "Connection to common reverse-shell port" (perl connecting
-//! to a listed port), each with the fields the rule's output names. Needs
+//! to a listed port), each with the fields the rule's output names; and the
+//! shadow read again around syscall tracepoints (a 32-bit `int 0x80` open and
+//! an io_uring open), which must trip the same rule. Needs
 //! root, BPF and BTF; skipped with a message otherwise, unless
 //! VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
 
@@ -200,4 +202,78 @@ fn shipped_rules_fire_on_live_attacks() {
     assert_eq!(field(&a, "net.dport").as_u64(), Some(port as u64));
 
     assert_eq!(v.stop(), Some(0), "SIGTERM exits 0");
+}
+
+/// /etc/shadow read around the syscall tracepoints that syscall-based sensors
+/// rely on — an ia32 `int 0x80` open from a 64-bit process, and an
+/// IORING_OP_OPENAT — trips the same shipped rule as a plain read.
+#[test]
+fn shipped_rules_see_shadow_reads_around_syscall_tracepoints() {
+    let Some(mut v) = start_shipped() else {
+        return;
+    };
+    let name = unique("evd");
+    // A child (this test binary again, only `evasion_child`): vigil ignores
+    // nothing of it, and the process and thread carry `name` as their comm.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "evasion_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VIGIL_EVASION_CHILD", &name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let res = stdout
+        .lines()
+        .find_map(|l| l.split_once("EVASION ").map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("evasion_child printed no result: {stdout}"));
+    let (int80_fd, uring) = res.split_once(' ').unwrap();
+    assert!(
+        int80_fd.parse::<i64>().unwrap() >= 0,
+        "int 0x80 open: {res}"
+    );
+    let shadow_read = |raw: &'static str| {
+        let name = name.clone();
+        move |a: &serde_json::Value| {
+            a["rule"] == "Read sensitive file untrusted"
+                && field(a, "proc.name") == name.as_str()
+                && field(a, "file.path_raw") == raw
+        }
+    };
+    let a = v
+        .wait_alert(20, shadow_read("/etc/./shadow"))
+        .expect("the rule fires on the int 0x80 open of /etc/./shadow");
+    assert_eq!(field(&a, "file.path"), "/etc/shadow");
+    if uring == "unsupported" {
+        assert!(!common::require_live(), "io_uring is unavailable here");
+        eprintln!("SKIP (io_uring part): io_uring unavailable");
+    } else {
+        assert!(uring.parse::<i64>().unwrap() >= 0, "io_uring open: {res}");
+        // The ring's record carries the opened file's resolved path.
+        let a = v
+            .wait_alert(20, shadow_read("/etc/shadow"))
+            .expect("the rule fires on the io_uring open of /etc/../etc/shadow");
+        assert_eq!(field(&a, "file.path"), "/etc/shadow");
+    }
+    assert_eq!(v.stop(), Some(0));
+}
+
+/// The child side of `shipped_rules_see_shadow_reads_around_syscall_tracepoints`
+/// (a no-op unless started with VIGIL_EVASION_CHILD): names itself, opens
+/// /etc/./shadow with ia32 `open`, and /etc/../etc/shadow through io_uring.
+#[test]
+fn evasion_child() {
+    let Ok(name) = std::env::var("VIGIL_EVASION_CHILD") else {
+        return;
+    };
+    common::evasion::name_process(&name);
+    let (fd, _) = common::evasion::int80_opens("/etc/./shadow");
+    let uring = match common::evasion::uring_open("/etc/../etc/shadow") {
+        Some(r) => r.to_string(),
+        None => "unsupported".to_string(),
+    };
+    println!("EVASION {fd} {uring}");
 }

@@ -12,6 +12,9 @@ use vigil_bpf::{RawBody, RawEvent, RawKind, Reader, Sensors};
 use vigil_engine::filter::{FilterSets, KernelFilter, TypeFilter};
 use vigil_engine::EventType;
 
+#[path = "../../tests/common/evasion.rs"]
+mod evasion;
+
 fn sensors_or_skip() -> Option<Sensors> {
     match Sensors::load() {
         Ok(s) => Some(s),
@@ -666,111 +669,21 @@ fn int80_child() {
     match port {
         Some(port) => {
             let (fd, ret) = t
-                .spawn(move || int80_connect(port))
+                .spawn(move || evasion::int80_connect(port))
                 .unwrap()
                 .join()
                 .unwrap();
             println!("INT80C {fd} {ret}");
         }
         None => {
-            let (a, b) = t.spawn(int80_opens).unwrap().join().unwrap();
+            let (a, b) = t
+                .spawn(|| evasion::int80_opens("/etc/hostname"))
+                .unwrap()
+                .join()
+                .unwrap();
             println!("INT80 {a} {b}");
         }
     }
-}
-
-/// A page below 4 GiB (32-bit syscalls take 32-bit pointers), or a panic.
-fn low_page() -> *mut u8 {
-    // SAFETY: an anonymous private mapping; checked for failure below.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(page, libc::MAP_FAILED, "mmap MAP_32BIT");
-    page as *mut u8
-}
-
-/// `int 0x80` with eax = nr and ebx, ecx, edx; the result sign-extended.
-fn int80(nr: u64, b: u64, c: u64, d: u64) -> i64 {
-    let ret: u64;
-    // SAFETY: a compat syscall with arguments in ebx/ecx/edx; rbx is saved
-    // and restored around it (LLVM reserves it).
-    unsafe {
-        std::arch::asm!(
-            "xchg rbx, {b}",
-            "int 0x80",
-            "xchg rbx, {b}",
-            b = inout(reg) b => _,
-            inout("rax") nr => ret,
-            in("rcx") c,
-            in("rdx") d,
-        );
-    }
-    ret as u32 as i32 as i64
-}
-
-/// socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) then
-/// socketcall(SYS_CONNECT, [fd, &sockaddr_in{127.0.0.1:port}, 16]); returns
-/// (fd, connect result) after closing the socket.
-fn int80_connect(port: u16) -> (i64, i64) {
-    const SOCKETCALL: u64 = 102;
-    let page = low_page();
-    let words = |at: usize, w: [u32; 3]| {
-        for (i, v) in w.iter().enumerate() {
-            // SAFETY: inside the 4096-byte page.
-            unsafe { (page.add(at + 4 * i) as *mut u32).write_unaligned(*v) };
-        }
-        page as u64 + at as u64
-    };
-    let fd = int80(SOCKETCALL, 1, words(0, [2, 1, 0]), 0);
-    // struct sockaddr_in at offset 64: family, port (network order), address
-    let mut sin = [0u8; 16];
-    sin[..2].copy_from_slice(&2u16.to_ne_bytes());
-    sin[2..4].copy_from_slice(&port.to_be_bytes());
-    sin[4..8].copy_from_slice(&[127, 0, 0, 1]);
-    // SAFETY: inside the page.
-    unsafe { std::ptr::copy_nonoverlapping(sin.as_ptr(), page.add(64), 16) };
-    let ret = int80(
-        SOCKETCALL,
-        3,
-        words(16, [fd as u32, page as u32 + 64, 16]),
-        0,
-    );
-    if fd >= 0 {
-        // SAFETY: closing the socket this function created.
-        unsafe { libc::close(fd as i32) };
-    }
-    // SAFETY: unmapping the page mapped above.
-    unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
-    (fd, ret)
-}
-
-/// Opens /etc/hostname with ia32 `open` then ia32 `openat` through
-/// `int 0x80` (the path in a page below 4 GiB, as 32-bit syscalls need);
-/// returns both results (fds or -errno) after closing them.
-fn int80_opens() -> (i64, i64) {
-    let page = low_page();
-    let path = b"/etc/hostname\0";
-    // SAFETY: the page is 4096 writable bytes.
-    unsafe { std::ptr::copy_nonoverlapping(path.as_ptr(), page, path.len()) };
-    let p = page as u64;
-    let fd_open = int80(5, p, 0, 0); // open(path, O_RDONLY)
-    let fd_openat = int80(295, (-100i32) as u32 as u64, p, 0); // openat(AT_FDCWD, path, O_RDONLY)
-    for fd in [fd_open, fd_openat] {
-        if fd >= 0 {
-            // SAFETY: closing fds this function opened.
-            unsafe { libc::close(fd as i32) };
-        }
-    }
-    // SAFETY: unmapping the page mapped above.
-    unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
-    (fd_open, fd_openat)
 }
 
 /// An open submitted through io_uring never passes a syscall hook (the
@@ -859,58 +772,13 @@ fn uring_child() {
     let Ok(name) = std::env::var("VIGIL_URING_CHILD") else {
         return;
     };
-    let cname = std::ffi::CString::new(name).unwrap();
-    // SAFETY: PR_SET_NAME with a NUL-terminated string; names this thread,
-    // which libtest runs the test on: the comm the record carries is the
-    // group leader's, so rename the leader through /proc too.
-    unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr()) };
-    let _ = std::fs::write("/proc/self/comm", cname.as_bytes());
-    let mut ring = match io_uring::IoUring::new(8) {
-        Ok(r) => r,
-        Err(_) => {
-            println!("URING unsupported");
-            return;
-        }
+    evasion::name_process(&name);
+    let res = match std::env::var("VIGIL_URING_CONNECT") {
+        Ok(port) => evasion::uring_connect(port.parse().unwrap()),
+        Err(_) => evasion::uring_open("/etc/../etc/hostname"),
     };
-    if let Ok(port) = std::env::var("VIGIL_URING_CONNECT") {
-        let port: u16 = port.parse().unwrap();
-        // SAFETY: a plain TCP socket; checked below.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
-        assert!(fd >= 0);
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: port.to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
-            },
-            sin_zero: [0; 8],
-        };
-        let op = io_uring::opcode::Connect::new(
-            io_uring::types::Fd(fd),
-            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-        .build();
-        // SAFETY: `sin` outlives the submission (we wait for the completion).
-        unsafe { ring.submission().push(&op).unwrap() };
-        ring.submit_and_wait(1).unwrap();
-        let res = ring.completion().next().unwrap().result();
-        // SAFETY: closing the socket made above.
-        unsafe { libc::close(fd) };
-        println!("URING {res}");
-        return;
+    match res {
+        Some(res) => println!("URING {res}"),
+        None => println!("URING unsupported"),
     }
-    let path = std::ffi::CString::new("/etc/../etc/hostname").unwrap();
-    let op = io_uring::opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), path.as_ptr())
-        .flags(libc::O_RDONLY)
-        .build();
-    // SAFETY: `path` outlives the submission (we wait for the completion).
-    unsafe { ring.submission().push(&op).unwrap() };
-    ring.submit_and_wait(1).unwrap();
-    let res = ring.completion().next().unwrap().result();
-    if res >= 0 {
-        // SAFETY: closing the fd the ring opened.
-        unsafe { libc::close(res) };
-    }
-    println!("URING {res}");
 }

@@ -5,6 +5,8 @@
 //! and binary copies made by `cp` in a child (no ETXTBSY).
 #![allow(dead_code)]
 
+pub mod evasion;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,161 @@
+//! Ways around syscall tracepoints, for the live tests that check vigil sees
+//! them anyway: 32-bit `int 0x80` syscalls (ia32 `open`, `openat` and the
+//! `socketcall` multiplexer) issued from this 64-bit process, and io_uring
+//! operations. Each runs on the calling thread and returns the kernel's
+//! results. Shared by `bpf/tests/live_sensors.rs` (through `#[path]`) and the
+//! `vigil` binary's live tests.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+
+/// Renames this process (the thread group leader's comm, which records of
+/// io-wq work carry) and the calling thread to `name`.
+pub fn name_process(name: &str) {
+    let cname = CString::new(name).unwrap();
+    // SAFETY: PR_SET_NAME with a NUL-terminated string names this thread.
+    unsafe { libc::prctl(libc::PR_SET_NAME, cname.as_ptr()) };
+    let _ = std::fs::write("/proc/self/comm", cname.as_bytes());
+}
+
+/// A page below 4 GiB (32-bit syscalls take 32-bit pointers), or a panic.
+fn low_page() -> *mut u8 {
+    // SAFETY: an anonymous private mapping; checked for failure below.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(page, libc::MAP_FAILED, "mmap MAP_32BIT");
+    page as *mut u8
+}
+
+fn free_page(page: *mut u8) {
+    // SAFETY: unmapping a page `low_page` mapped.
+    unsafe { libc::munmap(page as *mut libc::c_void, 4096) };
+}
+
+/// `int 0x80` with eax = nr and ebx, ecx, edx; the result sign-extended.
+fn int80(nr: u64, b: u64, c: u64, d: u64) -> i64 {
+    let ret: u64;
+    // SAFETY: a compat syscall with arguments in ebx/ecx/edx; rbx is saved
+    // and restored around it (LLVM reserves it).
+    unsafe {
+        std::arch::asm!(
+            "xchg rbx, {b}",
+            "int 0x80",
+            "xchg rbx, {b}",
+            b = inout(reg) b => _,
+            inout("rax") nr => ret,
+            in("rcx") c,
+            in("rdx") d,
+        );
+    }
+    ret as u32 as i32 as i64
+}
+
+fn close(fd: i64) {
+    if fd >= 0 {
+        // SAFETY: closing an fd the caller opened.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+/// Opens `path` read-only with ia32 `open` (5), then ia32 `openat` (295)
+/// with AT_FDCWD; returns both results (fds or -errno) after closing them.
+pub fn int80_opens(path: &str) -> (i64, i64) {
+    let page = low_page();
+    let c = CString::new(path).unwrap();
+    let bytes = c.as_bytes_with_nul();
+    assert!(bytes.len() <= 4096);
+    // SAFETY: the page is 4096 writable bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), page, bytes.len()) };
+    let p = page as u64;
+    let fd_open = int80(5, p, 0, 0);
+    let fd_openat = int80(295, (-100i32) as u32 as u64, p, 0);
+    close(fd_open);
+    close(fd_openat);
+    free_page(page);
+    (fd_open, fd_openat)
+}
+
+/// socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) then
+/// socketcall(SYS_CONNECT, [fd, &sockaddr_in{127.0.0.1:port}, 16]); returns
+/// (fd, connect result) after closing the socket.
+pub fn int80_connect(port: u16) -> (i64, i64) {
+    const SOCKETCALL: u64 = 102;
+    let page = low_page();
+    let words = |at: usize, w: [u32; 3]| {
+        for (i, v) in w.iter().enumerate() {
+            // SAFETY: inside the 4096-byte page.
+            unsafe { (page.add(at + 4 * i) as *mut u32).write_unaligned(*v) };
+        }
+        page as u64 + at as u64
+    };
+    let fd = int80(SOCKETCALL, 1, words(0, [2, 1, 0]), 0);
+    // struct sockaddr_in at offset 64: family, port (network order), address
+    let mut sin = [0u8; 16];
+    sin[..2].copy_from_slice(&2u16.to_ne_bytes());
+    sin[2..4].copy_from_slice(&port.to_be_bytes());
+    sin[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    // SAFETY: inside the page.
+    unsafe { std::ptr::copy_nonoverlapping(sin.as_ptr(), page.add(64), 16) };
+    let args = words(16, [fd as u32, page as u32 + 64, 16]);
+    let ret = int80(SOCKETCALL, 3, args, 0);
+    close(fd);
+    free_page(page);
+    (fd, ret)
+}
+
+/// Submits `op` on a fresh ring and waits for its completion; None when
+/// io_uring is unavailable (e.g. kernel.io_uring_disabled).
+fn uring_one(op: io_uring::squeue::Entry) -> Option<i32> {
+    let mut ring = io_uring::IoUring::new(8).ok()?;
+    // SAFETY: the callers keep the memory `op` points to alive until this
+    // returns, and it returns only after the completion.
+    unsafe { ring.submission().push(&op).ok()? };
+    ring.submit_and_wait(1).ok()?;
+    let res = ring.completion().next()?.result();
+    Some(res)
+}
+
+/// Opens `path` read-only with IORING_OP_OPENAT; the result (fd, closed
+/// again, or -errno), None without io_uring.
+pub fn uring_open(path: &str) -> Option<i32> {
+    let c = CString::new(path).unwrap();
+    let op = io_uring::opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), c.as_ptr())
+        .flags(libc::O_RDONLY)
+        .build();
+    let res = uring_one(op)?;
+    close(res.into());
+    Some(res)
+}
+
+/// Connects a TCP socket to 127.0.0.1:`port` with IORING_OP_CONNECT; the
+/// result (0 or -errno), None without io_uring.
+pub fn uring_connect(port: u16) -> Option<i32> {
+    // SAFETY: a plain TCP socket; checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket");
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    let op = io_uring::opcode::Connect::new(
+        io_uring::types::Fd(fd),
+        &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+    )
+    .build();
+    let res = uring_one(op);
+    close(fd.into());
+    res
+}
