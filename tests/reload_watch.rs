@@ -462,6 +462,10 @@ async fn rescan_reloads_only_changed_content() {
     let handle = w.handle();
     // Nothing changed: a rescan loads nothing. Then a change plus a rescan loads once.
     assert!(handle.rescan());
+    // Let the worker take that rescan before the files change: were the rename
+    // to land in the middle of its snapshot, it would (rightly) see unstable
+    // content and load twice, which this test cannot tell from a bad rescan.
+    std::thread::sleep(Duration::from_millis(300));
     let staging = d.path().join("staging");
     fs::create_dir_all(staging.join("rules.d")).unwrap();
     write(&staging.join("rules.d/a.yaml"), "1");
