@@ -578,39 +578,19 @@ async fn compat_int80_opens_are_seen() {
 /// destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compat_int80_socketcall_connect_is_seen() {
-    let Some(mut s) = sensors_or_skip() else {
+    let seen = connect_seen_from_child("vg32c", "socketcall", |name, port| {
+        let envs = [("VIGIL_INT80_CHILD", name), ("VIGIL_INT80_CONNECT", port)];
+        let res = child_result("int80_child", &envs, "INT80C");
+        assert!(
+            !res.contains('-'),
+            "socketcall socket/connect failed: {res}"
+        );
+        Some(())
+    });
+    let Some(n) = seen.await else {
         return;
     };
-    let name = unique("vg32c");
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    s.set_filter(&match_comms(&[EventType::Connect], &[&name]))
-        .unwrap();
-    let (tx, mut rx) = mpsc::channel(65536);
-    let reader = Reader::spawn(&s, tx).unwrap();
-    let port_s = port.to_string();
-    let envs = [
-        ("VIGIL_INT80_CHILD", name.as_str()),
-        ("VIGIL_INT80_CONNECT", &port_s),
-    ];
-    let res = child_result("int80_child", &envs, "INT80C");
-    assert!(
-        !res.contains('-'),
-        "socketcall socket/connect failed: {res}"
-    );
-    let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::Connect && e.comm == name)
-        .await
-        .expect("the socketcall connect was not seen");
-    match &ev.body {
-        RawBody::Net(n) => {
-            assert_eq!((n.daddr.as_str(), n.dport), ("127.0.0.1", port));
-            assert_eq!(n.ret, 0);
-            assert_eq!(n.family_name(), "inet");
-        }
-        other => panic!("not a net body: {other:?}"),
-    }
-    drop(listener);
-    reader.stop().await;
+    assert_eq!(n.family_name(), "inet");
 }
 
 /// Runs this test binary again as a child process (the sensors ignore their
@@ -728,38 +708,50 @@ async fn io_uring_open_is_seen_with_its_resolved_path() {
 /// A connect submitted through io_uring is seen with its destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn io_uring_connect_is_seen() {
-    let Some(mut s) = sensors_or_skip() else {
+    let seen = connect_seen_from_child("vguc", "io_uring", |name, port| {
+        let envs = [("VIGIL_URING_CHILD", name), ("VIGIL_URING_CONNECT", port)];
+        let res = uring_child_result(&envs)?;
+        assert_eq!(res, "0", "io_uring connect result");
+        Some(())
+    });
+    let Some(n) = seen.await else {
         return;
     };
-    let name = unique("vguc");
+    assert_eq!((n.family_name(), n.proto_name()), ("inet", "tcp"));
+    assert_ne!(n.sport, 0, "the source port is known at completion");
+}
+
+/// A child connects (through `connect(name, port)`, which runs it; None:
+/// skip) to a loopback listener of this test while the sensors watch
+/// connects of comm `name` (from `prefix`): the `what` connect record is seen with
+/// that destination and result 0. Returns it for further checks; None when
+/// the sensors or the child's mechanism are unavailable here (skip).
+async fn connect_seen_from_child(
+    prefix: &str,
+    what: &str,
+    connect: impl FnOnce(&str, &str) -> Option<()>,
+) -> Option<vigil_bpf::decode::RawNet> {
+    let mut s = sensors_or_skip()?;
+    let name = unique(prefix);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     s.set_filter(&match_comms(&[EventType::Connect], &[&name]))
         .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
-    let port_s = port.to_string();
-    let envs = [
-        ("VIGIL_URING_CHILD", name.as_str()),
-        ("VIGIL_URING_CONNECT", &port_s),
-    ];
-    let Some(res) = uring_child_result(&envs) else {
-        return;
-    };
-    assert_eq!(res, "0", "io_uring connect result");
+    connect(&name, &port.to_string())?;
     let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::Connect && e.comm == name)
         .await
-        .expect("the io_uring connect was not seen");
-    match &ev.body {
-        RawBody::Net(n) => {
-            assert_eq!((n.daddr.as_str(), n.dport), ("127.0.0.1", port));
-            assert_eq!((n.ret, n.family_name(), n.proto_name()), (0, "inet", "tcp"));
-            assert_ne!(n.sport, 0, "the source port is known at completion");
-        }
+        .unwrap_or_else(|| panic!("the {what} connect was not seen"));
+    let n = match ev.body {
+        RawBody::Net(n) => n,
         other => panic!("not a net body: {other:?}"),
-    }
+    };
+    assert_eq!((n.daddr.as_str(), n.dport), ("127.0.0.1", port));
+    assert_eq!(n.ret, 0);
     drop(listener);
     reader.stop().await;
+    Some(n)
 }
 
 /// The child side of the `io_uring_*` tests: renames the process (its comm)
