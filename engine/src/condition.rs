@@ -358,21 +358,54 @@ fn falco_hint(id: &str) -> Option<&'static str> {
     })
 }
 
+/// The identifiers of `toks` that may name a macro (not a property after a
+/// dot, not a function name before `(`), as token indices.
+fn macro_candidates(toks: &[Token]) -> impl Iterator<Item = (usize, &str)> + '_ {
+    toks.iter().enumerate().filter_map(|(i, t)| {
+        let Tok::Ident(id) = &t.tok else { return None };
+        if i > 0 && toks[i - 1].tok == Tok::Dot {
+            return None;
+        }
+        if toks.get(i + 1).map(|t| &t.tok) == Some(&Tok::LParen) {
+            return None;
+        }
+        Some((i, id.as_str()))
+    })
+}
+
+/// The names in `text` that could be macro references, in order (with repeats).
+pub(crate) fn macro_refs(text: &str) -> Vec<String> {
+    let toks = lex(text);
+    macro_candidates(&toks)
+        .map(|(_, id)| id.to_string())
+        .collect()
+}
+
+/// Length in bytes of `text` once every macro name in it is replaced by
+/// `(its expansion)`, computed without building it: `size` gives a macro's
+/// expanded length (None when `name` is not a macro). Saturates at `usize::MAX`.
+pub(crate) fn expanded_len(text: &str, size: &mut dyn FnMut(&str) -> Option<usize>) -> usize {
+    let mut n = text.len();
+    for name in macro_refs(text) {
+        if let Some(s) = size(&name) {
+            n = n
+                .saturating_sub(name.len())
+                .saturating_add(s.saturating_add(2));
+        }
+    }
+    n
+}
+
 /// Replace every macro name in `text` by `(its expansion)`. `lookup` gives
 /// a macro's fully expanded text (or None when `name` is not a macro).
+/// Callers bound the result with [`expanded_len`] first.
 pub(crate) fn expand_macros(text: &str, lookup: &mut dyn FnMut(&str) -> Option<String>) -> String {
     let toks = lex(text);
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for (i, t) in toks.iter().enumerate() {
-        let Tok::Ident(id) = &t.tok else { continue };
-        if i > 0 && toks[i - 1].tok == Tok::Dot {
-            continue;
-        }
-        if toks.get(i + 1).map(|t| &t.tok) == Some(&Tok::LParen) {
-            continue;
-        }
+    for (i, id) in macro_candidates(&toks) {
         if let Some(exp) = lookup(id) {
+            let t = &toks[i];
             out.push_str(&text[last..t.start]);
             out.push('(');
             out.push_str(&exp);
@@ -382,6 +415,27 @@ pub(crate) fn expand_macros(text: &str, lookup: &mut dyn FnMut(&str) -> Option<S
     }
     out.push_str(&text[last..]);
     out
+}
+
+/// The value of an integer expression made of literals only: `None` when it
+/// is not constant, `Some(None)` when evaluating it fails (division by zero,
+/// overflow), `Some(Some(v))` otherwise.
+fn const_int(p: &P) -> Option<Option<i64>> {
+    match &p.e {
+        PExpr::Int(i) => Some(Some(*i)),
+        PExpr::Neg(x) => Some(const_int(x)?.and_then(i64::checked_neg)),
+        PExpr::Bin(op @ ("+" | "-" | "*" | "/" | "%"), a, b) => {
+            let (a, b) = (const_int(a)?, const_int(b)?);
+            Some(a.zip(b).and_then(|(a, b)| match *op {
+                "+" => a.checked_add(b),
+                "-" => a.checked_sub(b),
+                "*" => a.checked_mul(b),
+                "/" => a.checked_div(b),
+                _ => a.checked_rem(b),
+            }))
+        }
+        _ => None,
+    }
 }
 
 // ------------------------------------------------------------ parser
@@ -1046,6 +1100,23 @@ impl Node {
         }
     }
 
+    /// Worst-case work of one evaluation: (nodes, of which Rhai leaves).
+    /// Each node runs at most once per evaluation.
+    pub(crate) fn cost(&self) -> (usize, usize) {
+        match self {
+            Node::Rhai(..) => (1, 1),
+            Node::Not(n) => {
+                let (a, r) = n.cost();
+                (a.saturating_add(1), r)
+            }
+            Node::And(v) | Node::Or(v) => v.iter().fold((1, 0), |(a, r), n| {
+                let (b, s) = n.cost();
+                (a.saturating_add(b), r.saturating_add(s))
+            }),
+            _ => (1, 0),
+        }
+    }
+
     /// True when the whole tree is native (no Rhai leaf).
     pub(crate) fn is_native(&self) -> bool {
         match self {
@@ -1174,9 +1245,59 @@ impl Compiler<'_> {
     /// whole condition goes to Rhai (whose syntax errors are reported).
     pub fn compile(&mut self, text: &str) -> Node {
         match parse(text) {
-            Some(p) => self.lower_bool(text, &p),
+            Some(p) => {
+                if self.constant_errors(text, &p) {
+                    return Node::Const(false);
+                }
+                self.lower_bool(text, &p)
+            }
             None => self.rhai_leaf(text, text),
         }
+    }
+
+    /// Report arithmetic that fails whatever the event: division or
+    /// modulo by a constant zero, constant integer overflow. True if any.
+    fn constant_errors(&mut self, text: &str, p: &P) -> bool {
+        let src = &text[p.start..p.end];
+        if let PExpr::Bin(op @ ("/" | "%"), _, b) = &p.e {
+            if const_int(b) == Some(Some(0)) {
+                let what = if *op == "/" {
+                    "divides"
+                } else {
+                    "takes a remainder"
+                };
+                self.err(
+                    src,
+                    format!("`{src}` {what} by zero: the condition fails for every event"),
+                );
+                return true;
+            }
+        }
+        if const_int(p) == Some(None) {
+            self.err(
+                src,
+                format!("`{src}` overflows a 64-bit integer: the condition fails for every event"),
+            );
+            return true;
+        }
+        let mut found = false;
+        let mut visit = |c: &P| found |= self.constant_errors(text, c);
+        match &p.e {
+            PExpr::Array(v) | PExpr::Call(_, v) | PExpr::Chain(_, v) => {
+                v.iter().for_each(&mut visit)
+            }
+            PExpr::Method(r, _, v) => {
+                visit(r);
+                v.iter().for_each(visit);
+            }
+            PExpr::Prop(x, _) | PExpr::Not(x) | PExpr::Neg(x) => visit(x),
+            PExpr::Index(a, b) | PExpr::Bin(_, a, b) => {
+                visit(a);
+                visit(b);
+            }
+            _ => {}
+        }
+        found
     }
 
     /// The whole condition compiled by Rhai alone, for tests comparing both
@@ -1884,6 +2005,15 @@ mod tests {
             (n == "a").then(|| "x == 1".to_string())
         });
         assert_eq!(out, "(x == 1) && proc.a && a(1) && b");
+        // The measured length is the built one, without building it.
+        let text = "a && proc.a && a(1) && b || a";
+        let built = expand_macros(text, &mut |n| (n == "a").then(|| "x == 1".to_string()));
+        let measured = expanded_len(text, &mut |n| (n == "a").then_some(6));
+        assert_eq!(measured, built.len());
+        assert_eq!(
+            expanded_len("a || a", &mut |_| Some(usize::MAX)),
+            usize::MAX
+        );
     }
 
     #[test]

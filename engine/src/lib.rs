@@ -20,5 +20,5 @@ pub use error::{LoadError, LoadErrors, LoadWarning, Location};
 pub use event::{Detail, Event, EventMask, EventType, FileInfo, NetInfo, Process};
 pub use fields::{Field, FieldDef, FieldType, FieldValue, FIELDS};
 pub use filter::{FilterSets, KernelFilter, TypeFilter};
-pub use ruleset::{EvalStats, Evaluator, RuleInfo, RuleSet, RuleSetDiff};
+pub use ruleset::{EvalStats, Evaluator, Limits, RuleCost, RuleInfo, RuleSet, RuleSetDiff};
 pub use testcase::{load_cases, run_cases, CaseResult, TestCase};

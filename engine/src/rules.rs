@@ -8,13 +8,15 @@
 //!
 //! # Items and keys
 //! - `list: NAME`, `items: [...]` (strings or ints; an item naming an earlier
-//!   list is replaced by that list's items), `append`.
+//!   list is replaced by that list's items, merged without repeats; sizes
+//!   are capped by [`crate::ruleset::Limits`]), `append`.
 //! - `macro: NAME`, `condition: EXPR`, `append`.
 //! - `rule: NAME`, `condition`, `events: [exec, ...]` (required), `output`,
 //!   `priority`, `desc`, `enabled` (default true), `tags`, `exceptions`,
 //!   `threshold`, `append`.
 //!
-//! Unknown keys are errors.
+//! Unknown keys are errors; so is a key given twice (reported at the second).
+//! `events` must be a list.
 //!
 //! # Redefinition and `append: true`
 //! - list: `append` adds the items; a plain redefinition replaces the list.
@@ -57,11 +59,17 @@ use crate::alert::Priority;
 use crate::error::{Diag, LoadErrors, Location};
 use crate::event::EventType;
 use crate::fields::{self, Field};
+use crate::ruleset::Limits;
 
 /// Most keys a threshold rule tracks at once.
 pub const MAX_THRESHOLD_KEYS: usize = 10_000;
 /// Largest `threshold.count`.
 pub const MAX_THRESHOLD_COUNT: u64 = 100_000;
+/// Most distinct items one list may hold after including other lists.
+pub const MAX_LIST_ITEMS: usize = 100_000;
+/// Most list items a rule set may build in all (every list definition and
+/// append counts the size of the list it produces).
+pub const MAX_LIST_WORK: usize = 2_000_000;
 
 /// One rule file's text.
 #[derive(Clone, Debug)]
@@ -154,6 +162,19 @@ pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
+/// `a -> b -> c`, or `a -> b -> c -> d -> ... -> x -> y -> z` when long.
+pub(crate) fn abbreviate_chain(names: &[String]) -> String {
+    if names.len() <= 8 {
+        names.join(" -> ")
+    } else {
+        format!(
+            "{} -> ... -> {}",
+            names[..4].join(" -> "),
+            names[names.len() - 3..].join(" -> ")
+        )
+    }
+}
+
 // ------------------------------------------------------------ positions
 
 /// Line bookkeeping of one source, for error positions.
@@ -224,6 +245,57 @@ impl SrcLines {
         None
     }
 
+    /// Where `key` is given the second time in the block mapping whose
+    /// first key is at `line`:`col` (1-based), and the line of the first
+    /// time. Also finds repeats inside a one-line flow mapping.
+    pub fn duplicate_key(&self, line: usize, col: usize, key: &str) -> Option<(Location, usize)> {
+        let indent = col.checked_sub(1)?;
+        let is_key_at = |l: &str, at: usize| {
+            let rest = l.get(at..).unwrap_or("");
+            let rest = rest
+                .strip_prefix(key)
+                .or_else(|| rest.strip_prefix(&format!("\"{key}\"")))
+                .or_else(|| rest.strip_prefix(&format!("'{key}'")));
+            rest.is_some_and(|r| r.trim_start().starts_with(':'))
+        };
+        let mut first = None;
+        for ln in line..=self.lines.len() {
+            let l = self.lines.get(ln.checked_sub(1)?)?;
+            let t = l.trim_start();
+            let ind = l.len() - t.len();
+            let ended = ind < indent || (ind == indent && t.starts_with("- "));
+            if ln > line && !(t.is_empty() || t.starts_with('#')) && ended {
+                break; // the mapping ended
+            }
+            let mut hits: Vec<usize> = Vec::new();
+            if (ln == line || ind == indent) && is_key_at(l, indent) {
+                hits.push(indent);
+            }
+            // flow mappings: `{a: 1, a: 2}` / `- {rule: x, a: 1}`
+            for (p, _) in l.match_indices(", ") {
+                let at = p + 2 + (l[p + 2..].len() - l[p + 2..].trim_start().len());
+                if at > indent && is_key_at(l, at) {
+                    hits.push(at);
+                }
+            }
+            if ln == line {
+                if let Some(p) = l.find('{') {
+                    let at = p + 1 + (l[p + 1..].len() - l[p + 1..].trim_start().len());
+                    if is_key_at(l, at) && !hits.contains(&at) {
+                        hits.insert(0, at);
+                    }
+                }
+            }
+            for at in hits {
+                match first {
+                    None => first = Some(ln),
+                    Some(f) => return Some((self.loc(ln, at + 1), f)),
+                }
+            }
+        }
+        None
+    }
+
     /// Find `needle` at or after `base` (at most 60 lines on); `base` if absent.
     pub fn find_from(&self, base: &Location, needle: &str) -> Location {
         if needle.is_empty() || base.line == 0 {
@@ -254,7 +326,7 @@ pub(crate) struct Frag {
     pub loc: Location,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum ListItem {
     Str(String),
     Int(i64),
@@ -263,7 +335,10 @@ pub(crate) enum ListItem {
 #[derive(Clone, Debug)]
 pub(crate) struct ListDef {
     pub loc: Location,
+    /// Distinct items, in first-seen order.
     pub items: Vec<ListItem>,
+    /// The biggest list it includes (for naming chains in errors).
+    pub via: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -335,6 +410,9 @@ pub(crate) struct Defs {
     pub rules: Vec<RuleDef>,
     pub rule_idx: HashMap<String, usize>,
     pub files: Vec<SrcLines>,
+    /// List items built so far (every definition and append counts).
+    pub list_work: usize,
+    pub limits: crate::ruleset::Limits,
 }
 
 const LIST_KEYS: &[&str] = &["list", "items", "append"];
@@ -429,7 +507,21 @@ impl Defs {
                     .location()
                     .map(|l| (l.line(), l.column()))
                     .unwrap_or((0, 0));
-                diag.err(&lines.loc(l, c), None, format!("YAML syntax error: {e}"));
+                // serde_yaml_ng places a duplicate key at its mapping; point
+                // at the repeated key itself.
+                let dup = e
+                    .to_string()
+                    .split_once("duplicate entry with key \"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(k, _)| k.to_string());
+                match dup.and_then(|k| Some((lines.duplicate_key(l, c, &k)?, k))) {
+                    Some(((second, first_line), k)) => diag.err(
+                        &second,
+                        None,
+                        format!("duplicate key `{k}` (first given at line {first_line})"),
+                    ),
+                    None => diag.err(&lines.loc(l, c), None, format!("YAML syntax error: {e}")),
+                }
                 self.files.push(lines);
                 return;
             }
@@ -617,17 +709,46 @@ impl Defs {
                         return;
                     }
                 };
-                let mut out = Vec::new();
+                if self.list_work > self.limits.list_work {
+                    return; // already reported; build nothing more
+                }
+                let base: &[ListItem] = if append {
+                    match self.lists.get(&name) {
+                        Some(l) => &l.items,
+                        None => {
+                            diag.err(
+                                item_loc,
+                                Some(&label),
+                                "`append: true` to a list not defined earlier",
+                            );
+                            return;
+                        }
+                    }
+                } else {
+                    &[]
+                };
+                // Included lists are merged without repeats, so nesting a list
+                // twice (`[l1, l1]`) costs nothing.
+                let mut seen: std::collections::HashSet<&ListItem> = base.iter().collect();
+                let mut added: Vec<ListItem> = Vec::new();
+                let mut via: Option<(&str, usize)> = None;
+                let mut new_items: Vec<&ListItem> = Vec::new();
+                let mut literals = Vec::new();
                 for it in items {
                     match it {
                         Value::String(s) => match self.lists.get(s) {
-                            Some(other) if s != &name => out.extend(other.items.iter().cloned()),
-                            _ => out.push(ListItem::Str(s.clone())),
+                            Some(other) if s != &name => {
+                                if via.is_none_or(|(_, n)| other.items.len() > n) {
+                                    via = Some((s.as_str(), other.items.len()));
+                                }
+                                new_items.extend(other.items.iter());
+                            }
+                            _ => literals.push(ListItem::Str(s.clone())),
                         },
                         Value::Number(n) if n.is_i64() => {
-                            out.push(ListItem::Int(n.as_i64().unwrap_or_default()))
+                            literals.push(ListItem::Int(n.as_i64().unwrap_or_default()))
                         }
-                        Value::Bool(b) => out.push(ListItem::Str(b.to_string())),
+                        Value::Bool(b) => literals.push(ListItem::Str(b.to_string())),
                         _ => {
                             diag.err(
                                 &kloc("items"),
@@ -638,26 +759,77 @@ impl Defs {
                         }
                     }
                 }
+                new_items.extend(literals.iter());
+                for it in new_items {
+                    if seen.insert(it) {
+                        added.push(it.clone());
+                        if base.len() + added.len() > self.limits.list_items {
+                            break;
+                        }
+                    }
+                }
+                let total = base.len() + added.len();
+                let via = via.map(|(n, _)| n.to_string());
+                let chain = |via: &Option<String>| {
+                    let mut c = vec![name.clone()];
+                    let mut cur = via.clone();
+                    while let Some(n) = cur {
+                        if c.contains(&n) || c.len() > self.lists.len() {
+                            break;
+                        }
+                        cur = self.lists.get(&n).and_then(|l| l.via.clone());
+                        c.push(n);
+                    }
+                    abbreviate_chain(&c)
+                };
+                let Limits {
+                    list_items: max_items,
+                    list_work: max_work,
+                    ..
+                } = self.limits;
+                if total > max_items {
+                    diag.err(
+                        &kloc("items"),
+                        Some(&label),
+                        format!(
+                            "list {} holds more than {max_items} distinct items",
+                            chain(&via)
+                        ),
+                    );
+                    return;
+                }
+                self.list_work = self.list_work.saturating_add(total);
+                if self.list_work > max_work {
+                    diag.err(
+                        &kloc("items"),
+                        Some(&label),
+                        format!(
+                            "lists expand to more than {max_work} items in all at list {} (each list that includes others holds a copy of their items); lists after it are not built",
+                            chain(&via)
+                        ),
+                    );
+                    return;
+                }
                 if bad {
                     return;
                 }
-                if append {
-                    match self.lists.get_mut(&name) {
-                        Some(l) => l.items.extend(out),
-                        None => diag.err(
-                            item_loc,
-                            Some(&label),
-                            "`append: true` to a list not defined earlier",
-                        ),
+                match self.lists.get_mut(&name) {
+                    Some(l) if append => {
+                        l.items.extend(added);
+                        if via.is_some() {
+                            l.via = via;
+                        }
                     }
-                } else {
-                    self.lists.insert(
-                        name,
-                        ListDef {
-                            loc: item_loc.clone(),
-                            items: out,
-                        },
-                    );
+                    _ => {
+                        self.lists.insert(
+                            name,
+                            ListDef {
+                                loc: item_loc.clone(),
+                                items: added,
+                                via,
+                            },
+                        );
+                    }
                 }
             }
             "macro" => {
@@ -793,6 +965,15 @@ impl Defs {
         let events_loc = kloc("events");
         let events = match m.get("events") {
             None => None,
+            Some(Value::String(s)) => {
+                diag.err(
+                    &events_loc,
+                    l,
+                    format!("`events` must be a list of event types (write `events: [{s}]`)"),
+                );
+                bad = true;
+                None
+            }
             Some(v) => match string_list(v) {
                 Some(names) => {
                     let mut out = Vec::new();

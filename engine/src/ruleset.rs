@@ -1,6 +1,12 @@
 //! The compiled, indexed rule set ([`RuleSet`], immutable, `Send + Sync`) and
 //! its evaluation ([`Evaluator`], which owns the per-rule threshold state so
 //! the rule set itself never changes after it is built).
+//!
+//! Compilation is bounded ([`Limits`]): macro expansions are measured
+//! (memoised, nothing built) before any is expanded, so a file whose macros
+//! double at each level is refused at load in time linear in its text, with
+//! the macro chain named; each rule's worst-case cost per event
+//! ([`RuleCost`]) and the set's total are capped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -80,6 +86,8 @@ pub(crate) struct Rule {
     /// The whole condition compiled by Rhai alone (tests compare both paths).
     pub rhai_full: Option<Arc<rhai::AST>>,
     fingerprint: String,
+    /// Worst-case evaluation work per event.
+    pub cost: RuleCost,
 }
 
 #[derive(Default)]
@@ -181,17 +189,240 @@ fn index_term(n: &Node) -> Option<(Field, Vec<String>)> {
     best
 }
 
+/// Most bytes one condition (or exception) may have once its macros are
+/// expanded: the bound on a rule's compile work and memory.
+pub const MAX_CONDITION_BYTES: usize = 128 * 1024;
+/// Most bytes of expanded condition text a whole rule set may build.
+pub const MAX_SET_BYTES: usize = 16 * 1024 * 1024;
+/// Deepest chain of macros using macros.
+pub const MAX_MACRO_DEPTH: usize = 64;
+/// Most nodes one rule (condition and exceptions) may evaluate per event.
+pub const MAX_RULE_NODES: usize = 10_000;
+/// Most nodes the enabled rules may evaluate per event in all.
+pub const MAX_SET_NODES: usize = 200_000;
+
+/// Compile budgets of one rule set; [`Limits::default`] is what `vigil run`,
+/// `validate`, `test` and `replay` use (the `MAX_*` constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of one condition (or exception) after macro expansion.
+    pub condition_bytes: usize,
+    /// Bytes of expanded condition text the whole set may build.
+    pub set_bytes: usize,
+    /// Deepest chain of macros using macros.
+    pub macro_depth: usize,
+    /// Nodes one rule may evaluate per event.
+    pub rule_nodes: usize,
+    /// Nodes the enabled rules may evaluate per event in all.
+    pub set_nodes: usize,
+    /// Distinct items of one list.
+    pub list_items: usize,
+    /// List items built in all.
+    pub list_work: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            condition_bytes: MAX_CONDITION_BYTES,
+            set_bytes: MAX_SET_BYTES,
+            macro_depth: MAX_MACRO_DEPTH,
+            rule_nodes: MAX_RULE_NODES,
+            set_nodes: MAX_SET_NODES,
+            list_items: rules::MAX_LIST_ITEMS,
+            list_work: rules::MAX_LIST_WORK,
+        }
+    }
+}
+
+/// Worst-case evaluation work of one rule per event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCost {
+    /// Nodes of the compiled condition and exceptions, each evaluated at
+    /// most once per event (what `vigil validate --costs` reports).
+    pub nodes: usize,
+    /// Of those, sub-expressions run by Rhai (each stopped after
+    /// [`crate::condition::MAX_OPERATIONS`] operations).
+    pub rhai_leaves: usize,
+    /// Bytes of condition text after macro expansion.
+    pub bytes: usize,
+}
+
+impl RuleCost {
+    fn of(n: &Node, bytes: usize) -> RuleCost {
+        let (nodes, rhai_leaves) = n.cost();
+        RuleCost {
+            nodes,
+            rhai_leaves,
+            bytes,
+        }
+    }
+    fn plus(self, o: RuleCost) -> RuleCost {
+        RuleCost {
+            nodes: self.nodes.saturating_add(o.nodes),
+            rhai_leaves: self.rhai_leaves.saturating_add(o.rhai_leaves),
+            bytes: self.bytes.saturating_add(o.bytes),
+        }
+    }
+}
+
+/// A macro's expanded size, measured without expanding it.
+struct MacroSize {
+    /// Bytes of its expansion (saturating).
+    len: usize,
+    /// Longest chain of macros below it, itself included.
+    depth: usize,
+    /// The macros it names (distinct).
+    refs: Vec<String>,
+}
+
+/// A macro's text: its fragments joined by `||` (appends).
+fn macro_raw(m: &rules::MacroDef) -> String {
+    if m.frags.len() == 1 {
+        m.frags[0].text.clone()
+    } else {
+        m.frags
+            .iter()
+            .map(|f| format!("({})", f.text))
+            .collect::<Vec<_>>()
+            .join(" || ")
+    }
+}
+
+/// Measure a macro (memoised in `memo`): linear in the macro definitions'
+/// text however often macros repeat each other. Recursion stops at
+/// [`MAX_MACRO_DEPTH`] (the chain is then marked too deep) and at cycles
+/// (recorded in `cycles`).
+fn macro_size(
+    name: &str,
+    defs: &Defs,
+    memo: &mut HashMap<String, MacroSize>,
+    stack: &mut Vec<String>,
+    cycles: &mut Vec<(String, String)>,
+    max_depth: usize,
+) -> Option<(usize, usize)> {
+    if let Some(s) = memo.get(name) {
+        return Some((s.len, s.depth));
+    }
+    let m = defs.macros.get(name)?;
+    if stack.iter().any(|s| s == name) {
+        cycles.push((name.to_string(), stack.join(" -> ")));
+        return Some((5, 0)); // expands to `false`
+    }
+    if stack.len() >= max_depth {
+        return Some((0, max_depth + 1));
+    }
+    stack.push(name.to_string());
+    let raw = macro_raw(m);
+    let mut refs: Vec<String> = crate::condition::macro_refs(&raw);
+    let mut depth = 1usize;
+    let len = crate::condition::expanded_len(&raw, &mut |n| {
+        let (len, d) = macro_size(n, defs, memo, stack, cycles, max_depth)?;
+        depth = depth.max(d.saturating_add(1));
+        Some(len)
+    });
+    stack.pop();
+    refs.retain(|r| defs.macros.contains_key(r));
+    refs.sort();
+    refs.dedup();
+    memo.insert(name.to_string(), MacroSize { len, depth, refs });
+    Some((len, depth))
+}
+
+/// The expansion of a macro that passed the limits (memoised; `None` for
+/// macros that did not, or that are being expanded: a cycle).
+fn materialize(
+    name: &str,
+    defs: &Defs,
+    ok: &HashMap<String, bool>,
+    memo: &mut HashMap<String, Option<String>>,
+    set_bytes: &mut usize,
+) -> Option<String> {
+    if let Some(e) = memo.get(name) {
+        return e.clone();
+    }
+    let m = defs.macros.get(name)?;
+    if ok.get(name) == Some(&false) {
+        return None;
+    }
+    memo.insert(name.to_string(), None);
+    let out = expand_macros(&macro_raw(m), &mut |n| {
+        materialize(n, defs, ok, memo, set_bytes)
+    });
+    *set_bytes = set_bytes.saturating_add(out.len());
+    memo.insert(name.to_string(), Some(out.clone()));
+    Some(out)
+}
+
+/// The chain from `name` down through its biggest (or, `by_depth`, its
+/// deepest) macro at each step.
+fn macro_chain(name: &str, sizes: &HashMap<String, MacroSize>, by_depth: bool) -> String {
+    let key = |r: &String| {
+        sizes
+            .get(r)
+            .map_or(0, |s| if by_depth { s.depth } else { s.len })
+    };
+    let mut chain = vec![name.to_string()];
+    let mut cur = name;
+    while let Some(next) = sizes
+        .get(cur)
+        .and_then(|s| s.refs.iter().max_by_key(|r| key(r)))
+    {
+        if chain.contains(next) || chain.len() > sizes.len() {
+            break;
+        }
+        chain.push(next.clone());
+        cur = next;
+    }
+    rules::abbreviate_chain(&chain)
+}
+
+/// "300 KiB", "1.5 GiB", "more than 16 EiB" (saturated).
+fn fmt_size(n: usize) -> String {
+    if n == usize::MAX {
+        return "more than 16 EiB".into();
+    }
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
 impl RuleSet {
     /// Load rule files and directories (a directory: its `*.yaml`/`*.yml`, name
     /// order, non-recursive, skipping dot files), in the order given. See
     /// [`crate::rules`] for the item semantics.
     pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, LoadErrors> {
+        RuleSet::load_with_limits(paths, Limits::default())
+    }
+
+    /// [`RuleSet::load`] with other compile budgets.
+    pub fn load_with_limits<P: AsRef<Path>>(
+        paths: &[P],
+        limits: Limits,
+    ) -> Result<RuleSet, LoadErrors> {
         let sources = rules::read_paths(paths)?;
-        RuleSet::build(sources)
+        RuleSet::build(sources, limits)
     }
 
     /// Load from in-memory `(name, yaml)` sources, in order.
     pub fn from_sources(sources: &[(String, String)]) -> Result<RuleSet, LoadErrors> {
+        RuleSet::from_sources_with_limits(sources, Limits::default())
+    }
+
+    /// [`RuleSet::from_sources`] with other compile budgets.
+    pub fn from_sources_with_limits(
+        sources: &[(String, String)],
+        limits: Limits,
+    ) -> Result<RuleSet, LoadErrors> {
         RuleSet::build(
             sources
                 .iter()
@@ -201,12 +432,24 @@ impl RuleSet {
                     text: t.clone(),
                 })
                 .collect(),
+            limits,
         )
     }
 
-    fn build(sources: Vec<Source>) -> Result<RuleSet, LoadErrors> {
+    fn build(sources: Vec<Source>, limits: Limits) -> Result<RuleSet, LoadErrors> {
         let mut diag = Diag::default();
-        let mut defs = Defs::default();
+        let Limits {
+            condition_bytes: max_condition_bytes,
+            set_bytes: max_set_bytes,
+            macro_depth: max_macro_depth,
+            rule_nodes: max_rule_nodes,
+            set_nodes: max_set_nodes,
+            ..
+        } = limits;
+        let mut defs = Defs {
+            limits,
+            ..Defs::default()
+        };
         let mut hasher = Sha256::new();
         for s in &sources {
             hasher.update((s.name.len() as u64).to_le_bytes());
@@ -325,43 +568,24 @@ impl RuleSet {
             }
             macro_ok.insert(name.clone(), ok);
         }
-        let mut expanded: HashMap<String, Option<String>> = HashMap::new();
-        fn expand_macro(
-            name: &str,
-            defs: &Defs,
-            memo: &mut HashMap<String, Option<String>>,
-            stack: &mut Vec<String>,
-            cycles: &mut Vec<(String, String)>,
-        ) -> Option<String> {
-            if let Some(e) = memo.get(name) {
-                return e.clone();
-            }
-            let m = defs.macros.get(name)?;
-            if stack.iter().any(|s| s == name) {
-                cycles.push((name.to_string(), stack.join(" -> ")));
-                return Some("false".into());
-            }
-            stack.push(name.to_string());
-            let raw = if m.frags.len() == 1 {
-                m.frags[0].text.clone()
-            } else {
-                m.frags
-                    .iter()
-                    .map(|f| format!("({})", f.text))
-                    .collect::<Vec<_>>()
-                    .join(" || ")
-            };
-            let out = expand_macros(&raw, &mut |n| expand_macro(n, defs, memo, stack, cycles));
-            stack.pop();
-            memo.insert(name.to_string(), Some(out.clone()));
-            Some(out)
-        }
+        // Macro expansion, bounded: first every macro's expanded length
+        // (memoised, so shared sub-macros are measured once and nothing is
+        // built), then only macros within the limits are expanded, lazily,
+        // each once.
+        let mut sizes: HashMap<String, MacroSize> = HashMap::new();
         let mut cycles = Vec::new();
         {
             let mut mnames: Vec<&String> = defs.macros.keys().collect();
             mnames.sort();
             for n in mnames {
-                expand_macro(n, &defs, &mut expanded, &mut Vec::new(), &mut cycles);
+                macro_size(
+                    n,
+                    &defs,
+                    &mut sizes,
+                    &mut Vec::new(),
+                    &mut cycles,
+                    max_macro_depth,
+                );
             }
         }
         for (name, path) in &cycles {
@@ -371,10 +595,45 @@ impl RuleSet {
                     Some(&format!("macro `{name}`")),
                     format!("macro refers to itself ({path} -> {name})"),
                 );
+                macro_ok.insert(name.clone(), false);
             }
         }
-        cycles.sort();
-        cycles.dedup();
+        // Too deep or too big: reported once, at the outermost such macro
+        // (the others are inside it), with the chain that makes it so.
+        for (deep, limit) in [(true, max_macro_depth), (false, max_condition_bytes)] {
+            let measure = |s: &MacroSize| if deep { s.depth } else { s.len };
+            let over: std::collections::BTreeSet<&String> = sizes
+                .iter()
+                .filter(|(_, s)| measure(s) > limit)
+                .map(|(n, _)| n)
+                .collect();
+            let inside: std::collections::HashSet<&str> = over
+                .iter()
+                .flat_map(|n| sizes[*n].refs.iter().map(String::as_str))
+                .collect();
+            for name in &over {
+                let first = macro_ok.insert((*name).clone(), false) != Some(false);
+                if inside.contains(name.as_str()) || !first {
+                    continue;
+                }
+                let chain = macro_chain(name, &sizes, deep);
+                let msg = if deep {
+                    format!("macro {chain} nests macros more than {max_macro_depth} deep")
+                } else {
+                    format!(
+                        "macro {chain} expands beyond {max_condition_bytes} bytes of condition text ({}); a macro used several times in another is copied each time: use a list, or restructure",
+                        fmt_size(sizes[*name].len)
+                    )
+                };
+                let m = &defs.macros[*name];
+                let at = m.frags.first().map_or(&m.loc, |f| &f.loc);
+                diag.err(at, Some(&format!("macro `{name}`")), msg);
+            }
+        }
+        let mut expanded: HashMap<String, Option<String>> = HashMap::new();
+        // Condition text materialised so far (macro expansions and rules).
+        let mut set_bytes: usize = 0;
+        let mut set_cost: usize = 0;
 
         // Rules.
         let patterns_cell: Arc<OnceLock<Patterns>> = Arc::new(OnceLock::new());
@@ -401,7 +660,12 @@ impl RuleSet {
                     matches!(&t.tok, crate::condition::Tok::Ident(i) if macro_ok.get(i) == Some(&false))
                 })
             };
-            if !ok || r.frags.iter().any(|f| uses_bad_macro(&f.text)) {
+            let bad_macro = r
+                .frags
+                .iter()
+                .chain(r.exceptions.iter().map(|e| &e.cond))
+                .any(|f| uses_bad_macro(&f.text));
+            if !ok || bad_macro {
                 // Still check the output template, so every error is reported.
                 if let Some(o) = &r.output {
                     if let Err(es) = Template::parse(&o.text, events, r.threshold.is_some()) {
@@ -421,13 +685,63 @@ impl RuleSet {
                     .collect::<Vec<_>>()
                     .join(" && ")
             };
-            let exp = |t: &str| expand_macros(t, &mut |n| expanded.get(n).cloned().flatten());
+            // Bound the expansion before building it.
+            let cond_loc = r
+                .frags
+                .last()
+                .map(|f| f.loc.clone())
+                .unwrap_or_else(|| r.loc.clone());
+            let mut size_of = |n: &str| sizes.get(n).map(|s| s.len);
+            let mut rule_bytes = 0usize;
+            let mut over = None;
+            for (text, loc) in std::iter::once((raw.as_str(), &cond_loc)).chain(
+                r.exceptions
+                    .iter()
+                    .map(|e| (e.cond.text.as_str(), &e.cond.loc)),
+            ) {
+                let n = crate::condition::expanded_len(text, &mut size_of);
+                rule_bytes = rule_bytes.saturating_add(n);
+                if n > max_condition_bytes && over.is_none() {
+                    over = Some((n, text, loc));
+                }
+            }
+            if let Some((n, text, loc)) = over {
+                let via = crate::condition::macro_refs(text)
+                    .into_iter()
+                    .filter(|m| sizes.contains_key(m))
+                    .max_by_key(|m| sizes[m].len)
+                    .map(|m| format!(" through macro {}", macro_chain(&m, &sizes, false)))
+                    .unwrap_or_default();
+                diag.err(
+                    loc,
+                    l,
+                    format!(
+                        "condition expands beyond {max_condition_bytes} bytes ({}){via}; a macro used several times is copied each time: use a list, or restructure",
+                        fmt_size(n)
+                    ),
+                );
+                continue;
+            }
+            if set_bytes.saturating_add(rule_bytes) > max_set_bytes {
+                diag.err(
+                    &cond_loc,
+                    l,
+                    format!("the rule set's conditions expand beyond {max_set_bytes} bytes in all at this rule; rules after it are not compiled"),
+                );
+                break;
+            }
+            let mut exp = |t: &str| {
+                expand_macros(t, &mut |n| {
+                    materialize(n, &defs, &macro_ok, &mut expanded, &mut set_bytes)
+                })
+            };
             let cond_text = exp(&raw);
             let exc_texts: Vec<(String, String, Location)> = r
                 .exceptions
                 .iter()
                 .map(|e| (e.name.clone(), exp(&e.cond.text), e.cond.loc.clone()))
                 .collect();
+            set_bytes = set_bytes.saturating_add(rule_bytes);
             // Fields read after expansion must be carried by the rule's events.
             let mut all_read = Vec::new();
             check_names(&cond_text, &names, &[], &mut all_read);
@@ -478,6 +792,25 @@ impl RuleSet {
                 let node = comp.compile(text);
                 problems.extend(comp.problems.drain(..).map(|p| (loc.clone(), p)));
                 exceptions.push((name.clone(), node));
+            }
+            // Worst-case work per event: every node of the condition and the
+            // exceptions evaluated once.
+            let cost = exceptions.iter().zip(&exc_texts).fold(
+                RuleCost::of(&cond, cond_text.len()),
+                |c, ((_, n), (_, t, _))| c.plus(RuleCost::of(n, t.len())),
+            );
+            if cost.nodes > max_rule_nodes {
+                problems.push((
+                    base.clone(),
+                    crate::condition::CompileProblem {
+                        text: None,
+                        msg: format!(
+                            "condition costs {} nodes per event in the worst case (limit {max_rule_nodes})",
+                            cost.nodes
+                        ),
+                        warning: false,
+                    },
+                ));
             }
             let mut seen_warn = std::collections::HashSet::new();
             for (base, p) in problems {
@@ -544,6 +877,17 @@ impl RuleSet {
             if !ok {
                 continue;
             }
+            if r.enabled {
+                set_cost = set_cost.saturating_add(cost.nodes);
+                if set_cost > max_set_nodes {
+                    diag.err(
+                        &base,
+                        l,
+                        format!("the enabled rules' conditions cost more than {max_set_nodes} nodes per event in all at this rule; rules after it are not compiled"),
+                    );
+                    break;
+                }
+            }
             let clauses = clause_texts(&cond_text);
             let fingerprint = format!(
                 "{cond_text}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}",
@@ -571,6 +915,7 @@ impl RuleSet {
                 threshold: r.threshold.clone(),
                 rhai_full,
                 fingerprint,
+                cost,
             });
         }
         if !diag.errors.is_empty() {
@@ -657,6 +1002,11 @@ impl RuleSet {
             tags: r.tags.to_vec(),
             desc: r.desc.clone(),
         })
+    }
+
+    /// Each rule's worst-case evaluation work per event, in definition order.
+    pub fn costs(&self) -> impl Iterator<Item = (&str, RuleCost)> + '_ {
+        self.rules.iter().map(|r| (&*r.name, r.cost))
     }
 
     /// Whether a rule of this name exists.

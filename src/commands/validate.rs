@@ -1,6 +1,7 @@
 //! `vigil validate PATH...`: load rule files with the daemon's loader, print
 //! every error (`file:line:col: rule `X`: message`) and warning, then a
-//! summary; exit 0 when the rules load, 1 when they do not.
+//! summary with the worst-case condition cost per event (`--costs`: per
+//! rule); exit 0 when the rules load, 1 when they do not.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +13,10 @@ pub struct Args {
     /// Rule files or directories (a directory loads its *.yaml in name order).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Also print each rule's worst-case cost per event: condition and
+    /// exception nodes evaluated, of them Rhai leaves, expanded text bytes.
+    #[arg(long)]
+    pub costs: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -19,6 +24,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(rs) => {
             for w in rs.warnings() {
                 eprintln!("{w}");
+            }
+            if args.costs {
+                println!("{:>7} {:>5} {:>8}  rule", "nodes", "rhai", "bytes");
+                for (name, c) in rs.costs() {
+                    println!("{:>7} {:>5} {:>8}  {name}", c.nodes, c.rhai_leaves, c.bytes);
+                }
             }
             println!("{}", summary(&rs));
             Ok(ExitCode::SUCCESS)
@@ -33,7 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// "12 rules (11 enabled), 4 macros, 3 lists from 2 files; hash ..."
+/// "12 rules (11 enabled), 4 macros, 3 lists from 2 files; hash ...;
+/// worst case 310 condition nodes per event (largest: 42 in `X`)"
 pub fn summary(rs: &RuleSet) -> String {
     let (rules, macros, lists, files) = rs.counts();
     let enabled = rs.rules().filter(|r| r.enabled).count();
@@ -41,8 +53,26 @@ pub fn summary(rs: &RuleSet) -> String {
         0 => String::new(),
         n => format!("; {n} warning(s)"),
     };
+    let enabled_costs = rs
+        .costs()
+        .zip(rs.rules())
+        .filter(|(_, info)| info.enabled)
+        .map(|(c, _)| c);
+    let (mut total, mut max) = (0usize, None::<(&str, usize)>);
+    for (name, c) in enabled_costs {
+        total = total.saturating_add(c.nodes);
+        if max.is_none_or(|(_, m)| c.nodes > m) {
+            max = Some((name, c.nodes));
+        }
+    }
+    let cost = match max {
+        Some((name, n)) => {
+            format!("; worst case {total} condition nodes per event (largest: {n} in `{name}`)")
+        }
+        None => String::new(),
+    };
     format!(
-        "{rules} rules ({enabled} enabled), {macros} macros, {lists} lists from {files} files; hash {}{warn}",
+        "{rules} rules ({enabled} enabled), {macros} macros, {lists} lists from {files} files; hash {}{warn}{cost}",
         rs.hash()
     )
 }
