@@ -15,6 +15,8 @@ use std::process::{Command, Stdio};
 const MAX_RSS_KB: i64 = 300 * 1024;
 
 /// Runs `vigil ARGS`, returning (exit code, stdout, stderr, peak RSS in KiB).
+// The child is reaped by `wait4` (which also gives its rusage), not `wait`.
+#[allow(clippy::zombie_processes)]
 fn vigil_rss(args: &[&str]) -> (Option<i32>, String, String, i64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
