@@ -544,10 +544,11 @@ async fn compat_int80_opens_are_seen() {
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
     // `int80_child` does the opens on a thread named `name`.
-    let rets: Vec<i64> = child_result("int80_child", &[("VIGIL_INT80_CHILD", &name)], "INT80")
-        .split(' ')
-        .map(|v| v.parse().unwrap())
-        .collect();
+    let rets: Vec<i64> =
+        evasion::child_result("int80_child", &[("VIGIL_INT80_CHILD", &name)], "INT80")
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
     let rets = (rets[0], rets[1]);
     assert!(
         rets.0 >= 0 && rets.1 >= 0,
@@ -580,7 +581,7 @@ async fn compat_int80_opens_are_seen() {
 async fn compat_int80_socketcall_connect_is_seen() {
     let seen = connect_seen_from_child("vg32c", "socketcall", |name, port| {
         let envs = [("VIGIL_INT80_CHILD", name), ("VIGIL_INT80_CONNECT", port)];
-        let res = child_result("int80_child", &envs, "INT80C");
+        let res = evasion::child_result("int80_child", &envs, "INT80C");
         assert!(
             !res.contains('-'),
             "socketcall socket/connect failed: {res}"
@@ -593,35 +594,10 @@ async fn compat_int80_socketcall_connect_is_seen() {
     assert_eq!(n.family_name(), "inet");
 }
 
-/// Runs this test binary again as a child process (the sensors ignore their
-/// own process), only test `test`, with `envs`; returns what the child printed
-/// after `TAG ` (the `*_child` tests print their results that way).
-fn child_result(test: &str, envs: &[(&str, &str)], tag: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let marker = format!("{tag} ");
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.split_once(marker.as_str())
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{test} printed no {tag} result: {stdout} {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-}
-
 /// `child_result` of `uring_child`; None (skip) where io_uring is unavailable
 /// and live tests are not required.
 fn uring_child_result(envs: &[(&str, &str)]) -> Option<String> {
-    let res = child_result("uring_child", envs, "URING");
+    let res = evasion::child_result("uring_child", envs, "URING");
     if res == "unsupported" {
         assert!(
             std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
