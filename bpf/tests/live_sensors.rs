@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_bpf::{RawBody, RawEvent, RawKind, Reader, Sensors};
+use vigil_bpf::{Identity, RawBody, RawEvent, RawKind, Reader, Sensors};
 use vigil_engine::filter::{FilterSets, KernelFilter, TypeFilter};
 use vigil_engine::EventType;
 
@@ -662,19 +662,72 @@ async fn io_uring_open_is_seen_with_its_resolved_path() {
     let fd: i64 = fd.parse().unwrap();
     assert!(fd >= 0, "io_uring openat failed: {fd}");
     // The child's own syscall opens (of /proc/self/comm, libraries) come
-    // first; the ring's is the one with its fd and the resolved path (a
-    // syscall record would carry the raw "/etc/../etc/hostname").
+    // first; the ring's is the one with its fd, the resolved path and no
+    // raw path (a syscall record would carry the raw "/etc/../etc/hostname").
     let ev = wait_for(&mut rx, 5, |e| {
         e.kind == RawKind::Open
             && e.comm == name
-            && matches!(&e.body, RawBody::Open { path, ret, .. } if path == "/etc/hostname" && *ret == fd)
+            && matches!(&e.body, RawBody::Open { path, resolved, ret, .. }
+                if path.is_empty() && resolved == "/etc/hostname" && *ret == fd)
     })
     .await
     .expect("the io_uring open was not seen");
     match &ev.body {
-        RawBody::Open { path, ret, .. } => {
-            assert_eq!(path, "/etc/hostname");
-            assert_eq!(*ret, fd);
+        RawBody::Open { id, .. } => assert_ne!(id.ino, 0, "the opened file's identity"),
+        other => panic!("not an open body: {other:?}"),
+    }
+    reader.stop().await;
+}
+
+/// A symlink to a watched file has a clean raw path that no prefix matches;
+/// the open passes the kernel filter by the opened file's identity (inode
+/// in `f_ident`) and carries the resolved path, while an unwatched file's
+/// open by the same program is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_of_a_watched_file_passes_by_identity() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let mut f = KernelFilter {
+        types: std::array::from_fn(|_| TypeFilter::Drop),
+    };
+    f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
+        path_prefixes: ["/etc/hostname".to_string()].into(),
+        ..Default::default()
+    });
+    let plan = s.set_filter(&f).unwrap();
+    s.set_identity(Identity::scan(&plan)).unwrap();
+    assert!(!s.identity().entries.is_empty(), "/etc/hostname stat'ed");
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("h");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    std::fs::write(dir.path().join("other"), "x").unwrap();
+    let link_s = link.to_str().unwrap().to_string();
+    for p in [dir.path().join("other").to_str().unwrap(), link_s.as_str()] {
+        let st = Command::new("cat")
+            .arg(p)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut other_seen = false;
+    let ev = wait_for(&mut rx, 5, |e| {
+        if let RawBody::Open { path, .. } = &e.body {
+            other_seen |= path.ends_with("/other");
+            return *path == link_s;
+        }
+        false
+    })
+    .await
+    .expect("the symlinked open of /etc/hostname was not passed");
+    assert!(!other_seen, "an unwatched file's open passed the filter");
+    match &ev.body {
+        RawBody::Open { resolved, id, .. } => {
+            assert_eq!(resolved, "/etc/hostname");
+            assert!(s.identity().canonical(id, resolved).is_some());
         }
         other => panic!("not an open body: {other:?}"),
     }
