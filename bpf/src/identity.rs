@@ -13,7 +13,7 @@
 //! /etc/shadow into place): the pipeline rescans on every filter write and
 //! periodically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -40,6 +40,10 @@ pub struct Identity {
     files: BTreeMap<(u32, u64), String>,
     /// Directories: identity → their canonical path (no trailing `/`).
     dirs: BTreeMap<(u32, u64), String>,
+    /// Every watched path (files and directories, no trailing `/`): an
+    /// open already named by one of them keeps its own name (`/usr/bin`
+    /// and `/bin` may be one directory).
+    names: BTreeSet<String>,
     /// The scan stopped at [`MAX_ENTRIES`].
     pub capped: bool,
 }
@@ -88,6 +92,7 @@ impl Identity {
                 let key = (kernel_dev(md.dev()), md.ino());
                 if id.add(key, f) {
                     id.files.entry(key).or_insert_with(|| p.to_string());
+                    id.names.insert(p.to_string());
                 }
             }
         }
@@ -113,6 +118,7 @@ impl Identity {
             return;
         }
         self.dirs.entry(key).or_insert(name.clone());
+        self.names.insert(name.clone());
         if depth >= MAX_DEPTH {
             return;
         }
@@ -134,14 +140,17 @@ impl Identity {
     /// or the same name in the watched directory its dentry is in; None
     /// when neither is watched.
     pub fn canonical(&self, id: &FileId, resolved: &str) -> Option<String> {
-        if id.ino == 0 {
+        if id.ino == 0 || self.names.contains(resolved) {
             return None;
         }
         if let Some(p) = self.files.get(&(id.dev, id.ino)) {
             return Some(p.clone());
         }
         let dir = self.dirs.get(&(id.dev, id.parent_ino))?;
-        let leaf = resolved.rsplit('/').next().filter(|l| !l.is_empty())?;
+        let (parent, leaf) = resolved.rsplit_once('/')?;
+        if leaf.is_empty() || self.names.contains(parent) {
+            return None;
+        }
         Some(format!("{dir}/{leaf}"))
     }
 
@@ -213,6 +222,8 @@ mod tests {
             id.canonical(&x, "/mnt/bind/sub/x").as_deref(),
             Some(format!("{root}/conf/sub/x").as_str())
         );
+        // a path already under a watched name keeps it
+        assert_eq!(id.canonical(&x, &format!("{root}/conf/sub/x")), None);
         let other = id_of(&d.path().join("other"));
         assert_eq!(id.canonical(&other, "/x/other"), None);
         assert_eq!(id.canonical(&FileId::default(), "/x"), None);
