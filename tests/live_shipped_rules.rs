@@ -273,14 +273,13 @@ fn evasion_child() {
     println!("EVASION {fd} {uring}");
 }
 
+/// A named alert predicate for [`wait_each`].
+type AlertPred<'a> = (&'a str, &'a dyn Fn(&serde_json::Value) -> bool);
+
 /// Collects alerts until each predicate has matched one (alerts arrive in
 /// any order); returns them in the predicates' order, or panics naming the
 /// ones that never matched.
-fn wait_each(
-    v: &Vigil,
-    secs: u64,
-    preds: &[(&str, &dyn Fn(&serde_json::Value) -> bool)],
-) -> Vec<serde_json::Value> {
+fn wait_each(v: &Vigil, secs: u64, preds: &[AlertPred<'_>]) -> Vec<serde_json::Value> {
     let mut got: Vec<Option<serde_json::Value>> = vec![None; preds.len()];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while got.iter().any(Option::is_none) {

@@ -695,7 +695,9 @@ fn open_file(
     walk_cut: bool,
     flags: u32,
 ) -> FileInfo {
-    let (path, path_truncated) = if !resolved.is_empty() && !(walk_cut && !path_cut) {
+    // the walk, unless it was cut and the raw path was not
+    let walk_usable = !resolved.is_empty() && (!walk_cut || path_cut);
+    let (path, path_truncated) = if walk_usable {
         (resolved.to_string(), walk_cut)
     } else {
         // failed opens (the walk, if any, was of the base directory), or a
