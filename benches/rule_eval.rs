@@ -211,6 +211,7 @@ fn proc_of(name: &str, pname: &str, exe: &str, seed: usize) -> Arc<Process> {
         container_id: String::new(),
         tty: seed.is_multiple_of(2),
         incomplete: false,
+        ..Default::default()
     })
 }
 
@@ -230,6 +231,7 @@ fn open_event(name: &str, pname: &str, path: &str, flags: u32, seed: usize) -> E
         path: path.into(),
         path_raw: path.into(),
         flags,
+        ..Default::default()
     });
     ev
 }

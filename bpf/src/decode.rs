@@ -52,7 +52,8 @@ pub struct RawEvent {
     /// Passed the first-stage filter: rules may be evaluated on it. Lifecycle
     /// records (exec/exit/fork) always arrive, for the process table.
     pub passed: bool,
-    /// A string in the record was cut at its kernel-side bound.
+    /// Some string in the record was cut at its kernel-side bound (the body
+    /// says which).
     pub truncated: bool,
     pub tgid: u32,
     pub tid: u32,
@@ -77,6 +78,8 @@ pub enum RawBody {
         argv: Vec<String>,
         /// Working directory from the kernel's dentry walk ("" if unknown).
         cwd: String,
+        /// Which of the strings were cut at their kernel-side bound.
+        cut: ExecCut,
     },
     Fork {
         start_boot_ns: u64,
@@ -91,12 +94,53 @@ pub enum RawBody {
         ret: i64,
         flags: u32,
         dirfd: i32,
+        /// The path as passed ("" for open_by_handle_at and io_uring opens).
         path: String,
-        /// For a relative `path`: the directory it is relative to (the cwd
-        /// or `dirfd`'s path) from the kernel's dentry walk; "" otherwise.
+        /// For a failed relative `path`: the directory it is relative to (the
+        /// cwd or `dirfd`'s path) from the kernel's dentry walk; "" otherwise.
         base_dir: String,
+        /// For a successful open: the opened file's own path from the
+        /// kernel's dentry walk (what the kernel resolved, relative to the
+        /// task's root); "" otherwise.
+        resolved: String,
+        /// The opened file's identity (zeros when unknown).
+        id: FileId,
+        /// `path` was cut at its kernel-side bound (1023 bytes).
+        path_cut: bool,
+        /// The walk (`resolved` or `base_dir`) was cut.
+        walk_cut: bool,
     },
     Net(RawNet),
+}
+
+/// Which exec strings the kernel cut at their bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecCut {
+    /// `filename` (512 bytes).
+    pub filename: bool,
+    /// argv (2 KiB).
+    pub args: bool,
+    /// The cwd walk (2 KiB / 48 components).
+    pub cwd: bool,
+}
+
+/// An opened file's identity as the kernel sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    /// The superblock's dev_t in the kernel's encoding (`MAJOR << 20 |
+    /// MINOR`; see [`kernel_dev`]).
+    pub dev: u32,
+    pub ino: u64,
+    /// The inode of the directory the file's dentry is in.
+    pub parent_ino: u64,
+}
+
+/// A userspace `st_dev` (glibc's `makedev` encoding) as the kernel's
+/// internal dev_t (`sb->s_dev`: `MAJOR << 20 | MINOR`).
+pub fn kernel_dev(st_dev: u64) -> u32 {
+    let major = libc::major(st_dev);
+    let minor = libc::minor(st_dev);
+    (major << 20) | (minor & 0xf_ffff)
 }
 
 /// connect / accept / retransmit endpoints.
@@ -164,10 +208,16 @@ pub enum DecodeError {
 }
 
 const HDR: usize = 48;
+/// Size of the fixed part of an open record.
+const OPEN: usize = 88;
 const F_PASSED: u8 = 1;
 const F_TRUNC: u8 = 2;
-/// Open: the path is the opened file's dentry walk (io_uring), in the base part.
+/// Open: the walk part is the opened file's own path.
 const F_WALKED: u8 = 4;
+/// Which string was cut (`VF_CUT_*`: the meaning depends on the kind).
+const F_CUT1: u8 = 8;
+const F_CUT2: u8 = 16;
+const F_CUT3: u8 = 32;
 
 fn u16_at(b: &[u8], o: usize) -> u16 {
     u16::from_ne_bytes([b[o], b[o + 1]])
@@ -258,6 +308,11 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 } else {
                     String::new()
                 },
+                cut: ExecCut {
+                    filename: flags & F_CUT1 != 0,
+                    args: flags & F_CUT2 != 0,
+                    cwd: flags & F_CUT3 != 0,
+                },
             }
         }
         RawKind::Fork => {
@@ -276,17 +331,21 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
             }
         }
         RawKind::Open => {
-            need(b, 72)?;
+            need(b, OPEN)?;
             let plen = u16_at(b, 64) as usize;
             let blen = u16_at(b, 66) as usize;
-            need(b, 72 + plen + blen)?;
-            let walk = &b[72 + plen..72 + plen + blen];
-            let (path, base_dir) = if flags & F_WALKED != 0 {
-                (walk_to_path(walk), String::new())
-            } else if blen > 0 {
-                (cstr(&b[72..72 + plen]), walk_to_path(walk))
+            need(b, OPEN + plen + blen)?;
+            let path = cstr(&b[OPEN..OPEN + plen]);
+            let walk = &b[OPEN + plen..OPEN + plen + blen];
+            let walk = if blen > 0 {
+                walk_to_path(walk)
             } else {
-                (cstr(&b[72..72 + plen]), String::new())
+                String::new()
+            };
+            let (resolved, base_dir) = if flags & F_WALKED != 0 {
+                (walk, String::new())
+            } else {
+                (String::new(), walk)
             };
             RawBody::Open {
                 ret: u64_at(b, 48) as i64,
@@ -294,6 +353,14 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 dirfd: u32_at(b, 60) as i32,
                 path,
                 base_dir,
+                resolved,
+                id: FileId {
+                    dev: u32_at(b, 68),
+                    ino: u64_at(b, 72),
+                    parent_ino: u64_at(b, 80),
+                },
+                path_cut: flags & F_CUT1 != 0,
+                walk_cut: flags & F_CUT2 != 0,
             }
         }
         RawKind::Connect | RawKind::Accept | RawKind::Retransmit => {
@@ -358,15 +425,25 @@ mod tests {
         b
     }
 
-    #[test]
-    fn decodes_an_io_uring_open_as_its_walked_path() {
-        let mut b = hdr(1, F_PASSED | F_WALKED);
-        b.resize(72, 0);
+    /// An open record: header, ret 5, dirfd AT_FDCWD, `path` and `walk`.
+    fn open_rec(flags: u8, path: &[u8], walk: &[u8]) -> Vec<u8> {
+        let mut b = hdr(1, flags);
+        b.resize(OPEN, 0);
         b[48..56].copy_from_slice(&5u64.to_ne_bytes());
         b[60..64].copy_from_slice(&(-100i32).to_ne_bytes());
-        let walk = b"shadow\0etc\0";
+        b[64..66].copy_from_slice(&(path.len() as u16).to_ne_bytes());
         b[66..68].copy_from_slice(&(walk.len() as u16).to_ne_bytes());
+        b.extend_from_slice(path);
         b.extend_from_slice(walk);
+        b
+    }
+
+    #[test]
+    fn decodes_an_io_uring_open_as_its_walked_path() {
+        let mut b = open_rec(F_PASSED | F_WALKED, b"", b"shadow\0etc\0");
+        b[68..72].copy_from_slice(&((8u32 << 20) | 1).to_ne_bytes());
+        b[72..80].copy_from_slice(&1234u64.to_ne_bytes());
+        b[80..88].copy_from_slice(&99u64.to_ne_bytes());
         let ev = decode(&b).unwrap();
         assert_eq!(
             ev.body,
@@ -374,10 +451,53 @@ mod tests {
                 ret: 5,
                 flags: 0,
                 dirfd: -100,
-                path: "/etc/shadow".into(),
+                path: String::new(),
                 base_dir: String::new(),
+                resolved: "/etc/shadow".into(),
+                id: FileId {
+                    dev: (8 << 20) | 1,
+                    ino: 1234,
+                    parent_ino: 99
+                },
+                path_cut: false,
+                walk_cut: false,
             }
         );
+    }
+
+    #[test]
+    fn a_successful_open_carries_raw_and_resolved_paths_and_what_was_cut() {
+        let raw = b"/etc/././././\0";
+        let b = open_rec(
+            F_PASSED | F_WALKED | F_TRUNC | F_CUT1,
+            raw,
+            b"shadow\0etc\0",
+        );
+        let ev = decode(&b).unwrap();
+        assert!(ev.truncated);
+        let RawBody::Open {
+            path,
+            resolved,
+            base_dir,
+            path_cut,
+            walk_cut,
+            ..
+        } = ev.body
+        else {
+            panic!("not an open")
+        };
+        assert_eq!(path, "/etc/././././");
+        assert_eq!(resolved, "/etc/shadow");
+        assert!(base_dir.is_empty());
+        assert!(path_cut && !walk_cut);
+    }
+
+    #[test]
+    fn kernel_dev_encoding() {
+        // glibc makedev(8, 1) = 0x801; makedev(259, 70000) puts minor's high
+        // bits above bit 20 of the userspace value
+        assert_eq!(kernel_dev(libc::makedev(8, 1)), (8 << 20) | 1);
+        assert_eq!(kernel_dev(libc::makedev(259, 70_000)), (259 << 20) | 70_000);
     }
 
     #[test]
@@ -399,6 +519,19 @@ mod tests {
         let ev = decode(&b).unwrap();
         assert_eq!(ev.kind, RawKind::Exec);
         assert!(ev.passed && !ev.truncated);
+        let mut cut = b.clone();
+        cut[1] |= F_TRUNC | F_CUT2;
+        let RawBody::Exec { cut: c, .. } = decode(&cut).unwrap().body else {
+            panic!("not an exec")
+        };
+        assert_eq!(
+            c,
+            ExecCut {
+                filename: false,
+                args: true,
+                cwd: false
+            }
+        );
         assert_eq!((ev.tgid, ev.tid, ev.ppid), (1234, 1235, 1));
         assert_eq!(ev.comm, "nginx");
         match ev.body {
@@ -409,8 +542,10 @@ mod tests {
                 filename,
                 argv,
                 cwd,
+                cut,
                 ..
             } => {
+                assert_eq!(cut, ExecCut::default());
                 assert_eq!(cwd, "/var/www");
                 assert_eq!((uid, loginuid, tty), (1000, u32::MAX, true));
                 assert_eq!(filename, "/bin/sh");
@@ -461,31 +596,28 @@ mod tests {
         let b = hdr(9, 0);
         assert_eq!(decode(&b), Err(DecodeError::UnknownType(9)));
         let mut o = hdr(1, 0);
-        o.resize(72, 0);
+        o.resize(OPEN, 0);
         o[64..66].copy_from_slice(&500u16.to_ne_bytes());
-        assert!(matches!(decode(&o), Err(DecodeError::Short(72, 572))));
+        assert!(matches!(decode(&o), Err(DecodeError::Short(88, 588))));
     }
 
     #[test]
     fn open_with_base_dir_walk() {
-        let mut o = hdr(1, F_PASSED);
-        o.resize(72, 0);
-        let path = b"../x\0";
-        let base = b"c\0b\0a\0";
-        o[60..64].copy_from_slice(&(-100i32).to_ne_bytes());
-        o[64..66].copy_from_slice(&(path.len() as u16).to_ne_bytes());
-        o[66..68].copy_from_slice(&(base.len() as u16).to_ne_bytes());
-        o.extend_from_slice(path);
-        o.extend_from_slice(base);
+        let mut o = open_rec(F_PASSED | F_TRUNC | F_CUT2, b"../x\0", b"c\0b\0a\0");
+        o[48..56].copy_from_slice(&(-2i64).to_ne_bytes());
         let ev = decode(&o).unwrap();
         assert_eq!(
             ev.body,
             RawBody::Open {
-                ret: 0,
+                ret: -2,
                 flags: 0,
                 dirfd: -100,
                 path: "../x".into(),
-                base_dir: "/a/b/c".into()
+                base_dir: "/a/b/c".into(),
+                resolved: String::new(),
+                id: FileId::default(),
+                path_cut: false,
+                walk_cut: true,
             }
         );
         assert_eq!(walk_to_path(b""), "/");

@@ -35,6 +35,9 @@ pub const HAS_PID: u8 = 4;
 pub const HAS_PATH: u8 = 16;
 pub const HAS_WRITE: u8 = 32;
 pub const HAS_SUFFIX: u8 = 64;
+/// Open: successful opens are also checked by the opened file's identity
+/// (`f_ident`, see [`crate::identity`]).
+pub const HAS_IDENT: u8 = 128;
 
 /// `f_path` value bits.
 pub const PATH_ANY: u8 = 1;
@@ -184,6 +187,9 @@ impl FilterPlan {
         if !self.suffixes.is_empty() {
             h |= HAS_SUFFIX;
         }
+        if !self.paths.is_empty() {
+            h |= HAS_IDENT;
+        }
         h
     }
 
@@ -203,7 +209,7 @@ impl FilterPlan {
             h |= HAS_PID;
         }
         if type_index == EventType::Open.index() {
-            h |= self.has() & (HAS_PATH | HAS_WRITE | HAS_SUFFIX);
+            h |= self.has() & (HAS_PATH | HAS_WRITE | HAS_SUFFIX | HAS_IDENT);
         }
         h
     }
@@ -459,6 +465,7 @@ mod tests {
                         path: raw.into(),
                         path_raw: raw.into(),
                         flags,
+                        ..Default::default()
                     });
                     assert_eq!(
                         plan.passes_open(comm, "", 1, raw.as_bytes(), flags),

@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod filter;
+pub mod identity;
 pub mod reader;
 pub mod sensors;
 pub mod time;
@@ -14,5 +15,6 @@ pub mod tracefs;
 
 pub use decode::{DecodeError, RawBody, RawEvent, RawKind};
 pub use filter::FilterPlan;
+pub use identity::Identity;
 pub use reader::{QueueDrops, Reader};
 pub use sensors::{KernelCounters, SensorError, SensorOptions, Sensors, TypeCounters};

@@ -10,6 +10,7 @@ use vigil_engine::filter::KernelFilter;
 
 use crate::decode::RawKind;
 use crate::filter::FilterPlan;
+use crate::identity::Identity;
 
 static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
 
@@ -68,6 +69,8 @@ pub(crate) struct Maps {
     f_path: MapHandle,
     f_suffix: MapHandle,
     f_tail: MapHandle,
+    f_ident: MapHandle,
+    f_ident_pre: MapHandle,
     owners: MapHandle,
 }
 
@@ -81,6 +84,8 @@ pub struct Sensors {
     self_tgid: u32,
     /// Keys written for the live generation (to delete after the next flip).
     live: Option<FilterPlan>,
+    /// The identities in `f_ident` (see [`Sensors::set_identity`]).
+    ident: Identity,
 }
 
 fn libbpf_log(level: PrintLevel, msg: String) {
@@ -232,6 +237,8 @@ impl Sensors {
             f_path: handle("f_path")?,
             f_suffix: handle("f_suffix")?,
             f_tail: handle("f_tail")?,
+            f_ident: handle("f_ident")?,
+            f_ident_pre: handle("f_ident_pre")?,
             owners: handle("owners")?,
         };
         let self_tgid = std::process::id();
@@ -242,6 +249,7 @@ impl Sensors {
             gen: 0,
             self_tgid,
             live: None,
+            ident: Identity::default(),
         };
         s.write_state(0)?;
         let mut links = Vec::new();
@@ -487,6 +495,63 @@ impl Sensors {
             "kernel filter written"
         );
         Ok(plan)
+    }
+
+    /// Write the identities of watched files and directories (a fresh
+    /// [`Identity::scan`] of the live filter) into `f_ident`: new and
+    /// changed entries first, then their pre-check slots, then the stale
+    /// entries go. An entry is never missing while it is wanted (passing
+    /// more for a moment is sound).
+    pub fn set_identity(&mut self, id: Identity) -> Result<(), SensorError> {
+        if id == self.ident {
+            return Ok(());
+        }
+        let key = |&(dev, ino): &(u32, u64)| {
+            let mut k = [0u8; 16];
+            k[..4].copy_from_slice(&dev.to_ne_bytes());
+            k[8..].copy_from_slice(&ino.to_ne_bytes());
+            k
+        };
+        for (k, v) in &id.entries {
+            if self.ident.entries.get(k) != Some(v) {
+                self.maps
+                    .f_ident
+                    .update(&key(k), &[*v], MapFlags::ANY)
+                    .map_err(map_err("f_ident"))?;
+            }
+        }
+        let pre = id.pre_check();
+        let old_pre = self.ident.pre_check();
+        for (h, v) in pre.iter().chain(
+            old_pre
+                .iter()
+                .filter(|(h, _)| !pre.contains_key(h))
+                .map(|(h, _)| (h, &0)),
+        ) {
+            self.maps
+                .f_ident_pre
+                .update(&u32::from(*h).to_ne_bytes(), &[*v], MapFlags::ANY)
+                .map_err(map_err("f_ident_pre"))?;
+        }
+        for k in self.ident.entries.keys() {
+            if !id.entries.contains_key(k) {
+                let _ = self.maps.f_ident.delete(&key(k));
+            }
+        }
+        if id.capped {
+            tracing::warn!(
+                entries = id.entries.len(),
+                "identity scan capped: some directories below watched prefixes are matched by path only"
+            );
+        }
+        tracing::debug!(entries = id.entries.len(), "file identities written");
+        self.ident = id;
+        Ok(())
+    }
+
+    /// The identities last written by [`Sensors::set_identity`].
+    pub fn identity(&self) -> &Identity {
+        &self.ident
     }
 
     /// Kernel counters summed over CPUs.

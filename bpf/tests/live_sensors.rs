@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_bpf::{RawBody, RawEvent, RawKind, Reader, Sensors};
+use vigil_bpf::{Identity, RawBody, RawEvent, RawKind, Reader, Sensors};
 use vigil_engine::filter::{FilterSets, KernelFilter, TypeFilter};
 use vigil_engine::EventType;
 
@@ -544,10 +544,11 @@ async fn compat_int80_opens_are_seen() {
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
     // `int80_child` does the opens on a thread named `name`.
-    let rets: Vec<i64> = child_result("int80_child", &[("VIGIL_INT80_CHILD", &name)], "INT80")
-        .split(' ')
-        .map(|v| v.parse().unwrap())
-        .collect();
+    let rets: Vec<i64> =
+        evasion::child_result("int80_child", &[("VIGIL_INT80_CHILD", &name)], "INT80")
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
     let rets = (rets[0], rets[1]);
     assert!(
         rets.0 >= 0 && rets.1 >= 0,
@@ -580,7 +581,7 @@ async fn compat_int80_opens_are_seen() {
 async fn compat_int80_socketcall_connect_is_seen() {
     let seen = connect_seen_from_child("vg32c", "socketcall", |name, port| {
         let envs = [("VIGIL_INT80_CHILD", name), ("VIGIL_INT80_CONNECT", port)];
-        let res = child_result("int80_child", &envs, "INT80C");
+        let res = evasion::child_result("int80_child", &envs, "INT80C");
         assert!(
             !res.contains('-'),
             "socketcall socket/connect failed: {res}"
@@ -593,35 +594,10 @@ async fn compat_int80_socketcall_connect_is_seen() {
     assert_eq!(n.family_name(), "inet");
 }
 
-/// Runs this test binary again as a child process (the sensors ignore their
-/// own process), only test `test`, with `envs`; returns what the child printed
-/// after `TAG ` (the `*_child` tests print their results that way).
-fn child_result(test: &str, envs: &[(&str, &str)], tag: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let marker = format!("{tag} ");
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.split_once(marker.as_str())
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{test} printed no {tag} result: {stdout} {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-}
-
 /// `child_result` of `uring_child`; None (skip) where io_uring is unavailable
 /// and live tests are not required.
 fn uring_child_result(envs: &[(&str, &str)]) -> Option<String> {
-    let res = child_result("uring_child", envs, "URING");
+    let res = evasion::child_result("uring_child", envs, "URING");
     if res == "unsupported" {
         assert!(
             std::env::var("VIGIL_REQUIRE_LIVE").is_err(),
@@ -686,19 +662,72 @@ async fn io_uring_open_is_seen_with_its_resolved_path() {
     let fd: i64 = fd.parse().unwrap();
     assert!(fd >= 0, "io_uring openat failed: {fd}");
     // The child's own syscall opens (of /proc/self/comm, libraries) come
-    // first; the ring's is the one with its fd and the resolved path (a
-    // syscall record would carry the raw "/etc/../etc/hostname").
+    // first; the ring's is the one with its fd, the resolved path and no
+    // raw path (a syscall record would carry the raw "/etc/../etc/hostname").
     let ev = wait_for(&mut rx, 5, |e| {
         e.kind == RawKind::Open
             && e.comm == name
-            && matches!(&e.body, RawBody::Open { path, ret, .. } if path == "/etc/hostname" && *ret == fd)
+            && matches!(&e.body, RawBody::Open { path, resolved, ret, .. }
+                if path.is_empty() && resolved == "/etc/hostname" && *ret == fd)
     })
     .await
     .expect("the io_uring open was not seen");
     match &ev.body {
-        RawBody::Open { path, ret, .. } => {
-            assert_eq!(path, "/etc/hostname");
-            assert_eq!(*ret, fd);
+        RawBody::Open { id, .. } => assert_ne!(id.ino, 0, "the opened file's identity"),
+        other => panic!("not an open body: {other:?}"),
+    }
+    reader.stop().await;
+}
+
+/// A symlink to a watched file has a clean raw path that no prefix matches;
+/// the open passes the kernel filter by the opened file's identity (inode
+/// in `f_ident`) and carries the resolved path, while an unwatched file's
+/// open by the same program is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_of_a_watched_file_passes_by_identity() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let mut f = KernelFilter {
+        types: std::array::from_fn(|_| TypeFilter::Drop),
+    };
+    f.types[EventType::Open.index()] = TypeFilter::Match(FilterSets {
+        path_prefixes: ["/etc/hostname".to_string()].into(),
+        ..Default::default()
+    });
+    let plan = s.set_filter(&f).unwrap();
+    s.set_identity(Identity::scan(&plan)).unwrap();
+    assert!(!s.identity().entries.is_empty(), "/etc/hostname stat'ed");
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("h");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    std::fs::write(dir.path().join("other"), "x").unwrap();
+    let link_s = link.to_str().unwrap().to_string();
+    for p in [dir.path().join("other").to_str().unwrap(), link_s.as_str()] {
+        let st = Command::new("cat")
+            .arg(p)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let mut other_seen = false;
+    let ev = wait_for(&mut rx, 5, |e| {
+        if let RawBody::Open { path, .. } = &e.body {
+            other_seen |= path.ends_with("/other");
+            return *path == link_s;
+        }
+        false
+    })
+    .await
+    .expect("the symlinked open of /etc/hostname was not passed");
+    assert!(!other_seen, "an unwatched file's open passed the filter");
+    match &ev.body {
+        RawBody::Open { resolved, id, .. } => {
+            assert_eq!(resolved, "/etc/hostname");
+            assert!(s.identity().canonical(id, resolved).is_some());
         }
         other => panic!("not an open body: {other:?}"),
     }

@@ -138,6 +138,14 @@ pub struct Process {
     pub pcmdline: String,
     /// Names of the ancestors, parent first.
     pub ancestors: Vec<String>,
+    /// argv was cut at the kernel's bound (2 KiB): `cmdline` and `args` hold
+    /// only its start.
+    pub cmdline_truncated: bool,
+    /// The executable path was cut at the kernel's bound and could not be
+    /// read back from /proc.
+    pub exe_truncated: bool,
+    /// The working directory's walk was cut at the kernel's bound.
+    pub cwd_truncated: bool,
     /// cgroup v2 path, e.g. `/system.slice/nginx.service`.
     pub cgroup: String,
     /// systemd unit owning the cgroup, "" if none.
@@ -150,14 +158,33 @@ pub struct Process {
 }
 
 /// `open` details.
+///
+/// Several paths, because a path can name a file in many ways: `path_raw`
+/// is what the process passed; `path_lexical` is that made absolute and
+/// normalised as text (`.`, `..`, `//` removed, no symlink followed);
+/// `path_resolved` is the opened file's own path as the kernel resolved it
+/// (symlinks, `/proc/self/root` and padding undone); `path` is what rules
+/// should match: for a file (or a file in a directory) that the rules name
+/// and that was reached through an alias (hard link, bind mount), the name
+/// the rules use; else the resolved path; else (failed opens) the lexical one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileInfo {
-    /// Absolute, normalised path.
+    /// Canonical absolute path (see above).
     pub path: String,
     /// The path exactly as passed to the syscall.
     pub path_raw: String,
+    /// `path_raw` made absolute and normalised lexically.
+    pub path_lexical: String,
+    /// The path the kernel resolved for a successful open; "" otherwise.
+    pub path_resolved: String,
     /// Raw open(2) flags (`O_*` bits as on x86_64/aarch64 Linux).
     pub flags: u32,
+    /// `path` was built from a string the kernel cut at its bound (a raw
+    /// path over 1 KiB of a failed open, or a walk over 2 KiB / 48 levels).
+    pub path_truncated: bool,
+    /// The raw path was longer than the kernel copies (1 KiB): `path_raw`
+    /// holds its start (padding, e.g. `/etc/` + `./` x 2000 + `shadow`).
+    pub path_raw_truncated: bool,
 }
 
 /// `connect` / `accept` / `retransmit` endpoint details.

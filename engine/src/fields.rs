@@ -106,9 +106,12 @@ catalogue! {
     ProcPpid => "proc.ppid", Int, ALL, "parent process id";
     ProcName => "proc.name", Str, ALL, "comm: the kernel's 15-character process name";
     ProcExe => "proc.exe", Str, ALL, "executable path";
+    ProcExeTruncated => "proc.exe_truncated", Bool, ALL, "the executable path was cut at the kernel's bound (512 bytes) and /proc could not complete it";
     ProcCmdline => "proc.cmdline", Str, ALL, "argv joined by spaces";
+    ProcCmdlineTruncated => "proc.cmdline_truncated", Bool, ALL, "argv was longer than the kernel copies (2 KiB): proc.cmdline and proc.args hold its start";
     ProcArgs => "proc.args", StrList, ALL, "argv[1..]";
     ProcCwd => "proc.cwd", Str, ALL, "working directory when known";
+    ProcCwdTruncated => "proc.cwd_truncated", Bool, ALL, "the working directory was cut at the kernel's bound (2 KiB or 48 levels)";
     ProcStart => "proc.start", Int, ALL, "process start time, ns since the epoch";
     ProcDuration => "proc.duration", Int, ALL, "ns the process had been alive at this event";
     ProcUid => "proc.uid", Int, ALL, "user id";
@@ -124,8 +127,12 @@ catalogue! {
     ContainerId => "container.id", Str, ALL, "container id from the cgroup path (\"\" on the host)";
     ProcTty => "proc.tty", Bool, ALL, "has a controlling terminal";
     ProcIncomplete => "proc.incomplete", Bool, ALL, "process state was incomplete when the event was seen";
-    FilePath => "file.path", Str, OPEN, "absolute, normalised path";
+    FilePath => "file.path", Str, OPEN, "canonical absolute path: the name the rules use for a watched file reached through an alias (hard link, bind mount), else the path the kernel resolved (successful opens: symlinks, /proc/self/root, padding undone), else file.path_lexical";
     FilePathRaw => "file.path_raw", Str, OPEN, "the path exactly as the process passed it";
+    FilePathLexical => "file.path_lexical", Str, OPEN, "file.path_raw made absolute and normalised as text (., .., // removed; no symlink followed)";
+    FilePathResolved => "file.path_resolved", Str, OPEN, "the opened file's own path as the kernel resolved it (successful opens; \"\" otherwise)";
+    FilePathTruncated => "file.path_truncated", Bool, OPEN, "file.path was built from a string the kernel cut at its bound";
+    FilePathRawTruncated => "file.path_raw_truncated", Bool, OPEN, "the raw path was longer than the kernel copies (1 KiB): file.path_raw holds its start";
     FileFlags => "file.flags", StrList, OPEN, "open flag names (O_WRONLY, O_CREAT, ...)";
     FileWrite => "file.write", Bool, OPEN, "opened for writing";
     NetProto => "net.proto", Str, NET, "tcp / udp";
@@ -198,6 +205,9 @@ impl Event {
             Field::ProcName => Str(Borrowed(&p.name)),
             Field::ProcExe => Str(Borrowed(&p.exe)),
             Field::ProcCmdline => Str(Borrowed(&p.cmdline)),
+            Field::ProcCmdlineTruncated => Bool(p.cmdline_truncated),
+            Field::ProcExeTruncated => Bool(p.exe_truncated),
+            Field::ProcCwdTruncated => Bool(p.cwd_truncated),
             Field::ProcArgs => StrList(Borrowed(&p.args)),
             Field::ProcCwd => Str(Borrowed(&p.cwd)),
             Field::ProcStart => Int(p.start),
@@ -217,6 +227,10 @@ impl Event {
             Field::ProcIncomplete => Bool(p.incomplete),
             Field::FilePath => Str(Borrowed(&self.file()?.path)),
             Field::FilePathRaw => Str(Borrowed(&self.file()?.path_raw)),
+            Field::FilePathLexical => Str(Borrowed(&self.file()?.path_lexical)),
+            Field::FilePathResolved => Str(Borrowed(&self.file()?.path_resolved)),
+            Field::FilePathTruncated => Bool(self.file()?.path_truncated),
+            Field::FilePathRawTruncated => Bool(self.file()?.path_raw_truncated),
             Field::FileFlags => StrList(Owned(open_flag_names(self.file()?.flags))),
             Field::FileWrite => Bool(open_flags_write(self.file()?.flags)),
             Field::NetProto => Str(Borrowed(&self.net()?.proto)),
@@ -328,6 +342,9 @@ impl Event {
                 "proc.name" => p.name = s()?,
                 "proc.exe" => p.exe = s()?,
                 "proc.cmdline" => p.cmdline = s()?,
+                "proc.cmdline_truncated" => p.cmdline_truncated = b()?,
+                "proc.exe_truncated" => p.exe_truncated = b()?,
+                "proc.cwd_truncated" => p.cwd_truncated = b()?,
                 "proc.args" => p.args = list()?,
                 "proc.cwd" => p.cwd = s()?,
                 "proc.start" => p.start = i()?,
@@ -345,11 +362,22 @@ impl Event {
                 "container.id" => p.container_id = s()?,
                 "proc.tty" => p.tty = b()?,
                 "proc.incomplete" => p.incomplete = b()?,
-                "file.path" | "file.path_raw" | "file.flags" | "file.write" => {
+                "file.path"
+                | "file.path_raw"
+                | "file.path_lexical"
+                | "file.path_resolved"
+                | "file.path_truncated"
+                | "file.path_raw_truncated"
+                | "file.flags"
+                | "file.write" => {
                     if let Detail::File(f) = &mut ev.detail {
                         match def.name {
                             "file.path" => f.path = s()?,
                             "file.path_raw" => f.path_raw = s()?,
+                            "file.path_lexical" => f.path_lexical = s()?,
+                            "file.path_resolved" => f.path_resolved = s()?,
+                            "file.path_truncated" => f.path_truncated = b()?,
+                            "file.path_raw_truncated" => f.path_raw_truncated = b()?,
                             "file.flags" => {
                                 f.flags = open_flags_from_names(&list()?)
                                     .map_err(|flag| bad(&format!("unknown open flag `{flag}`")))?
@@ -419,6 +447,11 @@ impl Event {
         if let Detail::File(f) = &mut ev.detail {
             if f.path_raw.is_empty() {
                 f.path_raw = f.path.clone();
+            }
+            // a recorded or hand-written event names one path: the others
+            // default to it (no alias)
+            if f.path_lexical.is_empty() {
+                f.path_lexical = f.path.clone();
             }
         }
         ev.proc = Arc::new(p);

@@ -22,8 +22,15 @@
 //! `file.path`. A raw path that is not absolute, contains `//`, `/./`,
 //! `/../`, ends in `/`, `/.` or `/..`, or is [`PATH_KEY_MAX`] bytes or longer
 //! is *unclean* and passes whenever the type has any path term; a clean raw
-//! path equals its normalised form and is compared against the prefixes and
-//! suffixes.
+//! path equals its lexical form (`file.path_lexical`) and is compared
+//! against the prefixes and suffixes. Terms on `file.path_lexical` are
+//! therefore exact in the kernel, and terms on `file.path` hold there too
+//! unless the raw path is an alias (a symlink, a hard link, a bind mount,
+//! `/proc/self/root`): for those, a *successful* open also passes by the
+//! opened file's identity — it is, or is directly in a directory below, a
+//! path the prefixes name ([`ident_passes`]: exact paths and `/`-ended
+//! directory prefixes; the kernel keeps their inodes). Aliases of name
+//! prefixes (`/etc/ssh/ssh_host_`) and of suffixes are not caught by identity.
 //!
 //! `cgroups` entries are tagged strings: `cgroup:<cgroup v2 path>`,
 //! `unit:<systemd unit>`, `container:<container id>`.
@@ -218,6 +225,9 @@ impl FilterSets {
         if raw_path_unclean(raw) {
             return true;
         }
+        if ev.ret >= 0 && self.ident_passes(&f.path, write) {
+            return true;
+        }
         self.path_prefixes
             .iter()
             .any(|p| raw.starts_with(p.as_str()))
@@ -232,6 +242,14 @@ impl FilterSets {
                     .write_suffixes
                     .iter()
                     .any(|p| raw.ends_with(p.as_str())))
+    }
+    /// The kernel's identity check for a successful open whose canonical
+    /// path is `path`: it is a watched file (a prefix equal to it), or lies
+    /// below a watched directory (a prefix ending in `/`), with the write
+    /// flag for write-only prefixes.
+    pub fn ident_passes(&self, path: &str, write: bool) -> bool {
+        let hit = |p: &String| p == path || (p.ends_with('/') && path.starts_with(p.as_str()));
+        self.path_prefixes.iter().any(hit) || (write && self.write_prefixes.iter().any(hit))
     }
     /// Human form for `vigil explain`.
     pub fn describe(&self) -> String {
@@ -359,9 +377,14 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
         };
         true
     }
+    // file.path_lexical is constrained exactly like file.path (the raw
+    // check is lexical; the identity check only adds passes)
+    let path = |f: &Field| matches!(f, Field::FilePath | Field::FilePathLexical);
     match n {
-        Node::Cmp(CmpOp::Eq, Operand::Field(Field::FilePath), Operand::Str(v))
-        | Node::Cmp(CmpOp::Eq, Operand::Str(v), Operand::Field(Field::FilePath)) => {
+        Node::Cmp(CmpOp::Eq, Operand::Field(f), Operand::Str(v))
+        | Node::Cmp(CmpOp::Eq, Operand::Str(v), Operand::Field(f))
+            if path(f) =>
+        {
             prefixes([v.to_string()])
         }
         Node::Cmp(CmpOp::Eq, Operand::Field(f), lit)
@@ -369,7 +392,7 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
             let mut s = FilterSets::default();
             add(*f, lit, &mut s).then_some(s)
         }
-        Node::InSet(Operand::Field(Field::FilePath), set) => {
+        Node::InSet(Operand::Field(f), set) if path(f) => {
             if !set.ints.is_empty() {
                 return None;
             }
@@ -397,10 +420,10 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
             }
             Some(s)
         }
-        Node::Str(StrOp::StartsWith, Operand::Field(Field::FilePath), Operand::Str(p)) => {
+        Node::Str(StrOp::StartsWith, Operand::Field(f), Operand::Str(p)) if path(f) => {
             prefixes([p.to_string()])
         }
-        Node::Str(StrOp::EndsWith, Operand::Field(Field::FilePath), Operand::Str(p)) => {
+        Node::Str(StrOp::EndsWith, Operand::Field(f), Operand::Str(p)) if path(f) => {
             let mut s = prefixes([])?;
             if !usable_prefix(p) {
                 return None;
@@ -408,7 +431,7 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
             s.path_suffixes.insert(p.to_string());
             Some(s)
         }
-        Node::Glob(Operand::Field(Field::FilePath), g) => {
+        Node::Glob(Operand::Field(f), g) if path(f) => {
             prefixes([glob_prefix(g.glob().glob()).to_string()])
         }
         // Only unclean raw paths: relative, or containing `//`, `/./`, `/../`.
@@ -525,8 +548,35 @@ mod tests {
             path: path.into(),
             path_raw: raw.into(),
             flags,
+            ..Default::default()
         });
         ev
+    }
+
+    #[test]
+    fn aliases_pass_by_identity_when_the_open_succeeded() {
+        let sets = FilterSets {
+            path_prefixes: ["/etc/shadow".to_string(), "/etc/pam.d/".to_string()].into(),
+            write_prefixes: ["/etc/".to_string()].into(),
+            ..Default::default()
+        };
+        let mut f = KernelFilter::pass_all();
+        f.types[EventType::Open.index()] = TypeFilter::Match(sets);
+        // a symlink, hard link or bind mount: a clean raw path no prefix matches
+        let mut ev = open_ev("/tmp/link", "/etc/shadow", 0, "cat");
+        assert!(f.passes(&ev));
+        ev.ret = -13; // a failed open has no identity
+        assert!(!f.passes(&ev));
+        assert!(f.passes(&open_ev("/mnt/b/pam.d/sshd", "/etc/pam.d/sshd", 0, "cat")));
+        // write-only directories: writes only
+        assert!(!f.passes(&open_ev("/mnt/b/hosts", "/etc/hosts", 0, "cat")));
+        assert!(f.passes(&open_ev("/mnt/b/cron.d/x", "/etc/cron.d/x", 0o1, "cat")));
+        // exact paths are files: no name-prefix aliases
+        assert!(!f.passes(&open_ev("/tmp/l", "/etc/shadow.bak", 0, "cat")));
+        // lexical terms constrain like file.path
+        let t = term(r#"file.path_lexical.starts_with("/proc/1/") && file.path_lexical != """#)
+            .unwrap();
+        assert_eq!(t.path_prefixes, set(&["/proc/1/"]));
     }
 
     #[test]

@@ -236,6 +236,7 @@ mod tests {
             path: "/etc/shadow".into(),
             path_raw: "/etc/shadow".into(),
             flags: 0,
+            ..Default::default()
         });
         let r = row(&ev, 0);
         assert!(r.starts_with("2.500"));

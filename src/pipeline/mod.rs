@@ -5,17 +5,28 @@
 //!
 //! Wiring for other parts of the daemon: `Live::set_filter` writes a new
 //! kernel filter without a gap (hot reload), `Live::counters` feeds metrics.
+//!
+//! File identities (the inodes of the files and directories the filter's
+//! path terms name, [`vigil_bpf::Identity`]) are scanned whenever a filter is
+//! written and again every [`IDENTITY_RESCAN`] (files get replaced:
+//! `passwd` renames a new /etc/shadow into place), on the event path.
 
 pub mod proctable;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_bpf::{KernelCounters, QueueDrops, RawEvent, Reader, SensorError, Sensors};
+use vigil_bpf::{
+    FilterPlan, Identity, KernelCounters, QueueDrops, RawEvent, Reader, SensorError, Sensors,
+};
 use vigil_engine::filter::KernelFilter;
 use vigil_engine::Event;
 
 use proctable::{ProcTable, TableStats};
+
+/// How often the identities of watched files are scanned again.
+pub const IDENTITY_RESCAN: Duration = Duration::from_secs(30);
 
 /// Bounded sizes of the pipeline.
 #[derive(Clone, Copy, Debug)]
@@ -55,6 +66,10 @@ pub struct Live {
     reader: Option<Reader>,
     rx: mpsc::Receiver<RawEvent>,
     table: ProcTable,
+    /// The live filter plan (its paths are what the identity scan stats).
+    plan: FilterPlan,
+    /// When the identities were last scanned.
+    scanned: Instant,
 }
 
 impl Live {
@@ -75,18 +90,32 @@ impl Live {
         let mut sensors = Sensors::load_with(vigil_bpf::SensorOptions {
             compat_syscalls: opts.compat_syscalls,
         })?;
-        sensors.set_filter(filter)?;
+        let plan = sensors.set_filter(filter)?;
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let reader = Reader::spawn(&sensors, tx)?;
         let mut table = ProcTable::new(opts.max_procs);
         let n = table.seed_from_proc();
         tracing::debug!(processes = n, hooks = ?sensors.hooks(), "sensors attached, process table seeded");
-        Ok(Live {
+        let mut live = Live {
             sensors,
             reader: Some(reader),
             rx,
             table,
-        })
+            plan,
+            scanned: Instant::now(),
+        };
+        live.scan_identity()?;
+        Ok(live)
+    }
+
+    /// Stat the watched paths again and write their identities (kernel map
+    /// and the table's canonical names).
+    fn scan_identity(&mut self) -> Result<(), SensorError> {
+        self.scanned = Instant::now();
+        let id = Identity::scan(&self.plan);
+        self.sensors.set_identity(id.clone())?;
+        self.table.set_identity(id);
+        Ok(())
     }
 
     /// The next event (fork records only update the table and are skipped).
@@ -111,6 +140,11 @@ impl Live {
     }
 
     fn convert(&mut self, raw: RawEvent) -> Option<LiveEvent> {
+        if self.scanned.elapsed() >= IDENTITY_RESCAN {
+            if let Err(e) = self.scan_identity() {
+                tracing::warn!(error = %e, "rescanning watched file identities failed; the previous ones stay");
+            }
+        }
         let eligible = raw.passed;
         let truncated = raw.truncated;
         self.table.apply(raw).map(|event| LiveEvent {
@@ -122,7 +156,8 @@ impl Live {
 
     /// Write a new kernel filter (reload) without a gap.
     pub fn set_filter(&mut self, filter: &KernelFilter) -> Result<(), SensorError> {
-        self.sensors.set_filter(filter).map(|_| ())
+        self.plan = self.sensors.set_filter(filter)?;
+        self.scan_identity()
     }
 
     pub fn counters(&self) -> Result<KernelCounters, SensorError> {

@@ -1,7 +1,9 @@
 //! The process table: pid → engine [`Process`] snapshot, seeded from /proc
 //! after the sensors attach and then kept current from fork/exec/exit
 //! records. It turns every raw kernel record into an engine [`Event`]
-//! (process state, epoch time, resolved open paths). Bounded: at most `cap`
+//! (process state, epoch time, open paths: the kernel-resolved path, renamed
+//! to the watched name when the opened file is a watched file's alias by
+//! identity, see [`vigil_bpf::Identity`]). Bounded: at most `cap`
 //! entries; exited processes stay for a short grace period so late events
 //! (e.g. a retransmit after exit) still resolve.
 
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_bpf::decode::{tcp_state_name, RawNet};
-use vigil_bpf::{RawBody, RawEvent, RawKind};
+use vigil_bpf::{Identity, RawBody, RawEvent, RawKind};
 use vigil_engine::{Detail, Event, EventType, FileInfo, NetInfo, Process};
 
 /// How long an exited process stays resolvable.
@@ -236,6 +238,8 @@ pub struct ProcTable {
     tick_ns: i64,
     /// cgroup id → path, learnt from /proc/PID/cgroup.
     cgroups: HashMap<u64, String>,
+    /// Watched files and directories by identity (canonical open paths).
+    ident: Identity,
     stats: TableStats,
 }
 
@@ -254,8 +258,15 @@ impl ProcTable {
             boot_offset: vigil_bpf::time::boot_to_epoch_offset(),
             tick_ns: 1_000_000_000 / vigil_bpf::time::clock_ticks(),
             cgroups: HashMap::new(),
+            ident: Identity::default(),
             stats: TableStats::default(),
         }
+    }
+
+    /// The identities of the watched files and directories (see
+    /// [`Identity::canonical`]), after each scan.
+    pub fn set_identity(&mut self, ident: Identity) {
+        self.ident = ident;
     }
 
     #[cfg(test)]
@@ -494,10 +505,21 @@ impl ProcTable {
                 ref filename,
                 ref argv,
                 ref cwd,
+                cut,
             } => {
                 let old = self.procs.get(&raw.tgid).map(|e| e.proc.clone());
                 let base = self.proc_root.join(raw.tgid.to_string());
-                let exe = if filename.starts_with('/') && !filename.starts_with("/dev/fd/") {
+                let proc_link =
+                    |name: &str| readlink(base.join(name).to_string_lossy().into_owned());
+                // a cut filename or cwd walk: /proc has the whole path while
+                // the process lives
+                let exe_full = cut.filename.then(|| proc_link("exe")).flatten();
+                let cwd_full = cut.cwd.then(|| proc_link("cwd")).flatten();
+                let exe_truncated = cut.filename && exe_full.is_none();
+                let cwd_truncated = cut.cwd && cwd_full.is_none();
+                let exe = if let Some(e) = exe_full {
+                    e
+                } else if filename.starts_with('/') && !filename.starts_with("/dev/fd/") {
                     normalize(filename)
                 } else if !filename.starts_with('/') && cwd.starts_with('/') {
                     // `./nginx`: relative to the cwd the kernel saw at exec
@@ -507,7 +529,9 @@ impl ProcTable {
                         .unwrap_or_else(|| filename.clone())
                 };
                 // the kernel's walk is exact at exec time; /proc is the fallback
-                let cwd = if !cwd.is_empty() {
+                let cwd = if let Some(c) = cwd_full {
+                    c
+                } else if !cwd.is_empty() {
                     cwd.clone()
                 } else {
                     readlink(base.join("cwd").to_string_lossy().into_owned())
@@ -539,6 +563,9 @@ impl ProcTable {
                     container_id: container_id_from_cgroup(&cgroup),
                     cgroup,
                     tty,
+                    cmdline_truncated: cut.args,
+                    exe_truncated,
+                    cwd_truncated,
                     ..Default::default()
                 };
                 self.set_parent(&mut p);
@@ -564,22 +591,41 @@ impl ProcTable {
                 dirfd,
                 ref path,
                 ref base_dir,
+                ref resolved,
+                id,
+                path_cut,
+                walk_cut,
             } => {
                 let p = self.lookup(&raw);
-                let resolved = if !path.starts_with('/') && base_dir.starts_with('/') {
-                    normalize(&format!("{base_dir}/{path}"))
-                } else {
-                    self.resolve_path(&raw, &p, dirfd, path)
-                };
-                (
-                    p,
-                    Detail::File(FileInfo {
-                        path: resolved,
-                        path_raw: path.clone(),
+                let file = if path.is_empty() {
+                    // io_uring and open_by_handle_at: no path as passed (or
+                    // none at all); the resolved one stands for it
+                    FileInfo {
+                        path: resolved.clone(),
+                        path_raw: resolved.clone(),
+                        path_lexical: resolved.clone(),
+                        path_resolved: resolved.clone(),
                         flags,
-                    }),
-                    ret,
-                )
+                        path_truncated: walk_cut,
+                        path_raw_truncated: false,
+                    }
+                } else {
+                    let lexical = if !path.starts_with('/') && base_dir.starts_with('/') {
+                        normalize(&format!("{base_dir}/{path}"))
+                    } else {
+                        self.resolve_path(&raw, &p, dirfd, path)
+                    };
+                    open_file(path, lexical, resolved, path_cut, walk_cut, flags)
+                };
+                let file = match self.ident.canonical(&id, &file.path_resolved) {
+                    Some(c) => FileInfo {
+                        path: c,
+                        path_truncated: false,
+                        ..file
+                    },
+                    None => file,
+                };
+                (p, Detail::File(file), ret)
             }
             RawBody::Net(ref n) => {
                 let p = self.lookup(&raw);
@@ -638,6 +684,38 @@ impl ProcTable {
     }
 }
 
+/// The paths of an open that passed one: `file.path` is the path the kernel
+/// resolved (successful opens) unless that walk was cut and the lexical
+/// path was not, else the lexical path.
+fn open_file(
+    raw: &str,
+    lexical: String,
+    resolved: &str,
+    path_cut: bool,
+    walk_cut: bool,
+    flags: u32,
+) -> FileInfo {
+    // the walk, unless it was cut and the raw path was not
+    let walk_usable = !resolved.is_empty() && (!walk_cut || path_cut);
+    let (path, path_truncated) = if walk_usable {
+        (resolved.to_string(), walk_cut)
+    } else {
+        // failed opens (the walk, if any, was of the base directory), or a
+        // cut walk of an uncut raw path
+        let cut = path_cut || (walk_cut && resolved.is_empty());
+        (lexical.clone(), cut)
+    };
+    FileInfo {
+        path,
+        path_raw: raw.to_string(),
+        path_lexical: lexical,
+        path_resolved: resolved.to_string(),
+        flags,
+        path_truncated,
+        path_raw_truncated: path_cut,
+    }
+}
+
 fn net_info(n: &RawNet) -> NetInfo {
     if n.family == 1 {
         return NetInfo {
@@ -662,6 +740,7 @@ fn net_info(n: &RawNet) -> NetInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_bpf::decode::FileId;
 
     fn raw(kind: RawKind, tgid: u32, ppid: u32, comm: &str, body: RawBody) -> RawEvent {
         RawEvent {
@@ -693,6 +772,7 @@ mod tests {
                 filename: file.into(),
                 argv: argv.iter().map(|s| s.to_string()).collect(),
                 cwd: "/srv".into(),
+                cut: Default::default(),
             },
         )
     }
@@ -832,6 +912,10 @@ mod tests {
                     dirfd: -100,
                     path: "/etc/../etc//shadow".into(),
                     base_dir: String::new(),
+                    resolved: String::new(),
+                    id: Default::default(),
+                    path_cut: false,
+                    walk_cut: false,
                 },
             ))
             .unwrap();
@@ -852,11 +936,122 @@ mod tests {
                     dirfd: -100,
                     path: "../etc/./shadow".into(),
                     base_dir: "/usr".into(),
+                    resolved: String::new(),
+                    id: Default::default(),
+                    path_cut: false,
+                    walk_cut: false,
                 },
             ))
             .unwrap();
         assert_eq!(ev.file().unwrap().path, "/etc/shadow");
         assert_eq!(ev.file().unwrap().path_raw, "../etc/./shadow");
+    }
+
+    fn open_raw(
+        tgid: u32,
+        ret: i64,
+        path: &str,
+        resolved: &str,
+        id: FileId,
+        cut: bool,
+    ) -> RawEvent {
+        raw(
+            RawKind::Open,
+            tgid,
+            0,
+            "cat",
+            RawBody::Open {
+                ret,
+                flags: 0,
+                dirfd: -100,
+                path: path.into(),
+                base_dir: String::new(),
+                resolved: resolved.into(),
+                id,
+                path_cut: cut,
+                walk_cut: false,
+            },
+        )
+    }
+
+    #[test]
+    fn successful_opens_take_the_resolved_path_and_watched_names_by_identity() {
+        use std::os::unix::fs::MetadataExt;
+        let (d, mut t) = empty_table(10);
+        t.apply(exec(5_000_001, 0, "cat", "/bin/cat", &["cat"]));
+        // padding cut at the kernel's bound: the walk has the real file
+        let padded = format!("/etc/{}", "./".repeat(500));
+        let ev = t
+            .apply(open_raw(
+                5_000_001,
+                3,
+                &padded,
+                "/etc/shadow",
+                FileId::default(),
+                true,
+            ))
+            .unwrap();
+        let f = ev.file().unwrap();
+        assert_eq!(f.path, "/etc/shadow");
+        assert_eq!(f.path_lexical, "/etc");
+        assert!(f.path_raw_truncated && !f.path_truncated);
+        // a failed open of a cut path: the lexical path, flagged
+        let ev = t
+            .apply(open_raw(
+                5_000_001,
+                -2,
+                &padded,
+                "",
+                FileId::default(),
+                true,
+            ))
+            .unwrap();
+        assert_eq!(ev.file().unwrap().path, "/etc");
+        assert!(ev.file().unwrap().path_truncated);
+        // a hard link of a watched file is read as the watched file
+        let watched = d.path().join("secret");
+        std::fs::write(&watched, "s").unwrap();
+        std::fs::hard_link(&watched, d.path().join("alias")).unwrap();
+        let md = std::fs::metadata(&watched).unwrap();
+        let plan = vigil_bpf::FilterPlan {
+            paths: [(watched.to_str().unwrap().as_bytes().to_vec(), 1u8)].into(),
+            ..Default::default()
+        };
+        t.set_identity(Identity::scan(&plan));
+        let alias = d.path().join("alias");
+        let id = FileId {
+            dev: vigil_bpf::decode::kernel_dev(md.dev()),
+            ino: md.ino(),
+            parent_ino: 0,
+        };
+        let ev = t
+            .apply(open_raw(
+                5_000_001,
+                3,
+                alias.to_str().unwrap(),
+                alias.to_str().unwrap(),
+                id,
+                false,
+            ))
+            .unwrap();
+        let f = ev.file().unwrap();
+        assert_eq!(f.path, watched.to_str().unwrap());
+        assert_eq!(f.path_resolved, alias.to_str().unwrap());
+        assert_eq!(f.path_raw, alias.to_str().unwrap());
+    }
+
+    #[test]
+    fn cut_exec_strings_are_flagged() {
+        let (_d, mut t) = empty_table(10);
+        let mut e = exec(5_000_001, 0, "bash", "/bin/bash", &["bash", "-c", "true"]);
+        if let RawBody::Exec { cut, .. } = &mut e.body {
+            cut.args = true;
+            cut.cwd = true;
+        }
+        let ev = t.apply(e).unwrap();
+        assert!(ev.proc.cmdline_truncated);
+        assert!(ev.proc.cwd_truncated, "no /proc entry to complete it");
+        assert!(!ev.proc.exe_truncated);
     }
 
     #[test]

@@ -1,12 +1,125 @@
-//! Ways around syscall tracepoints, for the live tests that check vigil sees
-//! them anyway: 32-bit `int 0x80` syscalls (ia32 `open`, `openat` and the
-//! `socketcall` multiplexer) issued from this 64-bit process, and io_uring
-//! operations. Each runs on the calling thread and returns the kernel's
-//! results. Shared by `bpf/tests/live_sensors.rs` (through `#[path]`) and the
-//! `vigil` binary's live tests.
+//! Ways around a sensor, for the live tests that check vigil sees them
+//! anyway: around syscall tracepoints, 32-bit `int 0x80` syscalls (ia32
+//! `open`, `openat` and the `socketcall` multiplexer) issued from this
+//! 64-bit process and io_uring operations; around path rules, names of a
+//! file that are not its path (padding past the sensor's copy, a symlink, a
+//! hard link, `/proc/self/root`, a file handle). Each runs on the calling
+//! thread and returns the kernel's results. Shared by
+//! `bpf/tests/live_sensors.rs` (through `#[path]`) and the `vigil` binary's
+//! live tests, as is [`child_result`], which runs such a primitive in a child
+//! process (the sensors ignore their own process and the test's is busy).
 #![allow(dead_code)]
 
 use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Runs this test binary again as a child process, only test `test`, with
+/// `envs`; returns what the child printed after `TAG ` (the `*_child` tests
+/// print their results that way).
+pub fn child_result(test: &str, envs: &[(&str, &str)], tag: &str) -> String {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let marker = format!("{tag} ");
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.split_once(marker.as_str())
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{test} printed no {tag} result: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+/// open(2) read-only and close: the fd or -errno.
+pub fn open_read(path: &str) -> i64 {
+    let c = CString::new(path).unwrap();
+    // SAFETY: a NUL-terminated path; the fd is closed below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        return -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    close(fd.into());
+    fd.into()
+}
+
+/// `dir/` + `./` x `pads` + `file`: a path longer than the sensor's copy
+/// that names `dir/file` (Linux takes paths up to 4095 bytes).
+pub fn padded_path(dir: &str, file: &str, pads: usize) -> String {
+    format!("{dir}/{}{file}", "./".repeat(pads))
+}
+
+/// A directory for a hard link to `target`: one of a few writable places on
+/// the same file system (hard links cannot cross file systems); None if
+/// there is none.
+pub fn same_fs_dir(target: &str) -> Option<PathBuf> {
+    let dev = std::fs::metadata(target).ok()?.dev();
+    ["/tmp", "/var/tmp", "/root", "/var/lib"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.dev() == dev && m.is_dir()))
+}
+
+/// name_to_handle_at(`path`) then open_by_handle_at with a mount fd of
+/// `mount_dir` (needs CAP_DAC_READ_SEARCH): the fd (closed again) or -errno.
+pub fn handle_open(mount_dir: &str, path: &str) -> i64 {
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        data: [u8; 128],
+    }
+    let mut h = Handle {
+        bytes: 128,
+        kind: 0,
+        data: [0; 128],
+    };
+    let mut mount_id: libc::c_int = 0;
+    let c = CString::new(path).unwrap();
+    // SAFETY: a NUL-terminated path and a handle buffer of `bytes` bytes.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &mut h as *mut Handle,
+            &mut mount_id as *mut libc::c_int,
+            0,
+        )
+    };
+    if r < 0 {
+        return -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    let m = CString::new(mount_dir).unwrap();
+    // SAFETY: a directory fd for the handle's mount; closed below.
+    let mfd = unsafe { libc::open(m.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    // SAFETY: the handle name_to_handle_at filled.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mfd,
+            &mut h as *mut Handle,
+            libc::O_RDONLY,
+        )
+    };
+    let res = if fd < 0 {
+        -i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        fd
+    };
+    close(res);
+    close(mfd.into());
+    res
+}
 
 /// Renames this process (the thread group leader's comm, which records of
 /// io-wq work carry) and the calling thread to `name`.

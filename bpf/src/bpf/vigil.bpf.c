@@ -17,11 +17,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_openat 257
 #define NR_accept4 288
 #define NR_openat2 437
+#define NR_open_by_handle_at 304
 /* the same syscalls in the ia32 (int 0x80 / compat) table */
 #define NR32_open 5
 #define NR32_openat 295
 #define NR32_connect 362
 #define NR32_accept4 364
+#define NR32_open_by_handle_at 342
 #define NR32_socketcall 102 /* ia32's socket multiplexer: bx = call, cx = args */
 #define SYS_CONNECT_ 3
 #define SYS_ACCEPT_ 5
@@ -147,6 +149,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct path_buf);
 } pathbuf SEC(".maps");
+
+/* Identity of the files and directories the path terms name: (dev, inode)
+ * -> VI_* flags, so an alias (hard link, bind mount, symlink,
+ * /proc/self/root) of a watched file passes the filter like the file. Not
+ * generational: userspace adds new entries before removing stale ones
+ * (passing more for a moment is sound). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct ident_key);
+	__type(value, __u8);
+} f_ident SEC(".maps");
+
+/* identity pre-check: [ident_hash16(dev, ino)] is the OR of the flags of the
+ * f_ident entries hashing there (an inlined array load spares the hash
+ * lookup call for the inodes no rule names) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} f_ident_pre SEC(".maps");
 
 /* a watched syscall's number and first three arguments (see syscall_args) */
 struct sys_args {
@@ -446,12 +470,91 @@ static __always_inline bool path_passes(__u32 gen, __u8 has, const char *upath, 
 	return path_flags_pass(bpf_map_lookup_elem(&f_suffix, &b->r), write);
 }
 
-/* Filter for an open at its syscall exit (arguments in `p`); counts `seen` and
- * `passed`. Process sets first, then the write flag, then the path: a
- * rejected open costs the set lookups, one user-string copy and one LPM
- * lookup. */
-static __always_inline bool pass_open(struct filter_state *st, struct sys_args *p,
-				      struct task_struct *t)
+/* ---- the opened file: fd -> struct file, and its identity ---- */
+
+/* The file at `fd` of the current task: direct loads through the task's BTF
+ * pointers and one read of the fd array slot (a pointer to pointers is not
+ * a BTF pointer). */
+static __always_inline struct file *file_from_fd(int fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = t->files->fdt;
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= fdt->max_fds)
+		return NULL;
+	struct file **fds = fdt->fd;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+/* The file a successful open returned, read once (by the filter or the
+ * record, whichever needs it first): the file, its inode, its superblock's
+ * dev_t and its parent directory's inode (of the dentry, as stat(2) sees
+ * them). */
+struct opened {
+	struct file *f; /* NULL: unknown */
+	__u64 ino;
+	__u64 pino;
+	__u32 dev;
+	bool got;
+};
+
+static __always_inline void file_id(long fd, struct opened *id)
+{
+	if (id->got)
+		return;
+	id->got = true;
+	struct file *raw = file_from_fd(fd);
+	if (!raw)
+		return;
+	struct file *f = bpf_core_cast(raw, struct file);
+	struct dentry *d = f->f_path.dentry;
+	id->f = f;
+	id->ino = d->d_inode->i_ino;
+	id->dev = d->d_inode->i_sb->s_dev;
+	id->pino = d->d_parent->d_inode->i_ino;
+}
+
+/* 16-bit hash of an identity; `ident_hash16` in filter.rs is the same. */
+static __always_inline __u32 ident_hash16(__u32 dev, __u64 ino)
+{
+	return (__u32)((((__u64)dev * 0x9E3779B97F4A7C15ULL) ^ (ino * 0xC2B2AE3D27D4EB4FULL)) >> 48);
+}
+
+static __always_inline __u8 ident_flags(__u32 dev, __u64 ino)
+{
+	__u32 h = ident_hash16(dev, ino);
+	__u8 *pre = bpf_map_lookup_elem(&f_ident_pre, &h);
+
+	if (!pre || !*pre || !ino)
+		return 0;
+	struct ident_key k = { .dev = dev, .ino = ino };
+	__u8 *v = bpf_map_lookup_elem(&f_ident, &k);
+	return v ? *v : 0;
+}
+
+/* Is the opened file one a path term names (VI_FILE*), or directly in a
+ * directory one names (VI_DIR*), whatever path reached it? */
+static __always_inline bool ident_passes(struct opened *id, int write)
+{
+	if (!id->f)
+		return false;
+	if (ident_flags(id->dev, id->ino) & (VI_FILE | (write ? VI_FILE_WRITE : 0)))
+		return true;
+	return ident_flags(id->dev, id->pino) & (VI_DIR | (write ? VI_DIR_WRITE : 0));
+}
+
+/* Filter for an open at its syscall exit (arguments in `p`, result `ret`);
+ * counts `seen` and `passed`. Process sets first, then the write flag, then
+ * the raw path, then for a successful open the identity of the opened file
+ * (a symlink, hard link, bind mount or /proc/self/root alias of a watched
+ * file has a raw path no prefix matches): a rejected open costs the set
+ * lookups, one user-string copy, one LPM lookup and, when it succeeded, an
+ * fd-slot read and one or two array loads. */
+static __always_inline bool pass_open(struct filter_state *st, struct sys_args *p, long ret,
+				      struct opened *id, struct task_struct *t)
 {
 	__u32 gen;
 	struct filter_cfg *cfg;
@@ -474,7 +577,13 @@ static __always_inline bool pass_open(struct filter_state *st, struct sys_args *
 	int w = open_writes(p);
 	if (w < 0 || (w && (has & VH_WRITE)))
 		goto pass;
-	if (!(has & VH_PATH) || !path_passes(gen, has, (const char *)p->a1, w))
+	/* open_by_handle_at has no path (a1 = 0): it passes here (sound; rare) */
+	if ((has & VH_PATH) && path_passes(gen, has, (const char *)p->a1, w))
+		goto pass;
+	if (!(has & VH_IDENT) || ret < 0)
+		return false;
+	file_id(ret, id);
+	if (!ident_passes(id, w))
 		return false;
 pass:
 	count_passed(VG_OPEN);
@@ -571,7 +680,8 @@ static __always_inline void *walk_buf(void)
 	return bpf_map_lookup_elem(&scratch, &one);
 }
 
-/* Walk a path's dentries up to the global root, crossing mounts, and write
+/* Walk a path's dentries up to the task's root (the global root unless the
+ * task is chrooted or in a container), crossing mounts, and write
  * the component names leaf first, each NUL-terminated, into the walk
  * scratch buffer (at most VG_DIR_MAX bytes). Userspace reverses them.
  * bpf_d_path is not allowed in tp_btf programs; bpf_loop keeps the
@@ -580,6 +690,8 @@ struct walk_ctx {
 	struct dentry *d;
 	struct vfsmount *vm;
 	struct mount *m;
+	struct dentry *root_d; /* the task's root (chroot, container): the walk stops there */
+	struct vfsmount *root_m;
 	__u32 off;
 	bool trunc;
 };
@@ -594,6 +706,8 @@ static long walk_step(__u64 i, void *ctx)
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	char *buf;
 
+	if (d == c->root_d && vm == c->root_m)
+		return 1; /* the task's root: paths are shown as the task sees them */
 	if (d == mroot) {
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
 		if (mp == m)
@@ -627,9 +741,13 @@ static __always_inline __u32 walk_path(struct path *p, bool *trunc)
 {
 	struct walk_ctx c = {};
 
+	struct task_struct *t = bpf_get_current_task_btf();
+
 	c.d = BPF_CORE_READ(p, dentry);
 	c.vm = BPF_CORE_READ(p, mnt);
 	c.m = container_of(c.vm, struct mount, mnt);
+	c.root_d = t->fs->root.dentry;
+	c.root_m = t->fs->root.mnt;
 	long loops = bpf_loop(VG_DIR_DEPTH, walk_step, &c, 0);
 	if (loops >= VG_DIR_DEPTH)
 		c.trunc = true;
@@ -671,8 +789,14 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	n = bpf_probe_read_kernel_str(e->data, VG_FILENAME_MAX, fname);
 	if (n < 0)
 		n = 0;
-	if (n > VG_FILENAME_MAX)
+	if (n >= VG_FILENAME_MAX) {
+		/* the last byte became the NUL: was there more? */
+		char more = 0;
 		n = VG_FILENAME_MAX;
+		bpf_probe_read_kernel(&more, 1, fname + VG_FILENAME_MAX - 1);
+		if (more)
+			e->h.flags |= VF_TRUNC | VF_CUT_FILENAME;
+	}
 	__u32 flen = n;
 	e->filename_len = flen;
 
@@ -683,7 +807,7 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		unsigned long want = ae - as;
 		if (want > VG_ARGS_MAX - 1) {
 			want = VG_ARGS_MAX - 1;
-			e->h.flags |= VF_TRUNC;
+			e->h.flags |= VF_TRUNC | VF_CUT_ARGS;
 		}
 		alen = want & (VG_ARGS_MAX - 1);
 		if (bpf_probe_read_user(e->data + (flen & (2 * VG_FILENAME_MAX - 1)), alen, (void *)as) < 0)
@@ -703,7 +827,7 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 			    bpf_probe_read_kernel(e->data + (off & 4095), cwd_len, wb))
 				cwd_len = 0;
 			if (trunc)
-				e->h.flags |= VF_TRUNC;
+				e->h.flags |= VF_TRUNC | VF_CUT_CWD;
 		}
 	}
 	e->cwd_len = cwd_len;
@@ -781,23 +905,6 @@ int BPF_PROG(vigil_exit, struct task_struct *p)
 }
 
 /* ---- syscalls: open / connect / accept ---- */
-
-static __always_inline struct file *file_from_fd(int fd)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	struct file **fds;
-	struct file *f = NULL;
-
-	if (!fdt || fd < 0)
-		return NULL;
-	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
-		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
-		return NULL;
-	return f;
-}
 
 static __always_inline struct sock *sock_from_file(struct file *f)
 {
@@ -882,6 +989,9 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool com
 		case NR32_accept4:
 			id = NR_accept4;
 			break;
+		case NR32_open_by_handle_at:
+			id = NR_open_by_handle_at;
+			break;
 		case NR32_socketcall:
 			break;
 		default:
@@ -928,6 +1038,12 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool com
 		p->a2 = a2;
 		*type = id == NR_connect ? VG_CONNECT : VG_OPEN;
 		break;
+	case NR_open_by_handle_at: /* (mount_fd, handle, flags): no path */
+		p->a0 = a0;
+		p->a1 = 0;
+		p->a2 = a2;
+		*type = VG_OPEN;
+		break;
 	case NR_accept:
 	case NR_accept4:
 		p->a0 = a0;
@@ -940,14 +1056,38 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool com
 	return true;
 }
 
-static __always_inline void open_exit(struct sys_args *p, long ret, struct task_struct *t)
+/* The walk of `base` appended to the record at byte `at` of its path
+ * area; returns its length (0 when unknown) and flags a cut walk. */
+static __always_inline __u32 append_walk(struct ev_open *e, __u32 at, struct path *base)
+{
+	char *wb = walk_buf();
+	bool trunc = false;
+
+	if (!wb)
+		return 0;
+	__u32 n = walk_path(base, &trunc) & (VG_DIR_MAX - 1);
+	if (n && bpf_probe_read_kernel(e->path + (at & (2 * VG_PATH_MAX - 1)), n, wb))
+		n = 0;
+	if (trunc)
+		e->h.flags |= VF_TRUNC | VF_CUT_WALK;
+	return n;
+}
+
+/* The open record: the raw path as passed, and a walk: for a successful
+ * open the opened file's own path (VF_WALKED: what the kernel resolved,
+ * whatever `./` padding, `..`, symlinks or /proc/self/root the raw path
+ * held, and whatever its length) with its identity; for a failed relative
+ * open the base directory. open_by_handle_at has no path: only its
+ * successful opens are recorded. */
+static __always_inline void open_exit(struct sys_args *p, long ret, struct task_struct *t,
+				      struct opened *id)
 {
 	struct ev_open *e = scratch_buf();
-	__u8 flags = VF_PASSED;
+	bool handle = p->nr == NR_open_by_handle_at;
 
-	if (!e)
+	if (!e || (handle && ret < 0))
 		return;
-	fill_hdr(&e->h, t, VG_OPEN, flags, 0);
+	fill_hdr(&e->h, t, VG_OPEN, VF_PASSED, 0);
 	e->ret = ret;
 	e->dirfd = (__s32)p->a0;
 	if (p->nr == NR_openat2) {
@@ -957,38 +1097,49 @@ static __always_inline void open_exit(struct sys_args *p, long ret, struct task_
 	} else {
 		e->flags = (__u32)p->a2;
 	}
-	long n = bpf_probe_read_user_str(e->path, VG_PATH_MAX, (void *)p->a1);
-	if (n < 0)
-		n = 0;
-	if (n >= VG_PATH_MAX) {
-		n = VG_PATH_MAX;
-		e->h.flags |= VF_TRUNC;
+	e->dev = 0;
+	e->ino = 0;
+	e->pino = 0;
+	long n = 0;
+	if (!handle) {
+		n = bpf_probe_read_user_str(e->path, VG_PATH_MAX, (void *)p->a1);
+		if (n < 0)
+			n = 0;
+		if (n >= VG_PATH_MAX) {
+			/* the last byte became the NUL: was there more? */
+			char more = 0;
+			n = VG_PATH_MAX;
+			bpf_probe_read_user(&more, 1, (void *)p->a1 + VG_PATH_MAX - 1);
+			if (more)
+				e->h.flags |= VF_TRUNC | VF_CUT_PATH;
+		}
 	}
 	__u32 len = n;
 	e->path_len = len;
-	e->base_len = 0;
 	__u32 base_len = 0;
-	if (len > 1 && e->path[0] != '/') {
-		char *wb = walk_buf();
-		struct path base = {};
-		bool trunc = false, have = false;
+	struct path base = {};
+	bool have = false;
+	if (ret >= 0) {
+		file_id(ret, id);
+		if (id->f) {
+			have = !bpf_probe_read_kernel(&base, sizeof(base), &id->f->f_path);
+			e->dev = id->dev;
+			e->ino = id->ino;
+			e->pino = id->pino;
+			if (have)
+				e->h.flags |= VF_WALKED;
+		}
+	} else if (len > 1 && e->path[0] != '/') {
 		if (e->dirfd == AT_FDCWD_) {
-			struct task_struct *t = bpf_get_current_task_btf();
 			struct fs_struct *fs = BPF_CORE_READ(t, fs);
 			have = fs && !bpf_probe_read_kernel(&base, sizeof(base), &fs->pwd);
 		} else {
 			struct file *f = file_from_fd(e->dirfd);
 			have = f && !bpf_probe_read_kernel(&base, sizeof(base), &f->f_path);
 		}
-		if (wb && have) {
-			base_len = walk_path(&base, &trunc) & (VG_DIR_MAX - 1);
-			if (base_len &&
-			    bpf_probe_read_kernel(e->path + (len & (2 * VG_PATH_MAX - 1)), base_len, wb))
-				base_len = 0;
-			if (trunc)
-				e->h.flags |= VF_TRUNC;
-		}
 	}
+	if (have)
+		base_len = append_walk(e, len, &base);
 	e->base_len = base_len;
 	__u32 size = sizeof(*e) + (len & (2 * VG_PATH_MAX - 1)) + (base_len & (VG_DIR_MAX - 1));
 	e->h.size = size;
@@ -1092,6 +1243,7 @@ static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *re
 					   struct task_struct *t)
 {
 	struct sys_args p = {};
+	struct opened of = {};
 	__u32 type;
 
 	bool compat = t->thread_info.status & TS_COMPAT_;
@@ -1103,11 +1255,11 @@ static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *re
 		return 0;
 	if (t->tgid == st->self_tgid)
 		return 0;
-	if (type == VG_OPEN ? !pass_open(st, &p, t) : !pass_current(st, type, t))
+	if (type == VG_OPEN ? !pass_open(st, &p, ret, &of, t) : !pass_current(st, type, t))
 		return 0;
 	switch (type) {
 	case VG_OPEN:
-		open_exit(&p, ret, t);
+		open_exit(&p, ret, t, &of);
 		break;
 	case VG_CONNECT:
 		connect_exit(&p, ret, t);
@@ -1153,6 +1305,7 @@ int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
 SYSCALL_TP(open, NR_open)
 SYSCALL_TP(openat, NR_openat)
 SYSCALL_TP(openat2, NR_openat2)
+SYSCALL_TP(open_by_handle_at, NR_open_by_handle_at)
 SYSCALL_TP(connect, NR_connect)
 SYSCALL_TP(accept, NR_accept)
 SYSCALL_TP(accept4, NR_accept4)
@@ -1224,21 +1377,23 @@ int BPF_PROG(vigil_uring_complete, struct io_ring_ctx *ring, void *req, struct i
 		return 0;
 	if (!pass_uring(st, VG_OPEN, t))
 		return 0;
-	struct file *f = file_from_fd(res);
+	struct opened id = {};
 	struct ev_open *e = scratch_buf();
-	char *wb = walk_buf();
-	if (!f || !e || !wb)
+	file_id(res, &id);
+	if (!id.f || !e)
 		return 0;
 	struct path fp = {};
-	if (bpf_probe_read_kernel(&fp, sizeof(fp), &f->f_path))
+	if (bpf_probe_read_kernel(&fp, sizeof(fp), &id.f->f_path))
 		return 0;
-	bool trunc = false;
-	__u32 base_len = walk_path(&fp, &trunc) & (VG_DIR_MAX - 1);
-	if (!base_len || bpf_probe_read_kernel(e->path, base_len, wb))
+	fill_hdr(&e->h, t, VG_OPEN, VF_PASSED | VF_WALKED, 0);
+	__u32 base_len = append_walk(e, 0, &fp);
+	if (!base_len)
 		return 0;
-	fill_hdr(&e->h, t, VG_OPEN, VF_PASSED | VF_WALKED | (trunc ? VF_TRUNC : 0), 0);
 	struct comm16 c = task_comm(t->group_leader);
 	__builtin_memcpy(e->h.comm, &c, sizeof(c));
+	e->dev = id.dev;
+	e->ino = id.ino;
+	e->pino = id.pino;
 	e->ret = res;
 	e->dirfd = BPF_CORE_READ(o, dfd);
 	e->flags = (__u32)BPF_CORE_READ(o, how.flags);

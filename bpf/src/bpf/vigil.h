@@ -15,8 +15,14 @@
 
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
-#define VF_TRUNC 2  /* a string was cut at its bound */
-#define VF_WALKED 4 /* open: the path is the opened file's dentry walk (io_uring), in the base part */
+#define VF_TRUNC 2  /* some string was cut at its bound (one of the VF_CUT_* bits says which) */
+#define VF_WALKED 4 /* open: the walk part is the opened file's own path (successful opens) */
+/* which string was cut (bits per record kind) */
+#define VF_CUT_FILENAME 8 /* exec: bprm->filename */
+#define VF_CUT_ARGS 16    /* exec: argv */
+#define VF_CUT_CWD 32     /* exec: the cwd walk */
+#define VF_CUT_PATH 8     /* open: the raw path as passed */
+#define VF_CUT_WALK 16    /* open: the walk (opened file or base directory) */
 
 /* filter modes (per event type) */
 #define VM_DROP 0
@@ -31,6 +37,14 @@
 #define VH_PATH 16  /* open: check the raw path (unnormalised paths pass, clean ones by f_path) */
 #define VH_WRITE 32 /* open: every open that writes passes */
 #define VH_SUFFIX 64 /* open: f_suffix holds entries */
+#define VH_IDENT 128 /* open: a successful open passes when its inode (or its parent
+		      * directory's) is in f_ident (files and directories the path terms name) */
+
+/* f_ident values */
+#define VI_FILE 1       /* any successful open of this inode passes */
+#define VI_FILE_WRITE 2 /* ... that writes */
+#define VI_DIR 4        /* any successful open of a file directly in this directory passes */
+#define VI_DIR_WRITE 8  /* ... that writes */
 
 /* f_path values (userspace ORs each entry with its ancestors' flags, since
  * an LPM lookup returns only the longest match) */
@@ -88,15 +102,18 @@ struct ev_exit { /* 56 */
 	__s32 signal;
 };
 
-struct ev_open { /* 72 + path */
+struct ev_open { /* 88 + path + walk */
 	struct ev_hdr h;
 	__s64 ret;
 	__u32 flags;
 	__s32 dirfd;
-	__u16 path_len; /* bytes incl. NUL */
-	__u16 base_len; /* relative path: walk of the base directory (cwd or dirfd) */
-	__u16 pad[2];
-	char path[]; /* path, then base walk */
+	__u16 path_len; /* bytes incl. NUL (0: no path, e.g. open_by_handle_at) */
+	__u16 base_len; /* bytes of the walk: the opened file (VF_WALKED), else for a
+			 * relative path the base directory (cwd or dirfd) */
+	__u32 dev;      /* opened file: its superblock's dev_t (kernel encoding), 0 if none */
+	__u64 ino;      /* opened file's inode number */
+	__u64 pino;     /* its parent directory's inode number */
+	char path[];    /* path, then the walk */
 };
 
 struct ev_net { /* 104 (+ unix path) */
@@ -162,6 +179,12 @@ struct path_buf {
 	__u8 slack[8];
 	struct path_key r;
 	__u8 slack2[8];
+};
+
+struct ident_key {
+	__u32 dev; /* kernel dev_t (MAJOR << 20 | MINOR) */
+	__u32 pad;
+	__u64 ino;
 };
 
 struct owner {
