@@ -336,7 +336,7 @@ async fn smtp_conn(
                     b"250-test.invalid\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
                 }
             } else {
-                b"250-test.invalid\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n"
+                b"250-test.invalid\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n250 SIZE 10000000\r\n"
             }
         } else if upper == "STARTTLS" {
             let Some(acceptor) = tls.take() else {
