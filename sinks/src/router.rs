@@ -5,6 +5,14 @@
 //! (exponential backoff with jitter) while the alert is queued; `shutdown`
 //! flushes within a bound and reports what was left. A ticker task closes
 //! dedup windows and raises the "vigil alerts dropped" self-alert.
+//!
+//! Loss notices ("vigil alerts dropped" and the daemon's "vigil events lost",
+//! through [`Router::submit_notice`]) bypass the queues: each sink keeps the
+//! newest pending notice per rule in a slot of its own (a newer one replaces
+//! an older undelivered one, so notices carry cumulative totals) and its
+//! task delivers it before the next queued alert. A full queue or
+//! `min_priority` can therefore never drop a notice; one the sink gives up
+//! on counts as abandoned, which the next "alerts dropped" notice reports.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -140,6 +148,39 @@ struct Slot {
     capacity: usize,
     tx: mpsc::Sender<Arc<Alert>>,
     c: Arc<Counters>,
+    notices: Arc<Notices>,
+}
+
+/// The loss notices waiting for one sink: the newest per rule.
+#[derive(Default)]
+struct Notices {
+    pending: Mutex<BTreeMap<Arc<str>, Arc<Alert>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Notices {
+    /// Puts `a` in its rule's slot; true if the slot was empty (false: it
+    /// replaced an undelivered older notice, which it supersedes).
+    fn put(&self, a: Arc<Alert>) -> bool {
+        let fresh = match self.pending.lock() {
+            Ok(mut p) => p.insert(a.rule.clone(), a).is_none(),
+            Err(p) => {
+                let mut p = p.into_inner();
+                p.insert(a.rule.clone(), a).is_none()
+            }
+        };
+        self.wake.notify_one();
+        fresh
+    }
+
+    /// Takes every pending notice.
+    fn take(&self) -> Vec<Arc<Alert>> {
+        let mut p = match self.pending.lock() {
+            Ok(p) => p,
+            Err(p) => p.into_inner(),
+        };
+        std::mem::take(&mut *p).into_values().collect()
+    }
 }
 
 struct Spawner {
@@ -158,9 +199,11 @@ impl Spawner {
     ) {
         let (tx, rx) = mpsc::channel(capacity);
         let c = Arc::new(Counters::default());
+        let notices = Arc::new(Notices::default());
         let w = Worker {
             name,
             rx,
+            notices: notices.clone(),
             c: c.clone(),
             retry,
             policy,
@@ -173,6 +216,7 @@ impl Spawner {
             capacity,
             tx,
             c,
+            notices,
         });
     }
 }
@@ -310,6 +354,14 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Hands a loss notice to every sink, past dedup, `min_priority` and the
+    /// queues: it waits in the sink's notice slot and goes out before the
+    /// next queued alert. A newer notice of the same rule replaces one not
+    /// yet delivered, so a notice must carry cumulative totals.
+    pub fn submit_notice(&self, alert: Arc<Alert>) {
+        self.inner.notice(alert);
     }
 
     /// Makes the file sink reopen its path before its next write (SIGHUP,
@@ -634,10 +686,16 @@ impl Inner {
             let prev = st.reported.get(s.name).copied().unwrap_or(0);
             if lost > prev {
                 any = true;
-                parts.push(format!("{} lost {}", s.name, lost - prev));
-                fields.insert(format!("vigil.lost.{}", s.name), Json::from(lost - prev));
-                st.reported.insert(s.name, lost);
             }
+            if lost > 0 {
+                parts.push(format!("{} lost {lost} ({} new)", s.name, lost - prev));
+                fields.insert(format!("vigil.lost.{}", s.name), Json::from(lost));
+                fields.insert(
+                    format!("vigil.lost_new.{}", s.name),
+                    Json::from(lost - prev),
+                );
+            }
+            st.reported.insert(s.name, lost);
         }
         st.last = Instant::now();
         if !any {
@@ -652,7 +710,7 @@ impl Inner {
             rule: Arc::from(LOSS_RULE),
             priority: Priority::Error,
             output: format!(
-                "vigil lost alerts (queue full or delivery given up): {}",
+                "vigil lost alerts (queue full or delivery given up), in total since start: {}",
                 parts.join(", ")
             ),
             output_fields: fields,
@@ -662,13 +720,24 @@ impl Inner {
         };
         tracing::warn!(output = %alert.output, "raising loss alert");
         drop(st);
-        self.fan_out(Arc::new(alert));
+        self.notice(Arc::new(alert));
+    }
+
+    fn notice(&self, alert: Arc<Alert>) {
+        for s in &self.slots {
+            // Counted before it is visible, so the worker never takes it first.
+            s.c.queued.fetch_add(1, Ordering::Relaxed);
+            if !s.notices.put(alert.clone()) {
+                s.c.queued.fetch_sub(1, Ordering::Relaxed); // replaced a pending one
+            }
+        }
     }
 }
 
 struct Worker {
     name: &'static str,
     rx: mpsc::Receiver<Arc<Alert>>,
+    notices: Arc<Notices>,
     c: Arc<Counters>,
     retry: RetryConfig,
     policy: BatchPolicy,
@@ -701,12 +770,21 @@ pub(crate) fn backoff(retry: &RetryConfig, n: u32) -> Duration {
 impl Worker {
     async fn run<S: Sink>(mut self, mut sink: S) {
         loop {
+            // Loss notices first: they never wait behind a full queue.
+            if !self.deliver_notices(&mut sink).await {
+                break;
+            }
             let first = tokio::select! {
                 biased;
-                a = self.rx.recv() => a,
                 _ = aborted(&mut self.abort) => None,
+                _ = self.notices.wake.notified() => continue,
+                a = self.rx.recv() => a,
             };
-            let Some(first) = first else { break };
+            let Some(first) = first else {
+                // Queue closed and empty: notices raised meanwhile still go out.
+                self.deliver_notices(&mut sink).await;
+                break;
+            };
             let mut batch = Batch::default();
             batch.push(first, self.policy.max);
             if !self.collect(&mut batch).await {
@@ -719,13 +797,31 @@ impl Worker {
             }
         }
         // Deadline passed or queue closed: count what is left.
-        let mut left = 0;
+        let mut left = self.notices.take().len() as u64;
         while self.rx.try_recv().is_ok() {
             left += 1;
         }
         if left > 0 {
             self.unflushed(left);
         }
+    }
+
+    /// Delivers the pending notices (with retries). False if the deadline
+    /// passed first.
+    async fn deliver_notices<S: Sink>(&mut self, sink: &mut S) -> bool {
+        let notices = self.notices.take();
+        if notices.is_empty() {
+            return true;
+        }
+        let batch = Batch {
+            alerts: notices,
+            ..Batch::default()
+        };
+        if !self.deliver(sink, &batch).await {
+            self.unflushed(batch.len());
+            return false;
+        }
+        true
     }
 
     fn unflushed(&self, n: u64) {
