@@ -11,8 +11,11 @@
 //! newest pending notice per rule in a slot of its own (a newer one replaces
 //! an older undelivered one, so notices carry cumulative totals) and its
 //! task delivers it before the next queued alert. A full queue or
-//! `min_priority` can therefore never drop a notice; one the sink gives up
-//! on counts as abandoned, which the next "alerts dropped" notice reports.
+//! `min_priority` can therefore never drop a notice. One the sink gives up
+//! on (`retry.max_attempts`, a permanent error) is kept aside and put back
+//! in its slot (unless a newer one is there) by the ticker and after the
+//! sink's next successful delivery, at most every [`NOTICE_RETRY_EVERY`]:
+//! notices repeat until one is delivered.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -33,6 +36,8 @@ use crate::{DeliveryError, SinkError};
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Rule name of the self-alert raised when alerts were lost.
 pub const LOSS_RULE: &str = "vigil alerts dropped";
+/// Minimum time between two re-tries of a notice a sink gave up on.
+pub const NOTICE_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Counters of one sink, as returned by [`Router::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,23 +156,36 @@ struct Slot {
     notices: Arc<Notices>,
 }
 
-/// The loss notices waiting for one sink: the newest per rule.
+/// The loss notices of one sink: the newest pending per rule, and those the
+/// sink gave up on, waiting to be tried again.
 #[derive(Default)]
 struct Notices {
-    pending: Mutex<BTreeMap<Arc<str>, Arc<Alert>>>,
+    state: Mutex<NoticeState>,
     wake: tokio::sync::Notify,
 }
 
+#[derive(Default)]
+struct NoticeState {
+    pending: BTreeMap<Arc<str>, Arc<Alert>>,
+    given_up: BTreeMap<Arc<str>, Arc<Alert>>,
+    last_retry: Option<Instant>,
+}
+
 impl Notices {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NoticeState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
     /// Puts `a` in its rule's slot; true if the slot was empty (false: it
     /// replaced an undelivered older notice, which it supersedes).
     fn put(&self, a: Arc<Alert>) -> bool {
-        let fresh = match self.pending.lock() {
-            Ok(mut p) => p.insert(a.rule.clone(), a).is_none(),
-            Err(p) => {
-                let mut p = p.into_inner();
-                p.insert(a.rule.clone(), a).is_none()
-            }
+        let fresh = {
+            let mut st = self.lock();
+            st.given_up.remove(&a.rule);
+            st.pending.insert(a.rule.clone(), a).is_none()
         };
         self.wake.notify_one();
         fresh
@@ -175,11 +193,53 @@ impl Notices {
 
     /// Takes every pending notice.
     fn take(&self) -> Vec<Arc<Alert>> {
-        let mut p = match self.pending.lock() {
-            Ok(p) => p,
-            Err(p) => p.into_inner(),
-        };
-        std::mem::take(&mut *p).into_values().collect()
+        std::mem::take(&mut self.lock().pending)
+            .into_values()
+            .collect()
+    }
+
+    /// Keeps notices the sink gave up on, unless a newer one is pending.
+    fn give_back(&self, notices: Vec<Arc<Alert>>) {
+        let mut st = self.lock();
+        for a in notices {
+            if !st.pending.contains_key(&a.rule) {
+                st.given_up.insert(a.rule.clone(), a);
+            }
+        }
+    }
+
+    /// Moves the given-up notices back to pending, at most every
+    /// [`NOTICE_RETRY_EVERY`]. Returns how many became pending.
+    fn retry_given_up(&self) -> u64 {
+        let mut st = self.lock();
+        if st.given_up.is_empty()
+            || st
+                .last_retry
+                .is_some_and(|t| t.elapsed() < NOTICE_RETRY_EVERY)
+        {
+            return 0;
+        }
+        st.last_retry = Some(Instant::now());
+        let mut n = 0;
+        for (rule, a) in std::mem::take(&mut st.given_up) {
+            if let std::collections::btree_map::Entry::Vacant(e) = st.pending.entry(rule) {
+                e.insert(a);
+                n += 1;
+            }
+        }
+        drop(st);
+        if n > 0 {
+            self.wake.notify_one();
+        }
+        n
+    }
+
+    /// Takes everything (shutdown): (pending, given up).
+    fn drain(&self) -> (u64, u64) {
+        let mut st = self.lock();
+        let p = std::mem::take(&mut st.pending).len() as u64;
+        let g = std::mem::take(&mut st.given_up).len() as u64;
+        (p, g)
     }
 }
 
@@ -621,6 +681,7 @@ async fn ticker(inner: Weak<Inner>, every: Duration) {
             }
         }
         inner.raise_loss_alert(false);
+        inner.retry_notices();
     }
 }
 
@@ -723,6 +784,14 @@ impl Inner {
         self.notice(Arc::new(alert));
     }
 
+    /// Puts notices the sinks gave up on back in their slots.
+    fn retry_notices(&self) {
+        for s in &self.slots {
+            let n = s.notices.retry_given_up();
+            s.c.queued.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     fn notice(&self, alert: Arc<Alert>) {
         for s in &self.slots {
             // Counted before it is visible, so the worker never takes it first.
@@ -732,6 +801,14 @@ impl Inner {
             }
         }
     }
+}
+
+/// How one [`Worker::deliver`] ended.
+enum Outcome {
+    Sent,
+    GivenUp,
+    /// Shutdown's deadline passed first.
+    Deadline,
 }
 
 struct Worker {
@@ -791,13 +868,22 @@ impl Worker {
                 self.unflushed(batch.len());
                 break;
             }
-            if !self.deliver(&mut sink, &batch).await {
-                self.unflushed(batch.len());
-                break;
+            match self.deliver(&mut sink, &batch, false).await {
+                Outcome::Deadline => {
+                    self.unflushed(batch.len());
+                    break;
+                }
+                // The sink works: notices it gave up on get another chance.
+                Outcome::Sent => {
+                    let n = self.notices.retry_given_up();
+                    self.c.queued.fetch_add(n, Ordering::Relaxed);
+                }
+                Outcome::GivenUp => {}
             }
         }
         // Deadline passed or queue closed: count what is left.
-        let mut left = self.notices.take().len() as u64;
+        let (mut left, given_up) = self.notices.drain();
+        self.c.unflushed.fetch_add(given_up, Ordering::Relaxed);
         while self.rx.try_recv().is_ok() {
             left += 1;
         }
@@ -817,11 +903,17 @@ impl Worker {
             alerts: notices,
             ..Batch::default()
         };
-        if !self.deliver(sink, &batch).await {
-            self.unflushed(batch.len());
-            return false;
+        match self.deliver(sink, &batch, true).await {
+            Outcome::Deadline => {
+                self.unflushed(batch.len());
+                false
+            }
+            Outcome::GivenUp => {
+                self.notices.give_back(batch.alerts);
+                true
+            }
+            Outcome::Sent => true,
         }
-        true
     }
 
     fn unflushed(&self, n: u64) {
@@ -857,38 +949,48 @@ impl Worker {
         }
     }
 
-    /// Delivers with retries. False if the deadline passed first.
-    async fn deliver<S: Sink>(&mut self, sink: &mut S, batch: &Batch) -> bool {
+    /// Delivers with retries. `notices`: a given-up batch is kept to be
+    /// tried again (see [`Notices`]), not counted as abandoned.
+    async fn deliver<S: Sink>(&mut self, sink: &mut S, batch: &Batch, notices: bool) -> Outcome {
         let n = batch.len();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let res = tokio::select! {
                 biased;
-                _ = aborted(&mut self.abort) => return false,
+                _ = aborted(&mut self.abort) => return Outcome::Deadline,
                 r = sink.deliver(batch) => r,
             };
             match res {
                 Ok(()) => {
                     self.c.sent.fetch_add(n, Ordering::Relaxed);
                     self.c.queued.fetch_sub(n, Ordering::Relaxed);
-                    return true;
+                    return Outcome::Sent;
                 }
                 Err(e) => {
                     self.c.failed.fetch_add(1, Ordering::Relaxed);
                     let give_up = !e.retryable
                         || (self.retry.max_attempts > 0 && attempt >= self.retry.max_attempts);
                     if give_up {
-                        self.c.abandoned.fetch_add(n, Ordering::Relaxed);
                         self.c.queued.fetch_sub(n, Ordering::Relaxed);
-                        tracing::error!(
-                            sink = self.name,
-                            attempts = attempt,
-                            alerts = n,
-                            error = %e,
-                            "alert delivery given up"
-                        );
-                        return true;
+                        if notices {
+                            tracing::error!(
+                                sink = self.name,
+                                attempts = attempt,
+                                error = %e,
+                                "loss notice delivery failed; it will be tried again"
+                            );
+                        } else {
+                            self.c.abandoned.fetch_add(n, Ordering::Relaxed);
+                            tracing::error!(
+                                sink = self.name,
+                                attempts = attempt,
+                                alerts = n,
+                                error = %e,
+                                "alert delivery given up"
+                            );
+                        }
+                        return Outcome::GivenUp;
                     }
                     let wait = backoff(&self.retry, attempt);
                     self.c.retries.fetch_add(1, Ordering::Relaxed);
@@ -903,7 +1005,7 @@ impl Worker {
                     }
                     tokio::select! {
                         biased;
-                        _ = aborted(&mut self.abort) => return false,
+                        _ = aborted(&mut self.abort) => return Outcome::Deadline,
                         _ = tokio::time::sleep(wait) => {}
                     }
                 }
