@@ -221,7 +221,7 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// Non-blocking peek on the socket itself (tokio's `try_read` only reads
 /// when the reactor has already seen readiness, so it can miss a fresh FIN).
-fn peer_closed(s: &TcpStream, data_means_closed: bool) -> bool {
+fn peer_closed(s: &TcpStream) -> bool {
     let mut b = [0u8; 1];
     // SAFETY: `b` is a valid 1-byte buffer for the duration of the call and the
     // fd is owned by `s`, which outlives it.
@@ -233,7 +233,7 @@ fn peer_closed(s: &TcpStream, data_means_closed: bool) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    if n == 0 || (n > 0 && data_means_closed) {
+    if n == 0 {
         return true;
     }
     if n < 0 {
@@ -546,14 +546,12 @@ impl SyslogSink {
     /// Called once per batch: a stream batch is acknowledged on the one
     /// connection it was written to.
     async fn ensure_connected(&mut self) -> std::io::Result<()> {
-        // A peer that closed (FIN) reads as 0 bytes: reconnect rather than
-        // write into a dead connection (that message would be lost). A syslog
-        // receiver never talks on a TLS connection: readable data there is
-        // its close_notify. A reset (state CLOSE) means the peer discarded
-        // data it had not read.
-        let gone = match &self.conn {
-            Some(Conn::Tcp(s)) => stream_gone(s, false),
-            Some(Conn::Tls(t)) => stream_gone(t.get_ref().0, true),
+        // A peer that closed (FIN, TLS close_notify) is reconnected rather
+        // than written into (that message would be lost). A reset (state
+        // CLOSE) means the peer discarded data it had not read.
+        let gone = match self.conn.as_mut() {
+            Some(Conn::Tcp(s)) => tcp_gone(s),
+            Some(Conn::Tls(t)) => tls_gone(t),
             _ => None,
         };
         if let Some(g) = gone {
@@ -629,12 +627,66 @@ enum Gone {
     Reset,
 }
 
-fn stream_gone(s: &TcpStream, data_means_closed: bool) -> Option<Gone> {
+fn tcp_gone(s: &TcpStream) -> Option<Gone> {
     match tcp_state(s) {
         Ok(TCP_ESTABLISHED) | Ok(TCP_CLOSE_WAIT) => {}
         _ => return Some(Gone::Reset),
     }
-    peer_closed(s, data_means_closed).then_some(Gone::Closed)
+    peer_closed(s).then_some(Gone::Closed)
+}
+
+/// Like [`tcp_gone`] for TLS: what the server sent (session tickets after
+/// the handshake, a close_notify) is read straight off the socket and fed
+/// to rustls, so tickets are consumed instead of passing for a close.
+fn tls_gone(t: &mut tokio_rustls::client::TlsStream<TcpStream>) -> Option<Gone> {
+    use std::io::Read as _;
+    let (sock, conn) = t.get_mut();
+    match tcp_state(sock) {
+        Ok(TCP_ESTABLISHED) | Ok(TCP_CLOSE_WAIT) => {}
+        _ => return Some(Gone::Reset),
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is valid for its length during the call; the fd is
+        // owned by `sock`.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n == 0 {
+            return Some(Gone::Closed);
+        }
+        if n < 0 {
+            match std::io::Error::last_os_error().kind() {
+                std::io::ErrorKind::WouldBlock => break,
+                std::io::ErrorKind::Interrupted => continue,
+                _ => return Some(Gone::Reset),
+            }
+        }
+        let mut rd: &[u8] = &buf[..n as usize];
+        while !rd.is_empty() {
+            match conn.read_tls(&mut rd) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => return Some(Gone::Reset),
+            }
+            if conn.process_new_packets().is_err() {
+                return Some(Gone::Reset);
+            }
+        }
+    }
+    // A close_notify reads as end of stream; data from a syslog receiver
+    // (it never sends any) is ignored.
+    match conn.reader().read(&mut buf) {
+        Ok(0) => Some(Gone::Closed),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(_) => Some(Gone::Closed),
+    }
 }
 
 impl Sink for SyslogSink {

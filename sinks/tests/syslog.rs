@@ -235,17 +235,6 @@ async fn oversized_udp_datagram_is_given_up_not_retried_forever() {
     router.shutdown(Duration::from_secs(5)).await;
 }
 
-/// A TCP listener on loopback with a small receive buffer (inherited by the
-/// accepted sockets), so a receiver that does not read fills up at once.
-fn small_window_listener(port: u16) -> TcpListener {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_reuseaddr(true).unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    sock.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .unwrap();
-    sock.listen(16).unwrap()
-}
-
 /// Accepts every connection and never reads; counts the connections.
 fn non_reading_receiver(
     l: TcpListener,

@@ -425,6 +425,17 @@ pub fn tls_server() -> (String, tokio_rustls::TlsAcceptor) {
     (cert_pem, tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
+/// A TCP listener on loopback with a small receive buffer (inherited by the
+/// accepted sockets), so a receiver that does not read fills up at once.
+pub fn small_window_listener(port: u16) -> TcpListener {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_reuseaddr(true).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+    sock.listen(16).unwrap()
+}
+
 /// Is the live-test requirement on (CI)?
 pub fn require_live() -> bool {
     std::env::var("VIGIL_REQUIRE_LIVE").is_ok_and(|v| v == "1")
