@@ -416,6 +416,11 @@ pub struct EmailConfig {
     pub username_env: Option<String>,
     #[serde(default)]
     pub password_env: Option<String>,
+    /// Allow `username_env`/`password_env` with `tls: none` to a relay that
+    /// is not on loopback (the password then crosses the network in
+    /// cleartext). Off by default: such a config is refused at start.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
     /// Alerts arriving within this window after the first one go out as one
     /// digest mail. `0s` sends one mail per alert.
     #[serde(default = "default_digest_window", deserialize_with = "de_duration")]
@@ -736,6 +741,20 @@ pub fn parse_smtp_url(s: &str) -> Result<(String, Option<u16>), String> {
     Ok((host, port))
 }
 
+/// True for `localhost` (and `*.localhost`) and loopback IP literals: a
+/// relay on this host, where plaintext SMTP never leaves the machine. No
+/// name is resolved.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    if h == "localhost" || h.ends_with(".localhost") {
+        return true;
+    }
+    h.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn de_smtp_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     de_str_with(d, "smtp://host[:port]", |s| {
         parse_smtp_url(s)?;
@@ -925,5 +944,28 @@ dedup: { window: 30s, by: [proc.name], rules: { "Noisy rule": { window: 0s } } }
         assert_eq!(parse_smtp_url("smtp://h").unwrap(), ("h".to_string(), None));
         assert!(parse_smtp_url("http://h").is_err());
         assert!(parse_smtp_url("smtp://h:x").is_err());
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "localhost",
+            "LOCALHOST.",
+            "mail.localhost",
+            "127.0.0.1",
+            "127.3.2.1",
+            "::1",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "mail.example.com",
+            "10.0.0.1",
+            "::2",
+            "localhost.example.com",
+            "0.0.0.0",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
     }
 }

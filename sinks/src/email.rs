@@ -18,7 +18,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use vigil_engine::Priority;
 
-use crate::config::{parse_smtp_url, EmailConfig, SmtpTls};
+use crate::config::{is_loopback_host, parse_smtp_url, EmailConfig, SmtpTls};
 use crate::router::{Batch, BatchPolicy, Sink};
 use crate::{DeliveryError, SinkError};
 
@@ -88,7 +88,10 @@ pub(crate) fn build(
     let user = env_var(&cfg.username_env, "username_env")?;
     let pass = env_var(&cfg.password_env, "password_env")?;
     match (user, pass) {
-        (Some(u), Some(p)) => builder = builder.credentials(Credentials::new(u, p)),
+        (Some(u), Some(p)) => {
+            plaintext_auth_allowed(cfg, &host).map_err(err)?;
+            builder = builder.credentials(Credentials::new(u, p))
+        }
         (None, None) => {}
         _ => {
             return Err(err(
@@ -126,6 +129,19 @@ pub(crate) fn build(
             hostname: hostname.clone(),
         },
         policy,
+    ))
+}
+
+/// Credentials over `tls: none` cross the network in cleartext: refused
+/// unless the relay is on loopback or `allow_plaintext_auth: true`.
+fn plaintext_auth_allowed(cfg: &EmailConfig, host: &str) -> Result<(), String> {
+    if cfg.tls != SmtpTls::None || cfg.allow_plaintext_auth || is_loopback_host(host) {
+        return Ok(());
+    }
+    Err(format!(
+        "tls: none with username_env/password_env would send the SMTP password in cleartext \
+         to `{host}`; use tls: starttls or tls, a relay on loopback, or set \
+         allow_plaintext_auth: true to accept the risk"
     ))
 }
 

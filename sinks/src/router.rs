@@ -5,6 +5,17 @@
 //! (exponential backoff with jitter) while the alert is queued; `shutdown`
 //! flushes within a bound and reports what was left. A ticker task closes
 //! dedup windows and raises the "vigil alerts dropped" self-alert.
+//!
+//! Loss notices ("vigil alerts dropped" and the daemon's "vigil events lost",
+//! through [`Router::submit_notice`]) bypass the queues: each sink keeps the
+//! newest pending notice per rule in a slot of its own (a newer one replaces
+//! an older undelivered one, so notices carry cumulative totals) and its
+//! task delivers it before the next queued alert. A full queue or
+//! `min_priority` can therefore never drop a notice. One the sink gives up
+//! on (`retry.max_attempts`, a permanent error) is kept aside and put back
+//! in its slot (unless a newer one is there) by the ticker and after the
+//! sink's next successful delivery, at most every [`NOTICE_RETRY_EVERY`]:
+//! notices repeat until one is delivered.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,6 +36,8 @@ use crate::{DeliveryError, SinkError};
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Rule name of the self-alert raised when alerts were lost.
 pub const LOSS_RULE: &str = "vigil alerts dropped";
+/// Minimum time between two re-tries of a notice a sink gave up on.
+pub const NOTICE_RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Counters of one sink, as returned by [`Router::stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +153,94 @@ struct Slot {
     capacity: usize,
     tx: mpsc::Sender<Arc<Alert>>,
     c: Arc<Counters>,
+    notices: Arc<Notices>,
+}
+
+/// The loss notices of one sink: the newest pending per rule, and those the
+/// sink gave up on, waiting to be tried again.
+#[derive(Default)]
+struct Notices {
+    state: Mutex<NoticeState>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct NoticeState {
+    pending: BTreeMap<Arc<str>, Arc<Alert>>,
+    given_up: BTreeMap<Arc<str>, Arc<Alert>>,
+    last_retry: Option<Instant>,
+}
+
+impl Notices {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NoticeState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Puts `a` in its rule's slot; true if the slot was empty (false: it
+    /// replaced an undelivered older notice, which it supersedes).
+    fn put(&self, a: Arc<Alert>) -> bool {
+        let fresh = {
+            let mut st = self.lock();
+            st.given_up.remove(&a.rule);
+            st.pending.insert(a.rule.clone(), a).is_none()
+        };
+        self.wake.notify_one();
+        fresh
+    }
+
+    /// Takes every pending notice.
+    fn take(&self) -> Vec<Arc<Alert>> {
+        std::mem::take(&mut self.lock().pending)
+            .into_values()
+            .collect()
+    }
+
+    /// Keeps notices the sink gave up on, unless a newer one is pending.
+    fn give_back(&self, notices: Vec<Arc<Alert>>) {
+        let mut st = self.lock();
+        for a in notices {
+            if !st.pending.contains_key(&a.rule) {
+                st.given_up.insert(a.rule.clone(), a);
+            }
+        }
+    }
+
+    /// Moves the given-up notices back to pending, at most every
+    /// [`NOTICE_RETRY_EVERY`]. Returns how many became pending.
+    fn retry_given_up(&self) -> u64 {
+        let mut st = self.lock();
+        if st.given_up.is_empty()
+            || st
+                .last_retry
+                .is_some_and(|t| t.elapsed() < NOTICE_RETRY_EVERY)
+        {
+            return 0;
+        }
+        st.last_retry = Some(Instant::now());
+        let mut n = 0;
+        for (rule, a) in std::mem::take(&mut st.given_up) {
+            if let std::collections::btree_map::Entry::Vacant(e) = st.pending.entry(rule) {
+                e.insert(a);
+                n += 1;
+            }
+        }
+        drop(st);
+        if n > 0 {
+            self.wake.notify_one();
+        }
+        n
+    }
+
+    /// Takes everything (shutdown): (pending, given up).
+    fn drain(&self) -> (u64, u64) {
+        let mut st = self.lock();
+        let p = std::mem::take(&mut st.pending).len() as u64;
+        let g = std::mem::take(&mut st.given_up).len() as u64;
+        (p, g)
+    }
 }
 
 struct Spawner {
@@ -158,9 +259,11 @@ impl Spawner {
     ) {
         let (tx, rx) = mpsc::channel(capacity);
         let c = Arc::new(Counters::default());
+        let notices = Arc::new(Notices::default());
         let w = Worker {
             name,
             rx,
+            notices: notices.clone(),
             c: c.clone(),
             retry,
             policy,
@@ -173,6 +276,7 @@ impl Spawner {
             capacity,
             tx,
             c,
+            notices,
         });
     }
 }
@@ -310,6 +414,14 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// Hands a loss notice to every sink, past dedup, `min_priority` and the
+    /// queues: it waits in the sink's notice slot and goes out before the
+    /// next queued alert. A newer notice of the same rule replaces one not
+    /// yet delivered, so a notice must carry cumulative totals.
+    pub fn submit_notice(&self, alert: Arc<Alert>) {
+        self.inner.notice(alert);
     }
 
     /// Makes the file sink reopen its path before its next write (SIGHUP,
@@ -569,6 +681,7 @@ async fn ticker(inner: Weak<Inner>, every: Duration) {
             }
         }
         inner.raise_loss_alert(false);
+        inner.retry_notices();
     }
 }
 
@@ -634,10 +747,16 @@ impl Inner {
             let prev = st.reported.get(s.name).copied().unwrap_or(0);
             if lost > prev {
                 any = true;
-                parts.push(format!("{} lost {}", s.name, lost - prev));
-                fields.insert(format!("vigil.lost.{}", s.name), Json::from(lost - prev));
-                st.reported.insert(s.name, lost);
             }
+            if lost > 0 {
+                parts.push(format!("{} lost {lost} ({} new)", s.name, lost - prev));
+                fields.insert(format!("vigil.lost.{}", s.name), Json::from(lost));
+                fields.insert(
+                    format!("vigil.lost_new.{}", s.name),
+                    Json::from(lost - prev),
+                );
+            }
+            st.reported.insert(s.name, lost);
         }
         st.last = Instant::now();
         if !any {
@@ -652,7 +771,7 @@ impl Inner {
             rule: Arc::from(LOSS_RULE),
             priority: Priority::Error,
             output: format!(
-                "vigil lost alerts (queue full or delivery given up): {}",
+                "vigil lost alerts (queue full or delivery given up), in total since start: {}",
                 parts.join(", ")
             ),
             output_fields: fields,
@@ -662,13 +781,40 @@ impl Inner {
         };
         tracing::warn!(output = %alert.output, "raising loss alert");
         drop(st);
-        self.fan_out(Arc::new(alert));
+        self.notice(Arc::new(alert));
     }
+
+    /// Puts notices the sinks gave up on back in their slots.
+    fn retry_notices(&self) {
+        for s in &self.slots {
+            let n = s.notices.retry_given_up();
+            s.c.queued.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn notice(&self, alert: Arc<Alert>) {
+        for s in &self.slots {
+            // Counted before it is visible, so the worker never takes it first.
+            s.c.queued.fetch_add(1, Ordering::Relaxed);
+            if !s.notices.put(alert.clone()) {
+                s.c.queued.fetch_sub(1, Ordering::Relaxed); // replaced a pending one
+            }
+        }
+    }
+}
+
+/// How one [`Worker::deliver`] ended.
+enum Outcome {
+    Sent,
+    GivenUp,
+    /// Shutdown's deadline passed first.
+    Deadline,
 }
 
 struct Worker {
     name: &'static str,
     rx: mpsc::Receiver<Arc<Alert>>,
+    notices: Arc<Notices>,
     c: Arc<Counters>,
     retry: RetryConfig,
     policy: BatchPolicy,
@@ -701,30 +847,72 @@ pub(crate) fn backoff(retry: &RetryConfig, n: u32) -> Duration {
 impl Worker {
     async fn run<S: Sink>(mut self, mut sink: S) {
         loop {
+            // Loss notices first: they never wait behind a full queue.
+            if !self.deliver_notices(&mut sink).await {
+                break;
+            }
             let first = tokio::select! {
                 biased;
-                a = self.rx.recv() => a,
                 _ = aborted(&mut self.abort) => None,
+                _ = self.notices.wake.notified() => continue,
+                a = self.rx.recv() => a,
             };
-            let Some(first) = first else { break };
+            let Some(first) = first else {
+                // Queue closed and empty: notices raised meanwhile still go out.
+                self.deliver_notices(&mut sink).await;
+                break;
+            };
             let mut batch = Batch::default();
             batch.push(first, self.policy.max);
             if !self.collect(&mut batch).await {
                 self.unflushed(batch.len());
                 break;
             }
-            if !self.deliver(&mut sink, &batch).await {
-                self.unflushed(batch.len());
-                break;
+            match self.deliver(&mut sink, &batch, false).await {
+                Outcome::Deadline => {
+                    self.unflushed(batch.len());
+                    break;
+                }
+                // The sink works: notices it gave up on get another chance.
+                Outcome::Sent => {
+                    let n = self.notices.retry_given_up();
+                    self.c.queued.fetch_add(n, Ordering::Relaxed);
+                }
+                Outcome::GivenUp => {}
             }
         }
         // Deadline passed or queue closed: count what is left.
-        let mut left = 0;
+        let (mut left, given_up) = self.notices.drain();
+        self.c.unflushed.fetch_add(given_up, Ordering::Relaxed);
         while self.rx.try_recv().is_ok() {
             left += 1;
         }
         if left > 0 {
             self.unflushed(left);
+        }
+    }
+
+    /// Delivers the pending notices (with retries). False if the deadline
+    /// passed first.
+    async fn deliver_notices<S: Sink>(&mut self, sink: &mut S) -> bool {
+        let notices = self.notices.take();
+        if notices.is_empty() {
+            return true;
+        }
+        let batch = Batch {
+            alerts: notices,
+            ..Batch::default()
+        };
+        match self.deliver(sink, &batch, true).await {
+            Outcome::Deadline => {
+                self.unflushed(batch.len());
+                false
+            }
+            Outcome::GivenUp => {
+                self.notices.give_back(batch.alerts);
+                true
+            }
+            Outcome::Sent => true,
         }
     }
 
@@ -761,38 +949,48 @@ impl Worker {
         }
     }
 
-    /// Delivers with retries. False if the deadline passed first.
-    async fn deliver<S: Sink>(&mut self, sink: &mut S, batch: &Batch) -> bool {
+    /// Delivers with retries. `notices`: a given-up batch is kept to be
+    /// tried again (see [`Notices`]), not counted as abandoned.
+    async fn deliver<S: Sink>(&mut self, sink: &mut S, batch: &Batch, notices: bool) -> Outcome {
         let n = batch.len();
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let res = tokio::select! {
                 biased;
-                _ = aborted(&mut self.abort) => return false,
+                _ = aborted(&mut self.abort) => return Outcome::Deadline,
                 r = sink.deliver(batch) => r,
             };
             match res {
                 Ok(()) => {
                     self.c.sent.fetch_add(n, Ordering::Relaxed);
                     self.c.queued.fetch_sub(n, Ordering::Relaxed);
-                    return true;
+                    return Outcome::Sent;
                 }
                 Err(e) => {
                     self.c.failed.fetch_add(1, Ordering::Relaxed);
                     let give_up = !e.retryable
                         || (self.retry.max_attempts > 0 && attempt >= self.retry.max_attempts);
                     if give_up {
-                        self.c.abandoned.fetch_add(n, Ordering::Relaxed);
                         self.c.queued.fetch_sub(n, Ordering::Relaxed);
-                        tracing::error!(
-                            sink = self.name,
-                            attempts = attempt,
-                            alerts = n,
-                            error = %e,
-                            "alert delivery given up"
-                        );
-                        return true;
+                        if notices {
+                            tracing::error!(
+                                sink = self.name,
+                                attempts = attempt,
+                                error = %e,
+                                "loss notice delivery failed; it will be tried again"
+                            );
+                        } else {
+                            self.c.abandoned.fetch_add(n, Ordering::Relaxed);
+                            tracing::error!(
+                                sink = self.name,
+                                attempts = attempt,
+                                alerts = n,
+                                error = %e,
+                                "alert delivery given up"
+                            );
+                        }
+                        return Outcome::GivenUp;
                     }
                     let wait = backoff(&self.retry, attempt);
                     self.c.retries.fetch_add(1, Ordering::Relaxed);
@@ -807,7 +1005,7 @@ impl Worker {
                     }
                     tokio::select! {
                         biased;
-                        _ = aborted(&mut self.abort) => return false,
+                        _ = aborted(&mut self.abort) => return Outcome::Deadline,
                         _ = tokio::time::sleep(wait) => {}
                     }
                 }

@@ -5,7 +5,19 @@
 //! fields. A failed send drops the connection; the router's retry backoff
 //! paces the reconnects. Before each TCP write the socket is checked for a
 //! peer close, so a restarted receiver does not swallow a message.
+//!
+//! Over TCP and TLS a message counts as delivered only once the peer's TCP
+//! stack has acknowledged it, not when it is in the local socket buffer: the
+//! sink writes what is queued (up to [`STREAM_BATCH`] alerts, with a small
+//! send buffer, [`STREAM_SNDBUF`]), then waits until `SIOCOUTQ` (bytes not
+//! yet acknowledged) is zero. No acknowledgement progress within `timeout`,
+//! or a connection reset, fails the whole batch: the connection is dropped
+//! and the router re-sends the batch on a new one (so a receiver may see a
+//! message twice; never none). A receiver that accepts and never reads thus
+//! produces counted failures (and, after `retry.max_attempts` or a full
+//! queue, a loss alert), never "sent".
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +34,25 @@ use crate::{DeliveryError, SinkError};
 
 /// Private enterprise number in the SD-ID (RFC 5612's documentation number).
 pub const SD_ID: &str = "vigil@32473";
+
+/// `SO_SNDBUF` of a TCP/TLS connection (the kernel doubles it for its own
+/// bookkeeping): bounds what can sit unacknowledged in the kernel for a
+/// receiver that stopped reading.
+pub const STREAM_SNDBUF: usize = 64 * 1024;
+
+/// Alerts written per delivery over TCP/TLS before waiting for the peer's
+/// acknowledgement of all of them.
+pub const STREAM_BATCH: usize = 256;
+
+/// Messages acknowledged on a TCP/TLS connection that are kept (the newest,
+/// by rendered size) and re-sent when the connection ends in a reset: a
+/// receiver that dies with unread data resets it, and its kernel may have
+/// acknowledged that much without the process ever reading it (Linux's
+/// default receive buffer of a reader that never reads is 128 KiB).
+pub const REPLAY_BYTES: usize = 256 * 1024;
+
+/// Longest pause between two checks of the unacknowledged byte count.
+const ACK_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// Output fields copied into the structured data when present.
 const SD_FIELDS: [&str; 12] = [
@@ -190,8 +221,7 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// Non-blocking peek on the socket itself (tokio's `try_read` only reads
 /// when the reactor has already seen readiness, so it can miss a fresh FIN).
-fn peer_closed(s: &TcpStream, data_means_closed: bool) -> bool {
-    use std::os::fd::AsRawFd;
+fn peer_closed(s: &TcpStream) -> bool {
     let mut b = [0u8; 1];
     // SAFETY: `b` is a valid 1-byte buffer for the duration of the call and the
     // fd is owned by `s`, which outlives it.
@@ -203,7 +233,7 @@ fn peer_closed(s: &TcpStream, data_means_closed: bool) -> bool {
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    if n == 0 || (n > 0 && data_means_closed) {
+    if n == 0 {
         return true;
     }
     if n < 0 {
@@ -212,6 +242,105 @@ fn peer_closed(s: &TcpStream, data_means_closed: bool) -> bool {
             && e.kind() != std::io::ErrorKind::Interrupted;
     }
     false
+}
+
+/// Caps the socket's send buffer at [`STREAM_SNDBUF`].
+fn limit_sndbuf(s: &TcpStream) -> std::io::Result<()> {
+    let v = STREAM_SNDBUF as libc::c_int;
+    // SAFETY: `v` is a c_int that lives across the call; the fd is owned by `s`.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Bytes written to the connection that the peer has not acknowledged yet
+/// (`SIOCOUTQ`: unsent plus sent-but-unacknowledged).
+fn unacked_bytes(s: &TcpStream) -> std::io::Result<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (= TIOCOUTQ) writes one c_int to the pointer, which
+    // is valid for the call; the fd is owned by `s`.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if r == 0 {
+        Ok(n.max(0) as u64)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The TCP state (`TCP_INFO`'s `tcpi_state`, e.g. 1 = ESTABLISHED).
+fn tcp_state(s: &TcpStream) -> std::io::Result<u8> {
+    // SAFETY: an all-zero tcp_info is valid (plain integers).
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` and `len` are valid for the call and `len` holds the
+    // buffer's size; the kernel writes at most that much.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        Ok(info.tcpi_state)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+const TCP_ESTABLISHED: u8 = 1;
+const TCP_CLOSE_WAIT: u8 = 8;
+
+/// Waits until the peer has acknowledged every byte written to `s`. Fails
+/// when the connection is gone (reset, or closed with data outstanding) or
+/// when the peer acknowledged nothing more for `timeout` (it stopped
+/// reading: its receive window is full).
+async fn wait_acked(s: &TcpStream, timeout: Duration) -> std::io::Result<()> {
+    let mut least = u64::MAX;
+    let mut progress = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let state = tcp_state(s)?;
+        // CLOSE_WAIT: the peer sent FIN after reading; what it acknowledged
+        // before that is delivered, what it did not will be reset.
+        if state != TCP_ESTABLISHED && state != TCP_CLOSE_WAIT {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection closed before the peer acknowledged every message",
+            ));
+        }
+        let q = unacked_bytes(s)?;
+        if q == 0 {
+            return Ok(());
+        }
+        if q < least {
+            least = q;
+            progress = tokio::time::Instant::now();
+        } else if progress.elapsed() >= timeout {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the receiver acknowledged nothing for {timeout:?} ({q} bytes outstanding): \
+                     it is not reading"
+                ),
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(ACK_POLL_MAX);
+    }
 }
 
 enum Conn {
@@ -237,12 +366,24 @@ pub(crate) struct SyslogSink {
         rustls::pki_types::ServerName<'static>,
     )>,
     conn: Option<Conn>,
+    /// Messages acknowledged on the current TCP/TLS connection (newest
+    /// [`REPLAY_BYTES`]), re-sent if it ends in a reset.
+    recent: std::collections::VecDeque<String>,
+    recent_bytes: usize,
+    /// Messages to re-send first on the next connection.
+    replay: Vec<String>,
 }
 
 pub(crate) fn build(
     cfg: &SyslogConfig,
     hostname: &Arc<str>,
 ) -> Result<(SyslogSink, BatchPolicy), SinkError> {
+    // Streams take what is queued, then wait for one acknowledgement; a
+    // datagram goes alone (an oversized one is given up by itself).
+    let max = match cfg.address {
+        SyslogAddress::Tcp(_) | SyslogAddress::Tls(_) => STREAM_BATCH,
+        SyslogAddress::Unix(_) | SyslogAddress::Udp(_) => 1,
+    };
     if cfg.app_name.is_empty() {
         return Err(SinkError::Config {
             sink: "syslog",
@@ -289,10 +430,13 @@ pub(crate) fn build(
             hostname: hostname.clone(),
             pid: std::process::id(),
             conn: None,
+            recent: std::collections::VecDeque::new(),
+            recent_bytes: 0,
+            replay: Vec::new(),
         },
         BatchPolicy {
             window: Duration::ZERO,
-            max: 1,
+            max,
             count_rest: false,
         },
     ))
@@ -324,6 +468,7 @@ impl SyslogSink {
                 SyslogAddress::Tcp(a) => {
                     let s = TcpStream::connect(a.as_str()).await?;
                     s.set_nodelay(true)?;
+                    limit_sndbuf(&s)?;
                     Ok(Conn::Tcp(s))
                 }
                 SyslogAddress::Tls(a) => {
@@ -333,6 +478,7 @@ impl SyslogSink {
                         .ok_or_else(|| std::io::Error::other("TLS not configured"))?;
                     let s = TcpStream::connect(a.as_str()).await?;
                     s.set_nodelay(true)?;
+                    limit_sndbuf(&s)?;
                     let t = connector.connect(name.clone(), s).await?;
                     Ok(Conn::Tls(Box::new(t)))
                 }
@@ -365,24 +511,61 @@ impl SyslogSink {
         truncate(m, self.max)
     }
 
-    async fn send(&mut self, msg: &str) -> std::io::Result<()> {
-        // A peer that closed (FIN) reads as 0 bytes: reconnect rather than
-        // write into a dead connection (that message would be lost). A syslog
-        // receiver never talks on a TLS connection: readable data there is
-        // its close_notify.
-        let closed = match &self.conn {
-            Some(Conn::Tcp(s)) => peer_closed(s, false),
-            Some(Conn::Tls(t)) => peer_closed(t.get_ref().0, true),
-            _ => false,
+    /// Forgets the connection. `unclean`: it did not end with the peer's
+    /// orderly close, so the peer may have discarded messages its kernel had
+    /// acknowledged: they are re-sent first on the next connection.
+    fn drop_conn(&mut self, unclean: bool) {
+        if self.conn.take().is_none() {
+            return;
+        }
+        if unclean && !self.recent.is_empty() {
+            tracing::debug!(
+                address = %self.address,
+                messages = self.recent.len(),
+                "syslog connection lost: re-sending the messages acknowledged on it"
+            );
+            self.replay.extend(self.recent.drain(..));
+            // The newest REPLAY_BYTES only.
+            let mut bytes = 0;
+            let keep = self
+                .replay
+                .iter()
+                .rev()
+                .take_while(|m| {
+                    bytes += m.len();
+                    bytes <= REPLAY_BYTES
+                })
+                .count();
+            self.replay.drain(..self.replay.len() - keep);
+        }
+        self.recent.clear();
+        self.recent_bytes = 0;
+    }
+
+    /// Reconnects when there is no connection or the peer closed it.
+    /// Called once per batch: a stream batch is acknowledged on the one
+    /// connection it was written to.
+    async fn ensure_connected(&mut self) -> std::io::Result<()> {
+        // A peer that closed (FIN, TLS close_notify) is reconnected rather
+        // than written into (that message would be lost). A reset (state
+        // CLOSE) means the peer discarded data it had not read.
+        let gone = match self.conn.as_mut() {
+            Some(Conn::Tcp(s)) => tcp_gone(s),
+            Some(Conn::Tls(t)) => tls_gone(t),
+            _ => None,
         };
-        if closed {
-            tracing::debug!(address = %self.address, "syslog peer closed, reconnecting");
-            self.conn = None;
+        if let Some(g) = gone {
+            tracing::debug!(address = %self.address, reset = g == Gone::Reset, "syslog peer closed, reconnecting");
+            self.drop_conn(g == Gone::Reset);
         }
         if self.conn.is_none() {
             self.conn = Some(self.connect().await?);
             tracing::debug!(address = %self.address, "syslog connected");
         }
+        Ok(())
+    }
+
+    async fn send(&mut self, msg: &str) -> std::io::Result<()> {
         let timeout = self.timeout;
         let framing = self.framing;
         let Some(conn) = self.conn.as_mut() else {
@@ -403,14 +586,126 @@ impl SyslogSink {
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "send timed out"))?
     }
+
+    /// TCP/TLS: waits until the peer acknowledged everything written (see
+    /// the module docs). Datagrams: nothing to wait for.
+    async fn acked(&self) -> std::io::Result<()> {
+        match &self.conn {
+            Some(Conn::Tcp(s)) => wait_acked(s, self.timeout).await,
+            Some(Conn::Tls(t)) => wait_acked(t.get_ref().0, self.timeout).await,
+            Some(Conn::Unix(_) | Conn::Udp(_)) => Ok(()),
+            None => Err(std::io::Error::other("not connected")),
+        }
+    }
+
+    fn is_stream(&self) -> bool {
+        matches!(self.address, SyslogAddress::Tcp(_) | SyslogAddress::Tls(_))
+    }
+
+    /// Remembers messages acknowledged on the current connection, the
+    /// newest [`REPLAY_BYTES`] of them.
+    fn remember(&mut self, msgs: Vec<String>) {
+        for m in msgs {
+            self.recent_bytes += m.len();
+            self.recent.push_back(m);
+        }
+        while self.recent_bytes > REPLAY_BYTES {
+            match self.recent.pop_front() {
+                Some(m) => self.recent_bytes -= m.len(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// How a stream connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// FIN (or TLS close_notify): the peer read what it acknowledged.
+    Closed,
+    /// Reset: the peer may have discarded acknowledged data.
+    Reset,
+}
+
+fn tcp_gone(s: &TcpStream) -> Option<Gone> {
+    match tcp_state(s) {
+        Ok(TCP_ESTABLISHED) | Ok(TCP_CLOSE_WAIT) => {}
+        _ => return Some(Gone::Reset),
+    }
+    peer_closed(s).then_some(Gone::Closed)
+}
+
+/// Like [`tcp_gone`] for TLS: what the server sent (session tickets after
+/// the handshake, a close_notify) is read straight off the socket and fed
+/// to rustls, so tickets are consumed instead of passing for a close.
+fn tls_gone(t: &mut tokio_rustls::client::TlsStream<TcpStream>) -> Option<Gone> {
+    use std::io::Read as _;
+    let (sock, conn) = t.get_mut();
+    match tcp_state(sock) {
+        Ok(TCP_ESTABLISHED) | Ok(TCP_CLOSE_WAIT) => {}
+        _ => return Some(Gone::Reset),
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is valid for its length during the call; the fd is
+        // owned by `sock`.
+        let n = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n == 0 {
+            return Some(Gone::Closed);
+        }
+        if n < 0 {
+            match std::io::Error::last_os_error().kind() {
+                std::io::ErrorKind::WouldBlock => break,
+                std::io::ErrorKind::Interrupted => continue,
+                _ => return Some(Gone::Reset),
+            }
+        }
+        let mut rd: &[u8] = &buf[..n as usize];
+        while !rd.is_empty() {
+            match conn.read_tls(&mut rd) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => return Some(Gone::Reset),
+            }
+            if conn.process_new_packets().is_err() {
+                return Some(Gone::Reset);
+            }
+        }
+    }
+    // A close_notify reads as end of stream; data from a syslog receiver
+    // (it never sends any) is ignored.
+    match conn.reader().read(&mut buf) {
+        Ok(0) => Some(Gone::Closed),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(_) => Some(Gone::Closed),
+    }
 }
 
 impl Sink for SyslogSink {
     async fn deliver(&mut self, batch: &Batch) -> Result<(), DeliveryError> {
-        for a in &batch.alerts {
-            let msg = self.render(a);
-            if let Err(e) = self.send(&msg).await {
-                self.conn = None;
+        if let Err(e) = self.ensure_connected().await {
+            self.drop_conn(true);
+            return Err(DeliveryError::transient(format!("{}: {e}", self.address)));
+        }
+        // Messages a reset connection may have lost go first (again).
+        let replayed = self.replay.len();
+        let msgs: Vec<String> = self
+            .replay
+            .iter()
+            .cloned()
+            .chain(batch.alerts.iter().map(|a| self.render(a)))
+            .collect();
+        for msg in &msgs {
+            if let Err(e) = self.send(msg).await {
+                self.drop_conn(true);
                 let m = format!("{}: {e}", self.address);
                 // Too long for a datagram: retrying cannot help.
                 if e.raw_os_error() == Some(libc::EMSGSIZE) {
@@ -420,6 +715,24 @@ impl Sink for SyslogSink {
                 }
                 return Err(DeliveryError::transient(m));
             }
+        }
+        if let Err(e) = self.acked().await {
+            // Whatever the peer did not acknowledge is re-sent, with the
+            // rest of the batch, on a new connection.
+            self.drop_conn(true);
+            tracing::debug!(address = %self.address, error = %e, "syslog batch not acknowledged");
+            return Err(DeliveryError::transient(format!("{}: {e}", self.address)));
+        }
+        if replayed > 0 {
+            tracing::warn!(
+                address = %self.address,
+                messages = replayed,
+                "syslog: the receiver reset the connection; re-sent the messages it had acknowledged but may not have read (duplicates possible)"
+            );
+            self.replay.clear();
+        }
+        if self.is_stream() {
+            self.remember(msgs);
         }
         Ok(())
     }

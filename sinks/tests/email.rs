@@ -145,3 +145,60 @@ async fn smtp_down_then_up() {
     assert_eq!(m.header("subject").unwrap(), "[vigil] Alert r on testhost");
     router.shutdown(Duration::from_secs(5)).await;
 }
+
+/// `tls: none` with credentials to a relay off this host would send the
+/// password in cleartext: refused at start, naming the keys, unless the relay
+/// is on loopback or `allow_plaintext_auth: true` says the risk is accepted.
+#[tokio::test]
+async fn plaintext_credentials_are_refused_off_loopback() {
+    std::env::set_var("VIGIL_TEST_PLAIN_USER", "u");
+    std::env::set_var("VIGIL_TEST_PLAIN_PASS", "p");
+    let cfg = |smtp: &str, extra: &str| {
+        outputs(&format!(
+            "email:\n  smtp: {smtp}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  username_env: VIGIL_TEST_PLAIN_USER\n  password_env: VIGIL_TEST_PLAIN_PASS\n{extra}"
+        ))
+    };
+    for smtp in ["smtp://mail.example.invalid:25", "smtp://192.0.2.7"] {
+        let e = Router::start(&cfg(smtp, ""), "testhost")
+            .err()
+            .expect("cleartext credentials to a remote relay must be refused")
+            .to_string();
+        assert!(
+            e.contains("outputs.email")
+                && e.contains("tls: none")
+                && e.contains("allow_plaintext_auth")
+                && e.contains("cleartext"),
+            "{e}"
+        );
+    }
+    // Accepted when asked for explicitly.
+    let r = Router::start(
+        &cfg(
+            "smtp://mail.example.invalid:25",
+            "  allow_plaintext_auth: true\n",
+        ),
+        "testhost",
+    )
+    .expect("allow_plaintext_auth: true accepts the risk");
+    r.shutdown(Duration::from_secs(1)).await;
+    // Without credentials, plaintext to a remote relay is fine.
+    let no_creds = outputs(
+        "email:\n  smtp: smtp://mail.example.invalid\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n",
+    );
+    Router::start(&no_creds, "testhost")
+        .expect("no credentials, nothing to leak")
+        .shutdown(Duration::from_secs(1))
+        .await;
+    // A loopback relay with credentials: allowed, and mail goes through.
+    let mut srv = SmtpServer::start().await;
+    let router = Router::start(
+        &cfg(&format!("smtp://{}", srv.addr), "  digest_window: 0s\n"),
+        "testhost",
+    )
+    .expect("loopback relay");
+    router.submit(alert("r", Priority::Alert, 1));
+    let m = recv(&mut srv.rx).await;
+    assert_eq!(m.header("subject").unwrap(), "[vigil] Alert r on testhost");
+    assert_eq!(m.auth.as_deref(), Some(":u:p"), "authenticated on loopback");
+    router.shutdown(Duration::from_secs(5)).await;
+}

@@ -238,3 +238,123 @@ async fn dedup_window_closes_on_the_ticker() {
     assert_eq!(router.dedup_stats().summaries, 1);
     router.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The daemon's "events lost" notice, as `vigil run` builds it (cumulative).
+fn events_lost(total: u64) -> std::sync::Arc<Alert> {
+    let mut a = (*alert("vigil events lost", Priority::Warning, 0)).clone();
+    a.output_fields
+        .insert("vigil.lost".into(), serde_json::Value::from(total));
+    a.output = format!("vigil lost {total} events since start");
+    std::sync::Arc::new(a)
+}
+
+/// Regression (issue 17, item 6): an alert storm that overflows every queue
+/// (a webhook that keeps failing, a file sink filtered to critical) still
+/// delivers the "events lost" notice, first, with the latest cumulative
+/// total (a newer notice replaces an undelivered older one), past the full
+/// queues and `min_priority`; at shutdown the "alerts dropped" notice
+/// carries every sink's total.
+// current_thread: the sink tasks cannot run while the test fills the queues.
+#[tokio::test(flavor = "current_thread")]
+async fn storm_overflowing_every_queue_still_delivers_loss_notices() {
+    let mut srv = HttpServer::start("127.0.0.1:0").await;
+    srv.fail_next.store(3, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alerts.jsonl");
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 1h\nfile: {{ path: {}, queue_size: 10, min_priority: critical }}\nwebhook: {{ url: \"http://{}/\", queue_size: 5, retry: {{ initial_backoff: 10ms, max_backoff: 50ms }} }}\n",
+        path.display(),
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    for i in 0..1000 {
+        router.submit(alert("Storm", Priority::Critical, i));
+    }
+    let st = router.stats();
+    assert_eq!(
+        (st[0].dropped, st[1].dropped),
+        (990, 995),
+        "every queue full"
+    );
+    router.submit_notice(events_lost(500));
+    router.submit_notice(events_lost(777));
+
+    // The webhook fails 3 times, then its first delivery is the notice.
+    let mut ok = Vec::new();
+    while ok.len() < 6 {
+        let r = recv(&mut srv.rx).await;
+        if r.status == 200 {
+            ok.push(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap());
+        }
+    }
+    assert_eq!(ok[0]["rule"], "vigil events lost");
+    assert_eq!(ok[0]["output_fields"]["vigil.lost"], 777);
+    assert!(ok[1..].iter().all(|j| j["rule"] == "Storm"));
+    // The file: the notice first (Warning, past min_priority: critical).
+    let first = eventually(|| read_alerts(&path).into_iter().next()).await;
+    assert_eq!(&*first.rule, "vigil events lost");
+    assert_eq!(first.output_fields["vigil.lost"], 777);
+
+    let report = router.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.undelivered, 0);
+    let alerts = read_alerts(&path);
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| &*a.rule == "vigil events lost")
+            .count(),
+        1,
+        "the newer notice replaced the undelivered older one"
+    );
+    assert_eq!(alerts.iter().filter(|a| &*a.rule == "Storm").count(), 10);
+    let dropped: Vec<_> = alerts
+        .iter()
+        .filter(|a| &*a.rule == "vigil alerts dropped")
+        .collect();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].output_fields["vigil.lost.file"], 990);
+    assert_eq!(dropped[0].output_fields["vigil.lost.webhook"], 995);
+    // ...and it reached the webhook that lost the alerts, too.
+    let mut last = None;
+    while let Ok(r) = srv.rx.try_recv() {
+        last = Some(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap());
+    }
+    let last = last.expect("the webhook got the shutdown notice");
+    assert_eq!(last["rule"], "vigil alerts dropped");
+    assert_eq!(last["output_fields"]["vigil.lost.webhook"], 995);
+}
+
+/// A loss notice the sink gives up on (here a permanent HTTP 400) is kept
+/// and tried again until one is delivered; it is not counted as a lost alert.
+#[tokio::test]
+async fn a_given_up_notice_is_tried_again_until_delivered() {
+    let mut srv = HttpServer::start("127.0.0.1:0").await;
+    srv.status.store(400, std::sync::atomic::Ordering::SeqCst);
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 50ms\nwebhook: {{ url: \"http://{}/\" }}\n",
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    router.submit_notice(events_lost(5));
+    let r = recv(&mut srv.rx).await;
+    assert_eq!(r.status, 400);
+    // The receiver recovers: the same notice goes out again.
+    srv.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    let j = loop {
+        let r = recv(&mut srv.rx).await;
+        let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(j["rule"], "vigil events lost");
+        if r.status == 200 {
+            break j;
+        }
+    };
+    assert_eq!(j["output_fields"]["vigil.lost"], 5);
+    let st = eventually(|| {
+        let st = router.stats()[0].clone();
+        (st.sent == 1).then_some(st)
+    })
+    .await;
+    assert_eq!((st.abandoned, st.queued), (0, 0), "{st:?}");
+    assert!(st.failed >= 1);
+    router.shutdown(Duration::from_secs(5)).await;
+}

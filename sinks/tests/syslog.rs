@@ -1,6 +1,9 @@
 //! Syslog sink against real sockets on loopback: UDP and unix datagram
 //! receivers, and a TCP receiver that parses RFC 6587 octet-counted frames,
-//! closes the connection mid-stream and expects the sink to reconnect.
+//! closes the connection mid-stream and expects the sink to reconnect. TCP
+//! delivery is counted only when the receiver acknowledged it: a receiver
+//! that never reads, or dies with unread data, yields failures, retries and
+//! a loss alert, never "sent".
 
 mod common;
 
@@ -230,4 +233,177 @@ async fn oversized_udp_datagram_is_given_up_not_retried_forever() {
     assert_eq!(st.abandoned, 1);
     assert_eq!(st.failed, 1);
     router.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Accepts every connection and never reads; counts the connections.
+fn non_reading_receiver(
+    l: TcpListener,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = accepted.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    (accepted, task)
+}
+
+/// Regression (issue 17, item 5): a receiver that accepts and never reads
+/// used to absorb thousands of alerts counted as sent (they sat in the
+/// kernel's socket buffers) and lost them when it died.
+#[tokio::test]
+async fn tcp_receiver_that_never_reads_yields_failures_and_a_loss_alert_never_sent() {
+    let l = small_window_listener(0);
+    let addr = l.local_addr().unwrap();
+    let (accepted, rx_task) = non_reading_receiver(l);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.jsonl");
+    // No loss alert before shutdown (interval 1h), so the syslog counters
+    // below are the storm's alone.
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 1h\nfile: {{ path: {} }}\nsyslog: {{ address: \"tcp://{addr}\", timeout: 300ms, queue_size: 5000, retry: {{ max_attempts: 2, initial_backoff: 10ms, max_backoff: 50ms }} }}",
+        file.display()
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    let n = 600;
+    for i in 0..n {
+        router.submit(alert("r", Priority::Error, i));
+    }
+    let st = eventually(|| {
+        let st = router.stats()[1].clone();
+        (st.abandoned == n as u64).then_some(st)
+    })
+    .await;
+    assert_eq!(st.name, "syslog");
+    assert_eq!(
+        st.sent, 0,
+        "nothing the receiver did not take counts as sent"
+    );
+    assert_eq!(st.dropped, 0);
+    assert!(st.failed >= 4, "two failed attempts per batch: {st:?}");
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let report = router.shutdown(Duration::from_secs(2)).await;
+    // The shutdown loss alert reached the file sink with the syslog total.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let loss: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|j| j["rule"] == "vigil alerts dropped")
+        .collect();
+    assert_eq!(loss.len(), 1, "{text}");
+    assert_eq!(loss[0]["output_fields"]["vigil.lost.syslog"], n);
+    assert!(report.sinks[1].abandoned >= n as u64);
+    rx_task.abort();
+}
+
+/// Regression (issue 17, item 5): a receiver that dies with unread data in
+/// flight must not cost those alerts: the unacknowledged batch fails, is
+/// retried, and reaches the next receiver (duplicates allowed).
+#[tokio::test]
+async fn tcp_receiver_dying_with_unread_data_leads_to_retries_not_loss() {
+    let port = free_port();
+    let l = small_window_listener(port);
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 0s\nsyslog: {{ address: \"tcp://127.0.0.1:{port}\", payload: json, timeout: 5s, queue_size: 5000, retry: {{ initial_backoff: 10ms, max_backoff: 100ms }} }}"
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    let n = 300i64;
+    for i in 0..n {
+        router.submit(alert("r", Priority::Error, i));
+    }
+    let (first, _) = tokio::time::timeout(WAIT, l.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    // Wait until data arrived, then die without reading it (closing a
+    // socket with unread data sends a reset).
+    let mut b = [0u8; 1];
+    tokio::time::timeout(WAIT, first.peek(&mut b))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        router.stats()[0].sent < n as u64,
+        "a non-reading receiver cannot have taken every alert"
+    );
+    drop(first);
+    drop(l);
+    eventually(|| (router.stats()[0].failed >= 1).then_some(())).await;
+    // A receiver that reads comes up on the same port.
+    let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut frames = 0;
+    while seen.len() < n as usize {
+        let (mut s, _) = tokio::time::timeout(WAIT, l.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut buf = Vec::new();
+        while let Some(m) = read_frame(&mut s, &mut buf).await {
+            let (_, _, msg) = parse_5424(&m);
+            let j: serde_json::Value = serde_json::from_str(&msg).unwrap();
+            seen.insert(j["output_fields"]["proc.pid"].as_i64().unwrap());
+            frames += 1;
+            if seen.len() == n as usize {
+                break;
+            }
+        }
+    }
+    assert_eq!(seen, (1000..1000 + n).collect());
+    assert!(frames >= n);
+    eventually(|| (router.stats()[0].sent == n as u64).then_some(())).await;
+    let st = &router.stats()[0];
+    assert!(st.failed >= 1 && st.retries >= 1, "{st:?}");
+    assert_eq!(st.abandoned + st.dropped, 0);
+    router.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Regression (issue 17, item 5): a receiver's kernel acknowledges what fits
+/// in its receive buffer even when its process never reads it; when that
+/// process died, those alerts were gone. Closing a socket with unread data
+/// resets the connection, and the sink then re-sends the messages that were
+/// acknowledged on it.
+#[tokio::test]
+async fn tcp_acknowledged_but_unread_alerts_are_resent_after_a_reset() {
+    let port = free_port();
+    let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 0s\nsyslog: {{ address: \"tcp://127.0.0.1:{port}\", payload: json, retry: {{ initial_backoff: 10ms, max_backoff: 100ms }} }}"
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    for i in 0..10 {
+        router.submit(alert("r", Priority::Error, i));
+    }
+    let (first, _) = tokio::time::timeout(WAIT, l.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    // The receiver's kernel acknowledged them all; its process read none.
+    eventually(|| (router.stats()[0].sent == 10).then_some(())).await;
+    drop(first);
+    drop(l);
+    let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    router.submit(alert("r", Priority::Error, 10));
+    let (mut s, _) = tokio::time::timeout(WAIT, l.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < 11 {
+        let m = read_frame(&mut s, &mut buf).await.expect("frame");
+        let (_, _, msg) = parse_5424(&m);
+        let j: serde_json::Value = serde_json::from_str(&msg).unwrap();
+        seen.insert(j["output_fields"]["proc.pid"].as_i64().unwrap());
+    }
+    assert_eq!(seen, (1000..1011).collect());
+    let r = router.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(r.sinks[0].sent, 11);
+    assert_eq!(r.undelivered, 0);
 }

@@ -189,3 +189,85 @@ async fn email_starttls_with_ca_file() {
     );
     router.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Syslog over TLS counts an alert as sent only once the receiver's TCP
+/// stack acknowledged it, and keeps one connection while the receiver
+/// reads: a receiver that completes the handshake and then never reads
+/// gets failures and abandoned alerts, never "sent".
+#[tokio::test]
+async fn syslog_tls_acknowledged_delivery() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (pem, acceptor) = tls_server();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write_ca(&dir, &pem);
+
+    // A reader: two rounds of alerts go over one connection.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel::<usize>();
+    {
+        let (acceptor, accepts) = (acceptor.clone(), accepts.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                accepts.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let Ok(mut t) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut chunk = [0u8; 4096];
+                    while let Ok(n) = t.read(&mut chunk).await {
+                        if n == 0 || tx.send(n).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 0s\nsyslog: {{ address: \"tls://{addr}\", ca_file: {} }}",
+        ca.display()
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    router.submit(alert("r", Priority::Error, 0));
+    eventually(|| (router.stats()[0].sent == 1).then_some(())).await;
+    router.submit(alert("r", Priority::Error, 1));
+    eventually(|| (router.stats()[0].sent == 2).then_some(())).await;
+    assert!(recv(&mut rx).await > 0);
+    assert_eq!(accepts.load(Ordering::SeqCst), 1, "one connection for both");
+    router.shutdown(Duration::from_secs(5)).await;
+
+    // A receiver that completes the handshake, then never reads (a small
+    // receive buffer: what its kernel acknowledges unread is counted as
+    // sent, see CONFIG.md).
+    let l = small_window_listener(0);
+    let addr = l.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            if let Ok(t) = acceptor.accept(s).await {
+                held.push(t);
+            }
+        }
+    });
+    let cfg = outputs(&format!(
+        "loss_alert_interval: 0s\nsyslog: {{ address: \"tls://{addr}\", ca_file: {}, timeout: 300ms, retry: {{ max_attempts: 1 }} }}",
+        ca.display()
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    let n = 2000;
+    for i in 0..n {
+        router.submit(alert("r", Priority::Error, i));
+    }
+    let st = eventually(|| {
+        let st = router.stats()[0].clone();
+        (st.abandoned == n as u64).then_some(st)
+    })
+    .await;
+    assert_eq!(st.sent, 0, "{st:?}");
+    assert!(st.failed >= 1);
+    router.shutdown(Duration::from_secs(2)).await;
+    hold.abort();
+}

@@ -187,10 +187,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(run_async(st, rules, snap.hash))
 }
 
-/// The "events lost" alert raised when the kernel or the queue dropped events.
-fn loss_alert(host: &Arc<str>, what: &str, n: u64, by_type: &BTreeMap<&'static str, u64>) -> Alert {
+/// The "events lost" alert raised when the kernel or the queue dropped
+/// events: `total` (and the per-type counts) since start, `new` since the
+/// previous notice. Cumulative, so a notice that replaces an undelivered
+/// older one in the sinks' notice slots loses nothing.
+fn loss_alert(
+    host: &Arc<str>,
+    what: &str,
+    total: u64,
+    new: u64,
+    by_type: &BTreeMap<&'static str, u64>,
+) -> Alert {
     let mut fields = serde_json::Map::new();
-    fields.insert("vigil.lost".into(), n.into());
+    fields.insert("vigil.lost".into(), total.into());
+    fields.insert("vigil.lost_new".into(), new.into());
     for (t, c) in by_type {
         fields.insert(format!("vigil.lost.{t}"), (*c).into());
     }
@@ -199,11 +209,65 @@ fn loss_alert(host: &Arc<str>, what: &str, n: u64, by_type: &BTreeMap<&'static s
         time: now,
         rule: Arc::from("vigil events lost"),
         priority: Priority::Warning,
-        output: format!("vigil lost {n} events ({what}): {by_type:?}"),
+        output: format!("vigil lost {total} events since start ({new} new; {what}): {by_type:?}"),
         output_fields: fields,
         tags: Arc::from(vec!["vigil".to_string(), "loss".to_string()]),
         source: "syscall",
         hostname: host.clone(),
+    }
+}
+
+/// Minimum time between two "events lost" warnings in the log.
+const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When to raise (and log) the "vigil events lost" notice. The notice goes
+/// through `Router::submit_notice`, which no full queue can drop, so the
+/// reported total may advance as soon as the notice is handed over.
+#[derive(Default)]
+struct EventLoss {
+    /// The total carried by the last notice.
+    reported: u64,
+    /// When the last warning was logged, and the losses since then.
+    logged_at: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+impl EventLoss {
+    /// A notice when `total` grew since the last one; the growth is also
+    /// logged as a warning, at most every [`LOSS_LOG_EVERY`].
+    fn observe(
+        &mut self,
+        host: &Arc<str>,
+        total: u64,
+        by_type: &BTreeMap<&'static str, u64>,
+        now: std::time::Instant,
+    ) -> Option<Alert> {
+        if total <= self.reported {
+            return None;
+        }
+        let new = total - self.reported;
+        self.reported = total;
+        self.unlogged += new;
+        if self
+            .logged_at
+            .is_none_or(|t| now.duration_since(t) >= LOSS_LOG_EVERY)
+        {
+            tracing::warn!(
+                lost = self.unlogged,
+                total,
+                by_type = ?by_type,
+                "events lost: kernel ring buffer or userspace queue full"
+            );
+            self.logged_at = Some(now);
+            self.unlogged = 0;
+        }
+        Some(loss_alert(
+            host,
+            "kernel ring buffer or userspace queue full",
+            total,
+            new,
+            by_type,
+        ))
     }
 }
 
@@ -351,7 +415,7 @@ async fn run_async(
         evaluated: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut lost_reported = 0u64;
+    let mut event_loss = EventLoss::default();
     let mut active_cfg = st.cfg.clone();
     let drops = live.queue_drops();
 
@@ -434,10 +498,8 @@ async fn run_async(
                     }
                     total += n;
                 }
-                if total > lost_reported {
-                    let a = loss_alert(&host, "kernel ring buffer or userspace queue full", total - lost_reported, &by_type);
-                    lost_reported = total;
-                    h.sink.submit(Arc::new(a));
+                if let Some(a) = event_loss.observe(&host, total, &by_type, std::time::Instant::now()) {
+                    h.sink.submit_notice(Arc::new(a));
                 }
                 if let Ok(mut m) = sink_metrics.lock() {
                     *m = h.sink.render_metrics();
@@ -546,13 +608,83 @@ mod tests {
     fn loss_alert_names_counts_per_type() {
         let host: Arc<str> = Arc::from("h");
         let by_type: BTreeMap<&'static str, u64> = [("open", 3), ("exec", 2)].into_iter().collect();
-        let a = loss_alert(&host, "queue full", 5, &by_type);
+        let a = loss_alert(&host, "queue full", 5, 2, &by_type);
         assert_eq!(&*a.rule, "vigil events lost");
         assert_eq!(a.priority, Priority::Warning);
         assert_eq!(a.output_fields["vigil.lost"], 5);
+        assert_eq!(a.output_fields["vigil.lost_new"], 2);
         assert_eq!(a.output_fields["vigil.lost.open"], 3);
-        assert!(a.output.contains("lost 5 events (queue full)"));
+        assert!(a
+            .output
+            .contains("lost 5 events since start (2 new; queue full)"));
         let j: serde_json::Value = serde_json::from_str(&a.to_json_line()).unwrap();
         assert_eq!(j["rule"], "vigil events lost");
+    }
+
+    #[test]
+    fn event_loss_notices_carry_cumulative_totals_and_log_rate_limited() {
+        let host: Arc<str> = Arc::from("h");
+        let t0 = std::time::Instant::now();
+        let mut el = EventLoss::default();
+        assert!(el.observe(&host, 0, &BTreeMap::new(), t0).is_none());
+        let by: BTreeMap<&'static str, u64> = [("open", 5)].into_iter().collect();
+        let a = el.observe(&host, 5, &by, t0).expect("first loss");
+        assert_eq!(a.output_fields["vigil.lost"], 5);
+        assert_eq!(a.output_fields["vigil.lost_new"], 5);
+        assert_eq!(el.logged_at, Some(t0));
+        assert!(el.observe(&host, 5, &by, t0).is_none(), "no new loss");
+        // More losses a second later: a notice with the running total (it
+        // supersedes the first if that is still undelivered); the warning
+        // waits for the log interval.
+        let by: BTreeMap<&'static str, u64> = [("open", 9), ("exec", 3)].into_iter().collect();
+        let t1 = t0 + Duration::from_secs(1);
+        let a = el.observe(&host, 12, &by, t1).expect("more loss");
+        assert_eq!(a.output_fields["vigil.lost"], 12);
+        assert_eq!(a.output_fields["vigil.lost_new"], 7);
+        assert_eq!(a.output_fields["vigil.lost.open"], 9);
+        assert_eq!(a.output_fields["vigil.lost.exec"], 3);
+        assert_eq!((el.logged_at, el.unlogged), (Some(t0), 7));
+        let t2 = t0 + LOSS_LOG_EVERY;
+        el.observe(&host, 13, &by, t2).expect("more loss");
+        assert_eq!((el.logged_at, el.unlogged), (Some(t2), 0));
+    }
+
+    /// Regression (issue 17, item 6): in an alert storm the "events lost"
+    /// alert was submitted like any alert, dropped by the full queue, and
+    /// never repeated. Now it takes the notice path: with the only sink's
+    /// queue full, it is still delivered, first, with the total.
+    #[tokio::test(flavor = "current_thread")]
+    async fn events_lost_notice_survives_a_full_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let outputs: vigil_sinks::OutputsConfig = serde_yaml_ng::from_str(&format!(
+            "loss_alert_interval: 0s\nfile: {{ path: {}, queue_size: 4 }}\n",
+            path.display()
+        ))
+        .unwrap();
+        let router = Router::start(&outputs, "h").unwrap();
+        let host: Arc<str> = Arc::from("h");
+        let storm = config_failed_alert(&host, Path::new("/x"), "an ordinary alert");
+        for _ in 0..100 {
+            router.submit(Arc::new(storm.clone()));
+        }
+        assert_eq!(router.stats()[0].dropped, 96, "the queue is full");
+        let mut el = EventLoss::default();
+        let by: BTreeMap<&'static str, u64> = [("open", 95_683)].into_iter().collect();
+        let now = std::time::Instant::now();
+        let a = el.observe(&host, 95_683, &by, now).unwrap();
+        router.submit_notice(Arc::new(a));
+        let report = router.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(report.undelivered, 0);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["rule"], "vigil events lost");
+        assert_eq!(first["output_fields"]["vigil.lost"], 95_683);
+        assert_eq!(first["output_fields"]["vigil.lost.open"], 95_683);
+        assert_eq!(
+            text.lines().count(),
+            5,
+            "the notice and the 4 queued alerts"
+        );
     }
 }

@@ -336,7 +336,7 @@ async fn smtp_conn(
                     b"250-test.invalid\r\n250-8BITMIME\r\n250 STARTTLS\r\n"
                 }
             } else {
-                b"250-test.invalid\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n"
+                b"250-test.invalid\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n250 SIZE 10000000\r\n"
             }
         } else if upper == "STARTTLS" {
             let Some(acceptor) = tls.take() else {
@@ -423,6 +423,17 @@ pub fn tls_server() -> (String, tokio_rustls::TlsAcceptor) {
         .with_single_cert(vec![cert_der], key)
         .unwrap();
     (cert_pem, tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// A TCP listener on loopback with a small receive buffer (inherited by the
+/// accepted sockets), so a receiver that does not read fills up at once.
+pub fn small_window_listener(port: u16) -> TcpListener {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_reuseaddr(true).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+    sock.listen(16).unwrap()
 }
 
 /// Is the live-test requirement on (CI)?
