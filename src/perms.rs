@@ -1,0 +1,310 @@
+//! Who may change what configures detection. Anyone who can write a rule file,
+//! a rule directory, the config file, or any directory above them can switch
+//! detection off (`- {rule: X, enabled: false}`), so `vigil run` checks them
+//! the way sshd (`StrictModes`) and sudo check their files: before the first
+//! load and again on every reload (`crate::commands::run`); `vigil validate`
+//! reports the same findings as warnings.
+//!
+//! A path passes when it is owned by root or by the user vigil runs as, is not
+//! writable by other users, and is group-writable only for group root (gid 0).
+//! A directory *above* a rule path or the config may also be world-writable
+//! when it is root-owned with the sticky bit (like `/tmp`): others cannot
+//! rename or delete its entries. A rule directory itself never may: anyone
+//! could add a file to it. Each path is checked as given and as resolved
+//! (symlinks followed), with every directory above either form, so a symlinked
+//! rule file is judged by its target and by the directory holding the link.
+//! Paths that do not exist are left to the loader to report.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use vigil_engine::{LoadError, LoadErrors, Location};
+
+/// One path others can change, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insecure {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for Insecure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// What a checked path is to vigil.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Role {
+    RuleFile,
+    RuleDir,
+    Config,
+    /// A directory above one of the others.
+    Parent,
+}
+
+impl Role {
+    fn what(self) -> &'static str {
+        match self {
+            Role::RuleFile => "rule file",
+            Role::RuleDir => "rule directory",
+            Role::Config => "config file",
+            Role::Parent => "directory above a rule path or the config",
+        }
+    }
+}
+
+/// Checks the rule paths (each directory and the rule files it lists) and the
+/// config file, as the user this process runs as. Empty when all are safe.
+pub fn check(rule_paths: &[PathBuf], config: Option<&Path>) -> Vec<Insecure> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let mut c = Checker {
+        euid,
+        seen: HashSet::new(),
+        reported: HashSet::new(),
+        found: Vec::new(),
+    };
+    for p in rule_paths {
+        if p.is_dir() {
+            c.path(p, Role::RuleDir);
+            for f in crate::reload::list_rule_files(std::slice::from_ref(p)) {
+                c.path(&f, Role::RuleFile);
+            }
+        } else {
+            c.path(p, Role::RuleFile);
+        }
+    }
+    if let Some(cfg) = config {
+        c.path(cfg, Role::Config);
+    }
+    c.found
+}
+
+/// The findings as rule load errors (file = the path, no line), so a reload
+/// refused for them fails whole and raises the usual reload-failed alert.
+pub fn load_errors(found: &[Insecure]) -> LoadErrors {
+    LoadErrors(
+        found
+            .iter()
+            .map(|f| LoadError {
+                loc: Location {
+                    file: f.path.display().to_string(),
+                    line: 0,
+                    col: 0,
+                },
+                item: None,
+                msg: format!("insecure permissions, not loaded: {}", f.reason),
+            })
+            .collect(),
+    )
+}
+
+/// How to fix the findings, for the end of an error message.
+pub const FIX_HINT: &str = "make them owned by root and not writable by group or others (chown root:root, chmod go-w), or pass --insecure-permissions to load them anyway";
+
+struct Checker {
+    euid: u32,
+    /// (device, inode, role) already checked.
+    seen: HashSet<(u64, u64, Role)>,
+    /// (device, inode) already reported: one finding per file or directory.
+    reported: HashSet<(u64, u64)>,
+    found: Vec<Insecure>,
+}
+
+impl Checker {
+    /// `p` in its role, then every directory above it, as given and as resolved.
+    fn path(&mut self, p: &Path, role: Role) {
+        self.one(p, role);
+        let mut chains = Vec::new();
+        if let Ok(abs) = std::path::absolute(p) {
+            chains.push(abs);
+        }
+        if let Ok(real) = fs::canonicalize(p) {
+            self.one(&real, role);
+            chains.push(real);
+        }
+        for chain in &chains {
+            for dir in chain.ancestors().skip(1) {
+                if !dir.as_os_str().is_empty() {
+                    self.one(dir, Role::Parent);
+                }
+            }
+        }
+    }
+
+    fn one(&mut self, p: &Path, role: Role) {
+        let Ok(m) = fs::metadata(p) else {
+            return;
+        };
+        if !self.seen.insert((m.dev(), m.ino(), role)) {
+            return;
+        }
+        if let Some(reason) = judge(&m, role, self.euid) {
+            if self.reported.insert((m.dev(), m.ino())) {
+                self.found.push(Insecure {
+                    path: p.to_path_buf(),
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+/// Why `m` (in `role`) is unsafe, or None.
+fn judge(m: &fs::Metadata, role: Role, euid: u32) -> Option<String> {
+    let what = role.what();
+    let mode = m.mode() & 0o7777;
+    if m.uid() != 0 && m.uid() != euid {
+        return Some(format!(
+            "{what} is owned by uid {}, not by root or by the user vigil runs as (uid {euid})",
+            m.uid()
+        ));
+    }
+    let sticky_root_dir = role == Role::Parent && m.is_dir() && m.uid() == 0 && mode & 0o1000 != 0;
+    if sticky_root_dir {
+        return None;
+    }
+    if mode & 0o002 != 0 {
+        return Some(format!(
+            "{what} is writable by every user (mode {mode:04o})"
+        ));
+    }
+    if mode & 0o020 != 0 && m.gid() != 0 {
+        return Some(format!(
+            "{what} is writable by group gid {} (mode {mode:04o})",
+            m.gid()
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn chmod(p: &Path, mode: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A rules directory (0755) with one rule file (0644), in a fresh temp dir
+    /// (0700) under /tmp (root-owned, sticky).
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let rules = d.path().join("rules.d");
+        fs::create_dir(&rules).unwrap();
+        chmod(&rules, 0o755);
+        let f = rules.join("a.yaml");
+        fs::write(&f, "[]").unwrap();
+        chmod(&f, 0o644);
+        (d, rules, f)
+    }
+
+    #[test]
+    fn safe_tree_under_tmp_passes() {
+        let (d, rules, _) = setup();
+        let cfg = d.path().join("vigil.yaml");
+        fs::write(&cfg, "").unwrap();
+        chmod(&cfg, 0o600);
+        assert_eq!(check(&[rules], Some(&cfg)), vec![]);
+    }
+
+    #[test]
+    fn world_writable_rule_dir_file_and_config_are_found() {
+        let (d, rules, f) = setup();
+        chmod(&rules, 0o777);
+        let found = check(std::slice::from_ref(&rules), None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, rules);
+        assert!(found[0]
+            .reason
+            .contains("rule directory is writable by every user (mode 0777)"));
+        // Sticky does not save a rule directory: anyone could add a file.
+        chmod(&rules, 0o1777);
+        assert_eq!(check(std::slice::from_ref(&rules), None).len(), 1);
+        chmod(&rules, 0o755);
+        chmod(&f, 0o666);
+        let found = check(std::slice::from_ref(&rules), None);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].path, f);
+        assert!(found[0]
+            .reason
+            .contains("rule file is writable by every user"));
+        let cfg = d.path().join("vigil.yaml");
+        fs::write(&cfg, "").unwrap();
+        chmod(&cfg, 0o666);
+        let found = check(&[], Some(&cfg));
+        assert!(
+            found[0].reason.starts_with("config file is writable"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn world_writable_parent_is_found_unless_sticky_and_root_owned() {
+        let (d, rules, _) = setup();
+        chmod(d.path(), 0o777);
+        let found = check(std::slice::from_ref(&rules), None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, d.path());
+        assert!(found[0].reason.contains("directory above a rule path"));
+        chmod(d.path(), 0o1777);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(check(&[rules], None), vec![], "root-owned sticky parent");
+        }
+    }
+
+    #[test]
+    fn group_writable_only_for_group_root() {
+        let (_d, rules, f) = setup();
+        chmod(&f, 0o664);
+        let gid = fs::metadata(&f).unwrap().gid();
+        let found = check(&[rules], None);
+        assert_eq!(found.is_empty(), gid == 0, "{found:?}");
+    }
+
+    #[test]
+    fn a_symlinked_rule_file_is_judged_by_its_target() {
+        let (d, rules, _) = setup();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        chmod(&elsewhere, 0o777);
+        let target = elsewhere.join("b.yaml");
+        fs::write(&target, "[]").unwrap();
+        chmod(&target, 0o644);
+        symlink(&target, rules.join("b.yaml")).unwrap();
+        let found = check(&[rules], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, elsewhere);
+    }
+
+    #[test]
+    fn owned_by_another_user_is_found() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: chown needs root");
+            return;
+        }
+        let (_d, rules, f) = setup();
+        std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+        let found = check(&[rules], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].reason.contains("owned by uid 65534"), "{found:?}");
+        let errs = load_errors(&found);
+        assert_eq!(errs.0[0].loc.file, f.display().to_string());
+        assert!(errs.0[0]
+            .msg
+            .starts_with("insecure permissions, not loaded"));
+    }
+
+    #[test]
+    fn missing_paths_are_left_to_the_loader() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(check(&[d.path().join("nope.yaml")], None), vec![]);
+    }
+}
