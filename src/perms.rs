@@ -13,7 +13,10 @@
 //! could add a file to it. Each path is checked as given and as resolved
 //! (symlinks followed), with every directory above either form, so a symlinked
 //! rule file is judged by its target and by the directory holding the link.
-//! Paths that do not exist are left to the loader to report.
+//! Paths that do not exist are left to the loader to report. A read-only
+//! mount is deliberately no exemption: under the packaged unit
+//! (`ProtectSystem=strict`) every path looks read-only to vigil while other
+//! users may still write it outside vigil's mount namespace.
 
 use std::collections::HashSet;
 use std::fmt;
