@@ -1042,6 +1042,51 @@ mod tests {
     }
 
     #[test]
+    fn stop_within_does_not_wait_for_a_load_in_progress() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("a.yaml"), "1").unwrap();
+        let paths = vec![d.path().to_path_buf()];
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let (w, _rx) = Watcher::spawn(
+            WatchConfig::new(paths.clone(), None),
+            Arc::new(0u32),
+            snapshot(&paths, None).hash,
+            move |_: &[PathBuf]| -> Result<u32, String> {
+                let _ = started_tx.send(());
+                // Blocks until the test lets go (a slow rule set).
+                let _ = release_rx.lock().map(|r| r.recv());
+                Ok(1)
+            },
+            |_: &u32, _: &u32| (),
+        )
+        .unwrap();
+        assert!(w.trigger());
+        started_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the load started");
+        assert!(
+            !w.stop_within(Duration::from_millis(50)),
+            "reports the busy thread instead of waiting for it"
+        );
+        drop(release_tx);
+
+        let (w, _rx) = Watcher::spawn(
+            WatchConfig::new(paths.clone(), None),
+            Arc::new(0u32),
+            snapshot(&paths, None).hash,
+            |_: &[PathBuf]| -> Result<u32, String> { Ok(1) },
+            |_: &u32, _: &u32| (),
+        )
+        .unwrap();
+        assert!(
+            w.stop_within(Duration::from_secs(30)),
+            "an idle watcher stops"
+        );
+    }
+
+    #[test]
     fn parent_of_relative_file_is_cwd() {
         assert_eq!(parent_dir(Path::new("rules.yaml")), PathBuf::from("."));
         assert_eq!(
