@@ -6,7 +6,8 @@
 //! reports the same findings as warnings.
 //!
 //! A path passes when it is owned by root or by the user vigil runs as, is not
-//! writable by other users, and is group-writable only for group root (gid 0).
+//! writable by other users, and is group-writable only for group root (gid 0)
+//! and without a POSIX ACL (whose named entries the group bits stand for).
 //! A directory *above* a rule path or the config may also be world-writable
 //! when it is root-owned with the sticky bit (like `/tmp`): others cannot
 //! rename or delete its entries. A rule directory itself never may: anyone
@@ -19,8 +20,10 @@
 //! users may still write it outside vigil's mount namespace.
 
 use std::collections::HashSet;
+use std::ffi::CString;
 use std::fmt;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -146,7 +149,8 @@ impl Checker {
         if !self.seen.insert((m.dev(), m.ino(), role)) {
             return;
         }
-        if let Some(reason) = judge(&m, role, self.euid) {
+        let acl = m.mode() & 0o020 != 0 && has_access_acl(p);
+        if let Some(reason) = judge(&m, role, self.euid, acl) {
             if self.reported.insert((m.dev(), m.ino())) {
                 self.found.push(Insecure {
                     path: p.to_path_buf(),
@@ -157,8 +161,25 @@ impl Checker {
     }
 }
 
-/// Why `m` (in `role`) is unsafe, or None.
-fn judge(m: &fs::Metadata, role: Role, euid: u32) -> Option<String> {
+/// Whether `p` carries a POSIX access ACL (beyond the mode bits).
+fn has_access_acl(p: &Path) -> bool {
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a size query (null buffer, size 0) on a NUL-terminated path and name.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n >= 0
+}
+
+/// Why `m` (in `role`) is unsafe, or None. `acl`: it has an access ACL.
+fn judge(m: &fs::Metadata, role: Role, euid: u32, acl: bool) -> Option<String> {
     let what = role.what();
     let mode = m.mode() & 0o7777;
     if m.uid() != 0 && m.uid() != euid {
@@ -174,6 +195,11 @@ fn judge(m: &fs::Metadata, role: Role, euid: u32) -> Option<String> {
     if mode & 0o002 != 0 {
         return Some(format!(
             "{what} is writable by every user (mode {mode:04o})"
+        ));
+    }
+    if mode & 0o020 != 0 && acl {
+        return Some(format!(
+            "{what} has an ACL that can let other users write it (mode {mode:04o}; see getfacl)"
         ));
     }
     if mode & 0o020 != 0 && m.gid() != 0 {
@@ -269,6 +295,50 @@ mod tests {
         let gid = fs::metadata(&f).unwrap().gid();
         let found = check(&[rules], None);
         assert_eq!(found.is_empty(), gid == 0, "{found:?}");
+    }
+
+    #[test]
+    fn an_acl_granting_another_user_write_is_found() {
+        let (_d, rules, f) = setup();
+        // `setfacl -m u:nobody:rw f`, as the kernel's xattr blob: version 2, then
+        // (tag, perm, id) for user::rw-, user:65534:rw-, group::r--, mask::rw-, other::r--.
+        let none = u32::MAX;
+        let entries = [
+            (1u16, 6u16, none),
+            (2, 6, 65534),
+            (4, 4, none),
+            (0x10, 6, none),
+            (0x20, 4, none),
+        ];
+        let mut blob = 2u32.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            blob.extend(tag.to_le_bytes());
+            blob.extend(perm.to_le_bytes());
+            blob.extend(id.to_le_bytes());
+        }
+        let path = CString::new(f.as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated path and name; `blob` outlives the call.
+        let rc = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                c"system.posix_acl_access".as_ptr(),
+                blob.as_ptr().cast(),
+                blob.len(),
+                0,
+            )
+        };
+        if rc != 0 {
+            eprintln!(
+                "SKIP: no POSIX ACLs here: {}",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        // The group bits now show the ACL mask (rw): 0664, group root.
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o777, 0o664);
+        let found = check(&[rules], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].reason.contains("has an ACL"), "{found:?}");
     }
 
     #[test]
