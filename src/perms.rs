@@ -12,8 +12,9 @@
 //! when it is root-owned with the sticky bit (like `/tmp`): others cannot
 //! rename or delete its entries. A rule directory itself never may: anyone
 //! could add a file to it. Each path is checked as given and as resolved
-//! (symlinks followed), with every directory above either form, so a symlinked
-//! rule file is judged by its target and by the directory holding the link.
+//! (symlinks followed), with every directory above either form, and each
+//! symlink on the way is followed hop by hop, so a symlinked rule file is
+//! judged by its target and by the directory holding every link of the chain.
 //! Paths that do not exist are left to the loader to report. A read-only
 //! mount is deliberately no exemption: under the packaged unit
 //! (`ProtectSystem=strict`) every path looks read-only to vigil while other
@@ -73,6 +74,7 @@ pub fn check(rule_paths: &[PathBuf], config: Option<&Path>) -> Vec<Insecure> {
         seen: HashSet::new(),
         reported: HashSet::new(),
         found: Vec::new(),
+        links_followed: 0,
     };
     for p in rule_paths {
         if p.is_dir() {
@@ -112,6 +114,11 @@ pub fn load_errors(found: &[Insecure]) -> LoadErrors {
 /// How to fix the findings, for the end of an error message.
 pub const FIX_HINT: &str = "make them owned by root and not writable by group or others (chown root:root, chmod go-w), or pass --insecure-permissions to load them anyway";
 
+/// Symlinks followed one by one per checked path, as the kernel's limit (ELOOP).
+const MAX_SYMLINK_HOPS: u32 = 40;
+/// Symlinks followed in one whole check (bounds pathological link trees).
+const MAX_LINKS_FOLLOWED: u32 = 10_000;
+
 struct Checker {
     euid: u32,
     /// (device, inode, role) already checked.
@@ -119,11 +126,21 @@ struct Checker {
     /// (device, inode) already reported: one finding per file or directory.
     reported: HashSet<(u64, u64)>,
     found: Vec<Insecure>,
+    /// Symlinks followed so far (see [`MAX_LINKS_FOLLOWED`]).
+    links_followed: u32,
 }
 
 impl Checker {
     /// `p` in its role, then every directory above it, as given and as resolved.
     fn path(&mut self, p: &Path, role: Role) {
+        self.path_hops(p, role, 0);
+    }
+
+    /// [`Checker::path`], following each symlink on the way one hop at a time, so
+    /// the directory holding every link of a chain is checked, not only the
+    /// first and the last (whoever can repoint a middle link could swap the
+    /// target between this check and the load).
+    fn path_hops(&mut self, p: &Path, role: Role, hops: u32) {
         self.one(p, role);
         let mut chains = Vec::new();
         if let Ok(abs) = std::path::absolute(p) {
@@ -140,6 +157,26 @@ impl Checker {
                 }
             }
         }
+        let Some(abs) = chains.first().cloned() else {
+            return;
+        };
+        if hops >= MAX_SYMLINK_HOPS {
+            return;
+        }
+        for (i, link) in abs.ancestors().enumerate() {
+            let is_link = fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link || self.links_followed >= MAX_LINKS_FOLLOWED {
+                continue;
+            }
+            let Ok(target) = fs::read_link(link) else {
+                continue;
+            };
+            self.links_followed += 1;
+            // A relative target is relative to the link's directory.
+            let target = link.parent().unwrap_or(Path::new("/")).join(target);
+            let target_role = if i == 0 { role } else { Role::Parent };
+            self.path_hops(&target, target_role, hops + 1);
+        }
     }
 
     fn one(&mut self, p: &Path, role: Role) {
@@ -152,10 +189,12 @@ impl Checker {
         let acl = m.mode() & 0o020 != 0 && has_access_acl(p);
         if let Some(reason) = judge(&m, role, self.euid, acl) {
             if self.reported.insert((m.dev(), m.ino())) {
-                self.found.push(Insecure {
-                    path: p.to_path_buf(),
-                    reason,
-                });
+                // A directory above is named by its real path (no `..`, no links).
+                let path = match role {
+                    Role::Parent => fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
+                    _ => p.to_path_buf(),
+                };
+                self.found.push(Insecure { path, reason });
             }
         }
     }
@@ -339,6 +378,26 @@ mod tests {
         let found = check(&[rules], None);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].reason.contains("has an ACL"), "{found:?}");
+    }
+
+    #[test]
+    fn every_directory_holding_a_link_of_a_chain_is_checked() {
+        // rules.d/b.yaml -> middle/hop.yaml -> final/b.yaml: `middle` (world-writable)
+        // is neither above the path as given nor above the resolved one.
+        let (d, rules, _) = setup();
+        for sub in ["middle", "final"] {
+            fs::create_dir(d.path().join(sub)).unwrap();
+        }
+        chmod(&d.path().join("middle"), 0o777);
+        chmod(&d.path().join("final"), 0o755);
+        let target = d.path().join("final/b.yaml");
+        fs::write(&target, "[]").unwrap();
+        chmod(&target, 0o644);
+        symlink(&target, d.path().join("middle/hop.yaml")).unwrap();
+        symlink("../middle/hop.yaml", rules.join("b.yaml")).unwrap();
+        let found = check(&[rules], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, d.path().join("middle"));
     }
 
     #[test]
