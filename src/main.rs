@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod daemon;
 mod metrics;
+mod perms;
 mod pipeline;
 mod reload;
 
@@ -86,12 +87,17 @@ fn restore_sigpipe() {
 }
 
 /// Logs to stderr; `VIGIL_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+/// The file-watcher crate's own per-event trace lines stay off unless the filter
+/// names `notify`: with stderr in a watched directory each would be an event.
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("VIGIL_LOG")
+    let mut filter = std::env::var("VIGIL_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".to_string());
+    if !filter.contains("notify") {
+        filter.push_str(",notify=warn");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)

@@ -4,15 +4,24 @@
 //! path. Results (new value + diff + timing, or the error with the old value
 //! kept) go to the caller over a tokio channel.
 //!
-//! What counts as a change: any debounced filesystem event in a watched
+//! What counts as a change: a debounced filesystem event in a watched
 //! directory (each rule directory non-recursively, the parent directory of each
-//! rule path and of the config file), an explicit [`ReloadHandle::trigger`]
-//! (SIGHUP; always reloads) and a slow periodic re-hash as a safety net. Every
-//! "maybe changed" re-lists `*.yaml`/`*.yml` (following symlinks, skipping names that
-//! start with `.` such as Kubernetes' `..data`) and hashes names and contents,
-//! so editors that save by rename, `mv`, and atomically swapped symlinked
-//! directories (ConfigMap `..data` swaps) are all seen, and a touch or an
-//! identical rewrite reloads nothing.
+//! rule path and of the config file) on a name that can matter (see
+//! [`Relevant`]), an explicit [`ReloadHandle::trigger`] (SIGHUP; always
+//! reloads) and a slow periodic re-hash as a safety net. Every "maybe changed"
+//! re-lists `*.yaml`/`*.yml` (following symlinks, skipping names that start
+//! with `.` such as Kubernetes' `..data`) and hashes names, contents, owners and
+//! modes, so editors that save by rename, `mv`, atomically swapped symlinked
+//! directories (ConfigMap `..data` swaps) and a `chmod`/`chown` are all seen,
+//! and a touch or an identical rewrite reloads nothing.
+//!
+//! The watcher never watches itself: events on other names (a log file, an
+//! alert output file, an editor's swap file, even vigil's own stderr
+//! redirected into a rules directory) are dropped in the inotify callback
+//! without waking the reload thread and without a log line per event (only a
+//! rate-limited debug summary), so vigil's own writes cannot feed a loop.
+//! Requests are coalesced flags, not a queue: a flood of events costs no
+//! memory and never delays a stop.
 //!
 //! The inotify watches ask only for changes (create, delete, move, modify,
 //! attribute): never `IN_OPEN`/`IN_ACCESS`/`IN_CLOSE_NOWRITE`, which would charge
@@ -39,13 +48,14 @@
 // The daemon wires in only part of this API; the rest is used by tests.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -65,6 +75,8 @@ const MAX_DEBOUNCE_WINDOWS: u32 = 8;
 const MAX_UNSTABLE_RETRIES: usize = 3;
 /// Capacity of the result channel to the caller.
 const EVENT_QUEUE: usize = 16;
+/// At most one log line per this interval about ignored events or watcher errors.
+const EVENT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What to watch and how.
 #[derive(Debug, Clone)]
@@ -159,11 +171,74 @@ pub enum ReloadEvent<T, E, D> {
     Failed(ReloadFailed<E>),
 }
 
-enum Msg {
-    Files,
-    Rescan,
-    Trigger,
-    Stop,
+/// What has been asked of the worker since it last looked: flags, so any number of
+/// requests costs nothing and a stop is never queued behind them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Pending {
+    files: bool,
+    rescan: bool,
+    trigger: bool,
+    stop: bool,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        *self == Pending::default()
+    }
+}
+
+#[derive(Default)]
+struct InboxState {
+    pending: Pending,
+    /// The worker has exited: requests go nowhere.
+    closed: bool,
+}
+
+/// The worker's mailbox: the pending flags and a condition variable to wake it.
+#[derive(Default)]
+struct Inbox {
+    state: Mutex<InboxState>,
+    wake: Condvar,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        // A panic elsewhere while holding the lock leaves plain flags: still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets flags and wakes the worker. Returns false once the worker has exited.
+    fn post(&self, set: impl FnOnce(&mut Pending)) -> bool {
+        let mut g = self.lock();
+        set(&mut g.pending);
+        self.wake.notify_one();
+        !g.closed
+    }
+
+    /// Waits up to `timeout` for a request; returns (and clears) what is pending,
+    /// empty on timeout.
+    fn wait(&self, timeout: Duration) -> Pending {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lock();
+        loop {
+            if !g.pending.is_empty() {
+                return std::mem::take(&mut g.pending);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Pending::default();
+            }
+            g = self
+                .wake
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+    }
 }
 
 /// Where the caller receives reload reports.
@@ -172,25 +247,107 @@ pub type ReloadReceiver<T, E, D> = tokio_mpsc::Receiver<ReloadEvent<T, E, D>>;
 /// A cheap, cloneable way to ask the watcher for a reload (e.g. from the SIGHUP handler).
 #[derive(Clone)]
 pub struct ReloadHandle {
-    tx: std_mpsc::Sender<Msg>,
+    inbox: Arc<Inbox>,
 }
 
 impl ReloadHandle {
     /// Reload now, even if the content hash is unchanged. Returns false if the watcher has stopped.
     pub fn trigger(&self) -> bool {
-        self.tx.send(Msg::Trigger).is_ok()
+        self.inbox.post(|p| p.trigger = true)
     }
 
     /// Re-hash now and reload only if the content changed (e.g. after logrotate's SIGHUP,
     /// where a forced reload would only reset rule state). Returns false if stopped.
     pub fn rescan(&self) -> bool {
-        self.tx.send(Msg::Rescan).is_ok()
+        self.inbox.post(|p| p.rescan = true)
+    }
+}
+
+/// Which filesystem events can change what the watcher hashes: those on a name a
+/// rule path, the config or a watched directory has, on a rule file name
+/// (`*.yaml`/`*.yml`, see [`vigil_engine::rules::is_rule_file_name`]), on a
+/// `..`-prefixed name (a ConfigMap `..data` swap), and those without a usable name
+/// (a watched directory's own events, queue overflow). Everything else (logs,
+/// alert files, swap files, vigil's own stderr) is ignored.
+#[derive(Debug, Clone, Default)]
+pub struct Relevant {
+    names: HashSet<OsString>,
+}
+
+impl Relevant {
+    pub fn new(cfg: &WatchConfig) -> Relevant {
+        let mut names = HashSet::new();
+        let mut add = |p: &Path| {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            if let Some(n) = abs.file_name() {
+                names.insert(n.to_os_string());
+            }
+        };
+        for p in &cfg.rule_paths {
+            add(p);
+            add(&parent_dir(p));
+        }
+        if let Some(c) = &cfg.config_path {
+            add(c);
+            add(&parent_dir(c));
+        }
+        Relevant { names }
+    }
+
+    /// Whether `event` may change the rules or the config.
+    pub fn matches(&self, event: &notify::Event) -> bool {
+        event.need_rescan()
+            || event.paths.is_empty()
+            || event.paths.iter().any(|p| self.path_matches(p))
+    }
+
+    fn path_matches(&self, p: &Path) -> bool {
+        let Some(name) = p.file_name() else {
+            return true;
+        };
+        self.names.contains(name)
+            || name.as_bytes().starts_with(b"..")
+            || name
+                .to_str()
+                .is_some_and(vigil_engine::rules::is_rule_file_name)
+    }
+}
+
+/// Lets one log line through per interval and counts the occurrences in between.
+#[derive(Debug)]
+struct RateLimit {
+    every: Duration,
+    last: Option<Instant>,
+    count: u64,
+}
+
+impl RateLimit {
+    fn new(every: Duration) -> RateLimit {
+        RateLimit {
+            every,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// Counts one occurrence; `Some(n)` (occurrences since the last line, this one
+    /// included) when a line may be logged now.
+    fn hit(&mut self, now: Instant) -> Option<u64> {
+        self.count += 1;
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.count))
     }
 }
 
 /// The running watcher. Dropping it stops the thread (without waiting).
 pub struct Watcher {
-    tx: std_mpsc::Sender<Msg>,
+    inbox: Arc<Inbox>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -215,17 +372,33 @@ impl Watcher {
         L: Fn(&[PathBuf]) -> Result<T, E> + Send + 'static,
         Df: Fn(&T, &T) -> D + Send + 'static,
     {
-        let (tx, rx) = std_mpsc::channel::<Msg>();
-        let fs_tx = tx.clone();
+        let inbox = Arc::new(Inbox::default());
+        let fs_inbox = inbox.clone();
+        let relevant = Relevant::new(&cfg);
+        let mut ignored = RateLimit::new(EVENT_LOG_INTERVAL);
+        let mut errors = RateLimit::new(EVENT_LOG_INTERVAL);
+        // Runs for every raw event: no log line per event (a log file in a watched
+        // directory would feed itself), only the rate-limited summaries.
         let inotify = notify::RecommendedWatcher::new(
-            move |res: notify::Result<notify::Event>| {
-                match res {
-                    Ok(event) => {
-                        debug!(kind = ?event.kind, paths = ?event.paths, "reload: filesystem event")
-                    }
-                    Err(e) => warn!("reload: file watcher error (re-hashing): {e}"),
+            move |res: notify::Result<notify::Event>| match res {
+                Ok(event) if relevant.matches(&event) => {
+                    fs_inbox.post(|p| p.files = true);
                 }
-                let _ = fs_tx.send(Msg::Files);
+                Ok(event) => {
+                    if let Some(n) = ignored.hit(Instant::now()) {
+                        debug!(
+                            events = n,
+                            last = ?event.paths,
+                            "reload: ignored filesystem events on files that are not rules or config"
+                        );
+                    }
+                }
+                Err(e) => {
+                    if let Some(n) = errors.hit(Instant::now()) {
+                        warn!(errors = n, "reload: file watcher error (re-hashing): {e}");
+                    }
+                    fs_inbox.post(|p| p.files = true);
+                }
             },
             NotifyConfig::default().with_event_kinds(EventKindMask::CORE),
         )?;
@@ -247,13 +420,17 @@ impl Watcher {
         let config = worker.cfg.config_path.clone();
         let changed_since_load =
             snapshot(&worker.cfg.rule_paths, config.as_deref()).hash != worker.last_hash;
+        let worker_inbox = inbox.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-reload".into())
-            .spawn(move || worker.run(rx, changed_since_load))
+            .spawn(move || {
+                worker.run(&worker_inbox, changed_since_load);
+                worker_inbox.close();
+            })
             .map_err(WatchError::Thread)?;
         Ok((
             Watcher {
-                tx,
+                inbox,
                 thread: Some(thread),
             },
             out_rx,
@@ -262,39 +439,58 @@ impl Watcher {
 
     /// Reload now, even if nothing changed (SIGHUP).
     pub fn trigger(&self) -> bool {
-        self.tx.send(Msg::Trigger).is_ok()
+        self.inbox.post(|p| p.trigger = true)
     }
 
     /// Re-hash now; reload only if the content changed.
     pub fn rescan(&self) -> bool {
-        self.tx.send(Msg::Rescan).is_ok()
+        self.inbox.post(|p| p.rescan = true)
     }
 
     /// A cloneable trigger for other tasks.
     pub fn handle(&self) -> ReloadHandle {
         ReloadHandle {
-            tx: self.tx.clone(),
+            inbox: self.inbox.clone(),
         }
     }
 
     /// Stops the watcher and waits for a load in progress to finish.
     pub fn stop(mut self) {
-        let _ = self.tx.send(Msg::Stop);
+        self.inbox.post(|p| p.stop = true);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// Stops the watcher, waiting at most `timeout` for a load in progress (the
+    /// daemon's shutdown must not hang on a slow rule set). Returns false when the
+    /// thread was still busy and was left to finish on its own.
+    pub fn stop_within(mut self, timeout: Duration) -> bool {
+        self.inbox.post(|p| p.stop = true);
+        let Some(t) = self.thread.take() else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        while !t.is_finished() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = t.join();
+        true
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Stop);
+        self.inbox.post(|p| p.stop = true);
     }
 }
 
 struct Worker<T, E, D, L, Df> {
     cfg: WatchConfig,
-    /// Change-only inotify watches (see the module doc); events arrive as `Msg::Files`.
+    /// Change-only inotify watches (see the module doc); relevant events set the `files` flag.
     inotify: notify::RecommendedWatcher,
     /// Watched directory -> (device, inode) it had when the watch was set.
     watched: BTreeMap<PathBuf, (u64, u64)>,
@@ -316,34 +512,38 @@ where
     L: Fn(&[PathBuf]) -> Result<T, E>,
     Df: Fn(&T, &T) -> D,
 {
-    fn run(mut self, rx: std_mpsc::Receiver<Msg>, changed_since_load: bool) {
+    fn run(mut self, inbox: &Inbox, changed_since_load: bool) {
         let mut next = changed_since_load.then_some(Cause::Startup);
         loop {
-            let cause = match next.take() {
+            let mut cause = match next.take() {
                 Some(c) => c,
-                None => match rx.recv_timeout(self.cfg.rehash_interval) {
-                    Ok(Msg::Files) => Cause::Files,
-                    Ok(Msg::Rescan) => Cause::Rescan,
-                    Ok(Msg::Trigger) => Cause::Trigger,
-                    Ok(Msg::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => Cause::Periodic,
-                },
+                None => {
+                    let p = inbox.wait(self.cfg.rehash_interval);
+                    if p.stop {
+                        return;
+                    } else if p.trigger {
+                        Cause::Trigger
+                    } else if p.files {
+                        Cause::Files
+                    } else if p.rescan {
+                        Cause::Rescan
+                    } else {
+                        Cause::Periodic
+                    }
+                }
             };
             // Debounce filesystem events: wait until they stay quiet for one window
             // (an editor's save is several events), then coalesce whatever else
-            // queued up meanwhile into this round.
-            let mut cause = cause;
-            if cause == Cause::Files && !self.settle(&rx, &mut cause) {
+            // came meanwhile into this round.
+            if cause == Cause::Files && !self.settle(inbox, &mut cause) {
                 return;
             }
-            loop {
-                match rx.try_recv() {
-                    Ok(Msg::Files) | Ok(Msg::Rescan) => {}
-                    Ok(Msg::Trigger) => cause = Cause::Trigger,
-                    Ok(Msg::Stop) => return,
-                    Err(std_mpsc::TryRecvError::Empty) => break,
-                    Err(std_mpsc::TryRecvError::Disconnected) => return,
-                }
+            let p = inbox.wait(Duration::ZERO);
+            if p.stop {
+                return;
+            }
+            if p.trigger {
+                cause = Cause::Trigger;
             }
             if !self.round(cause) {
                 debug!("reload: receiver gone, watcher stops");
@@ -355,21 +555,23 @@ where
     /// Waits until no filesystem event arrived for one debounce window, at most
     /// [`MAX_DEBOUNCE_WINDOWS`] windows in all (a file rewritten non-stop still
     /// reloads). A trigger ends the wait at once. Returns false on stop.
-    fn settle(&self, rx: &std_mpsc::Receiver<Msg>, cause: &mut Cause) -> bool {
+    fn settle(&self, inbox: &Inbox, cause: &mut Cause) -> bool {
         let deadline = Instant::now() + self.cfg.debounce * MAX_DEBOUNCE_WINDOWS;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return true;
             }
-            match rx.recv_timeout(self.cfg.debounce.min(left)) {
-                Ok(Msg::Files) | Ok(Msg::Rescan) => {}
-                Ok(Msg::Trigger) => {
-                    *cause = Cause::Trigger;
-                    return true;
-                }
-                Ok(Msg::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return false,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => return true,
+            let p = inbox.wait(self.cfg.debounce.min(left));
+            if p.stop {
+                return false;
+            }
+            if p.trigger {
+                *cause = Cause::Trigger;
+                return true;
+            }
+            if p.is_empty() {
+                return true;
             }
         }
     }
@@ -514,34 +716,20 @@ fn short(hash: &str) -> &str {
 
 /// The rule files the paths stand for, in load order: a file as given, a directory's
 /// `*.yaml` / `*.yml` entries in name order (symlinks followed; names starting with `.` skipped).
+/// The engine's own listing, quietly: the loader warns about what it skips (a symlink
+/// loop), once per load rather than once per re-hash.
 pub fn list_rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            files.extend(list_dir(p));
+            files.extend(
+                vigil_engine::rules::list_dir_report(p, &mut |_, _| {}).unwrap_or_default(),
+            );
         } else {
             files.push(p.clone());
         }
     }
     files
-}
-
-fn list_dir(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    // Same selection as the engine's loader: UTF-8 names, no leading dot, *.yaml / *.yml.
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.') && (n.ends_with(".yaml") || n.ends_with(".yml")))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| dir.join(n))
-        .filter(|p| fs::metadata(p).map(|m| m.is_file()).unwrap_or(false))
-        .collect()
 }
 
 /// Lists and hashes the rule paths and the config. Never fails: an unreadable or missing
@@ -552,11 +740,12 @@ pub fn snapshot(rule_paths: &[PathBuf], config_path: Option<&Path>) -> Snapshot 
     for p in rule_paths {
         h.update(b"root\0");
         h.update(p.as_os_str().as_encoded_bytes());
-        h.update(if p.is_dir() {
-            &b"\0dir\0"[..]
+        if p.is_dir() {
+            h.update(b"\0dir\0");
+            hash_owner_mode(&mut h, p);
         } else {
-            &b"\0file\0"[..]
-        });
+            h.update(b"\0file\0");
+        }
     }
     for f in &files {
         hash_file(&mut h, b"rule\0", f);
@@ -572,10 +761,21 @@ pub fn snapshot(rule_paths: &[PathBuf], config_path: Option<&Path>) -> Snapshot 
     Snapshot { hash, files }
 }
 
+/// Owner, group and mode (symlinks followed): who may change the file is part of
+/// what was loaded, so a `chmod`/`chown` is a change (the permission check runs again).
+fn hash_owner_mode(h: &mut Sha256, path: &Path) {
+    if let Ok(m) = fs::metadata(path) {
+        h.update(m.uid().to_le_bytes());
+        h.update(m.gid().to_le_bytes());
+        h.update(m.mode().to_le_bytes());
+    }
+}
+
 fn hash_file(h: &mut Sha256, tag: &[u8], path: &Path) {
     h.update(tag);
     h.update(path.as_os_str().as_encoded_bytes());
     h.update(b"\0");
+    hash_owner_mode(h, path);
     let mut buf = Vec::new();
     match fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf)) {
         Ok(n) => {
@@ -742,6 +942,148 @@ mod tests {
         let empty = snapshot(std::slice::from_ref(&f), None);
         assert_ne!(missing.hash, empty.hash);
         assert_eq!(empty.files, vec![f]);
+    }
+
+    #[test]
+    fn chmod_and_chown_change_the_hash() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let paths = vec![d.path().to_path_buf()];
+        let f = d.path().join("a.yaml");
+        fs::write(&f, "one").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+        let s1 = snapshot(&paths, None);
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o666)).unwrap();
+        let s2 = snapshot(&paths, None);
+        assert_ne!(s1.hash, s2.hash, "file mode");
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert_ne!(s2.hash, snapshot(&paths, None).hash, "rule directory mode");
+    }
+
+    fn event(paths: &[&str]) -> notify::Event {
+        let mut e = notify::Event::new(notify::EventKind::Modify(notify::event::ModifyKind::Any));
+        for p in paths {
+            e = e.add_path(PathBuf::from(p));
+        }
+        e
+    }
+
+    #[test]
+    fn only_events_on_rule_and_config_names_are_relevant() {
+        let cfg = WatchConfig::new(
+            vec![
+                PathBuf::from("/etc/vigil/rules.d"),
+                PathBuf::from("/srv/local-rules"),
+            ],
+            Some(PathBuf::from("/etc/vigil/vigil.conf")),
+        );
+        let r = Relevant::new(&cfg);
+        for p in [
+            "/etc/vigil/rules.d/a.yaml",
+            "/etc/vigil/rules.d/b.yml",
+            "/etc/vigil/rules.d/..data",
+            "/etc/vigil/rules.d/..data_tmp",
+            "/etc/vigil/vigil.conf",
+            "/etc/vigil/rules.d",
+            "/srv/local-rules",
+            "/etc/vigil",
+        ] {
+            assert!(r.matches(&event(&[p])), "{p} is relevant");
+        }
+        for p in [
+            "/etc/vigil/rules.d/vigil.log",
+            "/etc/vigil/rules.d/.a.yaml.swp",
+            "/etc/vigil/rules.d/4913",
+            "/etc/vigil/alerts.jsonl",
+            "/srv/out.txt",
+        ] {
+            assert!(!r.matches(&event(&[p])), "{p} is not relevant");
+        }
+        // A rename reports both names: relevant if either is.
+        assert!(r.matches(&event(&[
+            "/etc/vigil/rules.d/.a.yaml.swp",
+            "/etc/vigil/rules.d/a.yaml"
+        ])));
+        // No path, or an overflow: re-hash to be safe.
+        assert!(r.matches(&event(&[])));
+        let overflow =
+            event(&["/etc/vigil/rules.d/vigil.log"]).set_flag(notify::event::Flag::Rescan);
+        assert!(r.matches(&overflow));
+    }
+
+    #[test]
+    fn rate_limit_lets_one_line_per_interval_and_counts_the_rest() {
+        let mut rl = RateLimit::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(rl.hit(t0), Some(1));
+        for i in 1..1000 {
+            assert_eq!(rl.hit(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(rl.hit(t0 + Duration::from_secs(10)), Some(1000));
+        assert_eq!(rl.hit(t0 + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn requests_coalesce_and_stop_is_never_behind_them() {
+        let inbox = Inbox::default();
+        for _ in 0..100_000 {
+            inbox.post(|p| p.files = true);
+        }
+        inbox.post(|p| p.stop = true);
+        let p = inbox.wait(Duration::ZERO);
+        assert!(p.files && p.stop && !p.trigger);
+        assert!(inbox.wait(Duration::ZERO).is_empty(), "taken once");
+        assert!(
+            inbox.post(|p| p.trigger = true),
+            "open until the worker exits"
+        );
+        inbox.close();
+        assert!(!inbox.post(|p| p.trigger = true));
+    }
+
+    #[test]
+    fn stop_within_does_not_wait_for_a_load_in_progress() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("a.yaml"), "1").unwrap();
+        let paths = vec![d.path().to_path_buf()];
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        let (w, _rx) = Watcher::spawn(
+            WatchConfig::new(paths.clone(), None),
+            Arc::new(0u32),
+            snapshot(&paths, None).hash,
+            move |_: &[PathBuf]| -> Result<u32, String> {
+                let _ = started_tx.send(());
+                // Blocks until the test lets go (a slow rule set).
+                let _ = release_rx.lock().map(|r| r.recv());
+                Ok(1)
+            },
+            |_: &u32, _: &u32| (),
+        )
+        .unwrap();
+        assert!(w.trigger());
+        started_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the load started");
+        assert!(
+            !w.stop_within(Duration::from_millis(50)),
+            "reports the busy thread instead of waiting for it"
+        );
+        drop(release_tx);
+
+        let (w, _rx) = Watcher::spawn(
+            WatchConfig::new(paths.clone(), None),
+            Arc::new(0u32),
+            snapshot(&paths, None).hash,
+            |_: &[PathBuf]| -> Result<u32, String> { Ok(1) },
+            |_: &u32, _: &u32| (),
+        )
+        .unwrap();
+        assert!(
+            w.stop_within(Duration::from_secs(30)),
+            "an idle watcher stops"
+        );
     }
 
     #[test]

@@ -140,22 +140,35 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors
 }
 
 /// The `*.yaml`/`*.yml` files of a directory, name order, no dot files.
+/// An entry that cannot be followed (a symlink loop, no permission) is skipped
+/// with a logged warning; a dangling symlink (e.g. mid ConfigMap swap) silently.
 pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    list_dir_report(dir, &mut |path, e| {
+        tracing::warn!(path = %path.display(), "rule file skipped: {e}");
+    })
+}
+
+/// [`list_dir`] that hands each skipped entry (other than a dangling symlink)
+/// and its error to `skipped` instead of logging it.
+pub fn list_dir_report(
+    dir: &Path,
+    skipped: &mut dyn FnMut(&Path, &std::io::Error),
+) -> std::io::Result<Vec<PathBuf>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+        if !is_rule_file_name(name) {
             continue;
         }
         let path = e.path();
         // follow symlinks; skip directories named *.yaml
-        if std::fs::metadata(&path)
-            .map(|m| m.is_file())
-            .unwrap_or(false)
-        {
-            v.push(path);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => v.push(path),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => skipped(&path, &e),
         }
     }
     v.sort();
@@ -173,6 +186,12 @@ pub(crate) fn abbreviate_chain(names: &[String]) -> String {
             names[names.len() - 3..].join(" -> ")
         )
     }
+}
+
+/// Whether a directory entry named `name` is loaded as a rule file:
+/// `*.yaml` or `*.yml`, not starting with `.`.
+pub fn is_rule_file_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"))
 }
 
 // ------------------------------------------------------------ positions
@@ -1413,6 +1432,22 @@ mod tests {
         assert_eq!(parse_duration(&Value::from(3)), Some(3_000_000_000));
         assert_eq!(parse_duration(&Value::from("10 parsecs")), None);
         assert_eq!(parse_duration(&Value::from("0s")), None);
+    }
+
+    #[test]
+    fn list_dir_reports_symlink_loops_not_dangling_links() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.yaml"), "[]").unwrap();
+        symlink("loop.yaml", d.path().join("loop.yaml")).unwrap();
+        symlink("missing.yaml", d.path().join("dangling.yaml")).unwrap();
+        let mut skipped = Vec::new();
+        let files = list_dir_report(d.path(), &mut |p, e| {
+            skipped.push((p.to_path_buf(), e.raw_os_error()))
+        })
+        .unwrap();
+        assert_eq!(files, vec![d.path().join("a.yaml")]);
+        assert_eq!(skipped, vec![(d.path().join("loop.yaml"), Some(40))]); // ELOOP
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! changed keys are logged as needing a restart). `--metrics` serves
 //! Prometheus text. `READY=1` goes to `$NOTIFY_SOCKET` once every sensor is
 //! attached; SIGTERM/SIGINT flush the queued alerts and exit 0; a second one
-//! exits at once.
+//! exits at once. Rule files, rule directories, the config and the
+//! directories above them must not be writable by users other than root (or
+//! the user vigil runs as): `crate::perms` checks them at start and on every
+//! reload, and `--insecure-permissions` turns a refusal into a warning.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,6 +52,10 @@ pub struct Args {
     /// Maximum processes tracked [config: max_procs; default 65536].
     #[arg(long)]
     pub max_procs: Option<usize>,
+    /// Load rule files, rule directories and a config that users other than
+    /// root can change, with a warning, instead of refusing them.
+    #[arg(long)]
+    pub insecure_permissions: bool,
 }
 
 /// What `run` settled on from the flags and the config file.
@@ -63,6 +70,8 @@ struct Settings {
     metrics: Option<SocketAddr>,
     queue: usize,
     max_procs: usize,
+    /// `--insecure-permissions`: warn about unsafe permissions instead of refusing.
+    insecure_permissions: bool,
 }
 
 /// Merge flags over the config file. Without a config file, alerts go to
@@ -98,6 +107,7 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         metrics: args.metrics.or(cfg.metrics),
         queue: args.queue.unwrap_or(cfg.event_queue),
         max_procs: args.max_procs.unwrap_or(cfg.max_procs),
+        insecure_permissions: args.insecure_permissions,
         cfg,
     })
 }
@@ -172,8 +182,54 @@ fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> Alert {
     }
 }
 
+/// The permission check (`crate::perms`) on `rule_paths` and `config`: Ok when
+/// they are safe, or unsafe but allowed by `--insecure-permissions` (each
+/// finding logged as a warning); otherwise the findings.
+fn check_permissions(
+    rule_paths: &[PathBuf],
+    config: Option<&Path>,
+    allow_insecure: bool,
+) -> Result<(), Vec<crate::perms::Insecure>> {
+    let found = crate::perms::check(rule_paths, config);
+    if found.is_empty() {
+        return Ok(());
+    }
+    if !allow_insecure {
+        return Err(found);
+    }
+    for f in &found {
+        tracing::warn!("insecure permissions (loaded anyway: --insecure-permissions): {f}");
+    }
+    Ok(())
+}
+
+/// The warning for a metrics address other hosts can reach, or None for loopback.
+fn metrics_exposure_warning(addr: SocketAddr) -> Option<String> {
+    let ip = addr.ip().to_canonical();
+    if ip.is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "metrics served on {addr}, reachable from other hosts: it exposes vigil's internals \
+         (rule names, alert counts per rule, event drop counters, evaluation errors) to anyone \
+         who can connect; bind to 127.0.0.1 or firewall the port"
+    ))
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let st = settings(&args)?;
+    if let Err(found) = check_permissions(
+        &st.rule_paths,
+        st.config_path.as_deref(),
+        st.insecure_permissions,
+    ) {
+        let list: Vec<String> = found.iter().map(|f| format!("  {f}")).collect();
+        anyhow::bail!(
+            "refusing to start: users other than root can change what configures detection:\n{}\n{}",
+            list.join("\n"),
+            crate::perms::FIX_HINT
+        );
+    }
     // Hash before loading: a change made during the load is then seen by the watcher.
     let snap = crate::reload::snapshot(&st.rule_paths, st.config_path.as_deref());
     let rules = match RuleSet::load(&st.rule_paths) {
@@ -320,6 +376,14 @@ fn reload_config(
         tracing::error!(file = %path.display(), "config reload: {msg}; the previous config stays in force");
         sink.submit(Arc::new(config_failed_alert(host, path, &msg)));
     };
+    if let Err(found) = check_permissions(&[], Some(path), st.insecure_permissions) {
+        let list: Vec<String> = found.iter().map(|f| f.to_string()).collect();
+        fail(format!(
+            "insecure permissions, not loaded: {}",
+            list.join("; ")
+        ));
+        return None;
+    }
     let mut new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -384,6 +448,9 @@ async fn run_async(
     }
     let metrics_task = match st.metrics {
         Some(addr) => {
+            if let Some(w) = metrics_exposure_warning(addr) {
+                tracing::warn!("{w}");
+            }
             let (local, task) = crate::metrics::serve(addr, metrics.clone())
                 .await
                 .with_context(|| format!("serving metrics on {addr}"))?;
@@ -394,11 +461,18 @@ async fn run_async(
     };
     let n_rules = rules.rules().filter(|r| r.enabled).count();
     tracing::info!(rules = n_rules, hash = rules.hash(), hooks = ?live.hooks(), "vigil running");
+    let allow_insecure = st.insecure_permissions;
     let (watcher, mut reloads) = crate::reload::Watcher::spawn(
         crate::reload::WatchConfig::new(st.rule_paths.clone(), st.config_path.clone()),
         rules.clone(),
         initial_hash,
-        |p: &[PathBuf]| RuleSet::load(p),
+        move |p: &[PathBuf]| {
+            // Every reload re-checks who can change the files: one that became
+            // writable by others fails the whole reload (the old rules stay).
+            check_permissions(p, None, allow_insecure)
+                .map_err(|found| crate::perms::load_errors(&found))?;
+            RuleSet::load(p)
+        },
         |new: &RuleSet, old: &RuleSet| new.diff(old),
     )
     .context("starting the rule watcher")?;
@@ -522,7 +596,6 @@ async fn run_async(
         }
     }
     let _ = notify(&[NotifyState::Stopping]);
-    watcher.stop();
     // A second SIGTERM/SIGINT skips the flush.
     tokio::spawn(async move {
         tokio::select! {
@@ -531,6 +604,10 @@ async fn run_async(
         }
         std::process::exit(130);
     });
+    // A rule load still running (a huge rule set) is not waited for.
+    if !watcher.stop_within(Duration::from_millis(500)) {
+        tracing::warn!("shutdown: a rule reload is still running; not waiting for it");
+    }
     // Drain what the kernel already handed over, bounded in time.
     live.stop().await;
     let deadline = std::time::Instant::now() + Duration::from_millis(1000);
@@ -585,6 +662,22 @@ mod tests {
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Text);
         apply_json_flag(&mut c, true);
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Json);
+    }
+
+    #[test]
+    fn metrics_on_a_non_loopback_address_warns() {
+        for a in [
+            "127.0.0.1:9376",
+            "127.8.0.1:1",
+            "[::1]:9376",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert_eq!(metrics_exposure_warning(a.parse().unwrap()), None, "{a}");
+        }
+        for a in ["0.0.0.0:9376", "192.0.2.7:9376", "[::]:9376"] {
+            let w = metrics_exposure_warning(a.parse().unwrap()).unwrap_or_default();
+            assert!(w.contains(a) && w.contains("exposes"), "{a}: {w}");
+        }
     }
 
     #[test]

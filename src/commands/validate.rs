@@ -1,7 +1,8 @@
 //! `vigil validate PATH...`: load rule files with the daemon's loader, print
 //! every error (`file:line:col: rule `X`: message`) and warning, then a
 //! summary with the worst-case condition cost per event (`--costs`: per
-//! rule); exit 0 when the rules load, 1 when they do not.
+//! rule); exit 0 when the rules load, 1 when they do not. Paths `vigil run`
+//! would refuse for their permissions (`crate::perms`) are warnings here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +21,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // The daemon's permission check, as warnings: `vigil run` would refuse these.
+    for f in crate::perms::check(&args.paths, None) {
+        eprintln!(
+            "{}: warning: insecure permissions: {} (`vigil run` refuses it)",
+            f.path.display(),
+            f.reason
+        );
+    }
     match RuleSet::load(&args.paths) {
         Ok(rs) => {
             for w in rs.warnings() {
