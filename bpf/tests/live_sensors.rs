@@ -727,7 +727,13 @@ async fn an_alias_of_a_watched_file_passes_by_identity() {
     match &ev.body {
         RawBody::Open { resolved, id, .. } => {
             assert_eq!(resolved, "/etc/hostname");
-            assert!(s.identity().canonical(id, resolved).is_some());
+            // the record carries the opened inode, the one the scan stat'ed
+            assert!(
+                s.identity().entries.contains_key(&(id.dev, id.ino)),
+                "opened file {id:?} is not the scanned /etc/hostname"
+            );
+            // already the watched name: nothing to rename
+            assert_eq!(s.identity().canonical(id, resolved), None);
         }
         other => panic!("not an open body: {other:?}"),
     }
