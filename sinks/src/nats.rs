@@ -426,10 +426,17 @@ impl Sink for NatsSink {
             }
         }
         // Wait for every ack sent, even after a failure: the next attempt
-        // must not overtake publishes still in flight.
+        // must not overtake publishes still in flight. All at once: each
+        // ack's timeout starts when it is awaited, so one after the other a
+        // dead server would cost `ack_timeout` per alert.
+        let results = futures_util::future::join_all(
+            acks.into_iter()
+                .map(|(subject, ack)| async move { (subject, ack.await) }),
+        )
+        .await;
         let mut dups = 0u64;
-        for (subject, ack) in acks {
-            match ack.await {
+        for (subject, r) in results {
+            match r {
                 Ok(a) => dups += u64::from(a.duplicate),
                 Err(e) => {
                     if failed.is_none() {

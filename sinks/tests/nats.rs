@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use common::{alert, eventually, outputs};
-use nats_server::NatsCluster;
+use nats_server::{read_stream, NatsCluster, Stored};
 use serde_json::Value as Json;
 use vigil_engine::Priority;
 use vigil_sinks::nats_config::NatsConnection;
@@ -32,33 +32,17 @@ fn nats_stats(r: &Router) -> SinkStats {
     r.stats().into_iter().find(|s| s.name == "nats").unwrap()
 }
 
-/// One stored message: subject, `Nats-Msg-Id`, JSON payload.
-struct Stored {
-    subject: String,
-    msg_id: String,
-    json: Json,
-}
-
-/// Every message of the stream, in stream order, read through `urls`.
-async fn read_stream(urls: Vec<String>) -> Vec<Stored> {
-    let client = async_nats::connect(urls).await.unwrap();
-    let js = jetstream::new(client);
-    let stream = js.get_stream(STREAM).await.unwrap();
-    let info = stream.get_info().await.unwrap();
-    let mut out = Vec::new();
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        let m = stream.get_raw_message(seq).await.unwrap();
-        out.push(Stored {
-            subject: m.subject.to_string(),
-            msg_id: m
-                .headers
-                .get(async_nats::header::NATS_MESSAGE_ID)
-                .map(|v| v.as_str().to_string())
-                .unwrap_or_default(),
-            json: serde_json::from_slice(&m.payload).unwrap(),
-        });
+/// Waits until the nats sink has sent `n` alerts; panics with its counters.
+async fn wait_sent(r: &Router, n: u64) {
+    let end = tokio::time::Instant::now() + common::WAIT;
+    while nats_stats(r).sent < n {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "never sent {n}: {:?}",
+            nats_stats(r)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    out
 }
 
 /// The test alert's index (`proc.pid` - 1000) of each stored message.
@@ -94,8 +78,8 @@ async fn alerts_arrive_in_order_with_ids_and_survive_a_10s_outage() {
     for i in 0..50 {
         r.submit(alert("Shell spawned", Priority::Warning, i));
     }
-    eventually(|| (nats_stats(&r).sent == 50).then_some(())).await;
-    let stored = read_stream(urls.clone()).await;
+    wait_sent(&r, 50).await;
+    let stored = read_stream(urls.clone(), STREAM).await;
     assert_eq!(indexes(&stored), (0..50).collect::<Vec<_>>(), "queue order");
     assert_ids_unique(&stored);
     assert_eq!(stored[0].subject, "vigil.alerts.testhost.warning");
@@ -112,10 +96,10 @@ async fn alerts_arrive_in_order_with_ids_and_survive_a_10s_outage() {
     let during = nats_stats(&r);
     assert!(during.queued > 0 && during.failed > 0, "{during:?}");
     srv.nodes[0].restart();
-    eventually(|| (nats_stats(&r).sent == 150).then_some(())).await;
+    wait_sent(&r, 150).await;
     let st = nats_stats(&r);
     assert_eq!((st.dropped, st.abandoned), (0, 0), "{st:?}");
-    let stored = read_stream(urls).await;
+    let stored = read_stream(urls, STREAM).await;
     assert_eq!(
         indexes(&stored),
         (0..150).collect::<Vec<_>>(),
@@ -141,7 +125,7 @@ async fn an_outage_longer_than_the_queue_is_counted_and_alerted() {
         srv.urls(),
     );
     r.submit(alert("r", Priority::Warning, 0));
-    eventually(|| (nats_stats(&r).sent == 1).then_some(())).await;
+    wait_sent(&r, 1).await;
     srv.nodes[0].kill();
     for i in 1..=20 {
         r.submit(alert("r", Priority::Warning, i));
@@ -185,7 +169,7 @@ async fn killing_the_stream_leader_of_an_r3_stream_loses_and_duplicates_nothing(
     );
     // The cluster elects its meta leader first; the first alert waits for it.
     r.submit(alert("r", Priority::Warning, 0));
-    eventually(|| (nats_stats(&r).sent == 1).then_some(())).await;
+    wait_sent(&r, 1).await;
     let client = async_nats::connect(urls.clone()).await.unwrap();
     let js = jetstream::new(client);
     let leader = js
@@ -209,7 +193,7 @@ async fn killing_the_stream_leader_of_an_r3_stream_loses_and_duplicates_nothing(
             cluster.node(&leader).kill();
         }
     }
-    eventually(|| (nats_stats(&r).sent == 1000).then_some(())).await;
+    wait_sent(&r, 1000).await;
     let st = nats_stats(&r);
     eprintln!("after the leader kill: {st:?}");
     assert_eq!((st.dropped, st.abandoned), (0, 0), "{st:?}");
@@ -219,7 +203,7 @@ async fn killing_the_stream_leader_of_an_r3_stream_loses_and_duplicates_nothing(
         .filter(|n| n.running())
         .map(|n| n.url())
         .collect();
-    let stored = read_stream(survivors).await;
+    let stored = read_stream(survivors, STREAM).await;
     assert_ids_unique(&stored);
     let mut idx = indexes(&stored);
     assert_eq!(idx.len(), 1000, "every alert exactly once");

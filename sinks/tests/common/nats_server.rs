@@ -174,3 +174,38 @@ impl NatsCluster {
         std::fs::read_to_string(self.nodes[i].conf.with_extension("log")).unwrap_or_default()
     }
 }
+
+/// One stored message: subject, `Nats-Msg-Id`, JSON payload.
+pub struct Stored {
+    pub subject: String,
+    pub msg_id: String,
+    pub json: serde_json::Value,
+}
+
+/// Every message of `stream`, in stream order, read through `urls` (none
+/// while the stream does not exist).
+pub async fn read_stream(urls: Vec<String>, stream: &str) -> Vec<Stored> {
+    let client = async_nats::connect(urls).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let Ok(stream) = js.get_stream(stream).await else {
+        return Vec::new();
+    };
+    let info = stream.get_info().await.unwrap();
+    let mut out = Vec::new();
+    if info.state.messages == 0 {
+        return out;
+    }
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        out.push(Stored {
+            subject: m.subject.to_string(),
+            msg_id: m
+                .headers
+                .get(async_nats::header::NATS_MESSAGE_ID)
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default(),
+            json: serde_json::from_slice(&m.payload).unwrap(),
+        });
+    }
+    out
+}
