@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod daemon;
+mod fleet;
 mod metrics;
 mod pipeline;
 mod reload;
@@ -39,6 +40,8 @@ pub enum Command {
     Explain(commands::explain::Args),
     /// List the fields rules can read.
     Fields(commands::fields::Args),
+    /// A fleet over NATS: push rule sets to a KV bucket, show hosts' status.
+    Fleet(fleet::cli::Args),
 }
 
 /// Rule paths given with `--rules`; shared by several subcommands.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Snoop(a) => commands::snoop::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fields(a) => commands::fields::run(a),
+        Command::Fleet(a) => fleet::cli::run(a),
     };
     match result {
         Ok(code) => code,

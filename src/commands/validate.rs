@@ -15,20 +15,30 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match RuleSet::load(&args.paths) {
+    Ok(if check(&args.paths) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Loads `paths`, prints errors, warnings and the summary; true when the
+/// rules load (also used by `vigil fleet push`).
+pub fn check(paths: &[PathBuf]) -> bool {
+    match RuleSet::load(paths) {
         Ok(rs) => {
             for w in rs.warnings() {
                 eprintln!("{w}");
             }
             println!("{}", summary(&rs));
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Err(errs) => {
             for e in errs.iter() {
                 eprintln!("{e}");
             }
             eprintln!("{} error(s); rules not loaded", errs.len());
-            Ok(ExitCode::from(1))
+            false
         }
     }
 }
