@@ -17,7 +17,7 @@ use common::{alert, eventually, outputs};
 use nats_server::{read_stream, NatsCluster, Stored};
 use serde_json::Value as Json;
 use vigil_engine::Priority;
-use vigil_sinks::nats_config::NatsConnection;
+use vigil_sinks::nats_config::{NatsConnection, NatsTls};
 use vigil_sinks::{Router, SinkStats};
 
 const STREAM: &str = "VIGIL_ALERTS";
@@ -209,4 +209,71 @@ async fn killing_the_stream_leader_of_an_r3_stream_loses_and_duplicates_nothing(
     assert_eq!(idx.len(), 1000, "every alert exactly once");
     idx.sort_unstable();
     assert_eq!(idx, (0..1000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn tls_with_a_private_ca_and_a_client_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let issue = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let ca_file = write("ca.pem", ca.pem());
+    let (s_cert, s_key) = issue(vec!["127.0.0.1".into(), "localhost".into()]);
+    let (c_cert, c_key) = issue(vec!["vigil-client".into()]);
+    let (s_cert, s_key) = (write("server.pem", s_cert), write("server.key", s_key));
+    let (c_cert, c_key) = (write("client.pem", c_cert), write("client.key", c_key));
+    // The server requires a client certificate signed by the CA.
+    let Some(srv) = NatsCluster::start_with(
+        1,
+        &format!(
+            "tls {{ cert_file: \"{}\", key_file: \"{}\", ca_file: \"{}\", verify: true }}\n",
+            s_cert.display(),
+            s_key.display(),
+            ca_file.display()
+        ),
+    ) else {
+        return;
+    };
+    let url = format!("tls://127.0.0.1:{}", srv.nodes[0].port);
+    let start = |tls: NatsTls| {
+        let mut cfg = outputs(
+            "nats:\n  create_stream: {}\n  ack_timeout: 1s\n  retry: { initial_backoff: 50ms, max_backoff: 200ms }\n",
+        );
+        let mut conn = NatsConnection::plain(vec![url.clone()]);
+        conn.tls = Some(tls);
+        cfg.nats_connection = Some(conn);
+        Router::start(&cfg, "testhost").unwrap()
+    };
+    let r = start(NatsTls {
+        ca_file: Some(ca_file.clone()),
+        cert_file: Some(c_cert),
+        key_file: Some(c_key),
+    });
+    for i in 0..3 {
+        r.submit(alert("r", Priority::Warning, i));
+    }
+    wait_sent(&r, 3).await;
+
+    // Trusting the CA but without a client certificate: refused by the server.
+    let r = start(NatsTls {
+        ca_file: Some(ca_file),
+        ..NatsTls::default()
+    });
+    r.submit(alert("r", Priority::Warning, 0));
+    eventually(|| (nats_stats(&r).failed >= 2).then_some(())).await;
+    assert_eq!(nats_stats(&r).sent, 0);
 }

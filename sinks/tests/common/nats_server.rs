@@ -118,6 +118,11 @@ impl NatsCluster {
 
     /// `n` JetStream servers; with n > 1 a cluster (routes between all).
     pub fn start(n: usize) -> Option<NatsCluster> {
+        NatsCluster::start_with(n, "")
+    }
+
+    /// Like [`start`](Self::start), `extra` appended to each server's config.
+    pub fn start_with(n: usize, extra: &str) -> Option<NatsCluster> {
         let bin = nats_server_bin()?;
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
@@ -141,6 +146,7 @@ impl NatsCluster {
                     routes.join(", ")
                 ));
             }
+            conf.push_str(extra);
             let path = dir.path().join(format!("{name}.conf"));
             std::fs::write(&path, conf).unwrap();
             nodes.push(NatsNode {
@@ -167,6 +173,11 @@ impl NatsCluster {
             .iter_mut()
             .find(|n| n.name == name)
             .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// The temp dir holding configs and stores.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     /// The server log of a node (for failure messages).
