@@ -111,6 +111,9 @@ async fn jetstream(conn: &NatsConnection) -> anyhow::Result<jetstream::Context> 
 
 /// The files a push carries: name -> (path, content), each name once.
 fn collect(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, (PathBuf, Vec<u8>)>> {
+    if let Some(p) = paths.iter().find(|p| !p.exists()) {
+        anyhow::bail!("{}: no such file or directory", p.display());
+    }
     let mut out = BTreeMap::new();
     for p in crate::reload::list_rule_files(paths) {
         let name = p
@@ -351,4 +354,79 @@ fn table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_carries_each_name_once_and_only_rule_files() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(a.join("x.yaml"), "- list: l\n  items: []\n").unwrap();
+        std::fs::write(a.join("notes.txt"), "n").unwrap();
+        std::fs::write(b.join("y.yml"), "[]").unwrap();
+        let files = collect(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(files.keys().collect::<Vec<_>>(), vec!["x.yaml", "y.yml"]);
+        std::fs::write(b.join("x.yaml"), "[]").unwrap();
+        let e = collect(&[a.clone(), b.clone()]).unwrap_err().to_string();
+        assert!(e.contains("would both be `x.yaml`"), "{e}");
+        let odd = d.path().join("odd name.yaml");
+        std::fs::write(&odd, "[]").unwrap();
+        let e = collect(&[odd]).unwrap_err().to_string();
+        assert!(
+            e.contains("odd name.yaml") && e.contains("letters, digits"),
+            "{e}"
+        );
+        let e = collect(&[d.path().join("empty")]).unwrap_err().to_string();
+        assert!(e.contains("empty: no such file"), "{e}");
+        let none = d.path().join("none");
+        std::fs::create_dir(&none).unwrap();
+        let e = collect(&[none]).unwrap_err().to_string();
+        assert!(e.contains("no rule files"), "{e}");
+    }
+
+    #[test]
+    fn the_table_flags_hosts_off_the_latest_push_and_failed_reloads() {
+        let st = |host: &str, hash: &str, ok: bool| HostStatus {
+            hostname: host.into(),
+            version: "0.1.0".into(),
+            fleet_hash: hash.into(),
+            rule_count: 3,
+            last_reload: Some(super::super::LastReload {
+                time: now_secs(),
+                ok,
+                error: (!ok).then(|| "1 error(s); first: x.yaml:1:1: bad".to_string()),
+                fleet_hash: hash.into(),
+            }),
+            ..HostStatus::default()
+        };
+        let rows = vec![
+            Row {
+                status: st("web-01", "aaaaaaaaaaaaaaaa", true),
+                latest_push: Some("aaaaaaaaaaaaaaaa".into()),
+                converged: Some(true),
+                seen_secs_ago: 3,
+            },
+            Row {
+                status: st("web-02", "bbbbbbbbbbbbbbbb", false),
+                latest_push: Some("aaaaaaaaaaaaaaaa".into()),
+                converged: Some(false),
+                seen_secs_ago: 40,
+            },
+        ];
+        let t = table(&rows);
+        let l1 = t.lines().find(|l| l.starts_with("web-01")).unwrap();
+        assert!(l1.contains(" yes ") && l1.contains("ok "), "{t}");
+        let l2 = t.lines().find(|l| l.starts_with("web-02")).unwrap();
+        assert!(l2.contains("NO (latest aaaaaaaaaaaa)"), "{t}");
+        assert!(
+            l2.contains("FAILED") && l2.contains("x.yaml:1:1: bad"),
+            "{t}"
+        );
+        assert!(l2.contains("40s ago"), "{t}");
+    }
 }
