@@ -23,6 +23,8 @@ pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.yaml";
 pub struct Config {
     /// Rule files or directories (their `*.yaml` in name order), loaded in
     /// this order. Relative paths are relative to the config file's directory.
+    /// `nats-kv://BUCKET[/PREFIX]` reads rule files from a NATS KV bucket
+    /// (see `crate::fleet`).
     #[serde(default)]
     pub rules: Vec<PathBuf>,
     /// The NATS connection (servers, credentials, TLS) used by

@@ -223,7 +223,8 @@ pub struct HostStatus {
     pub rule_count: usize,
     #[serde(default)]
     pub last_reload: Option<LastReload>,
-    /// Event kinds with an attached sensor.
+    /// The sensors' attached hooks (what `vigil run` logs as `hooks`): the
+    /// event kinds this host can see.
     pub event_kinds: Vec<String>,
     /// Events lost (kernel ring buffer or queue full) since start.
     pub events_dropped: u64,
