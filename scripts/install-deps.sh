@@ -12,6 +12,8 @@ PKGS=(
   iproute2 nftables netcat-openbsd
   # sink tests: a real syslog daemon
   rsyslog
+  # NATS output and fleet tests: real JetStream servers and clusters (2.9.x: JetStream + KV)
+  nats-server
   # packaging checks: systemd-analyze verify/security, the shipped logrotate config run for
   # real, dpkg-deb (dpkg is essential, listed for minimal images)
   systemd logrotate dpkg

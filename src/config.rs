@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 use vigil_sinks::config::{de_duration, Format};
+use vigil_sinks::nats_config::NatsConnection;
 use vigil_sinks::OutputsConfig;
 
 /// Where `vigil run` looks when `--config` is not given.
@@ -22,8 +23,14 @@ pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.yaml";
 pub struct Config {
     /// Rule files or directories (their `*.yaml` in name order), loaded in
     /// this order. Relative paths are relative to the config file's directory.
+    /// `nats-kv://BUCKET[/PREFIX]` reads rule files from a NATS KV bucket
+    /// (see `crate::fleet`).
     #[serde(default)]
     pub rules: Vec<PathBuf>,
+    /// The NATS connection (servers, credentials, TLS) used by
+    /// `outputs.nats` and `nats-kv://` rule sources.
+    #[serde(default)]
+    pub nats: Option<NatsConnection>,
     /// Alert outputs; absent = JSON lines on stdout.
     #[serde(default = "default_outputs")]
     pub outputs: OutputsConfig,
@@ -70,6 +77,7 @@ impl Default for Config {
         Config {
             rules: Vec::new(),
             outputs: default_outputs(),
+            nats: None,
             metrics: None,
             hostname: None,
             event_queue: default_event_queue(),
@@ -112,10 +120,12 @@ impl Config {
         };
         let base = origin.parent().unwrap_or(Path::new("."));
         for r in &mut cfg.rules {
-            if r.is_relative() {
+            // `nats-kv://BUCKET` is a rules source, not a path (see crate::fleet).
+            if r.is_relative() && !r.starts_with("nats-kv:") {
                 *r = base.join(&*r);
             }
         }
+        cfg.outputs.nats_connection = cfg.nats.clone();
         cfg.check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
         Ok(cfg)
@@ -125,7 +135,16 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         if self.outputs.is_empty() {
             return Err(
-                "outputs: no sink configured (give at least one of stdout, file, syslog, webhook, email)"
+                "outputs: no sink configured (give at least one of stdout, file, syslog, webhook, email, nats)"
+                    .into(),
+            );
+        }
+        if let Some(n) = &self.nats {
+            n.check().map_err(|e| e.to_string())?;
+        }
+        if self.outputs.nats.is_some() && self.nats.is_none() {
+            return Err(
+                "outputs.nats: needs the top-level `nats:` block (servers, credentials, TLS)"
                     .into(),
             );
         }
@@ -221,6 +240,34 @@ outputs:
         assert!(e.contains("forever"), "{e}");
         let e = parse("rule: [/x]\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rule`"), "{e}");
+    }
+
+    #[test]
+    fn nats_block_serves_the_nats_output() {
+        let c = parse(
+            "nats:\n  servers: [\"nats://10.0.0.1:4222\", \"nats://10.0.0.2:4222\"]\n  token: { env: NATS_TOKEN }\noutputs:\n  nats: {}\n",
+        )
+        .unwrap();
+        let n = c.nats.clone().unwrap();
+        assert_eq!(n.servers.len(), 2);
+        assert_eq!(c.outputs.nats_connection, Some(n));
+        assert!(c.outputs.nats.is_some());
+        let e = parse("outputs:\n  nats: {}\n").unwrap_err().to_string();
+        assert!(
+            e.contains("outputs.nats: needs the top-level `nats:` block"),
+            "{e}"
+        );
+        let e = parse("nats:\n  servers: [a]\n  token: { env: T }\n  creds: { file: /c }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nats.auth"), "{e}");
+        let e = parse("nats:\n  servers: [\"http://a\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nats: servers: `http://a`") && e.contains("line 2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod daemon;
+mod fleet;
 mod metrics;
 mod perms;
 mod pipeline;
@@ -40,6 +41,8 @@ pub enum Command {
     Explain(commands::explain::Args),
     /// List the fields rules can read.
     Fields(commands::fields::Args),
+    /// A fleet over NATS: push rule sets to a KV bucket, show hosts' status.
+    Fleet(fleet::cli::Args),
 }
 
 /// Rule paths given with `--rules`; shared by several subcommands.
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Snoop(a) => commands::snoop::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fields(a) => commands::fields::run(a),
+        Command::Fleet(a) => fleet::cli::run(a),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,12 @@ pub struct OutputsConfig {
     pub syslog: Option<SyslogConfig>,
     pub webhook: Option<WebhookConfig>,
     pub email: Option<EmailConfig>,
+    /// JetStream publish; connects through the config's top-level `nats:` block.
+    pub nats: Option<crate::nats::NatsOutputConfig>,
+    /// The top-level `nats:` block, copied here by the daemon's config loader
+    /// (not a key of `outputs:`); a change restarts the outputs like any other.
+    #[serde(skip)]
+    pub nats_connection: Option<crate::nats_config::NatsConnection>,
     /// Deduplication / rate limiting applied before the fan-out.
     pub dedup: Option<DedupConfig>,
     /// Interval of the "vigil alerts dropped" self-alert raised when any sink
@@ -41,6 +47,7 @@ impl OutputsConfig {
             && self.syslog.is_none()
             && self.webhook.is_none()
             && self.email.is_none()
+            && self.nats.is_none()
     }
 
     /// The config used when none is given: JSON alerts on stdout.
@@ -488,7 +495,7 @@ pub struct DedupRuleConfig {
 fn default_loss_alert_interval() -> Duration {
     Duration::from_secs(60)
 }
-fn default_queue_size() -> usize {
+pub(crate) fn default_queue_size() -> usize {
     10_000
 }
 fn default_initial_backoff() -> Duration {
@@ -621,7 +628,7 @@ impl<T, F: FnOnce(&str) -> Result<T, String>> de::Visitor<'_> for StrVisitor<F> 
     }
 }
 
-fn de_str_with<'de, D, T>(
+pub(crate) fn de_str_with<'de, D, T>(
     d: D,
     what: &'static str,
     f: impl FnOnce(&str) -> Result<T, String>,
@@ -632,7 +639,9 @@ where
     d.deserialize_str(StrVisitor(f, what))
 }
 
-fn de_opt_priority<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Priority>, D::Error> {
+pub(crate) fn de_opt_priority<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Priority>, D::Error> {
     de_str_with(d, "a priority name", |s| {
         s.parse::<Priority>().map(Some).map_err(|e| e.to_string())
     })
@@ -659,7 +668,7 @@ impl de::Visitor<'_> for SizeVisitor {
     }
 }
 
-fn de_queue_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+pub(crate) fn de_queue_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     d.deserialize_u64(SizeVisitor)
 }
 

@@ -1,5 +1,5 @@
 //! vigil's alert outputs. [`Router`] fans every alert out to the configured
-//! sinks ([`stdout`], [`file`], [`syslog`], [`webhook`], [`email`]), each
+//! sinks ([`stdout`], [`file`], [`syslog`], [`webhook`], [`email`], [`nats`]), each
 //! behind its own bounded queue and task with retry and counters, after
 //! optional deduplication ([`dedup`]). [`config`] holds the serde types of the
 //! config file's `outputs:` section (documented in `sinks/CONFIG.md`).
@@ -17,6 +17,8 @@ pub mod config;
 pub mod dedup;
 pub mod email;
 pub mod file;
+pub mod nats;
+pub mod nats_config;
 pub mod router;
 pub mod stdout;
 pub mod syslog;
@@ -46,6 +48,8 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Nats(#[from] nats_config::NatsConfigError),
     #[error("Router::start must be called inside a tokio runtime")]
     NoRuntime,
 }

@@ -369,6 +369,15 @@ impl Router {
                 (s.min_priority, s.queue_size, s.retry.clone()),
             );
         }
+        if let Some(s) = &cfg.nats {
+            let (sink, pol) = crate::nats::build(s, cfg.nats_connection.as_ref(), &hostname)?;
+            sp.add(
+                "nats",
+                sink,
+                pol,
+                (s.min_priority, s.queue_size, s.retry.clone()),
+            );
+        }
         let Spawner { slots, workers, .. } = sp;
 
         let dedup = cfg.dedup.as_ref().map(|d| Mutex::new(Dedup::new(d)));

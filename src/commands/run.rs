@@ -217,7 +217,10 @@ fn metrics_exposure_warning(addr: SocketAddr) -> Option<String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let st = settings(&args)?;
+    let mut st = settings(&args)?;
+    // A nats-kv:// rules source becomes a local mirror directory (crate::fleet).
+    let host_name = st.cfg.hostname.clone().unwrap_or_else(hostname);
+    let fleet = crate::fleet::Fleet::attach(&mut st.rule_paths, st.cfg.nats.as_ref(), &host_name)?;
     if let Err(found) = check_permissions(
         &st.rule_paths,
         st.config_path.as_deref(),
@@ -240,7 +243,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
-    rt.block_on(run_async(st, rules, snap.hash))
+    rt.block_on(run_async(st, rules, snap.hash, fleet))
 }
 
 /// The "events lost" alert raised when the kernel or the queue dropped
@@ -420,6 +423,7 @@ async fn run_async(
     st: Settings,
     rules: Arc<RuleSet>,
     initial_hash: String,
+    fleet: Option<crate::fleet::Fleet>,
 ) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).context("installing signal handlers")?;
@@ -462,6 +466,9 @@ async fn run_async(
     let n_rules = rules.rules().filter(|r| r.enabled).count();
     tracing::info!(rules = n_rules, hash = rules.hash(), hooks = ?live.hooks(), "vigil running");
     let allow_insecure = st.insecure_permissions;
+    if let Some(f) = &fleet {
+        f.loaded(&rules, live.hooks());
+    }
     let (watcher, mut reloads) = crate::reload::Watcher::spawn(
         crate::reload::WatchConfig::new(st.rule_paths.clone(), st.config_path.clone()),
         rules.clone(),
@@ -518,6 +525,9 @@ async fn run_async(
                             Ok(()) => {
                                 h.evaluator.swap_rules(r.value.clone());
                                 crate::reload::log_reloaded(&r);
+                                if let Some(f) = &fleet {
+                                    f.loaded(&r.value, live.hooks());
+                                }
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, "reload: writing the kernel filter failed; old rules kept");
@@ -527,6 +537,9 @@ async fn run_async(
                     }
                     crate::reload::ReloadEvent::Failed(f) => {
                         crate::reload::log_failed(&f);
+                        if let Some(fl) = &fleet {
+                            fl.reload_failed(&f.error);
+                        }
                         h.sink.submit(Arc::new(crate::reload::reload_failed_alert(host.clone(), &f)));
                     }
                 }
@@ -574,6 +587,10 @@ async fn run_async(
                 }
                 if let Some(a) = event_loss.observe(&host, total, &by_type, std::time::Instant::now()) {
                     h.sink.submit_notice(Arc::new(a));
+                }
+                if let Some(f) = &fleet {
+                    let lost: u64 = h.sink.stats().iter().map(|s| s.dropped + s.abandoned).sum();
+                    f.set_drops(total, lost);
                 }
                 if let Ok(mut m) = sink_metrics.lock() {
                     *m = h.sink.render_metrics();

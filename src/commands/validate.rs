@@ -29,26 +29,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             f.reason
         );
     }
-    match RuleSet::load(&args.paths) {
+    Ok(if check(&args.paths, args.costs) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Loads `paths`, prints errors, warnings, per-rule costs when `costs`, and
+/// the summary; true when the rules load (also used by `vigil fleet push`).
+pub fn check(paths: &[PathBuf], costs: bool) -> bool {
+    match RuleSet::load(paths) {
         Ok(rs) => {
             for w in rs.warnings() {
                 eprintln!("{w}");
             }
-            if args.costs {
+            if costs {
                 println!("{:>7} {:>5} {:>8}  rule", "nodes", "rhai", "bytes");
                 for (name, c) in rs.costs() {
                     println!("{:>7} {:>5} {:>8}  {name}", c.nodes, c.rhai_leaves, c.bytes);
                 }
             }
             println!("{}", summary(&rs));
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Err(errs) => {
             for e in errs.iter() {
                 eprintln!("{e}");
             }
             eprintln!("{} error(s); rules not loaded", errs.len());
-            Ok(ExitCode::from(1))
+            false
         }
     }
 }
