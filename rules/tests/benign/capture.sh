@@ -1,0 +1,20 @@
+#!/bin/bash
+# Record the benign corpus: `vigil record` of the whole machine, while
+# benign-workload runs on a terminal; only the workload's process tree is kept
+# (filter.py), gzip-compressed. Run as root from the repository root:
+#     rules/tests/benign/capture.sh rules/tests/benign/workload-1.jsonl.gz
+set -eu
+OUT=$1
+VIGIL=${VIGIL:-target/release/vigil}
+HERE=$(dirname "$0")
+PIDF=$(mktemp /tmp/benign-pid.XXXXXX)
+: > "$PIDF"
+"$VIGIL" record --out >(python3 "$HERE/filter.py" "$PIDF" | gzip -9 > "$OUT") 2>/dev/null &
+REC=$!
+sleep 5   # the sensors attach
+BENIGN_PID_FILE=$PIDF script -qec "$HERE/benign-workload" /dev/null
+sleep 3
+kill -INT "$REC"
+wait "$REC"
+sleep 2   # the filter drains
+rm -f "$PIDF"
