@@ -7,14 +7,18 @@ set -eu
 OUT=$1
 VIGIL=${VIGIL:-target/release/vigil}
 HERE=$(dirname "$0")
-PIDF=$(mktemp /tmp/benign-pid.XXXXXX)
+PIDF=$(mktemp -d /tmp/benign-cap.XXXXXX)/pid
 : > "$PIDF"
 "$VIGIL" record --out >(python3 "$HERE/filter.py" "$PIDF" | gzip -9 > "$OUT") 2>/dev/null &
 REC=$!
 sleep 5   # the sensors attach
-BENIGN_PID_FILE=$PIDF script -qec "$HERE/benign-workload" /dev/null
+# benign-capture is bash under a name of its own: every event below it
+# carries that name in proc.ancestors, which filter.py keys on. The workload
+# itself runs in a plain bash, like commands typed at a prompt.
+ln -sf /bin/bash "$(dirname "$PIDF")/benign-capture"
+BENIGN_PID_FILE=$PIDF script -qec "$(dirname "$PIDF")/benign-capture -c 'bash $HERE/benign-workload'" /dev/null
 sleep 3
 kill -INT "$REC"
 wait "$REC"
 sleep 2   # the filter drains
-rm -f "$PIDF"
+rm -rf "$(dirname "$PIDF")"

@@ -1,24 +1,37 @@
 #!/usr/bin/env python3
-"""Keep the events of one process tree from a `vigil record` stream.
+"""Keep the events of the benign workload from a `vigil record` stream.
 
-    vigil record --out - | filter.py PIDFILE > tree.jsonl
+    vigil record --out - | filter.py PIDFILE > workload.jsonl
 
-PIDFILE is empty until the tree's root writes its pid there; from then on an
-event is kept when its pid is the root or its parent pid is a kept pid
-(which keeps the pid too). A kept pid that exits (an exit event of the
-thread-group leader) leaves the set, so a recycled pid is not adopted.
-Every event of the machine before that is dropped.
+An event is kept when `benign-capture` (the name capture.sh gives the
+workload's wrapper) is its process's name or among its ancestors, or when its
+pid or parent pid is already kept (for trees deeper than the 16 ancestors
+the sensor names; a kept pid leaves the set at its exit event, so a recycled
+pid is not adopted). PIDFILE holds the workload's pid once it started.
+
+Opens are thinned: per process, at most OPENS_PER_DIR opens of files in one
+directory with the same flags and the same outcome are kept (mandb alone
+opens ~115,000 manual pages). Exec, connect and exit events are all kept.
 """
 import json
+import os
 import sys
+
+MARK = "benign-capture"
+OPENS_PER_DIR = 20
 
 
 def main():
     pidfile = sys.argv[1]
     root = None
     tree = set()
+    seen = {}
     out = sys.stdout
     for line in sys.stdin:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
         if root is None:
             try:
                 with open(pidfile) as f:
@@ -28,18 +41,22 @@ def main():
                     tree.add(root)
             except OSError:
                 pass
-            if root is None:
-                continue
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
         pid, ppid = ev.get("proc.pid"), ev.get("proc.ppid")
-        if pid in tree or ppid in tree:
-            tree.add(pid)
-            out.write(line)
-            if ev.get("evt.type") == "exit" and ev.get("proc.tid", pid) == pid and pid != root:
-                tree.discard(pid)
+        mine = (ev.get("proc.name") == MARK or MARK in (ev.get("proc.ancestors") or [])
+                or pid in tree or ppid in tree)
+        if not mine:
+            continue
+        tree.add(pid)
+        if ev.get("evt.type") == "exit" and ev.get("proc.tid", pid) == pid and pid != root:
+            tree.discard(pid)
+        if ev.get("evt.type") == "open":
+            key = (pid, os.path.dirname(ev.get("file.path", "")),
+                   tuple(ev.get("file.flags") or []), ev.get("evt.ret", 0) >= 0)
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            if n >= OPENS_PER_DIR:
+                continue
+        out.write(line)
 
 
 if __name__ == "__main__":

@@ -210,7 +210,11 @@ mod tests {
             "{:?}",
             r.failures
         );
-        assert!(r.summary().contains("4 events, 1.50 hours"), "{}", r.summary());
+        assert!(
+            r.summary().contains("4 events, 1.50 hours"),
+            "{}",
+            r.summary()
+        );
     }
 
     #[test]
@@ -219,7 +223,11 @@ mod tests {
         let rs = rules(d.path());
         let bdir = d.path().join("tests/benign");
         std::fs::create_dir_all(&bdir).unwrap();
-        std::fs::write(bdir.join("a.jsonl"), format!("{}\nnot json\n", line("ls", 0))).unwrap();
+        std::fs::write(
+            bdir.join("a.jsonl"),
+            format!("{}\nnot json\n", line("ls", 0)),
+        )
+        .unwrap();
         let r = replay(&rs, &files(d.path()).unwrap()).unwrap();
         assert_eq!(r.files_failed, 1);
         assert!(r.failures[0].contains("a.jsonl:2"), "{:?}", r.failures);
