@@ -16,7 +16,7 @@ sleep 5   # the sensors attach
 # carries that name in proc.ancestors, which filter.py keys on. The workload
 # itself runs in a plain bash, like commands typed at a prompt.
 ln -sf /bin/bash "$(dirname "$PIDF")/benign-capture"
-BENIGN_PID_FILE=$PIDF script -qec "$(dirname "$PIDF")/benign-capture -c 'bash $HERE/benign-workload'" /dev/null
+BENIGN_PID_FILE=$PIDF script -qec "$(dirname "$PIDF")/benign-capture -c 'bash $HERE/benign-workload; exit \$?'" /dev/null
 sleep 3
 kill -INT "$REC"
 wait "$REC"

@@ -9,6 +9,9 @@ pid or parent pid is already kept (for trees deeper than the 16 ancestors
 the sensor names; a kept pid leaves the set at its exit event, so a recycled
 pid is not adopted). PIDFILE holds the workload's pid once it started.
 
+The wrapper's own exec event (bash run through a symlink in /tmp) is
+dropped: it belongs to the harness, not to the work.
+
 Opens are thinned: per process, at most OPENS_PER_DIR opens of files in one
 directory with the same flags and the same outcome are kept (mandb alone
 opens ~115,000 manual pages). Exec, connect and exit events are all kept.
@@ -46,6 +49,8 @@ def main():
                 or pid in tree or ppid in tree)
         if not mine:
             continue
+        if ev.get("proc.name") == MARK and ev.get("evt.type") == "exec":
+            continue  # the harness's own wrapper (a symlink in /tmp), not the work
         tree.add(pid)
         if ev.get("evt.type") == "exit" and ev.get("proc.tid", pid) == pid and pid != root:
             tree.discard(pid)
