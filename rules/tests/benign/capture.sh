@@ -1,10 +1,11 @@
 #!/bin/bash
 # Record the benign corpus: `vigil record` of the whole machine, while
-# benign-workload runs on a terminal; only the workload's process tree is kept
+# a workload (default benign-workload) runs on a terminal; only the workload's process tree is kept
 # (filter.py), gzip-compressed. Run as root from the repository root:
-#     rules/tests/benign/capture.sh rules/tests/benign/workload-1.jsonl.gz
+#     rules/tests/benign/capture.sh rules/tests/benign/workload-1.jsonl.gz [WORKLOAD]
 set -eu
 OUT=$1
+WORKLOAD=${2:-benign-workload}
 VIGIL=${VIGIL:-target/release/vigil}
 HERE=$(dirname "$0")
 PIDF=$(mktemp -d /tmp/benign-cap.XXXXXX)/pid
@@ -16,7 +17,7 @@ sleep 5   # the sensors attach
 # carries that name in proc.ancestors, which filter.py keys on. The workload
 # itself runs in a plain bash, like commands typed at a prompt.
 ln -sf /bin/bash "$(dirname "$PIDF")/benign-capture"
-BENIGN_PID_FILE=$PIDF script -qec "$(dirname "$PIDF")/benign-capture -c 'bash $HERE/benign-workload; exit \$?'" /dev/null
+BENIGN_PID_FILE=$PIDF script -qec "$(dirname "$PIDF")/benign-capture -c 'bash $HERE/$WORKLOAD; exit \$?'" /dev/null
 sleep 3
 kill -INT "$REC"
 wait "$REC"
