@@ -4,11 +4,16 @@
 //! shell below a program run by a PM2 / runsv grandparent, and commands run
 //! as system accounts (www-data, nobody, daemon through `setpriv`) below a
 //! process named sshd must raise "Shell spawned by server process" and
-//! "System user interactive". Needs root, BPF and BTF; skipped with a
-//! message otherwise, unless VIGIL_REQUIRE_LIVE=1 (CI).
+//! "System user interactive". And the measured noise stays quiet live:
+//! `cc hello.c && ./a.out` and `./hello` in /tmp, typed at a terminal of a
+//! login session (script(1) for the terminal, login uid 0), raise no
+//! "Execution from temporary directory", while a program run from the same
+//! directory without a login session does. Needs root, BPF and BTF; skipped
+//! with a message otherwise, unless VIGIL_REQUIRE_LIVE=1 (CI).
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -137,5 +142,72 @@ fn falco_floor_fires_live() {
         users.insert(m);
     }
     expect_all(&v, "System user interactive", users);
+    v.stop();
+}
+
+#[test]
+fn compiling_in_tmp_at_a_login_terminal_is_quiet_live() {
+    let Some(mut v) = start_shipped() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("hello.c"), "int main(void) { return 0; }\n").unwrap();
+    // A login session's terminal: script(1) gives the pty, the shell sets
+    // its login uid as pam_loginuid would (possible while it is unset).
+    let typed = "echo 0 > /proc/self/loginuid; cat /proc/self/loginuid > luid; \
+                 cc hello.c && ./a.out && cc -o hello hello.c && ./hello; true";
+    let st = Command::new("script")
+        .args(["-qec", &format!("bash -c '{typed}'"), "/dev/null"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .status()
+        .expect("script(1) runs");
+    assert!(st.success());
+    let luid = std::fs::read_to_string(d.join("luid")).unwrap_or_default();
+    if luid.trim() != "0" {
+        eprintln!("SKIP: this process's login uid is set and immutable ({luid:?}); cannot open a login session");
+        v.stop();
+        return;
+    }
+    // The same place without a login session still fires (the control),
+    // then a marker alert closes the window.
+    let control = copy_named(d, "/bin/true", &unique("ctl"));
+    assert!(Command::new(&control).status().unwrap().success());
+    let marker = unique("mk");
+    let cat = copy_named(d, "/bin/cat", &marker);
+    assert!(Command::new(&cat)
+        .arg("/etc/shadow")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+    let before = RefCell::new(Vec::new());
+    v.wait_alert(30, |a| {
+        if a["rule"] == "Read sensitive file untrusted" && field(a, "proc.name") == marker.as_str()
+        {
+            return true;
+        }
+        before.borrow_mut().push(a.clone());
+        false
+    })
+    .expect("marker alert");
+    let tmp_exec: Vec<String> = before
+        .borrow()
+        .iter()
+        .filter(|a| a["rule"] == "Execution from temporary directory")
+        .map(|a| field(a, "proc.exe").as_str().unwrap_or("").to_string())
+        .filter(|e| e.starts_with(d.to_str().unwrap()))
+        .collect();
+    assert!(
+        tmp_exec.iter().any(|e| e == control.to_str().unwrap()),
+        "control run raised the rule: {tmp_exec:?}"
+    );
+    assert!(
+        !tmp_exec
+            .iter()
+            .any(|e| e.ends_with("/a.out") || e.ends_with("/hello")),
+        "compiled programs at a login terminal raised it: {tmp_exec:?}"
+    );
     v.stop();
 }
