@@ -79,14 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Result<Event, String> = serde_json::from_str::<serde_json::Value>(&line)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                v.as_object()
-                    .ok_or_else(|| "expected a JSON object".to_string())
-                    .and_then(|o| Event::from_flat_json(o).map_err(|e| e.to_string()))
-            });
-        let e = match parsed {
+        let e = match parse_line(&line) {
             Ok(e) => e,
             Err(msg) => {
                 eprintln!("{name}:{}: skipped: {msg}", i + 1);
@@ -122,11 +115,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One recorded event: a flat-JSON object line.
+pub(crate) fn parse_line(line: &str) -> Result<Event, String> {
+    serde_json::from_str::<serde_json::Value>(line)
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            v.as_object()
+                .ok_or_else(|| "expected a JSON object".to_string())
+                .and_then(|o| Event::from_flat_json(o).map_err(|e| e.to_string()))
+        })
+}
+
 /// The next `\n`-terminated line of `r` (without `\n` or `\r\n`; the last line
 /// may lack the `\n`), holding at most `max` bytes of it in `buf`. `None` at the
 /// end of the input; `Some(Err(why))` for a line that is skipped: longer than
 /// `max` bytes (read to its end, not kept) or not UTF-8.
-fn next_line(
+pub(crate) fn next_line(
     r: &mut dyn BufRead,
     buf: &mut Vec<u8>,
     max: usize,

@@ -2,6 +2,11 @@
 //! `validate`), run the test cases of `<dir>/tests/*.yaml` for each directory
 //! PATH plus every `--cases FILE`, report each failing case (file, case,
 //! event, rule and why), and end with `N passed, N failed`. Exit 0 iff all pass.
+//! A directory's benign corpus (`tests/benign/*.jsonl[.gz]`, see [`corpus`])
+//! is replayed too: each file is one case, failed by any alert of priority
+//! warning or above.
+
+mod corpus;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +73,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+    let mut benign = Vec::new();
+    for p in args.paths.iter().filter(|p| p.is_dir()) {
+        benign.extend(corpus::files(p)?);
+    }
+    if !benign.is_empty() {
+        let report = corpus::replay(&rs, &benign)?;
+        for f in &report.failures {
+            println!("{f}");
+        }
+        println!("{}", report.summary());
+        passed += report.files_passed;
+        failed += report.files_failed;
     }
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
