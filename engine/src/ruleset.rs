@@ -23,7 +23,9 @@ use crate::error::{Diag, LoadErrors, LoadWarning, Location};
 use crate::event::{Event, EventMask, EventType};
 use crate::fields::Field;
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
-use crate::rules::{self, Defs, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS};
+use crate::rules::{
+    self, Defs, FalcoStatus, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS,
+};
 use crate::template::{Template, COUNT_FIELD};
 
 /// Public description of one rule.
@@ -35,6 +37,8 @@ pub struct RuleInfo {
     pub events: Vec<EventType>,
     pub tags: Vec<String>,
     pub desc: String,
+    /// Rules from Falco files: active or inactive (with the reason).
+    pub falco: Option<FalcoStatus>,
 }
 
 /// Rule names that differ between two rule sets.
@@ -88,6 +92,7 @@ pub(crate) struct Rule {
     fingerprint: String,
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
+    pub falco: Option<FalcoStatus>,
 }
 
 #[derive(Default)]
@@ -458,6 +463,7 @@ impl RuleSet {
             hasher.update(s.text.as_bytes());
             defs.add_source(s, &mut diag);
         }
+        defs.finish_falco(&mut diag);
         let hash: String = hasher
             .finalize()
             .iter()
@@ -900,6 +906,7 @@ impl RuleSet {
                 r.threshold,
                 r.desc
             );
+            let fingerprint = format!("{fingerprint}\u{1}{:?}", r.falco);
             rules.push(Rule {
                 name: Arc::from(r.name.as_str()),
                 desc: r.desc.clone(),
@@ -916,6 +923,7 @@ impl RuleSet {
                 rhai_full,
                 fingerprint,
                 cost,
+                falco: r.falco.clone(),
             });
         }
         if !diag.errors.is_empty() {
@@ -1001,6 +1009,7 @@ impl RuleSet {
             events: r.events.iter().collect(),
             tags: r.tags.to_vec(),
             desc: r.desc.clone(),
+            falco: r.falco.clone(),
         })
     }
 
