@@ -1495,6 +1495,11 @@ fn overrides(m: &Mapping) -> Result<HashMap<String, String>, String> {
 }
 
 impl FalcoDefs {
+    /// (macros, lists) defined by Falco files.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.macros.len(), self.lists.len())
+    }
+
     /// One item of a Falco file.
     pub(crate) fn add_item(
         &mut self,
@@ -1584,6 +1589,14 @@ impl FalcoDefs {
                 };
                 let mut out = Vec::new();
                 for it in items {
+                    // Falco splices items into conditions as text, so a
+                    // quoted item (`'"(systemd)"'`) is the string inside.
+                    let it = match it.as_bytes() {
+                        [q @ (b'"' | b'\''), .., e] if q == e && it.len() >= 2 => {
+                            it[1..it.len() - 1].to_string()
+                        }
+                        _ => it,
+                    };
                     match self.lists.get(&it) {
                         Some(other) if it != name => out.extend(other.iter().cloned()),
                         _ => out.push(it),

@@ -114,6 +114,8 @@ pub struct RuleSet {
     engine: rhai::Engine,
     lists: HashMap<String, Arc<ListSet>>,
     n_macros: usize,
+    /// Lists of Falco files (inlined into their rules, so not in `lists`).
+    n_falco_lists: usize,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -987,7 +989,8 @@ impl RuleSet {
             index,
             engine,
             lists,
-            n_macros: defs.macros.len(),
+            n_macros: defs.macros.len() + defs.falco.counts().0,
+            n_falco_lists: defs.falco.counts().1,
         })
     }
 
@@ -1028,7 +1031,7 @@ impl RuleSet {
         (
             self.rules.len(),
             self.n_macros,
-            self.lists.len(),
+            self.lists.len() + self.n_falco_lists,
             self.n_files,
         )
     }

@@ -11,28 +11,9 @@ use std::sync::Arc;
 use serde_json::json;
 use vigil_engine::{Evaluator, Event, RuleSet};
 
-/// `$VIGIL_FALCO_RULES/NAME`, else `<repo>/../shared/falco/NAME` (a
-/// checkout at /work/X; `<repo>/../../shared` for a worktree at /work/wt/X),
-/// or None (skip) when absent outside CI.
-fn falco_file(name: &str) -> Option<PathBuf> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dirs = std::env::var_os("VIGIL_FALCO_RULES")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
-            repo.join("../shared/falco"),
-            repo.join("../../shared/falco"),
-        ]);
-    let p = repo.join("../shared/falco").join(name);
-    if let Some(found) = dirs.map(|d| d.join(name)).find(|p| p.exists()) {
-        return Some(found);
-    }
-    let ci = std::env::var("CI").as_deref() == Ok("true")
-        || std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1");
-    assert!(!ci, "{} is missing (required under CI)", p.display());
-    eprintln!("skipping: {} not found", p.display());
-    None
-}
+#[path = "common/falco.rs"]
+mod falco;
+use falco::falco_file;
 
 fn shipped_rules() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../rules")

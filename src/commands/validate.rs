@@ -3,6 +3,8 @@
 //! summary with the worst-case condition cost per event (`--costs`: per
 //! rule); exit 0 when the rules load, 1 when they do not. Paths `vigil run`
 //! would refuse for their permissions (`crate::perms`) are warnings here.
+//! Rules from Falco files are listed one per line, active or inactive with
+//! the reason; `--strict` makes an inactive Falco rule an error (exit 1).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,10 @@ pub struct Args {
     /// exception nodes evaluated, of them Rhai leaves, expanded text bytes.
     #[arg(long)]
     pub costs: bool,
+    /// Fail (exit 1) when a Falco rule is inactive (needs a syscall or a
+    /// field vigil does not have).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,7 +46,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     println!("{:>7} {:>5} {:>8}  {name}", c.nodes, c.rhai_leaves, c.bytes);
                 }
             }
+            let inactive = print_falco_status(&rs);
             println!("{}", summary(&rs));
+            if args.strict && inactive > 0 {
+                eprintln!("{inactive} inactive Falco rule(s) (--strict)");
+                return Ok(ExitCode::from(1));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errs) => {
@@ -51,6 +62,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// One line per Falco rule: `falco: NAME: active` / `... inactive: REASON`
+/// (plus what vigil covers only partly). Returns the number inactive.
+fn print_falco_status(rs: &RuleSet) -> usize {
+    let mut inactive = 0;
+    for r in rs.rules() {
+        let Some(st) = &r.falco else { continue };
+        let mut line = match &st.inactive {
+            Some(why) => {
+                inactive += 1;
+                format!("falco: {}: inactive: {why}", r.name)
+            }
+            None if !st.enabled => format!("falco: {}: active, disabled by its file", r.name),
+            None => format!("falco: {}: active", r.name),
+        };
+        if !st.notes.is_empty() {
+            line.push_str(&format!(" (note: {})", st.notes.join("; ")));
+        }
+        println!("{line}");
+    }
+    inactive
 }
 
 /// "12 rules (11 enabled), 4 macros, 3 lists from 2 files; hash ...;
