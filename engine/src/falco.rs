@@ -980,11 +980,7 @@ impl Lowerer<'_> {
         }
         let subj = match subject(field, arg) {
             Ok(Some(s)) => s,
-            Ok(None) => {
-                return self
-                    .special(field, arg, op, &vs, pos)
-                    .map(|o| (o, TSet::all()))
-            }
+            Ok(None) => return self.special(field, arg, op, &vs).map(|o| (o, TSet::all())),
             Err(true) if is_metadata(field) => {
                 self.needs.empty.insert(full.clone());
                 Subject::Expr("\"\"".into(), Kind::Str)
@@ -1060,7 +1056,6 @@ impl Lowerer<'_> {
         arg: Option<&str>,
         op: &str,
         vs: &[String],
-        pos: usize,
     ) -> Result<Out, LowerError> {
         let v0 = vs.first().map(String::as_str).unwrap_or("");
         let eqop = matches!(op, "=" | "==" | "!=" | "in");
@@ -1262,10 +1257,6 @@ impl Lowerer<'_> {
                 flip(any(&one))
             }
             _ => return self.unsupported_op(field, op),
-        })
-        .and_then(|o| {
-            let _ = pos;
-            Ok(o)
         })
     }
 
@@ -1506,6 +1497,7 @@ impl FalcoDefs {
         m: &Mapping,
         item_loc: &Location,
         kloc: &dyn Fn(&str) -> Location,
+        lines: &SrcLines,
         diag: &mut Diag,
     ) {
         if m.contains_key("required_engine_version") && !m.contains_key("rule") {
@@ -1632,7 +1624,7 @@ impl FalcoDefs {
                     _ => {
                         let ast = parse(&text);
                         if let Err((pos, msg)) = &ast {
-                            diag.err(&at(&cloc, &text, *pos), l, msg.clone());
+                            diag.err(&locate(Some(lines), &cloc, &text, *pos), l, msg.clone());
                         }
                         self.macros.insert(
                             name,
@@ -1998,10 +1990,6 @@ fn locate(file: Option<&SrcLines>, base: &Location, text: &str, pos: usize) -> L
         .take_while(|c| !c.is_whitespace())
         .collect();
     f.find_from(base, &tok)
-}
-
-fn at(base: &Location, _text: &str, _pos: usize) -> Location {
-    base.clone()
 }
 
 fn parse_exceptions(v: &Value, loc: &Location, label: &str, diag: &mut Diag) -> Option<Vec<FExc>> {

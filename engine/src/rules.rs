@@ -638,7 +638,7 @@ impl Defs {
                 continue;
             };
             if falco {
-                self.falco.add_item(m, &item_loc, &kloc, diag);
+                self.falco.add_item(m, &item_loc, &kloc, &lines, diag);
             } else {
                 self.add_item(m, &item_loc, &kloc, &lines, diag);
             }
