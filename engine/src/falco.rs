@@ -745,13 +745,8 @@ fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, bool> {
         ("proc.aname", Some(a)) => match a.trim().parse::<usize>() {
             Ok(0) => e("proc.name", Str),
             Ok(1) => e("proc.pname", Str),
-            Ok(n) => Ok(Some(Subject::Gated(
-                vec![(
-                    format!("proc.ancestors.len() >= {n}"),
-                    format!("proc.ancestors[{}]", n - 1),
-                )],
-                Str,
-            ))),
+            // Past the known ancestry it reads "" (natively).
+            Ok(n) => e(&format!("proc.ancestors[{}]", n - 1), Str),
             Err(_) => Err(false),
         },
         (

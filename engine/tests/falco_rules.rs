@@ -106,6 +106,9 @@ fn run_shell_untrusted_fires_under_nginx_not_under_a_shell() {
     };
     assert!(fired(&rs, &shell("nginx")).contains(&"Run shell untrusted".to_string()));
     assert!(!fired(&rs, &shell("bash")).contains(&"Run shell untrusted".to_string()));
+    // Compiled to the native tree (proc.aname[N] included): no Rhai leaf.
+    assert_eq!(rs.is_native("Run shell untrusted"), Some(true));
+    assert_eq!(rs.is_native("Read sensitive file untrusted"), Some(true));
 }
 
 #[test]
