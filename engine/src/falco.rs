@@ -1131,7 +1131,23 @@ impl Lowerer<'_> {
                         .join("|")
                 };
                 match op {
-                    "=" | "==" | "in" | "!=" => flip(re(format!("^(?:{})/[^/]+$", alts(vs)))),
+                    // The prefixes are implied by the regex; they give the
+                    // kernel filter path prefixes to work with.
+                    "=" | "==" | "in" | "!=" => flip(join(
+                        vec![
+                            join(
+                                vs.iter()
+                                    .map(|v| {
+                                        let d = format!("{}/", v.trim_end_matches('/'));
+                                        Out::Text(format!("file.path.starts_with({})", quote(&d)))
+                                    })
+                                    .collect(),
+                                false,
+                            ),
+                            re(format!("^(?:{})/[^/]+$", alts(vs))),
+                        ],
+                        true,
+                    )),
                     "pmatch" => re(format!("^(?:{})/", alts(vs))),
                     "startswith" => re(format!("^{}.*/[^/]+$", re_esc(v0))),
                     "endswith" => re(format!("{}/[^/]+$", re_esc(v0))),
@@ -1144,7 +1160,9 @@ impl Lowerer<'_> {
                 let re = |body: String| Out::Text(format!("regex(file.path, {})", quote(&body)));
                 let alts = vs.iter().map(|v| re_esc(v)).collect::<Vec<_>>().join("|");
                 match op {
-                    "=" | "==" | "in" | "!=" => flip(re(format!("/(?:{alts})$"))),
+                    "=" | "==" | "in" | "!=" => flip(any(&|v: &str| {
+                        Out::Text(format!("file.path.ends_with({})", quote(&format!("/{v}"))))
+                    })),
                     "startswith" => re(format!("/{}[^/]*$", re_esc(v0))),
                     "endswith" => re(format!("{}$", re_esc(v0))),
                     "contains" => re(format!("/[^/]*{}[^/]*$", re_esc(v0))),
@@ -1377,7 +1395,17 @@ impl Lowerer<'_> {
             }
             "glob" | "iglob" => {
                 stronly(self)?;
-                re(glob_regex(v0, op == "iglob"))
+                // The literal start, implied by the pattern, for the kernel filter.
+                let lit = &v0[..v0.find(['*', '?', '[', '\\']).unwrap_or(v0.len())];
+                let m = re(glob_regex(v0, op == "iglob"));
+                if lit.is_empty() || op == "iglob" {
+                    m
+                } else {
+                    join(
+                        vec![Out::Text(format!("{x}.starts_with({})", quote(lit))), m],
+                        true,
+                    )
+                }
             }
             "regex" => {
                 stronly(self)?;

@@ -218,3 +218,23 @@ fn exception_in_fields_comps_values_form() {
     assert!(fired(&rs, &shell("httpd", "sh /opt/healthcheck")).contains(&rule));
     assert!(!fired(&rs, &shell("myapp", "sh -c id")).contains(&rule));
 }
+
+/// The kernel filter derived from Falco's rules is as tight as for vigil's:
+/// the shell rule narrows exec to shell comms, the sensitive-file rule
+/// narrows open to the sensitive paths.
+#[test]
+fn kernel_filter_terms_from_falco_rules() {
+    let Some(rs) = stable() else { return };
+    let terms: std::collections::HashMap<String, _> = rs
+        .filter_contributions()
+        .into_iter()
+        .map(|c| (c.rule.clone(), c.term))
+        .collect();
+    let shell = terms["Run shell untrusted"].as_ref().expect("a term");
+    assert!(shell.comms.contains("bash") && shell.comms.contains("sh"));
+    let read = terms["Read sensitive file untrusted"]
+        .as_ref()
+        .expect("a term");
+    assert!(read.path_prefixes.contains("/etc/shadow"), "{read:?}");
+    assert!(read.path_prefixes.contains("/etc/pam.d/"), "{read:?}");
+}
