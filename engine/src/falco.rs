@@ -1509,6 +1509,11 @@ fn overrides(m: &Mapping) -> Result<HashMap<String, String>, String> {
 }
 
 impl FalcoDefs {
+    /// Whether a Falco file defined this rule.
+    pub(crate) fn has_rule(&self, name: &str) -> bool {
+        self.rule_idx.contains_key(name)
+    }
+
     /// (macros, lists) defined by Falco files.
     pub(crate) fn counts(&self) -> (usize, usize) {
         (self.macros.len(), self.lists.len())

@@ -1106,6 +1106,11 @@ impl Defs {
                 return;
             }
             let Some(i) = existing else {
+                if self.falco.has_rule(&name) {
+                    // An override (`enabled: false`, ...) of a Falco rule.
+                    self.falco.add_item(m, item_loc, kloc, lines, diag);
+                    return;
+                }
                 diag.err(
                     item_loc,
                     l,

@@ -238,3 +238,23 @@ fn kernel_filter_terms_from_falco_rules() {
     assert!(read.path_prefixes.contains("/etc/shadow"), "{read:?}");
     assert!(read.path_prefixes.contains("/etc/pam.d/"), "{read:?}");
 }
+
+/// A plain override file (`enabled: false`, as in falco_rules.local.yaml)
+/// turns a Falco rule off; it is then disabled but not inactive.
+#[test]
+fn override_file_disables_a_falco_rule() {
+    let Some(stable) = falco_file("falco_rules.yaml") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.yaml");
+    std::fs::write(&local, "- rule: Run shell untrusted\n  enabled: false\n").unwrap();
+    let rs = load(&[stable, local]);
+    let r = rs
+        .rules()
+        .find(|r| r.name == "Run shell untrusted")
+        .unwrap();
+    assert!(!r.enabled);
+    let st = r.falco.unwrap();
+    assert!(st.inactive.is_none() && !st.enabled);
+}
