@@ -1158,7 +1158,6 @@ impl Lowerer<'_> {
             }
             "fd.filename" => {
                 let re = |body: String| Out::Text(format!("regex(file.path, {})", quote(&body)));
-                let alts = vs.iter().map(|v| re_esc(v)).collect::<Vec<_>>().join("|");
                 match op {
                     "=" | "==" | "in" | "!=" => flip(any(&|v: &str| {
                         Out::Text(format!("file.path.ends_with({})", quote(&format!("/{v}"))))
