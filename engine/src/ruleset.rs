@@ -979,6 +979,22 @@ impl RuleSet {
             .collect();
         let n_files = defs.files.len();
         tracing::debug!(rules = rules.len(), hash = %hash, "rule set compiled");
+        // The daemon's start-up / reload log says which Falco rules cannot run.
+        let falco: Vec<&Rule> = rules.iter().filter(|r| r.falco.is_some()).collect();
+        if !falco.is_empty() {
+            let inactive: Vec<(&str, &str)> = falco
+                .iter()
+                .filter_map(|r| Some((&*r.name, r.falco.as_ref()?.inactive.as_deref()?)))
+                .collect();
+            for (name, why) in &inactive {
+                tracing::debug!(rule = %name, reason = %why, "Falco rule inactive");
+            }
+            tracing::info!(
+                active = falco.len() - inactive.len(),
+                inactive = inactive.len(),
+                "Falco rules loaded (`vigil validate` lists why each inactive rule cannot run)"
+            );
+        }
         Ok(RuleSet {
             hash,
             sources: sources.iter().filter_map(|s| s.path.clone()).collect(),
