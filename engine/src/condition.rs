@@ -826,6 +826,8 @@ impl ListSet {
 #[derive(Clone, Debug)]
 pub(crate) enum Operand {
     Field(Field),
+    /// An element of an array field (`proc.ancestors[1]`); `""` past its end.
+    Elem(Field, usize),
     Str(Arc<str>),
     Int(i64),
     Bool(bool),
@@ -985,6 +987,15 @@ fn val<'a>(ev: &'a Event, o: &'a Operand) -> V<'a> {
         Operand::Str(s) => V::S(std::borrow::Cow::Borrowed(s)),
         Operand::Int(i) => V::I(*i),
         Operand::Bool(b) => V::B(*b),
+        Operand::Elem(f, i) => V::S(match read_field(ev, *f) {
+            FieldValue::StrList(std::borrow::Cow::Borrowed(l)) => {
+                std::borrow::Cow::Borrowed(l.get(*i).map_or("", String::as_str))
+            }
+            FieldValue::StrList(l) => {
+                std::borrow::Cow::Owned(l.get(*i).cloned().unwrap_or_default())
+            }
+            _ => std::borrow::Cow::Borrowed(""),
+        }),
         Operand::Field(f) => match read_field(ev, *f) {
             FieldValue::Str(s) => V::S(s),
             FieldValue::Int(i) => V::I(i),
@@ -1454,6 +1465,9 @@ impl Compiler<'_> {
             PExpr::Int(_) => Ty::Int,
             PExpr::Bool(_) => Ty::Bool,
             PExpr::Field(f) => field_ty(*f),
+            PExpr::Index(a, i) if matches!((&a.e, &i.e), (PExpr::Field(f), PExpr::Int(_)) if field_ty(*f) == Ty::Arr) => {
+                Ty::Str
+            }
             PExpr::Array(_) => Ty::Arr,
             PExpr::Ident(i) if self.lists.contains_key(i) => Ty::List,
             PExpr::Not(_) => Ty::Bool,
@@ -1477,6 +1491,12 @@ impl Compiler<'_> {
             PExpr::Int(i) => Operand::Int(*i),
             PExpr::Bool(b) => Operand::Bool(*b),
             PExpr::Field(f) if field_ty(*f) != Ty::Arr => Operand::Field(*f),
+            PExpr::Index(a, i) => match (&a.e, &i.e) {
+                (PExpr::Field(f), PExpr::Int(n)) if field_ty(*f) == Ty::Arr && *n >= 0 => {
+                    Operand::Elem(*f, usize::try_from(*n).ok()?)
+                }
+                _ => return None,
+            },
             _ => return None,
         })
     }

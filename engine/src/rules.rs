@@ -394,6 +394,19 @@ pub(crate) struct RuleDef {
     pub events: Vec<EventType>,
     pub events_loc: Location,
     pub threshold: Option<Threshold>,
+    /// Set for rules from Falco files.
+    pub falco: Option<FalcoStatus>,
+}
+
+/// A Falco rule's status on vigil.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FalcoStatus {
+    /// Why the rule cannot run on vigil (it is loaded disabled), if so.
+    pub inactive: Option<String>,
+    /// Parts of the rule vigil covers only partly (it still runs).
+    pub notes: Vec<String>,
+    /// The rule's own `enabled`.
+    pub enabled: bool,
 }
 
 impl RuleDef {
@@ -432,6 +445,8 @@ pub(crate) struct Defs {
     /// List items built so far (every definition and append counts).
     pub list_work: usize,
     pub limits: crate::ruleset::Limits,
+    /// Items of Falco-dialect files, turned into rules by [`Defs::finish_falco`].
+    pub falco: crate::falco::FalcoDefs,
 }
 
 const LIST_KEYS: &[&str] = &["list", "items", "append"];
@@ -558,6 +573,7 @@ impl Defs {
                 return;
             }
         };
+        let falco = crate::falco::is_falco_file(&items);
         let mut starts = lines.item_lines();
         let mut aligned = starts.len() == items.len();
         if !aligned {
@@ -621,7 +637,11 @@ impl Defs {
                 );
                 continue;
             };
-            self.add_item(m, &item_loc, &kloc, &lines, diag);
+            if falco {
+                self.falco.add_item(m, &item_loc, &kloc, &lines, diag);
+            } else {
+                self.add_item(m, &item_loc, &kloc, &lines, diag);
+            }
         }
         self.files.push(lines);
     }
@@ -1086,6 +1106,11 @@ impl Defs {
                 return;
             }
             let Some(i) = existing else {
+                if self.falco.has_rule(&name) {
+                    // An override (`enabled: false`, ...) of a Falco rule.
+                    self.falco.add_item(m, item_loc, kloc, lines, diag);
+                    return;
+                }
                 diag.err(
                     item_loc,
                     l,
@@ -1142,7 +1167,38 @@ impl Defs {
             events: events.unwrap_or_default(),
             events_loc,
             threshold,
+            falco: None,
         });
+    }
+
+    /// After every source: add the Falco files' rules (a name defined in both
+    /// dialects is a duplicate).
+    pub fn finish_falco(&mut self, diag: &mut Diag) {
+        let file_idx = |loc: &Location| self.files.iter().position(|f| f.name == loc.file);
+        for r in self.falco.finish(&self.files, diag) {
+            if let Some(&i) = self.rule_idx.get(&r.name) {
+                // As in Falco, the later definition (in load order) wins.
+                let other = self.rules[i].loc.clone();
+                let label = format!("rule `{}`", r.name);
+                if file_idx(&r.loc) > file_idx(&other) {
+                    diag.warn(
+                        &r.loc,
+                        Some(&label),
+                        format!("replaces the rule of the same name at {other}"),
+                    );
+                    self.rules[i] = r;
+                } else {
+                    diag.warn(
+                        &r.loc,
+                        Some(&label),
+                        format!("replaced by the rule of the same name at {other}, loaded later"),
+                    );
+                }
+                continue;
+            }
+            self.rule_idx.insert(r.name.clone(), self.rules.len());
+            self.rules.push(r);
+        }
     }
 
     fn parse_exceptions(

@@ -23,7 +23,9 @@ use crate::error::{Diag, LoadErrors, LoadWarning, Location};
 use crate::event::{Event, EventMask, EventType};
 use crate::fields::Field;
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
-use crate::rules::{self, Defs, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS};
+use crate::rules::{
+    self, Defs, FalcoStatus, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS,
+};
 use crate::template::{Template, COUNT_FIELD};
 
 /// Public description of one rule.
@@ -35,6 +37,8 @@ pub struct RuleInfo {
     pub events: Vec<EventType>,
     pub tags: Vec<String>,
     pub desc: String,
+    /// Rules from Falco files: active or inactive (with the reason).
+    pub falco: Option<FalcoStatus>,
 }
 
 /// Rule names that differ between two rule sets.
@@ -88,6 +92,7 @@ pub(crate) struct Rule {
     fingerprint: String,
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
+    pub falco: Option<FalcoStatus>,
 }
 
 #[derive(Default)]
@@ -109,6 +114,8 @@ pub struct RuleSet {
     engine: rhai::Engine,
     lists: HashMap<String, Arc<ListSet>>,
     n_macros: usize,
+    /// Lists of Falco files (inlined into their rules, so not in `lists`).
+    n_falco_lists: usize,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -458,6 +465,7 @@ impl RuleSet {
             hasher.update(s.text.as_bytes());
             defs.add_source(s, &mut diag);
         }
+        defs.finish_falco(&mut diag);
         let hash: String = hasher
             .finalize()
             .iter()
@@ -900,6 +908,7 @@ impl RuleSet {
                 r.threshold,
                 r.desc
             );
+            let fingerprint = format!("{fingerprint}\u{1}{:?}", r.falco);
             rules.push(Rule {
                 name: Arc::from(r.name.as_str()),
                 desc: r.desc.clone(),
@@ -916,6 +925,7 @@ impl RuleSet {
                 rhai_full,
                 fingerprint,
                 cost,
+                falco: r.falco.clone(),
             });
         }
         if !diag.errors.is_empty() {
@@ -969,6 +979,22 @@ impl RuleSet {
             .collect();
         let n_files = defs.files.len();
         tracing::debug!(rules = rules.len(), hash = %hash, "rule set compiled");
+        // The daemon's start-up / reload log says which Falco rules cannot run.
+        let falco: Vec<&Rule> = rules.iter().filter(|r| r.falco.is_some()).collect();
+        if !falco.is_empty() {
+            let inactive: Vec<(&str, &str)> = falco
+                .iter()
+                .filter_map(|r| Some((&*r.name, r.falco.as_ref()?.inactive.as_deref()?)))
+                .collect();
+            for (name, why) in &inactive {
+                tracing::debug!(rule = %name, reason = %why, "Falco rule inactive");
+            }
+            tracing::info!(
+                active = falco.len() - inactive.len(),
+                inactive = inactive.len(),
+                "Falco rules loaded (`vigil validate` lists why each inactive rule cannot run)"
+            );
+        }
         Ok(RuleSet {
             hash,
             sources: sources.iter().filter_map(|s| s.path.clone()).collect(),
@@ -979,7 +1005,8 @@ impl RuleSet {
             index,
             engine,
             lists,
-            n_macros: defs.macros.len(),
+            n_macros: defs.macros.len() + defs.falco.counts().0,
+            n_falco_lists: defs.falco.counts().1,
         })
     }
 
@@ -1001,6 +1028,7 @@ impl RuleSet {
             events: r.events.iter().collect(),
             tags: r.tags.to_vec(),
             desc: r.desc.clone(),
+            falco: r.falco.clone(),
         })
     }
 
@@ -1019,7 +1047,7 @@ impl RuleSet {
         (
             self.rules.len(),
             self.n_macros,
-            self.lists.len(),
+            self.lists.len() + self.n_falco_lists,
             self.n_files,
         )
     }

@@ -551,3 +551,23 @@ fn hints_for_common_mistakes() {
         assert!(e.contains(want), "{c}: {e}");
     }
 }
+
+/// `proc.ancestors[N]` runs natively and reads "" past the known ancestry
+/// (Rhai would stop with an index error, counted as an evaluation error).
+#[test]
+fn array_element_is_native_and_empty_past_the_end() {
+    let rs = Arc::new(load(
+        "- rule: Grandparent nginx\n  desc: d\n  events: [exec]\n  condition: proc.ancestors[1] == \"nginx\" || proc.ancestors[5] in [\"x\", \"y\"]\n  output: o\n  priority: warning\n",
+    ));
+    assert_eq!(rs.is_native("Grandparent nginx"), Some(true));
+    let e =
+        |anc: Vec<&str>| ev(json!({"evt.type": "exec", "proc.name": "sh", "proc.ancestors": anc}));
+    assert_eq!(
+        fired(&rs, &e(vec!["bash", "nginx"])),
+        vec!["Grandparent nginx"]
+    );
+    assert!(fired(&rs, &e(vec!["nginx"])).is_empty());
+    let mut evr = Evaluator::new(rs.clone(), "h");
+    evr.evaluate(&e(vec![]), &mut Vec::new());
+    assert!(evr.stats().errors.is_empty());
+}

@@ -96,5 +96,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         println!("  {} [{}]: {what}", c.rule, ev.join(","));
     }
+    // Falco rules vigil cannot run take no part in the filter; say why.
+    for r in rs.rules() {
+        if let Some(why) = r.falco.as_ref().and_then(|f| f.inactive.as_deref()) {
+            println!("  {} [inactive]: {why}", r.name);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,8 @@
 //! summary with the worst-case condition cost per event (`--costs`: per
 //! rule); exit 0 when the rules load, 1 when they do not. Paths `vigil run`
 //! would refuse for their permissions (`crate::perms`) are warnings here.
+//! Rules from Falco files are listed one per line, active or inactive with
+//! the reason; `--strict` makes an inactive Falco rule an error (exit 1).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +20,10 @@ pub struct Args {
     /// exception nodes evaluated, of them Rhai leaves, expanded text bytes.
     #[arg(long)]
     pub costs: bool,
+    /// Fail (exit 1) when a Falco rule is inactive (needs a syscall or a
+    /// field vigil does not have).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -29,16 +35,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             f.reason
         );
     }
-    Ok(if check(&args.paths, args.costs) {
+    Ok(if check(&args.paths, args.costs, args.strict) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// Loads `paths`, prints errors, warnings, per-rule costs when `costs`, and
-/// the summary; true when the rules load (also used by `vigil fleet push`).
-pub fn check(paths: &[PathBuf], costs: bool) -> bool {
+/// Loads `paths`, prints errors, warnings, per-rule costs when `costs`, each
+/// Falco rule's status, and the summary; true when the rules load (and, with
+/// `strict`, no Falco rule is inactive). Also used by `vigil fleet push`.
+pub fn check(paths: &[PathBuf], costs: bool, strict: bool) -> bool {
     match RuleSet::load(paths) {
         Ok(rs) => {
             for w in rs.warnings() {
@@ -50,7 +57,12 @@ pub fn check(paths: &[PathBuf], costs: bool) -> bool {
                     println!("{:>7} {:>5} {:>8}  {name}", c.nodes, c.rhai_leaves, c.bytes);
                 }
             }
+            let inactive = print_falco_status(&rs);
             println!("{}", summary(&rs));
+            if strict && inactive > 0 {
+                eprintln!("{inactive} inactive Falco rule(s) (--strict)");
+                return false;
+            }
             true
         }
         Err(errs) => {
@@ -61,6 +73,28 @@ pub fn check(paths: &[PathBuf], costs: bool) -> bool {
             false
         }
     }
+}
+
+/// One line per Falco rule: `falco: NAME: active` / `... inactive: REASON`
+/// (plus what vigil covers only partly). Returns the number inactive.
+fn print_falco_status(rs: &RuleSet) -> usize {
+    let mut inactive = 0;
+    for r in rs.rules() {
+        let Some(st) = &r.falco else { continue };
+        let mut line = match &st.inactive {
+            Some(why) => {
+                inactive += 1;
+                format!("falco: {}: inactive: {why}", r.name)
+            }
+            None if !st.enabled => format!("falco: {}: active, disabled by its file", r.name),
+            None => format!("falco: {}: active", r.name),
+        };
+        if !st.notes.is_empty() {
+            line.push_str(&format!(" (note: {})", st.notes.join("; ")));
+        }
+        println!("{line}");
+    }
+    inactive
 }
 
 /// "12 rules (11 enabled), 4 macros, 3 lists from 2 files; hash ...;

@@ -152,7 +152,7 @@ async fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
     let files = collect(&a.paths)?;
     // Validate as hosts will load them: the files in name order.
     let in_order: Vec<PathBuf> = files.values().map(|(p, _)| p.clone()).collect();
-    if !crate::commands::validate::check(&in_order, false) {
+    if !crate::commands::validate::check(&in_order, false, false) {
         eprintln!("vigil fleet push: refused, the rules do not validate; nothing was written");
         return Ok(ExitCode::from(1));
     }

@@ -1,0 +1,121 @@
+//! `vigil validate` / `explain` on Falco rule files (issue 12): Falco's own
+//! files (read from `<repo>/../shared/falco/`, never copied in) load with
+//! every rule reported active or inactive with its reason; `--strict` fails on
+//! inactive rules; real mistakes in a Falco file are errors at file:line:col;
+//! a directory may mix both dialects.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+#[path = "../engine/tests/common/falco.rs"]
+mod falco;
+use falco::falco_file;
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env("VIGIL_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+fn upstream() -> Option<Vec<String>> {
+    [
+        "falco_rules.yaml",
+        "falco-incubating_rules.yaml",
+        "falco-sandbox_rules.yaml",
+    ]
+    .iter()
+    .map(|n| falco_file(n).map(|p| p.display().to_string()))
+    .collect()
+}
+
+#[test]
+fn validate_falco_files_reports_each_rule() {
+    let Some(files) = upstream() else { return };
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let o = vigil(&args);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{out}{err}");
+    assert!(!err.contains("error"), "{err}");
+    assert!(
+        out.contains("falco: Run shell untrusted: active\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("falco: PTRACE attached to process: inactive: needs syscall(s) ptrace that vigil does not observe"),
+        "{out}"
+    );
+    let rules = out.lines().filter(|l| l.starts_with("falco: ")).count();
+    assert!(rules >= 90, "{rules} rules listed:\n{out}");
+
+    // --strict: an inactive rule is an error.
+    args.push("--strict");
+    let o = vigil(&args);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("inactive Falco rule(s) (--strict)"));
+
+    // The stable file together with the shipped rules.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let o = vigil(&["validate", shipped.to_str().unwrap(), &files[0]]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn explain_falco_file_gives_a_kernel_filter() {
+    let Some(files) = upstream() else { return };
+    let o = vigil(&["explain", "--rules", &files[0]]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(
+        out.contains("Run shell untrusted [exec]: comm in {\"ash\", \"bash\""),
+        "{out}"
+    );
+    assert!(out.contains("PTRACE attached to process [inactive]: needs syscall(s) ptrace"));
+}
+
+#[test]
+fn falco_mistakes_are_errors_and_dialects_mix_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a_vigil.yaml"),
+        "- rule: Vigil shell\n  desc: d\n  events: [exec]\n  condition: proc.name == \"sh\"\n  output: \"sh {proc.pname}\"\n  priority: warning\n",
+    )
+    .unwrap();
+    let falco = "- macro: shells\n  condition: proc.name in (sh, bash)\n\
+                 - rule: Falco shell\n  desc: d\n  condition: evt.type = execve and shells and proc.pname = nginx\n  output: shell %proc.name\n  priority: WARNING\n";
+    std::fs::write(dir.path().join("b_falco.yaml"), falco).unwrap();
+    let o = vigil(&["validate", dir.path().to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("falco: Falco shell: active"), "{out}");
+    assert!(out.contains("2 rules (2 enabled)"), "{out}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "- rule: Bad\n  desc: d\n  condition: evt.type = execve and no_such_macro\n  output: x\n  priority: WARNING\n\
+         - rule: Typo\n  desc: d\n  condition: evt.type = execve and proc.nmae = sh\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let o = vigil(&["validate", bad.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let f = bad.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{f}:3:36: rule `Bad`: undefined macro `no_such_macro`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}:8:36: rule `Typo`: unknown field `proc.nmae`")),
+        "{err}"
+    );
+}

@@ -1,0 +1,92 @@
+//! Live test of Falco's stable rule file, unchanged, in `vigil run` (issue
+//! 12): a real shell started by a process named nginx trips "Run shell
+//! untrusted" and a real /etc/shadow read by an unknown program trips "Read
+//! sensitive file untrusted", each with the output rendered from Falco's
+//! `%field` template. The file is read from `<repo>/../shared/falco/` (never
+//! copied in). Needs root, BPF and BTF; skipped with a message otherwise,
+//! unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{copy_named, field, live_capable, unique, Vigil};
+
+#[path = "../engine/tests/common/falco.rs"]
+mod falco;
+
+#[test]
+fn falco_stable_rules_fire_on_live_events() {
+    let Some(rules) = falco::falco_file("falco_rules.yaml") else {
+        return;
+    };
+    if live_capable().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigil.yaml");
+    std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
+    let args: Vec<String> = [
+        "run",
+        "--json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut v = Vigil::spawn(dir, &args, &[]);
+    let work = tempfile::tempdir().unwrap();
+
+    // A web server (bash named nginx) starts a shell.
+    let nginx = copy_named(work.path(), "/bin/bash", "nginx");
+    let marker = unique("m");
+    let st = Command::new(&nginx)
+        .args(["-c", &format!("sh -c 'id; true {marker}'; true")])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Run shell untrusted"
+                && field(a, "proc.cmdline")
+                    .as_str()
+                    .is_some_and(|c| c.contains(&marker))
+        })
+        .expect("Falco rule `Run shell untrusted` for sh under nginx");
+    assert_eq!(a["priority"], "Notice");
+    assert_eq!(a["source"], "syscall");
+    let out = a["output"].as_str().unwrap();
+    assert!(
+        out.starts_with("Shell spawned by untrusted binary | ")
+            && out.contains("process=sh ")
+            && out.contains("parent=nginx "),
+        "{out}"
+    );
+    assert!(!out.contains('%'), "{out}");
+
+    // /etc/shadow read by a program no list trusts.
+    let name = unique("shr");
+    let cat = copy_named(work.path(), "/bin/cat", &name);
+    let st = Command::new(&cat)
+        .arg("/etc/shadow")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Read sensitive file untrusted" && field(a, "proc.name") == name.as_str()
+        })
+        .expect("Falco rule `Read sensitive file untrusted` for the shadow read");
+    assert_eq!(a["priority"], "Warning");
+    let out = a["output"].as_str().unwrap();
+    assert!(
+        out.contains("file=/etc/shadow ") && out.contains(&format!("process={name} ")),
+        "{out}"
+    );
+    v.stop();
+}
