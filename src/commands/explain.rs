@@ -14,6 +14,9 @@ use vigil_engine::{EventType, FilterSets, RuleSet, TypeFilter};
 pub struct Args {
     #[command(flatten)]
     pub rules: crate::RulesArg,
+    /// The rule selection `vigil run` would apply (a disabled rule contributes nothing).
+    #[command(flatten)]
+    pub select: crate::config::SelectArgs,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -33,9 +36,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         !args.rules.rules.is_empty(),
         "give at least one --rules PATH"
     );
-    let rs = RuleSet::load(&args.rules.rules)
+    let mut rs = RuleSet::load(&args.rules.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("rules failed to load")?;
+    let mut select = crate::config::Select::default();
+    args.select.merge_into(&mut select);
+    select.apply(&mut rs);
     let f = rs.kernel_filter();
     let contribs = rs.filter_contributions();
     if args.json {
