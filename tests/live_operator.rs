@@ -306,3 +306,134 @@ fn reload_logs_are_consistent() {
     std::fs::write(&cfg, config("")).unwrap();
     wait_log(&log, "the config loads again and is in force", 1);
 }
+
+/// GET `path` on 127.0.0.1:`port`: (status code, body), None when nothing listens.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).ok()?;
+    let code = s.split(' ').nth(1)?.parse().ok()?;
+    let body = s.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// Polls /healthz until its status is `want`; the body.
+fn wait_health(port: u16, want: u16) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        last = http_get(port, "/healthz");
+        if let Some((code, body)) = &last {
+            if *code == want {
+                return body.clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("/healthz never answered {want}; last: {last:?}");
+}
+
+/// `/healthz` is 503 while the webhook output has abandoned alerts after its
+/// retries and 200 again once it delivers; shutdown logs one summary line.
+#[test]
+fn healthz_follows_the_webhook_and_shutdown_summarises() {
+    if live_capable().is_none() {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let down = Arc::new(AtomicBool::new(true));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    {
+        let down = down.clone();
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                let down = down.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut buf = [0u8; 65536];
+                    // One request per connection is enough here: answer, close.
+                    let _ = s.read(&mut buf);
+                    let resp: &[u8] = if down.load(Ordering::SeqCst) {
+                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    };
+                    let _ = s.write_all(resp);
+                });
+            }
+        });
+    }
+    let metrics_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = unique("hlth");
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.yaml");
+    std::fs::write(&rules, probe_rule("Health probe", &name, "t")).unwrap();
+    let cfg_dir = d.path().join("etc");
+    std::fs::create_dir(&cfg_dir).unwrap();
+    let cfg = cfg_dir.join("vigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rules: [{}]\nmetrics: 127.0.0.1:{metrics_port}\noutputs:\n  webhook:\n    url: http://127.0.0.1:{hook_port}/a\n    retry: {{ max_attempts: 2, initial_backoff: 100ms, max_backoff: 200ms }}\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let log = d.path().join("vigil.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env("VIGIL_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut guard = Kill(child);
+    assert_eq!(wait_health(metrics_port, 200), "ok\n");
+    exec_as(&name);
+    let why = wait_health(metrics_port, 503);
+    assert!(why.contains("output webhook"), "{why}");
+    down.store(false, Ordering::SeqCst);
+    exec_as(&name);
+    wait_health(metrics_port, 200);
+
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(guard.0.id() as i32, libc::SIGTERM) };
+    let status = guard.0.wait().unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("shutdown summary"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{text}");
+    assert!(
+        summary[0].contains("events_seen={") && summary[0].contains("\"exec\": "),
+        "{}",
+        summary[0]
+    );
+    assert!(
+        summary[0].contains("alerts={\"Warning\": 2}"),
+        "{}",
+        summary[0]
+    );
+    assert!(summary[0].contains("lost="), "{}", summary[0]);
+}

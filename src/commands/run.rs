@@ -456,6 +456,62 @@ impl EventLoss {
     }
 }
 
+/// Which outputs are failing beyond their retry budget, for `/healthz`: an
+/// output that abandoned alerts is failing until it delivers again. Fed the
+/// router's counters every tick (a new router after a config reload starts
+/// from zero).
+#[derive(Default)]
+struct OutputHealth {
+    /// (sent, abandoned) per output at the previous tick.
+    last: BTreeMap<String, (u64, u64)>,
+    failing: std::collections::BTreeSet<String>,
+}
+
+impl OutputHealth {
+    fn observe(&mut self, stats: &[vigil_sinks::SinkStats]) -> Vec<String> {
+        for s in stats {
+            let (sent, abandoned) = self.last.get(&s.name).copied().unwrap_or_default();
+            let (sent, abandoned) = if s.sent < sent || s.abandoned < abandoned {
+                (0, 0)
+            } else {
+                (sent, abandoned)
+            };
+            if s.abandoned > abandoned {
+                if self.failing.insert(s.name.clone()) {
+                    tracing::warn!(output = %s.name, abandoned = s.abandoned, "output failing: alerts given up after the retry budget (/healthz reports 503)");
+                }
+            } else if s.sent > sent && self.failing.remove(&s.name) {
+                tracing::info!(output = %s.name, "output delivering again");
+            }
+            self.last.insert(s.name.clone(), (s.sent, s.abandoned));
+        }
+        self.failing
+            .iter()
+            .map(|n| {
+                format!("output {n}: alerts abandoned after the retry budget, none delivered since")
+            })
+            .collect()
+    }
+}
+
+/// The one line logged at shutdown: events the kernel saw per kind, alerts
+/// raised per priority, events lost.
+fn shutdown_summary(
+    kernel: &vigil_bpf::KernelCounters,
+    per_rule: &BTreeMap<(String, String), u64>,
+    lost: u64,
+) {
+    let seen: BTreeMap<&str, u64> = RawKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), kernel.get(*k).seen))
+        .collect();
+    let mut alerts: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((_, prio), n) in per_rule {
+        *alerts.entry(prio.as_str()).or_default() += n;
+    }
+    tracing::info!(events_seen = ?seen, alerts = ?alerts, lost, "shutdown summary");
+}
+
 /// Evaluates eligible events and hands alerts to the sink.
 struct Handler {
     evaluator: Evaluator,
@@ -643,6 +699,8 @@ async fn run_async(
     let mut event_loss = EventLoss::default();
     let mut active_cfg = st.cfg.clone();
     let mut config_failing = false;
+    let mut output_health = OutputHealth::default();
+    let mut last_kernel = vigil_bpf::KernelCounters::default();
     let stop_at = tokio::time::sleep(
         st.duration
             .unwrap_or(Duration::from_secs(86_400 * 365 * 100)),
@@ -740,6 +798,8 @@ async fn run_async(
                 if let Ok(mut m) = sink_metrics.lock() {
                     *m = h.sink.render_metrics();
                 }
+                let failing_outputs = output_health.observe(&h.sink.stats());
+                last_kernel = kernel;
                 let stats = h.evaluator.stats();
                 let table = live.table_stats();
                 metrics.update(|s| {
@@ -752,7 +812,9 @@ async fn run_async(
                     s.events_evaluated = h.evaluated;
                     s.alerts = h.per_rule.clone();
                     s.eval_errors = stats.errors.clone();
-                    s.rules_loaded = n_rules;
+                    s.rules_loaded = h.evaluator.rules().rules().filter(|r| r.enabled).count();
+                    s.attached = true;
+                    s.failing_outputs = failing_outputs;
                 });
             }
         }
@@ -770,6 +832,9 @@ async fn run_async(
     if !watcher.stop_within(Duration::from_millis(500)) {
         tracing::warn!("shutdown: a rule reload is still running; not waiting for it");
     }
+    if let Ok(k) = live.counters() {
+        last_kernel = k;
+    }
     // Drain what the kernel already handed over, bounded in time.
     live.stop().await;
     let deadline = std::time::Instant::now() + Duration::from_millis(1000);
@@ -786,6 +851,7 @@ async fn run_async(
             "shutdown: some queued alerts were not delivered in time"
         );
     }
+    shutdown_summary(&last_kernel, &h.per_rule, event_loss.reported);
     if let Some(t) = metrics_task {
         t.abort();
     }
@@ -941,5 +1007,34 @@ mod tests {
             5,
             "the notice and the 4 queued alerts"
         );
+    }
+
+    #[test]
+    fn an_output_fails_when_it_abandons_and_recovers_when_it_delivers() {
+        let st = |sent, abandoned| vigil_sinks::SinkStats {
+            name: "webhook".into(),
+            sent,
+            failed: 0,
+            dropped: 0,
+            abandoned,
+            unflushed: 0,
+            queued: 0,
+            retries: 0,
+            capacity: 10,
+        };
+        let mut h = OutputHealth::default();
+        assert!(h.observe(&[st(3, 0)]).is_empty());
+        let f = h.observe(&[st(3, 1)]);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].starts_with("output webhook:"), "{f:?}");
+        assert_eq!(
+            h.observe(&[st(3, 1)]).len(),
+            1,
+            "still failing: nothing delivered"
+        );
+        assert!(h.observe(&[st(4, 1)]).is_empty(), "delivered again");
+        // A new router (config reload) starts its counters at zero.
+        assert!(h.observe(&[st(0, 0)]).is_empty());
+        assert_eq!(h.observe(&[st(0, 2)]).len(), 1);
     }
 }
