@@ -1021,6 +1021,8 @@ mod tests {
             queued: 0,
             retries: 0,
             capacity: 10,
+            immediate: 0,
+            digests: 0,
         };
         let mut h = OutputHealth::default();
         assert!(h.observe(&[st(3, 0)]).is_empty());
