@@ -20,6 +20,8 @@ PKGS=(
   systemd logrotate dpkg
   # live tests: `vigil run --dry-run` is checked to make no bpf(2) program load
   strace
+  # packaging checks: `man -l` renders the generated pages, the changelog parses
+  man-db dpkg-dev
   # rustup download when no (or a too old) Rust toolchain is found
   curl ca-certificates
 )

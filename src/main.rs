@@ -40,6 +40,11 @@ pub enum Command {
     Explain(commands::explain::Args),
     /// List the fields rules can read.
     Fields(commands::fields::Args),
+    /// Print a shell completion script (e.g. `vigil completions bash > /etc/bash_completion.d/vigil`).
+    Completions(commands::docs::CompletionsArgs),
+    /// Write the man pages (vigil.1, vigil-run.1, ...) into DIR.
+    #[command(hide = true)]
+    Man(commands::docs::ManArgs),
 }
 
 /// Rule paths given with `--rules`; shared by several subcommands.
@@ -65,6 +70,8 @@ fn main() -> ExitCode {
         Command::Snoop(a) => commands::snoop::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fields(a) => commands::fields::run(a),
+        Command::Completions(a) => commands::docs::completions(a),
+        Command::Man(a) => commands::docs::man(a),
     };
     match result {
         Ok(code) => code,
