@@ -583,7 +583,6 @@ mod tests {
                 sport: 40000,
                 daddr: "10.0.0.2".into(),
                 dport,
-                ..Default::default()
             });
             ev
         };
