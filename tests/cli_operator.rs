@@ -206,3 +206,17 @@ fn explain_reflects_the_selection() {
     );
     assert!(out.contains("exec        drop"), "{out}");
 }
+
+#[test]
+fn explain_wraps_the_shipped_rules_and_has_a_json_format() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let o = vigil(&["explain", "--rules", p(&rules)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let longest = out.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest <= 100, "longest line {longest}");
+    let o = vigil(&["explain", "--rules", p(&rules), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert!(v["types"]["open"]["mode"].is_string(), "{v}");
+    assert!(v["rules"].as_array().is_some_and(|r| !r.is_empty()));
+}
