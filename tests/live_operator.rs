@@ -437,3 +437,30 @@ fn healthz_follows_the_webhook_and_shutdown_summarises() {
     );
     assert!(summary[0].contains("lost="), "{}", summary[0]);
 }
+
+/// `--duration` stops the daemon by itself, exit 0, through the normal
+/// shutdown (its summary line is logged).
+#[test]
+fn duration_stops_the_daemon() {
+    if live_capable().is_none() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.yaml");
+    std::fs::write(&rules, probe_rule("Duration probe", "durprobe", "t")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--duration",
+            "2s",
+        ])
+        .env("VIGIL_LOG", "info")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("--duration reached: shutting down"), "{err}");
+    assert_eq!(err.matches("shutdown summary").count(), 1, "{err}");
+}
