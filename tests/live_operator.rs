@@ -464,3 +464,118 @@ fn duration_stops_the_daemon() {
     assert!(err.contains("--duration reached: shutting down"), "{err}");
     assert_eq!(err.matches("shutdown summary").count(), 1, "{err}");
 }
+
+/// A minimal SMTP server: every mail's DATA sent on `tx`.
+fn serve_smtp(listener: TcpListener, tx: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let Ok(clone) = s.try_clone() else { return };
+                let mut r = BufReader::new(clone);
+                let _ = s.write_all(b"220 test ESMTP\r\n");
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let cmd = line.trim_end().to_ascii_uppercase();
+                    if cmd.starts_with("DATA") {
+                        let _ = s.write_all(b"354 go on\r\n");
+                        let mut data = String::new();
+                        loop {
+                            let mut l = String::new();
+                            if r.read_line(&mut l).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if l == ".\r\n" {
+                                break;
+                            }
+                            data.push_str(&l);
+                        }
+                        let _ = s.write_all(b"250 queued\r\n");
+                        let _ = tx.send(data);
+                    } else if cmd.starts_with("QUIT") {
+                        let _ = s.write_all(b"221 bye\r\n");
+                        return;
+                    } else {
+                        let _ = s.write_all(b"250 ok\r\n");
+                    }
+                }
+            });
+        }
+    });
+}
+
+fn subject(mail: &str) -> &str {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or("")
+        .trim_end()
+}
+
+/// Issue 15: the first alert of a quiet period is mailed at once (within
+/// 5 s, not after the digest window); a burst of 20 after it is one digest.
+#[test]
+fn first_email_at_once_and_a_burst_as_one_digest() {
+    if live_capable().is_none() {
+        return;
+    }
+    let smtp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = smtp.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    serve_smtp(smtp, tx);
+    let name = unique("mail");
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.yaml");
+    std::fs::write(&rules, probe_rule("Mail probe", &name, "t")).unwrap();
+    let cfg_dir = d.path().join("etc");
+    std::fs::create_dir(&cfg_dir).unwrap();
+    let cfg = cfg_dir.join("vigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rules: [{}]\noutputs:\n  stdout: {{ format: json }}\n  email:\n    smtp: smtp://127.0.0.1:{smtp_port}\n    tls: none\n    from: vigil@test.invalid\n    to: [sec@test.invalid]\n    digest_window: 4s\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let v = Vigil::spawn(
+        tempfile::tempdir().unwrap(),
+        &args(&["run", "--config", cfg.to_str().unwrap()]),
+        &[],
+    );
+    let bin = tempfile::tempdir().unwrap();
+    let exe = copy_named(bin.path(), "/bin/true", &name);
+    let started = std::time::Instant::now();
+    assert!(Command::new(&exe).status().unwrap().success());
+    let first = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the first mail within 5 s");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        subject(&first),
+        "[vigil] Warning Mail probe on ".to_string() + &hostname_of(&v),
+        "{first}"
+    );
+    for _ in 0..20 {
+        assert!(Command::new(&exe).status().unwrap().success());
+    }
+    let digest = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the digest after the window");
+    assert!(
+        subject(&digest).ends_with("(+19 more alerts)"),
+        "{}",
+        subject(&digest)
+    );
+    assert!(digest.contains("vigil raised 20 alerts"), "{digest}");
+}
+
+/// The hostname the daemon puts in alerts (from its first stdout alert).
+fn hostname_of(v: &Vigil) -> String {
+    v.wait_alert(10, |_| true)
+        .and_then(|a| a["hostname"].as_str().map(String::from))
+        .unwrap_or_default()
+}
