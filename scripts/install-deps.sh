@@ -3,6 +3,9 @@
 # Idempotent: does nothing when everything is already present.
 set -euo pipefail
 
+# The minimum Rust version (Cargo.toml's `rust-version`); stated here once.
+MIN_RUST=1.91
+
 PKGS=(
   # build: libbpf-sys compiles libbpf and clang compiles the .bpf.c programs
   clang llvm gcc make pkg-config libelf-dev zlib1g-dev
@@ -17,6 +20,12 @@ PKGS=(
   # packaging checks: systemd-analyze verify/security, the shipped logrotate config run for
   # real, dpkg-deb (dpkg is essential, listed for minimal images)
   systemd logrotate dpkg
+  # live tests: `vigil run --dry-run` is checked to make no bpf(2) program load
+  strace
+  # packaging checks: `man -l` renders the generated pages, the changelog parses
+  man-db dpkg-dev
+  # rustup download when no (or a too old) Rust toolchain is found
+  curl ca-certificates
 )
 
 missing=()
@@ -34,10 +43,28 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-  for c in "$HOME/.cargo/bin/cargo" /root/.cargo/bin/cargo /usr/local/cargo/bin/cargo; do
-    [[ -x $c ]] && exit 0
-  done
-  echo "install-deps: no Rust toolchain found; install Rust >= 1.82 with rustup (https://rustup.rs)" >&2
-  exit 1
+# A Rust toolchain of at least $MIN_RUST: the one on PATH (or in the usual
+# rustup places), else installed (or updated) through rustup when reachable.
+for d in "$HOME/.cargo/bin" /root/.cargo/bin /usr/local/cargo/bin; do
+  [[ -x $d/cargo ]] && PATH="$d:$PATH"
+done
+rust_ok() {
+  local v
+  v=$(cargo --version 2>/dev/null | awk '{print $2}') || return 1
+  [[ -n $v ]] && [[ $(printf '%s\n%s\n' "$MIN_RUST" "${v%%-*}" | sort -V | head -n1) == "$MIN_RUST" ]]
+}
+if ! rust_ok; then
+  have=$(cargo --version 2>/dev/null || echo "no cargo")
+  echo "install-deps: Rust >= $MIN_RUST needed ($have); installing through rustup"
+  if command -v rustup >/dev/null 2>&1; then
+    rustup toolchain install stable --profile minimal -c rustfmt,clippy && rustup default stable
+  elif curl -sSf --max-time 30 https://sh.rustup.rs -o /tmp/rustup-init.sh; then
+    sh /tmp/rustup-init.sh -y --profile minimal -c rustfmt,clippy && rm -f /tmp/rustup-init.sh
+    PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  if ! rust_ok; then
+    echo "install-deps: could not install Rust >= $MIN_RUST (no network to rustup.rs?); install it with rustup (https://rustup.rs) and add ~/.cargo/bin to PATH" >&2
+    exit 1
+  fi
+  echo "install-deps: $(cargo --version) ready; add ~/.cargo/bin to PATH in new shells"
 fi

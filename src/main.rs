@@ -43,6 +43,11 @@ pub enum Command {
     Fields(commands::fields::Args),
     /// A fleet over NATS: push rule sets to a KV bucket, show hosts' status.
     Fleet(fleet::cli::Args),
+    /// Print a shell completion script (e.g. `vigil completions bash > /etc/bash_completion.d/vigil`).
+    Completions(commands::docs::CompletionsArgs),
+    /// Write the man pages (vigil.1, vigil-run.1, ...) into DIR.
+    #[command(hide = true)]
+    Man(commands::docs::ManArgs),
 }
 
 /// Rule paths given with `--rules`; shared by several subcommands.
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         Command::Explain(a) => commands::explain::run(a),
         Command::Fields(a) => commands::fields::run(a),
         Command::Fleet(a) => fleet::cli::run(a),
+        Command::Completions(a) => commands::docs::completions(a),
+        Command::Man(a) => commands::docs::man(a),
     };
     match result {
         Ok(code) => code,

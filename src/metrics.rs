@@ -1,7 +1,8 @@
 //! Prometheus metrics for `vigil run --metrics ADDR`: a snapshot the run
 //! loop refreshes (kernel counters, queue drops, process table, evaluator
 //! stats) plus alert counters, rendered in the text exposition format and
-//! served by a tiny HTTP/1.1 server (GET /metrics).
+//! served by a tiny HTTP/1.1 server (GET /metrics), which also answers
+//! GET /healthz: 200 `ok`, or 503 with the reasons (see [`Snapshot::health`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +29,31 @@ pub struct Snapshot {
     /// Rule evaluation errors per rule.
     pub eval_errors: BTreeMap<String, u64>,
     pub rules_loaded: usize,
+    /// Every sensor is attached (set once the daemon runs).
+    pub attached: bool,
+    /// Outputs that gave up alerts after their retry budget and have not
+    /// delivered since, each with its reason.
+    pub failing_outputs: Vec<String>,
+}
+
+impl Snapshot {
+    /// Healthy when the sensors are attached, rules are loaded and no output
+    /// is failing beyond its retry budget; otherwise every reason.
+    pub fn health(&self) -> Result<(), Vec<String>> {
+        let mut why = Vec::new();
+        if !self.attached {
+            why.push("sensors not attached".to_string());
+        }
+        if self.rules_loaded == 0 {
+            why.push("no enabled rule loaded".to_string());
+        }
+        why.extend(self.failing_outputs.iter().cloned());
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why)
+        }
+    }
 }
 
 /// Extra exposition text appended to every scrape (e.g. the sinks router's
@@ -245,6 +271,15 @@ pub async fn serve(
                             "text/plain; version=0.0.4; charset=utf-8",
                             m.render(),
                         )
+                    } else if method == "GET" && path == "/healthz" {
+                        match m.snapshot().health() {
+                            Ok(()) => ("200 OK", "text/plain", "ok\n".to_string()),
+                            Err(why) => (
+                                "503 Service Unavailable",
+                                "text/plain",
+                                format!("{}\n", why.join("\n")),
+                            ),
+                        }
                     } else {
                         ("404 Not Found", "text/plain", "not found\n".to_string())
                     };
@@ -296,6 +331,7 @@ mod tests {
     async fn serves_over_http_on_loopback() {
         let m = Arc::new(Metrics::default());
         m.update(|s| s.events_evaluated = 42);
+        let m2 = m.clone();
         let (addr, task) = serve("127.0.0.1:0".parse().unwrap(), m).await.unwrap();
         let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
         c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -310,6 +346,31 @@ mod tests {
         let mut resp = String::new();
         c.read_to_string(&mut resp).await.unwrap();
         assert!(resp.starts_with("HTTP/1.1 404"));
+        let healthz = || async {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut resp = String::new();
+            c.read_to_string(&mut resp).await.unwrap();
+            resp
+        };
+        let r = healthz().await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(
+            r.contains("sensors not attached") && r.contains("no enabled rule"),
+            "{r}"
+        );
+        m2.update(|s| {
+            s.attached = true;
+            s.rules_loaded = 3;
+        });
+        let r = healthz().await;
+        assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("ok\n"), "{r}");
+        m2.update(|s| s.failing_outputs = vec!["output webhook failing".into()]);
+        let r = healthz().await;
+        assert!(
+            r.starts_with("HTTP/1.1 503") && r.contains("output webhook failing"),
+            "{r}"
+        );
         task.abort();
     }
 }

@@ -40,7 +40,7 @@
 //! )?;
 //! // SIGHUP: watcher.trigger();
 //! // rx.recv(): Reloaded(r) -> live.set_filter(&r.value.kernel_filter()) then
-//! //              evaluator.swap_rules(r.value.clone()); reload::log_reloaded(&r)
+//! //              evaluator.swap_rules(r.value.clone()); reload::log_reloaded(&r, old_hash)
 //! //            Failed(f)   -> reload::log_failed(&f);
 //! //              router.submit(Arc::new(reload::reload_failed_alert(host.clone(), &f)))
 //! ```
@@ -607,10 +607,10 @@ where
                 self.current = value.clone();
                 info!(
                     ?cause,
-                    hash = %short(&snap.hash),
+                    content = %short(&snap.hash),
                     previous = %short(&previous_hash),
                     files = snap.files.len(),
-                    load_ms = load_time.as_secs_f64() * 1000.0,
+                    load_ms = %millis(load_time),
                     "reload: loaded new content"
                 );
                 ReloadEvent::Reloaded(Reloaded {
@@ -626,7 +626,7 @@ where
             Err(error) => {
                 warn!(
                     ?cause,
-                    hash = %short(&snap.hash),
+                    content = %short(&snap.hash),
                     kept = %short(&self.good_hash),
                     "reload: load failed, keeping the previous content"
                 );
@@ -710,7 +710,7 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-fn short(hash: &str) -> &str {
+pub fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
 
@@ -795,8 +795,19 @@ fn hash_file(h: &mut Sha256, tag: &[u8], path: &Path) {
 /// Rule name of the alert raised when a reload fails.
 pub const RELOAD_FAILED_RULE: &str = "vigil rule reload failed";
 
-/// Logs a successful rule reload: content and rule-set hashes, what changed, load time.
-pub fn log_reloaded(r: &Reloaded<RuleSet, RuleSetDiff>) {
+/// A load time in milliseconds with one decimal (`9.7`), for the logs.
+pub fn millis(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// Logs a successful rule reload: content and rule-set hashes, what changed,
+/// load time. A round that changed no rule (a config-only edit: the watcher
+/// hashes the config too) is logged at debug only.
+pub fn log_reloaded(r: &Reloaded<RuleSet, RuleSetDiff>, old_rules_hash: &str) {
+    if r.diff.is_empty() && r.value.hash() == old_rules_hash {
+        tracing::debug!(content = %short(&r.hash), "reload: no rule changed");
+        return;
+    }
     info!(
         cause = ?r.cause,
         rules_hash = r.value.hash(),
@@ -806,7 +817,7 @@ pub fn log_reloaded(r: &Reloaded<RuleSet, RuleSetDiff>) {
         removed = ?r.diff.removed,
         changed = ?r.diff.changed,
         files = r.files.len(),
-        load_ms = r.load_time.as_secs_f64() * 1000.0,
+        load_ms = %millis(r.load_time),
         "rules reloaded"
     );
 }

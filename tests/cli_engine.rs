@@ -95,7 +95,7 @@ fn replay_text_and_json() {
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(
         lines[0],
-        "2026-11-18T11:06:40.000000000Z Critical: Shell sh spawned by nginx (cmdline=sh -c id)"
+        "2026-11-18T11:06:40.000000000Z Critical: Shell sh spawned by nginx (cmdline=sh -c id) [rule: Shell spawned by web server]"
     );
     assert!(
         lines[1].contains("Warning: retransmit storm to 10.0.0.9 (2 in window)"),

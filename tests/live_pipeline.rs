@@ -406,7 +406,10 @@ fn snoop_exec_prints_a_row_for_the_named_process() {
     let row = v
         .wait_line(15, |l| l.contains(&name))
         .expect("a row for the named process");
-    assert!(row.contains("-c true snoop-arg"), "{row}");
+    assert!(
+        row.contains("-c \"true snoop-arg\""),
+        "quoted argument: {row}"
+    );
     let _ = v.stop();
 }
 

@@ -467,3 +467,116 @@ fn dpkg_install_upgrade_keeps_local_config_and_purge_cleans_up() {
         "purge removes the logs"
     );
 }
+
+/// Relative links (`](path)` / `](path#anchor)`) of the markdown files below
+/// `dir` that point at nothing installed.
+fn broken_links(dir: &Path) -> Vec<String> {
+    let mut bad = Vec::new();
+    for f in files_below(dir).iter().filter(|f| f.ends_with(".md")) {
+        let p = dir.join(f);
+        let text = fs::read_to_string(&p).unwrap();
+        for (i, _) in text.match_indices("](") {
+            let rest = &text[i + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = &rest[..end];
+            if target.is_empty()
+                || target.contains(' ')
+                || target.contains("://")
+                || target.starts_with('#')
+                || target.starts_with('/')
+                || target.starts_with("mailto:")
+            {
+                continue;
+            }
+            let file = target.split('#').next().unwrap_or("");
+            if !p.parent().unwrap().join(file).exists() {
+                bad.push(format!("{f}: {target}"));
+            }
+        }
+    }
+    bad
+}
+
+/// Issue 15: the installed docs include the rule-language and config
+/// references with every relative link resolving, the man pages render with
+/// `man -l`, the bash completion loads, and the changelog parses.
+#[test]
+fn installed_docs_man_pages_and_completions_work() {
+    if !have("man") || !have("bash") || !have("dpkg-parsechangelog") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    run(Command::new(repo().join("scripts/build-deb.sh")).args([
+        "--root",
+        root.to_str().unwrap(),
+        "--binary",
+        VIGIL,
+        "--no-strip",
+    ]));
+    let doc = root.join("usr/share/doc/vigil");
+    for f in [
+        "README.md",
+        "engine/README.md",
+        "sinks/CONFIG.md",
+        "rules/README.md",
+    ] {
+        assert!(doc.join(f).is_file(), "{f} not installed");
+    }
+    let bad = broken_links(&doc);
+    assert!(bad.is_empty(), "links that resolve to nothing: {bad:#?}");
+    // The check itself: a dangling link is found.
+    fs::write(doc.join("x.md"), "see [gone](nowhere/README.md#top)\n").unwrap();
+    assert_eq!(broken_links(&doc), vec!["x.md: nowhere/README.md#top"]);
+
+    let man1 = root.join("usr/share/man/man1");
+    let pages: Vec<String> = files_below(&man1).into_iter().collect();
+    for want in [
+        "vigil.1.gz",
+        "vigil-run.1.gz",
+        "vigil-snoop.1.gz",
+        "vigil-explain.1.gz",
+    ] {
+        assert!(pages.iter().any(|p| p == want), "{want} missing: {pages:?}");
+    }
+    for p in &pages {
+        let out = run(Command::new("man")
+            .arg("-l")
+            .arg(man1.join(p))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "80"));
+        let text = stdout(&out);
+        assert!(
+            text.contains("NAME") && text.contains("SYNOPSIS"),
+            "{p}:\n{text}"
+        );
+    }
+    let run_page = stdout(&run(Command::new("man")
+        .arg("-l")
+        .arg(man1.join("vigil-run.1.gz"))
+        .env("MANPAGER", "cat")));
+    assert!(run_page.contains("--dry-run") && run_page.contains("--min-priority"));
+
+    let bash = root.join("usr/share/bash-completion/completions/vigil");
+    let out = run(Command::new("bash").arg("-c").arg(format!(
+        "source {} && complete -p vigil && COMP_WORDS=(vigil ru) COMP_CWORD=1 && _vigil vigil ru vigil && echo \"${{COMPREPLY[@]}}\"",
+        bash.display()
+    )));
+    let o = stdout(&out);
+    assert!(o.contains("-F _vigil vigil") && o.contains("run"), "{o}");
+    for f in [
+        "usr/share/zsh/vendor-completions/_vigil",
+        "usr/share/fish/vendor_completions.d/vigil.fish",
+    ] {
+        let t = fs::read_to_string(root.join(f)).unwrap();
+        assert!(t.contains("vigil") && t.contains("dry-run"), "{f}");
+    }
+    let cl = doc.join("changelog.Debian.gz");
+    let out = run(Command::new("sh").arg("-c").arg(format!(
+        "zcat {} > {}/cl && dpkg-parsechangelog -l {}/cl",
+        cl.display(),
+        tmp.path().display(),
+        tmp.path().display()
+    )));
+    assert!(stdout(&out).contains("Version: 0.1.0"), "{}", stdout(&out));
+}

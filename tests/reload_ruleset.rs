@@ -108,7 +108,7 @@ async fn reloads_real_rule_sets_and_rejects_broken_ones() {
         r.files.len(),
         r.load_time
     );
-    reload::log_reloaded(&r);
+    reload::log_reloaded(&r, initial.hash());
     let good = r.value.clone();
     let good_hash = r.hash.clone();
 

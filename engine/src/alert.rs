@@ -156,13 +156,15 @@ impl Alert {
         self.to_json().to_string()
     }
 
-    /// The human text line: `<time> <Priority> <output>` (Falco's text format).
+    /// The human text line: `<time> <Priority>: <output> [rule: <rule name>]`
+    /// (Falco's text format, plus the rule so a reader can find it).
     pub fn to_text_line(&self) -> String {
         format!(
-            "{} {}: {}",
+            "{} {}: {} [rule: {}]",
             self.time_rfc3339(),
             self.priority.falco_name(),
-            self.output
+            self.output,
+            self.rule
         )
     }
 

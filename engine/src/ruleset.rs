@@ -168,6 +168,34 @@ fn clause_texts(text: &str) -> Vec<String> {
     out
 }
 
+/// The per-event-type candidate index over the enabled rules.
+fn build_index(rules: &[Rule]) -> [TypeIndex; 6] {
+    let mut index: [TypeIndex; 6] = Default::default();
+    for (i, r) in rules.iter().enumerate() {
+        if !r.enabled {
+            continue;
+        }
+        let term = index_term(&r.cond);
+        for t in r.events.iter() {
+            let ix = &mut index[t.index()];
+            match &term {
+                Some((Field::ProcName, names)) => {
+                    for n in names {
+                        ix.by_comm.entry(n.clone()).or_default().push(i as u32);
+                    }
+                }
+                Some((_, names)) => {
+                    for n in names {
+                        ix.by_pcomm.entry(n.clone()).or_default().push(i as u32);
+                    }
+                }
+                None => ix.always.push(i as u32),
+            }
+        }
+    }
+    index
+}
+
 /// Names the index can use: a conjunctive `proc.name`/`proc.pname` ==/in term.
 fn index_term(n: &Node) -> Option<(Field, Vec<String>)> {
     use crate::condition::{CmpOp, Operand};
@@ -949,29 +977,7 @@ impl RuleSet {
             return Err(LoadErrors(errors));
         }
         let _ = patterns_cell.set(patterns);
-        let mut index: [TypeIndex; 6] = Default::default();
-        for (i, r) in rules.iter().enumerate() {
-            if !r.enabled {
-                continue;
-            }
-            let term = index_term(&r.cond);
-            for t in r.events.iter() {
-                let ix = &mut index[t.index()];
-                match &term {
-                    Some((Field::ProcName, names)) => {
-                        for n in names {
-                            ix.by_comm.entry(n.clone()).or_default().push(i as u32);
-                        }
-                    }
-                    Some((_, names)) => {
-                        for n in names {
-                            ix.by_pcomm.entry(n.clone()).or_default().push(i as u32);
-                        }
-                    }
-                    None => ix.always.push(i as u32),
-                }
-            }
-        }
+        let index = build_index(&rules);
         let by_name = rules
             .iter()
             .enumerate()
@@ -1040,6 +1046,25 @@ impl RuleSet {
     /// Whether a rule of this name exists.
     pub fn has_rule(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
+    }
+
+    /// Disables every enabled rule for which `off` returns true (the daemon's
+    /// rule selection: `--min-priority`, `-T`/`-t` tags, `-D` names) and
+    /// rebuilds the candidate index; returns the names disabled. Never
+    /// enables a rule, so the set's compile budgets still hold.
+    pub fn disable_where(&mut self, mut off: impl FnMut(&RuleInfo) -> bool) -> Vec<String> {
+        let infos: Vec<RuleInfo> = self.rules().collect();
+        let mut names = Vec::new();
+        for (r, info) in self.rules.iter_mut().zip(&infos) {
+            if r.enabled && off(info) {
+                r.enabled = false;
+                names.push(info.name.clone());
+            }
+        }
+        if !names.is_empty() {
+            self.index = build_index(&self.rules);
+        }
+        names
     }
 
     /// Number of rules, macros, lists and files loaded.

@@ -571,3 +571,39 @@ fn array_element_is_native_and_empty_past_the_end() {
     evr.evaluate(&e(vec![]), &mut Vec::new());
     assert!(evr.stats().errors.is_empty());
 }
+
+/// The daemon's rule selection: a disabled rule neither fires nor keeps a
+/// kernel-filter term, and the candidate index is rebuilt without it.
+#[test]
+fn disable_where_removes_rules_from_evaluation_and_filter() {
+    let mut rs = load(BASE);
+    let exec = ev(
+        json!({"evt.type": "exec", "proc.name": "sh", "proc.pname": "nginx", "proc.cmdline": "sh -c id"}),
+    );
+    assert_eq!(
+        fired(&Arc::new(load(BASE)), &exec),
+        vec!["Shell spawned by web server"]
+    );
+    assert!(!matches!(
+        rs.kernel_filter().types[EventType::Exec.index()],
+        TypeFilter::Drop
+    ));
+    let off = rs.disable_where(|r| r.tags.iter().any(|t| t == "process"));
+    assert_eq!(off, vec!["Shell spawned by web server"]);
+    assert!(rs
+        .disable_where(|r| r.tags.iter().any(|t| t == "process"))
+        .is_empty());
+    let info: Vec<_> = rs.rules().map(|r| (r.name, r.enabled)).collect();
+    assert_eq!(
+        info,
+        vec![
+            ("Shell spawned by web server".to_string(), false),
+            ("Read shadow".to_string(), true)
+        ]
+    );
+    assert!(matches!(
+        rs.kernel_filter().types[EventType::Exec.index()],
+        TypeFilter::Drop
+    ));
+    assert!(fired(&Arc::new(rs), &exec).is_empty());
+}

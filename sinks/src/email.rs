@@ -1,6 +1,8 @@
 //! The email sink (lettre, async SMTP over tokio; none / STARTTLS / TLS with
-//! rustls). Alerts arriving within `digest_window` after the first one are
-//! one digest mail, so an alert storm sends a bounded number of mails; the
+//! rustls). The first alert after a quiet `digest_window` is mailed at once;
+//! alerts arriving within `digest_window` after it are one digest mail, so
+//! an alert storm sends a bounded number of mails (the router's
+//! `BatchPolicy::lead_alone`; counted as immediate batches and digests); the
 //! first `max_alerts_per_mail` are listed in full, the rest counted per rule.
 //! Subject: `[vigil] <Priority> <rule> on <host>` (plus `(+N more alerts)`
 //! for a digest, naming the most severe alert). Date, From, To and a
@@ -113,12 +115,14 @@ pub(crate) fn build(
             window: std::time::Duration::ZERO,
             max: 1,
             count_rest: false,
+            lead_alone: false,
         }
     } else {
         BatchPolicy {
             window: cfg.digest_window,
             max: cfg.max_alerts_per_mail,
             count_rest: true,
+            lead_alone: true,
         }
     };
     Ok((

@@ -58,6 +58,7 @@ pub(crate) fn build(
             window: std::time::Duration::ZERO,
             max: 256,
             count_rest: false,
+            lead_alone: false,
         },
     ))
 }

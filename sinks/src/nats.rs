@@ -330,6 +330,7 @@ pub(crate) fn build(
         window: Duration::ZERO,
         max: cfg.max_in_flight,
         count_rest: false,
+        lead_alone: false,
     };
     Ok((
         NatsSink {

@@ -59,6 +59,10 @@ pub struct SinkStats {
     pub retries: u64,
     /// Queue capacity.
     pub capacity: usize,
+    /// Batches sent at once as the first alert of a quiet period (email).
+    pub immediate: u64,
+    /// Batches collected over a window after a first alert (email digests).
+    pub digests: u64,
 }
 
 /// Dedup counters, as returned by [`Router::dedup_stats`].
@@ -94,6 +98,8 @@ pub(crate) struct Counters {
     unflushed: AtomicU64,
     queued: AtomicU64,
     retries: AtomicU64,
+    immediate: AtomicU64,
+    digests: AtomicU64,
     last_warn_ms: AtomicU64,
     dropped_since_warn: AtomicU64,
 }
@@ -140,6 +146,9 @@ pub(crate) struct BatchPolicy {
     /// False: the batch ends at `max` alerts (sent as soon as it is full,
     /// even before `window` has passed).
     pub count_rest: bool,
+    /// True (email): the first alert after `window` without any is sent
+    /// alone at once; alerts within `window` after it form the next batch.
+    pub lead_alone: bool,
 }
 
 /// One output. `deliver` sends a whole batch or fails; the router retries.
@@ -268,6 +277,8 @@ impl Spawner {
             retry,
             policy,
             abort: self.abort.clone(),
+            last_alert: None,
+            window_until: None,
         };
         self.workers.push(tokio::spawn(w.run(sink)));
         self.slots.push(Slot {
@@ -539,7 +550,7 @@ pub fn render_prometheus(stats: &[SinkStats], dedup: &DedupStats) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     type Get = fn(&SinkStats) -> u64;
-    let per_sink: [(&str, &str, &str, Get); 8] = [
+    let per_sink: [(&str, &str, &str, Get); 10] = [
         (
             "vigil_sink_alerts_sent_total",
             "counter",
@@ -587,6 +598,18 @@ pub fn render_prometheus(stats: &[SinkStats], dedup: &DedupStats) -> String {
             "gauge",
             "Capacity of the sink's queue.",
             |s| s.capacity as u64,
+        ),
+        (
+            "vigil_sink_immediate_batches_total",
+            "counter",
+            "Batches sent at once as the first alert of a quiet period (email).",
+            |s| s.immediate,
+        ),
+        (
+            "vigil_sink_digests_total",
+            "counter",
+            "Digest batches collected over the window after a first alert (email).",
+            |s| s.digests,
         ),
     ];
     for (name, kind, help, get) in per_sink {
@@ -649,6 +672,8 @@ fn stats_of(name: &str, capacity: usize, c: &Counters) -> SinkStats {
         queued: c.queued.load(Ordering::Relaxed),
         retries: c.retries.load(Ordering::Relaxed),
         capacity,
+        immediate: c.immediate.load(Ordering::Relaxed),
+        digests: c.digests.load(Ordering::Relaxed),
     }
 }
 
@@ -828,6 +853,10 @@ struct Worker {
     retry: RetryConfig,
     policy: BatchPolicy,
     abort: watch::Receiver<bool>,
+    /// When the last alert arrived (`lead_alone`: is this one after a quiet period?).
+    last_alert: Option<tokio::time::Instant>,
+    /// End of the digest window opened by the last immediate send.
+    window_until: Option<tokio::time::Instant>,
 }
 
 /// Resolves when shutdown's deadline has passed (never if the router is gone
@@ -873,7 +902,15 @@ impl Worker {
             };
             let mut batch = Batch::default();
             batch.push(first, self.policy.max);
-            if !self.collect(&mut batch).await {
+            let now = tokio::time::Instant::now();
+            let quiet = self
+                .last_alert
+                .is_none_or(|t| now.duration_since(t) >= self.policy.window);
+            self.last_alert = Some(now);
+            let lead = self.policy.lead_alone && !self.policy.window.is_zero() && quiet;
+            if lead {
+                self.window_until = Some(now + self.policy.window);
+            } else if !self.collect(&mut batch).await {
                 self.unflushed(batch.len());
                 break;
             }
@@ -884,6 +921,11 @@ impl Worker {
                 }
                 // The sink works: notices it gave up on get another chance.
                 Outcome::Sent => {
+                    if lead {
+                        self.c.immediate.fetch_add(1, Ordering::Relaxed);
+                    } else if self.policy.lead_alone && !self.policy.window.is_zero() {
+                        self.c.digests.fetch_add(1, Ordering::Relaxed);
+                    }
                     let n = self.notices.retry_given_up();
                     self.c.queued.fetch_add(n, Ordering::Relaxed);
                 }
@@ -941,7 +983,13 @@ impl Worker {
             }
             return true;
         }
-        let until = tokio::time::Instant::now() + self.policy.window;
+        let now = tokio::time::Instant::now();
+        // After an immediate send, the digest closes when its window does.
+        let until = self
+            .window_until
+            .take()
+            .filter(|u| *u > now)
+            .unwrap_or(now + self.policy.window);
         loop {
             if !self.policy.count_rest && batch.alerts.len() >= self.policy.max {
                 return true; // full: send now (webhook batches)
@@ -950,7 +998,10 @@ impl Worker {
                 biased;
                 _ = aborted(&mut self.abort) => return false,
                 a = self.rx.recv() => match a {
-                    Some(a) => batch.push(a, self.policy.max),
+                    Some(a) => {
+                        self.last_alert = Some(tokio::time::Instant::now());
+                        batch.push(a, self.policy.max)
+                    }
                     None => return true, // closing: send what we have now
                 },
                 _ = tokio::time::sleep_until(until) => return true,
@@ -1062,6 +1113,8 @@ mod tests {
             queued: 3,
             retries: 2,
             capacity: 100,
+            immediate: 0,
+            digests: 0,
         };
         let d = DedupStats {
             keys: 4,

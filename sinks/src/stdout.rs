@@ -32,6 +32,7 @@ pub(crate) fn build(cfg: &StdoutConfig) -> (StdoutSink, BatchPolicy) {
             window: std::time::Duration::ZERO,
             max: 256,
             count_rest: false,
+            lead_alone: false,
         },
     )
 }

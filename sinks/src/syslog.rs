@@ -438,6 +438,7 @@ pub(crate) fn build(
             window: Duration::ZERO,
             max,
             count_rest: false,
+            lead_alone: false,
         },
     ))
 }

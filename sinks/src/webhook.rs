@@ -148,6 +148,7 @@ pub(crate) fn build(cfg: &WebhookConfig) -> Result<(WebhookSink, BatchPolicy), S
             window: std::time::Duration::ZERO,
             max: 1,
             count_rest: false,
+            lead_alone: false,
         },
         // count_rest false: a full batch goes out at once and the next
         // alerts start the next batch (none is only counted).
@@ -155,6 +156,7 @@ pub(crate) fn build(cfg: &WebhookConfig) -> Result<(WebhookSink, BatchPolicy), S
             window: b.max_wait,
             max: b.max_alerts,
             count_rest: false,
+            lead_alone: false,
         },
     };
     Ok((

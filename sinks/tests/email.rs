@@ -1,7 +1,8 @@
 //! Email sink against an SMTP server run by the test on loopback: one mail
 //! per alert with subject/Date/From/To/Message-ID and a readable body, and
-//! digest batching (a storm becomes one mail listing a bounded number of
-//! alerts and counting the rest).
+//! digest batching: the first alert of a quiet period is mailed at once, a
+//! storm after it becomes one mail listing a bounded number of alerts and
+//! counting the rest.
 
 mod common;
 
@@ -66,8 +67,9 @@ async fn one_mail_per_alert_with_headers_and_body() {
 #[tokio::test]
 async fn storm_becomes_one_digest() {
     let mut srv = SmtpServer::start().await;
-    // A window far longer than the test: the digest goes out when shutdown
-    // closes the queue, so exactly one mail must carry all 300 alerts.
+    // A window far longer than the test: the first alert is mailed at once,
+    // the digest goes out when shutdown closes the queue, so exactly one more
+    // mail must carry the other 299 alerts.
     let cfg = outputs(&format!(
         "email:\n  smtp: smtp://{}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  digest_window: 1h\n  max_alerts_per_mail: 5\n",
         srv.addr
@@ -81,28 +83,38 @@ async fn storm_becomes_one_digest() {
         };
         router.submit(alert(rule, p, i));
     }
-    // Let the sink collect them (it is waiting inside its window).
-    eventually(|| (router.stats()[0].queued == 300).then_some(())).await;
+    let first = recv(&mut srv.rx).await;
+    assert_eq!(
+        first.header("subject").unwrap(),
+        "[vigil] Warning Noisy on testhost"
+    );
+    // Let the sink collect the rest (it is waiting inside its window).
+    eventually(|| {
+        let s = &router.stats()[0];
+        (s.sent == 1 && s.queued == 299).then_some(())
+    })
+    .await;
     let r = router.shutdown(Duration::from_secs(10)).await;
     assert_eq!(r.undelivered, 0);
     assert_eq!(r.sinks[0].sent, 300);
+    assert_eq!((r.sinks[0].immediate, r.sinks[0].digests), (1, 1));
     let m = recv(&mut srv.rx).await;
-    assert!(srv.rx.try_recv().is_err(), "exactly one mail");
+    assert!(srv.rx.try_recv().is_err(), "exactly one digest");
     assert_eq!(
         m.header("subject").unwrap(),
-        "[vigil] Critical Bad on testhost (+299 more alerts)"
+        "[vigil] Critical Bad on testhost (+298 more alerts)"
     );
     let body = m.body();
     assert!(
-        body.contains("vigil raised 300 alerts on testhost"),
+        body.contains("vigil raised 299 alerts on testhost"),
         "{body}"
     );
     assert!(body.contains("   100  Critical       Bad"), "{body}");
-    assert!(body.contains("   100  Warning        Noisy"), "{body}");
+    assert!(body.contains("    99  Warning        Noisy"), "{body}");
     assert!(body.contains("   100  Notice         Quiet"), "{body}");
     assert_eq!(body.matches("--- alert ").count(), 5, "{body}");
     assert!(
-        body.contains("295 more alerts in this digest are not listed"),
+        body.contains("294 more alerts in this digest are not listed"),
         "{body}"
     );
 }
@@ -119,12 +131,55 @@ async fn digest_window_closes_on_its_own() {
         router.submit(alert("Noisy", Priority::Warning, i));
     }
     let m = recv(&mut srv.rx).await;
-    // All four were queued before the window (200 ms) could close.
     assert_eq!(
         m.header("subject").unwrap(),
-        "[vigil] Warning Noisy on testhost (+3 more alerts)"
+        "[vigil] Warning Noisy on testhost"
+    );
+    let m = recv(&mut srv.rx).await;
+    // The other three were queued before the window (200 ms) could close.
+    assert_eq!(
+        m.header("subject").unwrap(),
+        "[vigil] Warning Noisy on testhost (+2 more alerts)"
     );
     router.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Issue 15: the first alert of a quiet period is mailed at once (not after
+/// the digest window); a burst of 20 after it is one digest; both counted.
+#[tokio::test]
+async fn first_alert_at_once_then_a_burst_as_one_digest() {
+    let mut srv = SmtpServer::start().await;
+    let cfg = outputs(&format!(
+        "email:\n  smtp: smtp://{}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  digest_window: 1h\n",
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    router.submit(alert("Page me", Priority::Critical, 1));
+    // Within the helper's wait, long before the 1 h window.
+    let m = recv(&mut srv.rx).await;
+    assert_eq!(
+        m.header("subject").unwrap(),
+        "[vigil] Critical Page me on testhost"
+    );
+    for i in 0..20 {
+        router.submit(alert("Burst", Priority::Warning, 10 + i));
+    }
+    eventually(|| (router.stats()[0].queued == 20).then_some(())).await;
+    assert!(srv.rx.try_recv().is_err(), "the burst waits for its window");
+    let metrics = router.render_metrics();
+    assert!(
+        metrics.contains("vigil_sink_immediate_batches_total{sink=\"email\"} 1"),
+        "{metrics}"
+    );
+    let r = router.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((r.sinks[0].immediate, r.sinks[0].digests), (1, 1));
+    let d = recv(&mut srv.rx).await;
+    assert!(srv.rx.try_recv().is_err(), "one digest");
+    assert_eq!(
+        d.header("subject").unwrap(),
+        "[vigil] Warning Burst on testhost (+19 more alerts)"
+    );
+    assert!(d.body().contains("vigil raised 20 alerts on testhost"));
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! derived from the rules, per event type, and what each rule contributed
 //! (or why it forces pass-all). For open events that includes the path
 //! prefixes and suffixes (any open / writes only), "every write" and whether
-//! unnormalised raw paths pass.
+//! unnormalised raw paths pass. Text lines wrap at 100 columns;
+//! `--format json` (or `--json`) gives the whole structure.
 
 use std::process::ExitCode;
 
@@ -14,9 +15,46 @@ use vigil_engine::{EventType, FilterSets, RuleSet, TypeFilter};
 pub struct Args {
     #[command(flatten)]
     pub rules: crate::RulesArg,
-    /// JSON output.
+    /// The rule selection `vigil run` would apply (a disabled rule contributes nothing).
+    #[command(flatten)]
+    pub select: crate::config::SelectArgs,
+    /// JSON output (same as `--format json`).
     #[arg(long)]
     pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Text)]
+    pub format: OutFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    Text,
+    Json,
+}
+
+/// Text lines longer than this are wrapped (continuations indented).
+const WIDTH: usize = 100;
+
+/// Greedy word wrap of `text` to [`WIDTH`]: the first line starts after
+/// `first` columns already used, continuation lines are indented by `indent`.
+fn wrap(text: &str, first: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut col = first;
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            if col + 1 + word.len() > WIDTH && col > indent {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                col = indent;
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+        }
+        out.push_str(word);
+        col += word.len();
+    }
+    out
 }
 
 fn sets_json(s: &FilterSets) -> Value {
@@ -33,12 +71,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         !args.rules.rules.is_empty(),
         "give at least one --rules PATH"
     );
-    let rs = RuleSet::load(&args.rules.rules)
+    let mut rs = RuleSet::load(&args.rules.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("rules failed to load")?;
+    let mut select = crate::config::Select::default();
+    args.select.merge_into(&mut select);
+    select.apply(&mut rs);
     let f = rs.kernel_filter();
     let contribs = rs.filter_contributions();
-    if args.json {
+    if args.json || args.format == OutFormat::Json {
         let mut types = serde_json::Map::new();
         for t in EventType::ALL {
             let v = match f.for_type(t) {
@@ -81,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             TypeFilter::Match(s) if s.is_empty() => "match nothing (no rule can match)".to_string(),
             TypeFilter::Match(s) => format!("match: {}", s.describe()),
         };
-        println!("  {:<11} {d}", t.as_str());
+        println!("  {:<11} {}", t.as_str(), wrap(&d, 14, 16));
     }
     println!("rules:");
     for c in &contribs {
@@ -94,7 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
             Err(r) => r.clone(),
         };
-        println!("  {} [{}]: {what}", c.rule, ev.join(","));
+        let head = format!("  {} [{}]:", c.rule, ev.join(","));
+        println!("{head} {}", wrap(&what, head.len() + 1, 6));
     }
     // Falco rules vigil cannot run take no part in the filter; say why.
     for r in rs.rules() {
@@ -103,4 +145,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_wrap_under_the_width() {
+        let items: Vec<String> = (0..200).map(|i| format!("\"/etc/item{i}\",")).collect();
+        let text = format!("path prefix in {{{}}}", items.join(" "));
+        let w = wrap(&text, 14, 16);
+        assert!(w.lines().count() > 10);
+        for (i, l) in w.lines().enumerate() {
+            let len = l.len() + if i == 0 { 14 } else { 0 };
+            assert!(len <= WIDTH, "{l}");
+            if i > 0 {
+                assert!(l.starts_with(&" ".repeat(16)));
+            }
+        }
+        assert_eq!(
+            w.split_whitespace().collect::<Vec<_>>(),
+            text.split(' ').collect::<Vec<_>>()
+        );
+        assert_eq!(wrap("short", 14, 16), "short");
+    }
 }

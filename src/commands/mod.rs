@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (clap) and
 //! `run(Args) -> anyhow::Result<ExitCode>`.
 
+pub mod docs;
 pub mod explain;
 pub mod fields;
 pub mod record;

@@ -1,7 +1,8 @@
 //! `vigil record --out FILE.jsonl [--duration S] [--rules PATH...]`: capture
 //! live events as flat JSON (`Event::to_flat_json`), one a line: exactly
 //! what `vigil replay` reads. With `--rules`, the kernel filter derived from
-//! them limits what is captured; without, every event type passes.
+//! them limits what is captured (said at start); without, every event of
+//! every type is recorded.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -22,16 +23,25 @@ pub struct Args {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// Record only what these rules' kernel filter passes (default: everything).
     #[command(flatten)]
     pub rules: crate::RulesArg,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let filter = if args.rules.rules.is_empty() {
+        tracing::info!("recording every event of every type (no --rules)");
         KernelFilter::pass_all()
     } else {
         match RuleSet::load(&args.rules.rules) {
-            Ok(r) => Arc::new(r).kernel_filter(),
+            Ok(r) => {
+                tracing::info!(
+                    rules = r.rules().filter(|r| r.enabled).count(),
+                    "recording only what the rules' kernel filter passes (see `vigil explain`); \
+                     run without --rules to record everything"
+                );
+                Arc::new(r).kernel_filter()
+            }
             Err(e) => {
                 eprintln!("{e}");
                 anyhow::bail!("the rules did not load ({} error(s))", e.0.len());

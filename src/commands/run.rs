@@ -27,7 +27,7 @@ use vigil_engine::{Alert, Priority};
 use vigil_sinks::config::Format;
 use vigil_sinks::Router;
 
-use crate::config::Config;
+use crate::config::{Config, Override, SelectArgs};
 use crate::daemon::{notify, NotifyState};
 use crate::metrics::Metrics;
 use crate::pipeline::{Live, LiveOptions};
@@ -56,6 +56,26 @@ pub struct Args {
     /// root can change, with a warning, instead of refusing them.
     #[arg(long)]
     pub insecure_permissions: bool,
+    /// Override a config key, e.g. `-o outputs.webhook.url=https://h/x` or
+    /// `-o select.min_priority=warning`; the value is YAML; repeatable.
+    #[arg(short = 'o', long = "option", value_name = "KEY.PATH=VALUE")]
+    pub overrides: Vec<Override>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// List the loaded rules (name, priority, tags, events, enabled in the
+    /// file, active after the selection) and exit.
+    #[arg(short = 'L', long)]
+    pub list_rules: bool,
+    /// Load the config and rules, start (and stop) the outputs, derive the
+    /// kernel filter, attach nothing; exit 0 when all of it worked.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop after this long (`30s`, `5m`, or seconds), as on SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = vigil_sinks::config::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Start even when no rule is enabled (e.g. all disabled by the selection).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// What `run` settled on from the flags and the config file.
@@ -72,29 +92,31 @@ struct Settings {
     max_procs: usize,
     /// `--insecure-permissions`: warn about unsafe permissions instead of refusing.
     insecure_permissions: bool,
+    /// `-o` overrides and selection flags (re-applied to a reloaded config).
+    overrides: Vec<Override>,
+    select_flags: SelectArgs,
+    duration: Option<Duration>,
 }
 
 /// Merge flags over the config file. Without a config file, alerts go to
 /// stdout as text (JSON with `--json`); with one, its outputs apply and
-/// `--json` switches a configured stdout output to JSON.
+/// `--json` switches a configured stdout output to JSON. `-o` overrides
+/// apply to either.
 fn settings(args: &Args) -> anyhow::Result<Settings> {
-    let (mut cfg, config_path) = Config::load_or_default(args.config.as_deref())?;
-    if config_path.is_none() {
-        let format = if args.json {
-            Format::Json
-        } else {
-            Format::Text
-        };
-        cfg.outputs = vigil_sinks::OutputsConfig::stdout_only(format);
+    let no_file = if args.json {
+        "outputs: { stdout: { format: json } }"
     } else {
-        apply_json_flag(&mut cfg, args.json);
-    }
+        "outputs: { stdout: { format: text } }"
+    };
+    let (mut cfg, config_path) =
+        Config::load_or_default(args.config.as_deref(), &args.overrides, no_file)?;
+    apply_flags(&mut cfg, args.json, &args.select);
     let rule_paths = if args.rules.rules.is_empty() {
         cfg.rules.clone()
     } else {
         args.rules.rules.clone()
     };
-    if rule_paths.is_empty() {
+    if rule_paths.is_empty() && !args.allow_empty {
         anyhow::bail!(
             "no rules: give a rule file or directory with --rules PATH, or `rules:` in the config file"
         );
@@ -108,17 +130,22 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
         queue: args.queue.unwrap_or(cfg.event_queue),
         max_procs: args.max_procs.unwrap_or(cfg.max_procs),
         insecure_permissions: args.insecure_permissions,
+        overrides: args.overrides.clone(),
+        select_flags: args.select.clone(),
+        duration: args.duration,
         cfg,
     })
 }
 
-/// `--json` switches a configured stdout output to JSON.
-fn apply_json_flag(cfg: &mut Config, json: bool) {
+/// The flags that adjust a (re)loaded config: `--json` switches a configured
+/// stdout output to JSON; the selection flags add to `select:`.
+fn apply_flags(cfg: &mut Config, json: bool, select: &SelectArgs) {
     if json {
         if let Some(s) = cfg.outputs.stdout.as_mut() {
             s.format = Format::Json;
         }
     }
+    select.merge_into(&mut cfg.select);
 }
 
 /// What a changed config file means for the running daemon.
@@ -151,6 +178,9 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.compat_syscalls != new.compat_syscalls {
         need_restart.push("compat_syscalls");
     }
+    if old.select != new.select {
+        need_restart.push("select");
+    }
     ConfigChange {
         outputs: old.outputs != new.outputs,
         need_restart,
@@ -171,10 +201,7 @@ fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> Alert {
         time: now,
         rule: Arc::from("vigil config reload failed"),
         priority: Priority::Error,
-        output: format!(
-            "vigil config reload failed, previous outputs kept: {}: {error}",
-            path.display()
-        ),
+        output: format!("vigil config reload failed, previous outputs kept: {error}"),
         output_fields: fields,
         tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
         source: "internal",
@@ -216,11 +243,72 @@ fn metrics_exposure_warning(addr: SocketAddr) -> Option<String> {
     ))
 }
 
+/// The config file in force, as the logs name it.
+fn config_name(path: Option<&Path>) -> String {
+    path.map_or_else(|| "none".to_string(), |p| p.display().to_string())
+}
+
+/// Loads the rules and applies the selection: what the daemon (and every
+/// reload) runs.
+fn load_rules(
+    paths: &[PathBuf],
+    select: &crate::config::Select,
+) -> Result<RuleSet, vigil_engine::LoadErrors> {
+    let mut rs = RuleSet::load(paths)?;
+    select.apply(&mut rs);
+    Ok(rs)
+}
+
+/// `--list-rules`: one row a rule, `enabled` as the file says, `active`
+/// after the selection.
+fn list_rules(loaded: &RuleSet, selected: &RuleSet) -> String {
+    let rows: Vec<[String; 6]> = loaded
+        .rules()
+        .zip(selected.rules())
+        .map(|(f, a)| {
+            let ev: Vec<&str> = f.events.iter().map(|t| t.as_str()).collect();
+            [
+                f.name,
+                f.priority.as_str().to_string(),
+                f.tags.join(","),
+                ev.join(","),
+                if f.enabled { "yes" } else { "no" }.to_string(),
+                if a.enabled { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    let head = ["NAME", "PRIORITY", "TAGS", "EVENTS", "ENABLED", "ACTIVE"];
+    let mut w: [usize; 6] = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(head.map(String::from)).chain(rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut st = settings(&args)?;
     // A nats-kv:// rules source becomes a local mirror directory (crate::fleet).
     let host_name = st.cfg.hostname.clone().unwrap_or_else(hostname);
     let fleet = crate::fleet::Fleet::attach(&mut st.rule_paths, st.cfg.nats.as_ref(), &host_name)?;
+    if args.list_rules {
+        let loaded = RuleSet::load(&st.rule_paths).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let selected =
+            load_rules(&st.rule_paths, &st.cfg.select).map_err(|e| anyhow::anyhow!("{e}"))?;
+        print!("{}", list_rules(&loaded, &selected));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Err(found) = check_permissions(
         &st.rule_paths,
         st.config_path.as_deref(),
@@ -233,17 +321,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             crate::perms::FIX_HINT
         );
     }
+    tracing::info!(config = %config_name(st.config_path.as_deref()), "config file in force");
     // Hash before loading: a change made during the load is then seen by the watcher.
     let snap = crate::reload::snapshot(&st.rule_paths, st.config_path.as_deref());
-    let rules = match RuleSet::load(&st.rule_paths) {
+    let rules = match load_rules(&st.rule_paths, &st.cfg.select) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!("{e}");
             anyhow::bail!("the rules did not load ({} error(s))", e.0.len());
         }
     };
+    let total = rules.rules().count();
+    let active = rules.rules().filter(|r| r.enabled).count();
+    if active == 0 && !args.allow_empty {
+        anyhow::bail!(
+            "no enabled rule ({total} loaded from {}; the files or the selection disable the rest): \
+             nothing would be detected. Give rules with --rules PATH, loosen -T/-t/-D/--min-priority, \
+             or pass --allow-empty to start anyway",
+            st.rule_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
+    if args.dry_run {
+        return rt.block_on(dry_run(&st, &rules));
+    }
     rt.block_on(run_async(st, rules, snap.hash, fleet))
+}
+
+/// `--dry-run`: everything `run` checks before attaching, then exit.
+async fn dry_run(st: &Settings, rules: &RuleSet) -> anyhow::Result<ExitCode> {
+    let host = st.cfg.hostname.clone().unwrap_or_else(hostname);
+    let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;
+    let outputs: Vec<String> = router.stats().iter().map(|s| s.name.to_string()).collect();
+    router.shutdown(Duration::from_secs(1)).await;
+    let filter = rules.kernel_filter();
+    let active = rules.rules().filter(|r| r.enabled).count();
+    println!("dry run: config {}", config_name(st.config_path.as_deref()));
+    println!(
+        "  rules: {active} active of {} loaded (rule set {})",
+        rules.rules().count(),
+        rules.hash()
+    );
+    println!("  outputs: {}", outputs.join(", "));
+    for t in vigil_engine::EventType::ALL {
+        let d = match filter.for_type(t) {
+            vigil_engine::TypeFilter::Drop => "drop",
+            vigil_engine::TypeFilter::PassAll => "pass all",
+            vigil_engine::TypeFilter::Match(_) => "match (see vigil explain)",
+        };
+        println!("  kernel filter {:<11} {d}", t.as_str());
+    }
+    println!("dry run OK: nothing attached");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The "events lost" alert raised when the kernel or the queue dropped
@@ -330,6 +459,62 @@ impl EventLoss {
     }
 }
 
+/// Which outputs are failing beyond their retry budget, for `/healthz`: an
+/// output that abandoned alerts is failing until it delivers again. Fed the
+/// router's counters every tick (a new router after a config reload starts
+/// from zero).
+#[derive(Default)]
+struct OutputHealth {
+    /// (sent, abandoned) per output at the previous tick.
+    last: BTreeMap<String, (u64, u64)>,
+    failing: std::collections::BTreeSet<String>,
+}
+
+impl OutputHealth {
+    fn observe(&mut self, stats: &[vigil_sinks::SinkStats]) -> Vec<String> {
+        for s in stats {
+            let (sent, abandoned) = self.last.get(&s.name).copied().unwrap_or_default();
+            let (sent, abandoned) = if s.sent < sent || s.abandoned < abandoned {
+                (0, 0)
+            } else {
+                (sent, abandoned)
+            };
+            if s.abandoned > abandoned {
+                if self.failing.insert(s.name.clone()) {
+                    tracing::warn!(output = %s.name, abandoned = s.abandoned, "output failing: alerts given up after the retry budget (/healthz reports 503)");
+                }
+            } else if s.sent > sent && self.failing.remove(&s.name) {
+                tracing::info!(output = %s.name, "output delivering again");
+            }
+            self.last.insert(s.name.clone(), (s.sent, s.abandoned));
+        }
+        self.failing
+            .iter()
+            .map(|n| {
+                format!("output {n}: alerts abandoned after the retry budget, none delivered since")
+            })
+            .collect()
+    }
+}
+
+/// The one line logged at shutdown: events the kernel saw per kind, alerts
+/// raised per priority, events lost.
+fn shutdown_summary(
+    kernel: &vigil_bpf::KernelCounters,
+    per_rule: &BTreeMap<(String, String), u64>,
+    lost: u64,
+) {
+    let seen: BTreeMap<&str, u64> = RawKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), kernel.get(*k).seen))
+        .collect();
+    let mut alerts: BTreeMap<&str, u64> = BTreeMap::new();
+    for ((_, prio), n) in per_rule {
+        *alerts.entry(prio.as_str()).or_default() += n;
+    }
+    tracing::info!(events_seen = ?seen, alerts = ?alerts, lost, "shutdown summary");
+}
+
 /// Evaluates eligible events and hands alerts to the sink.
 struct Handler {
     evaluator: Evaluator,
@@ -371,33 +556,46 @@ impl Handler {
 fn reload_config(
     path: &Path,
     active: &mut Config,
+    failing: &mut bool,
     st: &Settings,
     host: &Arc<str>,
     sink: &Router,
 ) -> Option<Router> {
-    let fail = |msg: String| {
-        tracing::error!(file = %path.display(), "config reload: {msg}; the previous config stays in force");
+    let fail = |failing: &mut bool, msg: String| {
+        // Every message names the file once.
+        let shown = path.display().to_string();
+        let msg = if msg.contains(&shown) {
+            msg
+        } else {
+            format!("{shown}: {msg}")
+        };
+        tracing::error!("config reload: {msg}; the previous config stays in force");
         sink.submit(Arc::new(config_failed_alert(host, path, &msg)));
+        *failing = true;
     };
     if let Err(found) = check_permissions(&[], Some(path), st.insecure_permissions) {
         let list: Vec<String> = found.iter().map(|f| f.to_string()).collect();
-        fail(format!(
-            "insecure permissions, not loaded: {}",
-            list.join("; ")
-        ));
+        fail(
+            failing,
+            format!("insecure permissions, not loaded: {}", list.join("; ")),
+        );
         return None;
     }
-    let mut new = match Config::load(path) {
+    let mut new = match Config::load_with(path, &st.overrides) {
         Ok(c) => c,
         Err(e) => {
-            fail(format!("{e:#}"));
+            fail(failing, format!("{e:#}"));
             return None;
         }
     };
-    apply_json_flag(&mut new, st.json);
+    apply_flags(&mut new, st.json, &st.select_flags);
+    if std::mem::take(failing) {
+        tracing::info!(config = %path.display(), "config reload: the config loads again and is in force");
+    }
     if new == *active {
         return None;
     }
+    tracing::info!(config = %path.display(), "config reload: config file changed");
     let change = config_change(active, &new, st.rules_from_flags);
     if !change.need_restart.is_empty() {
         tracing::warn!(keys = ?change.need_restart, "config reload: these keys changed and take effect at the next start");
@@ -410,7 +608,7 @@ fn reload_config(
                 router = Some(r);
             }
             Err(e) => {
-                fail(format!("the new outputs did not start: {e}"));
+                fail(failing, format!("the new outputs did not start: {e}"));
                 new.outputs = active.outputs.clone();
             }
         }
@@ -464,11 +662,20 @@ async fn run_async(
         None => None,
     };
     let n_rules = rules.rules().filter(|r| r.enabled).count();
-    tracing::info!(rules = n_rules, hash = rules.hash(), hooks = ?live.hooks(), "vigil running");
+    tracing::info!(
+        rules = n_rules,
+        loaded = rules.rules().count(),
+        config = %config_name(st.config_path.as_deref()),
+        content = %crate::reload::short(&initial_hash),
+        rules_hash = rules.hash(),
+        hooks = ?live.hooks(),
+        "vigil running"
+    );
     let allow_insecure = st.insecure_permissions;
     if let Some(f) = &fleet {
         f.loaded(&rules, live.hooks());
     }
+    let select = st.cfg.select.clone();
     let (watcher, mut reloads) = crate::reload::Watcher::spawn(
         crate::reload::WatchConfig::new(st.rule_paths.clone(), st.config_path.clone()),
         rules.clone(),
@@ -478,7 +685,7 @@ async fn run_async(
             // writable by others fails the whole reload (the old rules stay).
             check_permissions(p, None, allow_insecure)
                 .map_err(|found| crate::perms::load_errors(&found))?;
-            RuleSet::load(p)
+            load_rules(p, &select)
         },
         |new: &RuleSet, old: &RuleSet| new.diff(old),
     )
@@ -498,6 +705,14 @@ async fn run_async(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut event_loss = EventLoss::default();
     let mut active_cfg = st.cfg.clone();
+    let mut config_failing = false;
+    let mut output_health = OutputHealth::default();
+    let mut last_kernel = vigil_bpf::KernelCounters::default();
+    let stop_at = tokio::time::sleep(
+        st.duration
+            .unwrap_or(Duration::from_secs(86_400 * 365 * 100)),
+    );
+    tokio::pin!(stop_at);
     let drops = live.queue_drops();
 
     loop {
@@ -508,6 +723,10 @@ async fn run_async(
             }
             _ = sigint.recv() => {
                 tracing::info!("SIGINT: shutting down");
+                break;
+            }
+            _ = &mut stop_at, if st.duration.is_some() => {
+                tracing::info!("--duration reached: shutting down");
                 break;
             }
             _ = sighup.recv() => {
@@ -523,8 +742,9 @@ async fn run_async(
                         // no event the new rules match is dropped meanwhile.
                         match live.set_filter(&r.value.kernel_filter()) {
                             Ok(()) => {
+                                let old_hash = h.evaluator.rules().hash().to_string();
                                 h.evaluator.swap_rules(r.value.clone());
-                                crate::reload::log_reloaded(&r);
+                                crate::reload::log_reloaded(&r, &old_hash);
                                 if let Some(f) = &fleet {
                                     f.loaded(&r.value, live.hooks());
                                 }
@@ -545,7 +765,7 @@ async fn run_async(
                 }
                 // The config file is part of what the watcher hashes: re-read it too.
                 if let Some(path) = &st.config_path {
-                    if let Some(router) = reload_config(path, &mut active_cfg, &st, &host, &h.sink) {
+                    if let Some(router) = reload_config(path, &mut active_cfg, &mut config_failing, &st, &host, &h.sink) {
                         let old = std::mem::replace(&mut h.sink, router);
                         let timeout = active_cfg.shutdown_timeout;
                         tokio::spawn(async move {
@@ -595,6 +815,8 @@ async fn run_async(
                 if let Ok(mut m) = sink_metrics.lock() {
                     *m = h.sink.render_metrics();
                 }
+                let failing_outputs = output_health.observe(&h.sink.stats());
+                last_kernel = kernel;
                 let stats = h.evaluator.stats();
                 let table = live.table_stats();
                 metrics.update(|s| {
@@ -607,7 +829,9 @@ async fn run_async(
                     s.events_evaluated = h.evaluated;
                     s.alerts = h.per_rule.clone();
                     s.eval_errors = stats.errors.clone();
-                    s.rules_loaded = n_rules;
+                    s.rules_loaded = h.evaluator.rules().rules().filter(|r| r.enabled).count();
+                    s.attached = true;
+                    s.failing_outputs = failing_outputs;
                 });
             }
         }
@@ -625,6 +849,9 @@ async fn run_async(
     if !watcher.stop_within(Duration::from_millis(500)) {
         tracing::warn!("shutdown: a rule reload is still running; not waiting for it");
     }
+    if let Ok(k) = live.counters() {
+        last_kernel = k;
+    }
     // Drain what the kernel already handed over, bounded in time.
     live.stop().await;
     let deadline = std::time::Instant::now() + Duration::from_millis(1000);
@@ -641,6 +868,7 @@ async fn run_async(
             "shutdown: some queued alerts were not delivered in time"
         );
     }
+    shutdown_summary(&last_kernel, &h.per_rule, event_loss.reported);
     if let Some(t) = metrics_task {
         t.abort();
     }
@@ -675,9 +903,9 @@ mod tests {
     #[test]
     fn json_flag_applies_to_a_reloaded_stdout_output() {
         let mut c = cfg("rules: [/a]\noutputs:\n  stdout:\n    format: text\n");
-        apply_json_flag(&mut c, false);
+        apply_flags(&mut c, false, &SelectArgs::default());
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Text);
-        apply_json_flag(&mut c, true);
+        apply_flags(&mut c, true, &SelectArgs::default());
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Json);
     }
 
@@ -796,5 +1024,36 @@ mod tests {
             5,
             "the notice and the 4 queued alerts"
         );
+    }
+
+    #[test]
+    fn an_output_fails_when_it_abandons_and_recovers_when_it_delivers() {
+        let st = |sent, abandoned| vigil_sinks::SinkStats {
+            name: "webhook".into(),
+            sent,
+            failed: 0,
+            dropped: 0,
+            abandoned,
+            unflushed: 0,
+            queued: 0,
+            retries: 0,
+            capacity: 10,
+            immediate: 0,
+            digests: 0,
+        };
+        let mut h = OutputHealth::default();
+        assert!(h.observe(&[st(3, 0)]).is_empty());
+        let f = h.observe(&[st(3, 1)]);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].starts_with("output webhook:"), "{f:?}");
+        assert_eq!(
+            h.observe(&[st(3, 1)]).len(),
+            1,
+            "still failing: nothing delivered"
+        );
+        assert!(h.observe(&[st(4, 1)]).is_empty(), "delivered again");
+        // A new router (config reload) starts its counters at zero.
+        assert!(h.observe(&[st(0, 0)]).is_empty());
+        assert_eq!(h.observe(&[st(0, 2)]).len(), 1);
     }
 }
