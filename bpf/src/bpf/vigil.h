@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vigil: record layouts and map value types shared by the BPF programs and
- * the Rust decoder (bpf/src/decode.rs mirrors these offsets; keep in sync). */
+ * the Rust decoder (bpf/build.rs generates its Rust view of the ev_* records
+ * and VG_/VF_ constants from this file with bindgen). */
 #ifndef VIGIL_H
 #define VIGIL_H
 
