@@ -15,10 +15,15 @@ pub enum RawKind {
     Retransmit = 4,
     Exit = 5,
     Fork = 6,
+    /// An on-demand syscall kind (`RawBody::Op`; which one is [`OpKind`]).
+    SysOp = 7,
 }
 
 impl RawKind {
-    pub const ALL: [RawKind; 7] = [
+    /// Number of record kinds (the kernel's `VG_NTYPES`).
+    pub const COUNT: usize = records::VG_NTYPES as usize;
+
+    pub const ALL: [RawKind; RawKind::COUNT] = [
         RawKind::Exec,
         RawKind::Open,
         RawKind::Connect,
@@ -26,13 +31,15 @@ impl RawKind {
         RawKind::Retransmit,
         RawKind::Exit,
         RawKind::Fork,
+        RawKind::SysOp,
     ];
 
     pub fn from_u8(v: u8) -> Option<RawKind> {
         RawKind::ALL.get(v as usize).copied()
     }
 
-    /// The engine event type (fork has none: it only feeds the process table).
+    /// The engine event type (fork has none: it only feeds the process
+    /// table; the on-demand kinds are named by their [`OpKind`]).
     pub fn event_type(self) -> Option<EventType> {
         EventType::ALL.get(self as usize).copied()
     }
@@ -40,6 +47,7 @@ impl RawKind {
     pub fn as_str(self) -> &'static str {
         match self.event_type() {
             Some(t) => t.as_str(),
+            None if self == RawKind::SysOp => "sysop",
             None => "fork",
         }
     }
@@ -111,6 +119,110 @@ pub enum RawBody {
         walk_cut: bool,
     },
     Net(RawNet),
+    Op(RawOp),
+}
+
+/// The on-demand syscall kinds (`VO_*` in vigil.h), each hooked only while
+/// asked for ([`crate::Sensors::set_ops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    Symlink = 1,
+    Link,
+    Rename,
+    Unlink,
+    Mkdir,
+    Rmdir,
+    Chmod,
+    Ptrace,
+    Socket,
+    Setuid,
+    Setgid,
+    Setns,
+    Unshare,
+    Memfd,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 14] = [
+        OpKind::Symlink,
+        OpKind::Link,
+        OpKind::Rename,
+        OpKind::Unlink,
+        OpKind::Mkdir,
+        OpKind::Rmdir,
+        OpKind::Chmod,
+        OpKind::Ptrace,
+        OpKind::Socket,
+        OpKind::Setuid,
+        OpKind::Setgid,
+        OpKind::Setns,
+        OpKind::Unshare,
+        OpKind::Memfd,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<OpKind> {
+        OpKind::ALL.into_iter().find(|k| *k as u8 == v)
+    }
+
+    /// The event type name rules will use (`symlink`, `ptrace`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Symlink => "symlink",
+            OpKind::Link => "link",
+            OpKind::Rename => "rename",
+            OpKind::Unlink => "unlink",
+            OpKind::Mkdir => "mkdir",
+            OpKind::Rmdir => "rmdir",
+            OpKind::Chmod => "chmod",
+            OpKind::Ptrace => "ptrace",
+            OpKind::Socket => "socket",
+            OpKind::Setuid => "setuid",
+            OpKind::Setgid => "setgid",
+            OpKind::Setns => "setns",
+            OpKind::Unshare => "unshare",
+            OpKind::Memfd => "memfd",
+        }
+    }
+
+    /// The syscalls (exit tracepoint names) that make this kind.
+    pub fn syscalls(self) -> &'static [&'static str] {
+        match self {
+            OpKind::Symlink => &["symlink", "symlinkat"],
+            OpKind::Link => &["link", "linkat"],
+            OpKind::Rename => &["rename", "renameat", "renameat2"],
+            OpKind::Unlink => &["unlink", "unlinkat"],
+            OpKind::Mkdir => &["mkdir", "mkdirat"],
+            OpKind::Rmdir => &["rmdir", "unlinkat"],
+            OpKind::Chmod => &["chmod", "fchmod", "fchmodat", "fchmodat2"],
+            OpKind::Ptrace => &["ptrace"],
+            OpKind::Socket => &["socket"],
+            OpKind::Setuid => &["setuid", "setreuid", "setresuid"],
+            OpKind::Setgid => &["setgid", "setregid", "setresgid"],
+            OpKind::Setns => &["setns"],
+            OpKind::Unshare => &["unshare"],
+            OpKind::Memfd => &["memfd_create"],
+        }
+    }
+}
+
+/// An on-demand syscall: its raw arguments and up to two user strings
+/// (paths, a memfd name) as passed. Which argument means what depends on
+/// `nr` (x86_64 numbering) and is named when the engine event is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawOp {
+    pub op: OpKind,
+    /// x86_64 syscall number.
+    pub nr: u32,
+    pub ret: i64,
+    pub args: [u64; 5],
+    /// First string (symlink target, link/rename source, the path of
+    /// unlink/mkdir/rmdir/chmod, the memfd name); "" if none.
+    pub s1: String,
+    /// Second string (the new link / new name); "" if none.
+    pub s2: String,
+    /// `s1` / `s2` were cut at the kernel's bound (1023 bytes).
+    pub s1_cut: bool,
+    pub s2_cut: bool,
 }
 
 /// Which exec strings the kernel cut at their bound.
@@ -205,6 +317,8 @@ pub enum DecodeError {
     Short(usize, usize),
     #[error("unknown record type {0}")]
     UnknownType(u8),
+    #[error("unknown syscall kind {0}")]
+    UnknownOp(u8),
 }
 
 /// The record layouts and constants of `src/bpf/vigil.h`, generated by
@@ -213,7 +327,7 @@ pub enum DecodeError {
 mod records {
     include!(concat!(env!("OUT_DIR"), "/records.rs"));
 }
-use records::{ev_exec, ev_exit, ev_fork, ev_hdr, ev_net, ev_open};
+use records::{ev_exec, ev_exit, ev_fork, ev_hdr, ev_net, ev_open, ev_sys};
 
 const HDR: usize = size_of::<ev_hdr>();
 /// Size of the fixed part of an open record.
@@ -227,6 +341,15 @@ const F_WALKED: u8 = records::VF_WALKED as u8;
 const _: () = assert!(HDR == 48 && OPEN == 88);
 const _: () = assert!(size_of::<ev_exec>() == 80 && size_of::<ev_fork>() == 64);
 const _: () = assert!(size_of::<ev_exit>() == 56 && size_of::<ev_net>() == 104);
+const _: () = assert!(size_of::<ev_sys>() == 112);
+// OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, Memfd last).
+const _: () = assert!(OpKind::Symlink as u32 == records::VO_SYMLINK);
+const _: () = assert!(OpKind::Memfd as u32 == records::VO_MEMFD);
+const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MEMFD);
+
+/// x86_64 unlinkat(2) and its flag that makes it an rmdir.
+const NR_UNLINKAT: u32 = 263;
+const AT_REMOVEDIR: u64 = 0x200;
 
 /// A generated record struct: plain integers and byte arrays (any bit
 /// pattern is a valid value), so it can be read from record bytes.
@@ -237,6 +360,7 @@ impl Record for ev_fork {}
 impl Record for ev_exit {}
 impl Record for ev_open {}
 impl Record for ev_net {}
+impl Record for ev_sys {}
 
 /// The fixed part of a record of layout `T`, checked to fit in `b`.
 fn fixed<T: Record>(b: &[u8]) -> Result<T, DecodeError> {
@@ -418,6 +542,28 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 saddr: addr(family, &n.saddr),
                 daddr: addr(family, &n.daddr),
                 unix_path,
+            })
+        }
+        RawKind::SysOp => {
+            let o: ev_sys = fixed(b)?;
+            let op = match OpKind::from_u8(o.op).ok_or(DecodeError::UnknownOp(o.op))? {
+                // unlinkat(AT_REMOVEDIR) removes a directory
+                OpKind::Unlink if o.nr == NR_UNLINKAT && o.arg[2] & AT_REMOVEDIR != 0 => {
+                    OpKind::Rmdir
+                }
+                op => op,
+            };
+            let (l1, l2) = (o.s1_len as usize, o.s2_len as usize);
+            let data = tail(b, size_of::<ev_sys>(), l1 + l2)?;
+            RawBody::Op(RawOp {
+                op,
+                nr: o.nr,
+                ret: o.ret,
+                args: o.arg,
+                s1: cstr(&data[..l1]),
+                s2: cstr(&data[l1..]),
+                s1_cut: cut(records::VF_CUT_S1),
+                s2_cut: cut(records::VF_CUT_S2),
             })
         }
     };
@@ -651,6 +797,44 @@ mod tests {
             }
         );
         assert_eq!(walk_to_path(b""), "/");
+    }
+
+    #[test]
+    fn decodes_a_symlink_with_both_strings_and_rejects_unknown_ops() {
+        let mut b = hdr(7, F_PASSED | F_TRUNC | records::VF_CUT_S2 as u8);
+        b.resize(size_of::<ev_sys>(), 0);
+        let (s1, s2) = (b"/etc/shadow\0", b"x\0");
+        b[48..56].copy_from_slice(&(-17i64).to_ne_bytes());
+        b[56..64].copy_from_slice(&0x1000u64.to_ne_bytes());
+        b[96..100].copy_from_slice(&266u32.to_ne_bytes());
+        b[100..102].copy_from_slice(&(s1.len() as u16).to_ne_bytes());
+        b[102..104].copy_from_slice(&(s2.len() as u16).to_ne_bytes());
+        // `op` sits after the lengths, before the strings
+        let mut rec = b.clone();
+        let op_at = 104;
+        rec[op_at] = records::VO_SYMLINK as u8;
+        rec.extend_from_slice(s1);
+        rec.extend_from_slice(s2);
+        let ev = decode(&rec).unwrap();
+        assert_eq!(ev.kind, RawKind::SysOp);
+        assert_eq!(
+            ev.body,
+            RawBody::Op(RawOp {
+                op: OpKind::Symlink,
+                nr: 266,
+                ret: -17,
+                args: [0x1000, 0, 0, 0, 0],
+                s1: "/etc/shadow".into(),
+                s2: "x".into(),
+                s1_cut: false,
+                s2_cut: true,
+            })
+        );
+        rec[op_at] = 99;
+        assert_eq!(decode(&rec), Err(DecodeError::UnknownOp(99)));
+        for k in OpKind::ALL {
+            assert_eq!(OpKind::from_u8(k as u8), Some(k));
+        }
     }
 
     #[test]

@@ -1073,6 +1073,26 @@ static __always_inline __u32 append_walk(struct ev_open *e, __u32 at, struct pat
 	return n;
 }
 
+/* A user string (at most VG_PATH_MAX bytes incl. its NUL) into `dst`;
+ * returns the bytes copied (0 if unreadable) and flags `cut` in `h` when the
+ * string went on past the bound. */
+static __always_inline __u32 read_ustr(char *dst, const void *src, struct ev_hdr *h, __u8 cut)
+{
+	long n = bpf_probe_read_user_str(dst, VG_PATH_MAX, src);
+
+	if (n < 0)
+		return 0;
+	if (n >= VG_PATH_MAX) {
+		/* the last byte became the NUL: was there more? */
+		char more = 0;
+		n = VG_PATH_MAX;
+		bpf_probe_read_user(&more, 1, src + VG_PATH_MAX - 1);
+		if (more)
+			h->flags |= VF_TRUNC | cut;
+	}
+	return n;
+}
+
 /* The open record: the raw path as passed, and a walk: for a successful
  * open the opened file's own path (VF_WALKED: what the kernel resolved,
  * whatever `./` padding, `..`, symlinks or /proc/self/root the raw path
@@ -1100,21 +1120,7 @@ static __always_inline void open_exit(struct sys_args *p, long ret, struct task_
 	e->dev = 0;
 	e->ino = 0;
 	e->pino = 0;
-	long n = 0;
-	if (!handle) {
-		n = bpf_probe_read_user_str(e->path, VG_PATH_MAX, (void *)p->a1);
-		if (n < 0)
-			n = 0;
-		if (n >= VG_PATH_MAX) {
-			/* the last byte became the NUL: was there more? */
-			char more = 0;
-			n = VG_PATH_MAX;
-			bpf_probe_read_user(&more, 1, (void *)p->a1 + VG_PATH_MAX - 1);
-			if (more)
-				e->h.flags |= VF_TRUNC | VF_CUT_PATH;
-		}
-	}
-	__u32 len = n;
+	__u32 len = handle ? 0 : read_ustr(e->path, (void *)p->a1, &e->h, VF_CUT_PATH);
 	e->path_len = len;
 	__u32 base_len = 0;
 	struct path base = {};
@@ -1309,6 +1315,93 @@ SYSCALL_TP(open_by_handle_at, NR_open_by_handle_at)
 SYSCALL_TP(connect, NR_connect)
 SYSCALL_TP(accept, NR_accept)
 SYSCALL_TP(accept4, NR_accept4)
+
+/* ---- on-demand syscall kinds (ev_sys) ----
+ *
+ * One exit program per syscall, loaded with the others but attached only
+ * while a loaded rule (or a snoop/record request) needs its kind
+ * (Sensors::set_ops): a kind nobody asks for costs nothing. The arguments
+ * are read from the task's saved registers at exit, like the open hooks;
+ * the first-stage filter's comm/pid/cgroup sets apply through the shared
+ * VG_SYSOP slot. Failed attempts are recorded too (`ret` < 0). */
+#define OP_STR_NONE 7
+
+static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_struct *t,
+				      int s1, int s2)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	struct filter_state *st = get_state();
+	struct ev_sys *e;
+
+	if (!st || t->tgid == st->self_tgid)
+		return 0;
+	if (!pass_current(st, VG_SYSOP, t))
+		return 0;
+	e = scratch_buf();
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, t, VG_SYSOP, VF_PASSED, 0);
+	e->ret = ret;
+	e->arg[0] = BPF_CORE_READ(regs, di);
+	e->arg[1] = BPF_CORE_READ(regs, si);
+	e->arg[2] = BPF_CORE_READ(regs, dx);
+	e->arg[3] = BPF_CORE_READ(regs, r10);
+	e->arg[4] = BPF_CORE_READ(regs, r8);
+	e->nr = nr;
+	e->op = op;
+	__u32 l1 = 0, l2 = 0;
+	if (s1 >= 0 && s1 < 5)
+		l1 = read_ustr(e->data, (void *)e->arg[s1 & 7], &e->h, VF_CUT_S1);
+	if (s2 >= 0 && s2 < 5)
+		l2 = read_ustr(e->data + (l1 & (2 * VG_PATH_MAX - 1)), (void *)e->arg[s2 & 7],
+			       &e->h, VF_CUT_S2);
+	e->s1_len = l1;
+	e->s2_len = l2;
+	__u32 size = sizeof(*e) + (l1 & (2 * VG_PATH_MAX - 1)) + (l2 & (2 * VG_PATH_MAX - 1));
+	e->h.size = size;
+	if (size > SCRATCH_SIZE)
+		return 0;
+	if (bpf_ringbuf_output(&events, e, size, rb_flags(e->h.ts)))
+		count_lost(VG_SYSOP);
+	return 0;
+}
+
+/* `name`'s exit: kind `op`, syscall number `nr`, user strings in argument
+ * slots `s1` / `s2` (OP_STR_NONE: none). */
+#define SYSOP_TP(name, op, nr, s1, s2)                                                \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int vigil_op_##name(struct trace_event_raw_sys_exit *ctx)                     \
+	{                                                                             \
+		return sysop_exit(op, nr, ctx->ret, bpf_get_current_task_btf(), s1, s2); \
+	}
+
+SYSOP_TP(symlink, VO_SYMLINK, 88, 0, 1)
+SYSOP_TP(symlinkat, VO_SYMLINK, 266, 0, 2)
+SYSOP_TP(link, VO_LINK, 86, 0, 1)
+SYSOP_TP(linkat, VO_LINK, 265, 1, 3)
+SYSOP_TP(rename, VO_RENAME, 82, 0, 1)
+SYSOP_TP(renameat, VO_RENAME, 264, 1, 3)
+SYSOP_TP(renameat2, VO_RENAME, 316, 1, 3)
+SYSOP_TP(unlink, VO_UNLINK, 87, 0, OP_STR_NONE)
+SYSOP_TP(unlinkat, VO_UNLINK, 263, 1, OP_STR_NONE)
+SYSOP_TP(mkdir, VO_MKDIR, 83, 0, OP_STR_NONE)
+SYSOP_TP(mkdirat, VO_MKDIR, 258, 1, OP_STR_NONE)
+SYSOP_TP(rmdir, VO_RMDIR, 84, 0, OP_STR_NONE)
+SYSOP_TP(chmod, VO_CHMOD, 90, 0, OP_STR_NONE)
+SYSOP_TP(fchmod, VO_CHMOD, 91, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(fchmodat, VO_CHMOD, 268, 1, OP_STR_NONE)
+SYSOP_TP(fchmodat2, VO_CHMOD, 452, 1, OP_STR_NONE)
+SYSOP_TP(ptrace, VO_PTRACE, 101, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(socket, VO_SOCKET, 41, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setuid, VO_SETUID, 105, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setreuid, VO_SETUID, 113, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setresuid, VO_SETUID, 117, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setgid, VO_SETGID, 106, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setregid, VO_SETGID, 114, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setresgid, VO_SETGID, 119, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setns, VO_SETNS, 308, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(unshare, VO_UNSHARE, 272, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(memfd_create, VO_MEMFD, 319, 0, OP_STR_NONE)
 
 /* ---- io_uring ---- */
 
