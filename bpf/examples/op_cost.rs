@@ -51,10 +51,10 @@ fn measure(label: &str, opens: u32, ours: &[u32]) {
         let (Some((name, rt0, rc0)), Some((_, rt, rc))) = (before.get(id), after.get(id)) else {
             continue;
         };
-        let (d, t) = (rc - rc0, rt - rt0);
-        if name.starts_with("vigil_") && (d > 0 || name.starts_with("vigil_op_")) {
-            let avg = if d > 0 { t / d } else { 0 };
-            if d > 0 || name == "vigil_op_symlinka" {
+        let (d, t) = (rc.saturating_sub(*rc0), rt.saturating_sub(*rt0));
+        {
+            let avg = t.checked_div(d).unwrap_or(0);
+            if d > 0 {
                 println!("  {name:<28} runs {d:>8}  avg {avg:>5} ns/run");
             }
         }
