@@ -52,11 +52,8 @@ fn measure(label: &str, opens: u32, ours: &[u32]) {
             continue;
         };
         let (d, t) = (rc.saturating_sub(*rc0), rt.saturating_sub(*rt0));
-        {
-            let avg = t.checked_div(d).unwrap_or(0);
-            if d > 0 {
-                println!("  {name:<28} runs {d:>8}  avg {avg:>5} ns/run");
-            }
+        if let Some(avg) = t.checked_div(d) {
+            println!("  {name:<28} runs {d:>8}  avg {avg:>5} ns/run");
         }
     }
 }

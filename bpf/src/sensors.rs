@@ -75,6 +75,7 @@ pub(crate) struct Maps {
     f_ident: MapHandle,
     f_ident_pre: MapHandle,
     owners: MapHandle,
+    op_on: MapHandle,
 }
 
 /// The loaded and attached sensors. Dropping it detaches everything.
@@ -247,6 +248,7 @@ impl Sensors {
             f_ident: handle("f_ident")?,
             f_ident_pre: handle("f_ident_pre")?,
             owners: handle("owners")?,
+            op_on: handle("op_on")?,
         };
         let self_tgid = std::process::id();
         let mut s = Sensors {
@@ -380,6 +382,17 @@ impl Sensors {
         if !calls.is_empty() {
             // pass first, then attach: nothing attached is filtered away
             self.write_cfg(self.gen, calls.len())?;
+        }
+        // the compat (int 0x80) program reports the kinds asked for
+        for k in OpKind::ALL {
+            self.maps
+                .op_on
+                .update(
+                    &(k as u32).to_ne_bytes(),
+                    &[u8::from(want.contains(&k))],
+                    MapFlags::ANY,
+                )
+                .map_err(map_err("op_on"))?;
         }
         self.ops = want;
         for sc in calls {

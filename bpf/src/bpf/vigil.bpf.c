@@ -1284,19 +1284,6 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	return sys_exit_common(regs->orig_ax, ret, regs, bpf_get_current_task_btf());
 }
 
-/* With the per-syscall tracepoints: the kernel never runs those for compat
- * syscalls, so int 0x80 opens/connects would go unseen (an evasion). This
- * raw program returns on its first test unless a compat syscall is ending. */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	if (!(t->thread_info.status & TS_COMPAT_))
-		return 0;
-	return sys_exit_common(regs->orig_ax, ret, regs, t);
-}
-
 /* Preferred: one tracepoint per watched syscall's exit (needs tracefs for the
  * tracepoint ids); other syscalls, and every syscall's entry, run no vigil
  * program at all. */
@@ -1326,10 +1313,20 @@ SYSCALL_TP(accept4, NR_accept4)
  * VG_SYSOP slot. Failed attempts are recorded too (`ret` < 0). */
 #define OP_STR_NONE 7
 
-static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_struct *t,
-				      int s1, int s2)
+/* The on-demand kinds asked for (index VO_*, written by Sensors::set_ops):
+ * the compat path, always attached, reports only these. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} op_on SEC(".maps");
+
+/* Record one on-demand syscall of `t` with arguments `a` (x86_64 order),
+ * user strings in argument slots `s1` / `s2` (OP_STR_NONE: none). */
+static __always_inline int sysop_emit(__u8 op, __u32 nr, long ret, struct task_struct *t,
+				      __u64 *a, int s1, int s2)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	struct filter_state *st = get_state();
 	struct ev_sys *e;
 
@@ -1342,11 +1339,8 @@ static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_s
 		return 0;
 	fill_hdr(&e->h, t, VG_SYSOP, VF_PASSED, 0);
 	e->ret = ret;
-	e->arg[0] = BPF_CORE_READ(regs, di);
-	e->arg[1] = BPF_CORE_READ(regs, si);
-	e->arg[2] = BPF_CORE_READ(regs, dx);
-	e->arg[3] = BPF_CORE_READ(regs, r10);
-	e->arg[4] = BPF_CORE_READ(regs, r8);
+	for (int i = 0; i < 5; i++)
+		e->arg[i] = a[i];
 	e->nr = nr;
 	e->op = op;
 	__u32 l1 = 0, l2 = 0;
@@ -1364,6 +1358,90 @@ static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_s
 	if (bpf_ringbuf_output(&events, e, size, rb_flags(e->h.ts)))
 		count_lost(VG_SYSOP);
 	return 0;
+}
+
+static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_struct *t,
+				      int s1, int s2)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u64 a[5] = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),
+		       BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8) };
+
+	return sysop_emit(op, nr, ret, t, a, s1, s2);
+}
+
+/* An ia32 on-demand syscall: its kind, x86_64 number and string slots. */
+struct op_call {
+	__u8 op;
+	__u32 nr;
+	int s1;
+	int s2;
+};
+
+#define OPC(o, n, a, b) *c = (struct op_call){ .op = o, .nr = n, .s1 = a, .s2 = b }
+
+static __always_inline bool compat_op(long id, struct op_call *c)
+{
+	const int N = OP_STR_NONE;
+
+	switch (id) {
+	case 83: OPC(VO_SYMLINK, 88, 0, 1); break;
+	case 304: OPC(VO_SYMLINK, 266, 0, 2); break;
+	case 9: OPC(VO_LINK, 86, 0, 1); break;
+	case 303: OPC(VO_LINK, 265, 1, 3); break;
+	case 38: OPC(VO_RENAME, 82, 0, 1); break;
+	case 302: OPC(VO_RENAME, 264, 1, 3); break;
+	case 353: OPC(VO_RENAME, 316, 1, 3); break;
+	case 10: OPC(VO_UNLINK, 87, 0, N); break;
+	case 301: OPC(VO_UNLINK, 263, 1, N); break;
+	case 39: OPC(VO_MKDIR, 83, 0, N); break;
+	case 296: OPC(VO_MKDIR, 258, 1, N); break;
+	case 40: OPC(VO_RMDIR, 84, 0, N); break;
+	case 15: OPC(VO_CHMOD, 90, 0, N); break;
+	case 94: OPC(VO_CHMOD, 91, N, N); break;
+	case 306: OPC(VO_CHMOD, 268, 1, N); break;
+	case 452: OPC(VO_CHMOD, 452, 1, N); break;
+	case 26: OPC(VO_PTRACE, 101, N, N); break;
+	case 359: OPC(VO_SOCKET, 41, N, N); break;
+	case 23: /* 16-bit ids */
+	case 213: OPC(VO_SETUID, 105, N, N); break;
+	case 70:
+	case 203: OPC(VO_SETUID, 113, N, N); break;
+	case 164:
+	case 208: OPC(VO_SETUID, 117, N, N); break;
+	case 46:
+	case 214: OPC(VO_SETGID, 106, N, N); break;
+	case 71:
+	case 204: OPC(VO_SETGID, 114, N, N); break;
+	case 170:
+	case 210: OPC(VO_SETGID, 119, N, N); break;
+	case 346: OPC(VO_SETNS, 308, N, N); break;
+	case 310: OPC(VO_UNSHARE, 272, N, N); break;
+	case 356: OPC(VO_MEMFD, 319, 0, N); break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+static __always_inline bool op_wanted(__u32 op)
+{
+	__u8 *on = bpf_map_lookup_elem(&op_on, &op);
+
+	return on && *on;
+}
+
+/* A compat (int 0x80) on-demand syscall: reported when its kind is asked
+ * for (unlinkat also makes rmdir). Arguments from bx, cx, dx, si, di,
+ * zero-extended (32-bit values: -1 reads as 4294967295). */
+static __always_inline int compat_sysop(struct op_call *c, long ret, struct pt_regs *regs,
+					struct task_struct *t)
+{
+	if (!op_wanted(c->op) && !(c->nr == 263 && op_wanted(VO_RMDIR)))
+		return 0;
+	__u64 a[5] = { (__u32)regs->bx, (__u32)regs->cx, (__u32)regs->dx, (__u32)regs->si,
+		       (__u32)regs->di };
+	return sysop_emit(c->op, c->nr, ret, t, a, c->s1, c->s2);
 }
 
 /* `name`'s exit: kind `op`, syscall number `nr`, user strings in argument
@@ -1402,6 +1480,22 @@ SYSOP_TP(setresgid, VO_SETGID, 119, OP_STR_NONE, OP_STR_NONE)
 SYSOP_TP(setns, VO_SETNS, 308, OP_STR_NONE, OP_STR_NONE)
 SYSOP_TP(unshare, VO_UNSHARE, 272, OP_STR_NONE, OP_STR_NONE)
 SYSOP_TP(memfd_create, VO_MEMFD, 319, 0, OP_STR_NONE)
+
+/* With the per-syscall tracepoints: the kernel never runs those for compat
+ * syscalls, so int 0x80 opens/connects would go unseen (an evasion). This
+ * raw program returns on its first test unless a compat syscall is ending. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (!(t->thread_info.status & TS_COMPAT_))
+		return 0;
+	struct op_call c;
+	if (compat_op(regs->orig_ax, &c))
+		return compat_sysop(&c, ret, regs, t);
+	return sys_exit_common(regs->orig_ax, ret, regs, t);
+}
 
 /* ---- io_uring ---- */
 
