@@ -184,6 +184,18 @@ impl OpKind {
         }
     }
 
+    /// The engine event type of this kind (the same name).
+    pub fn event_type(self) -> Option<EventType> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == self.as_str())
+    }
+
+    /// The kind of an on-demand engine event type.
+    pub fn from_event_type(t: EventType) -> Option<OpKind> {
+        OpKind::ALL.into_iter().find(|k| k.as_str() == t.as_str())
+    }
+
     /// The syscalls (exit tracepoint names) that make this kind.
     pub fn syscalls(self) -> &'static [&'static str] {
         match self {
@@ -834,7 +846,14 @@ mod tests {
         assert_eq!(decode(&rec), Err(DecodeError::UnknownOp(99)));
         for k in OpKind::ALL {
             assert_eq!(OpKind::from_u8(k as u8), Some(k));
+            let t = k.event_type().expect("an engine type per kind");
+            assert!(t.on_demand());
+            assert_eq!(OpKind::from_event_type(t), Some(k));
         }
+        assert_eq!(
+            EventType::ALL.iter().filter(|t| t.on_demand()).count(),
+            OpKind::ALL.len()
+        );
     }
 
     #[test]

@@ -100,7 +100,8 @@ fn pre_check(set: &BTreeMap<[u8; 16], u8>) -> BTreeMap<u16, u8> {
 impl FilterPlan {
     pub fn from_filter(f: &KernelFilter) -> FilterPlan {
         let mut plan = FilterPlan::default();
-        for (i, tf) in f.types.iter().enumerate() {
+        // The on-demand kinds share one slot, set by Sensors::set_ops.
+        for (i, tf) in f.types.iter().enumerate().take(plan.modes.len()) {
             let bit = 1u8 << i;
             plan.modes[i] = match tf {
                 TypeFilter::Drop => MODE_DROP,
@@ -354,15 +355,17 @@ mod tests {
 
     #[test]
     fn plan_matches_userspace_model() {
+        let first = [
+            TypeFilter::Match(sets(&[], &["nginx"], &[], &[])),
+            TypeFilter::Match(sets(&["a-very-long-process-name"], &[], &[42, -1], &[])),
+            TypeFilter::PassAll,
+            TypeFilter::Drop,
+            TypeFilter::Match(sets(&["x"], &[], &[], &["unit:foo.service"])),
+            TypeFilter::Drop,
+        ];
+        // the on-demand kinds (PassAll here) have no slot of their own
         let f = KernelFilter {
-            types: [
-                TypeFilter::Match(sets(&[], &["nginx"], &[], &[])),
-                TypeFilter::Match(sets(&["a-very-long-process-name"], &[], &[42, -1], &[])),
-                TypeFilter::PassAll,
-                TypeFilter::Drop,
-                TypeFilter::Match(sets(&["x"], &[], &[], &["unit:foo.service"])),
-                TypeFilter::Drop,
-            ],
+            types: std::array::from_fn(|i| first.get(i).cloned().unwrap_or(TypeFilter::PassAll)),
         };
         let p = FilterPlan::from_filter(&f);
         assert_eq!(p.modes, [2, 2, 1, 0, 1, 0]);

@@ -438,7 +438,7 @@ async fn filter_reload_flips_generations_and_cleans_up() {
     s.set_filter(&match_comms(&[EventType::Open], &[&a]))
         .unwrap();
     let g1 = s.live_generation();
-    assert_eq!(s.live_comms().get(&a), Some(&EventType::Open.bit()));
+    assert_eq!(s.live_comms().get(&a), Some(&(EventType::Open.bit() as u8)));
     s.set_filter(&match_comms(&[EventType::Open], &[&b]))
         .unwrap();
     assert_ne!(

@@ -74,6 +74,10 @@ pub fn header(kind: EventType) -> String {
             "{:<8} {:<16} {:>7} {:>7} {:>7} {:>8} EXIT",
             "TIME(s)", "PCOMM", "PID", "PPID", "TID", "AGE(s)"
         ),
+        _ => format!(
+            "{:<8} {:>7} {:<16} {:>5} DETAILS",
+            "TIME(s)", "PID", "COMM", "RET"
+        ),
     }
 }
 
@@ -90,6 +94,21 @@ pub fn row(ev: &Event, t0: i64) -> String {
     let secs = (ev.time - t0) as f64 / 1e9;
     let p = &ev.proc;
     match &ev.detail {
+        // on-demand kinds: their own fields, from the catalogue
+        Detail::Op(_) => {
+            let details: Vec<String> = vigil_engine::fields::FIELDS
+                .iter()
+                .filter(|d| !d.events.contains(EventType::Exec) && d.events.contains(ev.kind))
+                .filter_map(|d| Some(format!("{}={}", d.name, ev.get(d.id)?.render())))
+                .collect();
+            format!(
+                "{secs:<8.3} {:>7} {:<16} {:>5} {}",
+                p.pid,
+                p.name,
+                ev.ret,
+                details.join(" ")
+            )
+        }
         Detail::None => format!(
             "{secs:<8.3} {:<16} {:>7} {:>7} {:>5} {}",
             p.name, p.pid, p.ppid, p.uid, p.cmdline
