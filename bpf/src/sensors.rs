@@ -9,7 +9,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, Print
 use vigil_engine::filter::KernelFilter;
 
 use crate::decode::{OpKind, RawKind};
-use crate::filter::{FilterPlan, MODE_PASS_ALL};
+use crate::filter::{FilterPlan, MODE_DROP, SYSOP_SLOT};
 use crate::identity::Identity;
 
 static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
@@ -370,8 +370,10 @@ impl Sensors {
     /// Attach the hooks of exactly `kinds` (their syscalls' exit
     /// tracepoints, each once even when two kinds share it), detaching the
     /// rest: a kind no loaded rule (or snoop/record request) needs costs
-    /// nothing. Hooks already attached stay attached (no gap); the shared
-    /// `VG_SYSOP` filter slot passes while any hook is attached. A shared
+    /// nothing. Hooks already attached stay attached (no gap). Their
+    /// records go through the shared `VG_SYSOP` filter slot, which follows
+    /// the live filter's on-demand types (comm / parent comm / pid, see
+    /// [`FilterPlan::from_filter`]) while any hook is attached. A shared
     /// syscall (unlinkat makes both unlink and rmdir) may deliver kinds not
     /// asked for. On an error the hooks attached so far stay attached.
     pub fn set_ops(&mut self, kinds: &[OpKind]) -> Result<(), SensorError> {
@@ -487,14 +489,14 @@ impl Sensors {
             .map_err(map_err("fcfg"))
     }
 
-    /// `struct filter_cfg` for `plan`, with the shared on-demand slot
-    /// passing everything while `ops` kinds are attached.
+    /// `struct filter_cfg` for `plan`; the shared on-demand slot follows
+    /// the plan while `ops` hooks are attached.
     fn cfg_bytes(plan: &FilterPlan, ops: usize) -> [u8; 24] {
         let mut cfg = [0u8; 24];
         cfg[..6].copy_from_slice(&plan.modes);
-        cfg[RawKind::SysOp as usize] = if ops > 0 { MODE_PASS_ALL } else { 0 };
+        cfg[SYSOP_SLOT] = if ops > 0 { plan.ops_mode } else { MODE_DROP };
         cfg[8] = plan.has();
-        for i in 0..6 {
+        for i in (0..6).chain([SYSOP_SLOT]) {
             cfg[16 + i] = plan.type_has(i);
         }
         cfg

@@ -816,6 +816,14 @@ fn uring_child() {
     }
 }
 
+/// The engine's on-demand event types (symlink ... memfd).
+fn on_demand_types() -> Vec<EventType> {
+    EventType::ALL
+        .into_iter()
+        .filter(|t| t.on_demand())
+        .collect()
+}
+
 /// What `OPS_CHILD` does, in order, in directory `argv[1]`: every
 /// on-demand kind once (a symlink twice: the second fails with EEXIST),
 /// memfd_create last.
@@ -886,7 +894,9 @@ async fn on_demand_syscall_kinds_are_hooked_only_when_asked_for() {
     let (dir, py) = copy_named("/usr/bin/python3", &name);
     let work = dir.path().join("w");
     std::fs::create_dir(&work).unwrap();
-    s.set_filter(&match_comms(&[], &[])).unwrap();
+    // the kernel filter applies: the on-demand kinds of this comm pass
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
 
@@ -900,16 +910,28 @@ async fn on_demand_syscall_kinds_are_hooked_only_when_asked_for() {
     s.set_ops(&OpKind::ALL).unwrap();
     assert!(s.hooks().contains(&"sys_exit_symlinkat"));
     assert!(s.hooks().contains(&"sys_exit_memfd_create"));
+    // another program's symlink: filtered away in the kernel (comm)
+    let st = Command::new("ln")
+        .arg("-s")
+        .arg("/etc/shadow")
+        .arg(work.join("other"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     let pid = run_ops_child(&py, &work);
-    // Records arrive in order: any record of the first child would precede
-    // the second child's.
+    // Records arrive in order: any record of the first child, or of `ln`,
+    // would precede the second child's.
     let mut seen = Vec::new();
     while let Some(ev) = wait_for(&mut rx, 10, |e| {
-        e.kind == RawKind::SysOp && (e.tgid == pid || e.tgid == before)
+        e.kind == RawKind::SysOp && (e.tgid == pid || e.tgid == before || e.comm == "ln")
     })
     .await
     {
         assert_ne!(ev.tgid, before, "a record from before the hooks: {ev:?}");
+        assert_ne!(
+            ev.comm, "ln",
+            "a record the comm filter should drop: {ev:?}"
+        );
         let RawBody::Op(op) = ev.body else {
             panic!("sysop without an op body")
         };
@@ -997,7 +1019,8 @@ async fn compat_int80_symlink_is_seen_once_asked_for() {
     let name = unique("vg32s");
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("sl").display().to_string();
-    s.set_filter(&match_comms(&[], &[])).unwrap();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
     s.set_ops(&[OpKind::Symlink]).unwrap();
     let (tx, mut rx) = mpsc::channel(65536);
     let reader = Reader::spawn(&s, tx).unwrap();
