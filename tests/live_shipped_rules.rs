@@ -496,9 +496,16 @@ fn alias_child() {
 /// directory name to create below /usr/local/bin): each action the
 /// on-demand kinds reveal, once.
 const NEW_EVENTS_CHILD: &str = r#"
-import ctypes, os, socket, sys
+import ctypes, os, signal, socket, subprocess, sys, time
 d, bindir = sys.argv[1], sys.argv[2]
 libc = ctypes.CDLL(None, use_errno=True)
+victim = subprocess.Popen(["sleep", "30"])
+time.sleep(0.2)
+libc.ptrace(16, victim.pid, 0, 0)
+os.waitpid(victim.pid, 0)
+libc.ptrace(17, victim.pid, 0, 0)
+victim.kill()
+victim.wait()
 os.symlink("/etc/shadow", d + "/sl")
 open(d + "/f", "w").close()
 os.chmod(d + "/f", 0o4755)
@@ -553,6 +560,7 @@ fn shipped_rules_see_the_on_demand_kinds() {
     let link = by("Link to sensitive file", "symlink");
     let suid = by("Setuid or setgid bit set", "chmod");
     let traceme = by("PTRACE_TRACEME anti-debugging", "ptrace");
+    let attach = by("Ptrace attached to another process", "ptrace");
     let packet = by("Packet socket created", "socket");
     let ns = by("Namespace change outside container runtime", "unshare");
     let bin = by("Binary directory modified by non-package-manager", "mkdir");
@@ -574,8 +582,12 @@ fn shipped_rules_see_the_on_demand_kinds() {
             ("history removed", &hist),
             ("memfd", &memfd),
             ("setuid(0) by nobody", &setuid),
+            ("PTRACE_ATTACH", &attach),
         ],
     );
+    assert_eq!(field(&got[9], "ptrace.request"), "PTRACE_ATTACH");
+    assert_eq!(field(&got[9], "ptrace.target_name"), "sleep");
+    assert_eq!(field(&got[9], "evt.ret"), 0);
     assert_eq!(field(&got[0], "fs.source"), "/etc/shadow");
     assert_eq!(field(&got[0], "fs.path"), format!("{d}/sl").as_str());
     assert_eq!(field(&got[1], "fs.mode"), 0o4755);

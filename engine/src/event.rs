@@ -272,8 +272,11 @@ pub struct OpInfo {
     pub mode: i64,
     /// ptrace request name (PTRACE_ATTACH, PTRACE_TRACEME, ...).
     pub request: String,
-    /// ptrace target pid.
+    /// ptrace target pid, and its name and executable when vigil knows the
+    /// process ("" otherwise).
     pub target_pid: i64,
+    pub target_name: String,
+    pub target_exe: String,
     /// socket domain, type names (AF_PACKET, SOCK_RAW) and protocol number.
     pub domain: String,
     pub sock_type: String,

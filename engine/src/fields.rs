@@ -182,6 +182,8 @@ catalogue! {
     FsSticky => "fs.sticky", Bool, MODE, "the mode has the sticky bit (01000)";
     PtraceRequest => "ptrace.request", Str, PTRACE, "ptrace request name (PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_TRACEME, PTRACE_POKETEXT, ...)";
     PtracePid => "ptrace.pid", Int, PTRACE, "the traced process's pid (0 for PTRACE_TRACEME)";
+    PtraceTargetName => "ptrace.target_name", Str, PTRACE, "the traced process's name (comm) when known";
+    PtraceTargetExe => "ptrace.target_exe", Str, PTRACE, "the traced process's executable when known";
     SocketDomain => "socket.domain", Str, SOCKET, "address family name (AF_INET, AF_PACKET, ...)";
     SocketType => "socket.type", Str, SOCKET, "socket type name (SOCK_STREAM, SOCK_RAW, ...)";
     SocketProtocol => "socket.protocol", Int, SOCKET, "protocol number as passed";
@@ -306,6 +308,8 @@ impl Event {
             Field::FsSticky => Bool(self.op()?.mode & 0o1000 != 0 && self.op()?.mode >= 0),
             Field::PtraceRequest => Str(Borrowed(&self.op()?.request)),
             Field::PtracePid => Int(self.op()?.target_pid),
+            Field::PtraceTargetName => Str(Borrowed(&self.op()?.target_name)),
+            Field::PtraceTargetExe => Str(Borrowed(&self.op()?.target_exe)),
             Field::SocketDomain => Str(Borrowed(&self.op()?.domain)),
             Field::SocketType => Str(Borrowed(&self.op()?.sock_type)),
             Field::SocketProtocol => Int(self.op()?.protocol),
@@ -496,6 +500,8 @@ impl Event {
                         }
                         "ptrace.request" => o.request = s()?,
                         "ptrace.pid" => o.target_pid = i()?,
+                        "ptrace.target_name" => o.target_name = s()?,
+                        "ptrace.target_exe" => o.target_exe = s()?,
                         "socket.domain" => o.domain = s()?,
                         "socket.type" => o.sock_type = s()?,
                         "socket.protocol" => o.protocol = i()?,

@@ -740,6 +740,13 @@ impl ProcTable {
             OpKind::Ptrace => {
                 info.request = ptrace_request_name(o.args[0]);
                 info.target_pid = a(1).into();
+                if let Some(t) = u32::try_from(a(1))
+                    .ok()
+                    .and_then(|pid| self.procs.get(&pid))
+                {
+                    info.target_name = t.proc.name.clone();
+                    info.target_exe = t.proc.exe.clone();
+                }
             }
             OpKind::Socket => {
                 info.domain = socket_domain_name(o.args[0]);
