@@ -1,5 +1,8 @@
 //! Compiles `src/bpf/vigil.bpf.c` into a BPF object (CO-RE, against the
-//! committed `include/<arch>/vmlinux.h`) that the crate embeds.
+//! committed `include/<arch>/vmlinux.h`) that the crate embeds, and generates
+//! the Rust view of the record layouts and constants in `src/bpf/vigil.h`
+//! (`$OUT_DIR/records.rs`, bindgen) so the decoder cannot read a field at a
+//! stale offset.
 
 use std::env;
 use std::path::PathBuf;
@@ -31,7 +34,33 @@ fn main() {
         ])
         .build()
         .expect("vigil-bpf: compiling the BPF programs failed (needs clang)");
+    records(&manifest);
     println!("cargo:rerun-if-changed={SRC}");
     println!("cargo:rerun-if-changed=src/bpf/vigil.h");
     println!("cargo:rerun-if-changed=include");
+}
+
+/// bindgen over vigil.h: the `ev_*` record structs and the `VG_*`/`VF_*`/`VO_*`
+/// constants, for the host's layout (the BPF target has the same sizes and
+/// alignments for these plain integer structs; `decode.rs` asserts the sizes).
+fn records(manifest: &std::path::Path) {
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("records.rs");
+    let header = manifest.join("src/bpf/vigil.h");
+    let prelude = format!(
+        "typedef unsigned char __u8; typedef unsigned short __u16; typedef unsigned int __u32;\n\
+         typedef unsigned long long __u64; typedef signed int __s32; typedef signed long long __s64;\n\
+         #include \"{}\"\n",
+        header.display()
+    );
+    bindgen::Builder::default()
+        .header_contents("vigil_records.h", &prelude)
+        .allowlist_type("ev_.*")
+        .allowlist_var("V[GFO]_.*")
+        .derive_default(true)
+        .layout_tests(false)
+        .use_core()
+        .generate()
+        .expect("vigil-bpf: bindgen over src/bpf/vigil.h failed (needs libclang: apt-get install libclang-dev)")
+        .write_to_file(&out)
+        .expect("vigil-bpf: writing records.rs");
 }

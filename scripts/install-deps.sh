@@ -9,6 +9,8 @@ MIN_RUST=1.91
 PKGS=(
   # build: libbpf-sys compiles libbpf and clang compiles the .bpf.c programs
   clang llvm gcc make pkg-config libelf-dev zlib1g-dev
+  # bpf/build.rs generates the Rust record layouts from vigil.h with bindgen (libclang)
+  libclang-dev
   # vmlinux.h regeneration and inspection
   bpftool
   # live tests: network namespaces, packet loss, listeners

@@ -18,7 +18,7 @@ use vigil_bpf::{KernelCounters, RawKind};
 pub struct Snapshot {
     pub kernel: KernelCounters,
     /// Userspace queue drops per record kind.
-    pub queue_drops: [u64; 7],
+    pub queue_drops: [u64; RawKind::COUNT],
     pub decode_errors: u64,
     pub proc_table_size: usize,
     pub proc_table_cap: usize,

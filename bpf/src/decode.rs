@@ -15,10 +15,15 @@ pub enum RawKind {
     Retransmit = 4,
     Exit = 5,
     Fork = 6,
+    /// An on-demand syscall kind (`RawBody::Op`; which one is [`OpKind`]).
+    SysOp = 7,
 }
 
 impl RawKind {
-    pub const ALL: [RawKind; 7] = [
+    /// Number of record kinds (the kernel's `VG_NTYPES`).
+    pub const COUNT: usize = records::VG_NTYPES as usize;
+
+    pub const ALL: [RawKind; RawKind::COUNT] = [
         RawKind::Exec,
         RawKind::Open,
         RawKind::Connect,
@@ -26,13 +31,15 @@ impl RawKind {
         RawKind::Retransmit,
         RawKind::Exit,
         RawKind::Fork,
+        RawKind::SysOp,
     ];
 
     pub fn from_u8(v: u8) -> Option<RawKind> {
         RawKind::ALL.get(v as usize).copied()
     }
 
-    /// The engine event type (fork has none: it only feeds the process table).
+    /// The engine event type (fork has none: it only feeds the process
+    /// table; the on-demand kinds are named by their [`OpKind`]).
     pub fn event_type(self) -> Option<EventType> {
         EventType::ALL.get(self as usize).copied()
     }
@@ -40,6 +47,7 @@ impl RawKind {
     pub fn as_str(self) -> &'static str {
         match self.event_type() {
             Some(t) => t.as_str(),
+            None if self == RawKind::SysOp => "sysop",
             None => "fork",
         }
     }
@@ -111,6 +119,122 @@ pub enum RawBody {
         walk_cut: bool,
     },
     Net(RawNet),
+    Op(RawOp),
+}
+
+/// The on-demand syscall kinds (`VO_*` in vigil.h), each hooked only while
+/// asked for ([`crate::Sensors::set_ops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    Symlink = 1,
+    Link,
+    Rename,
+    Unlink,
+    Mkdir,
+    Rmdir,
+    Chmod,
+    Ptrace,
+    Socket,
+    Setuid,
+    Setgid,
+    Setns,
+    Unshare,
+    Memfd,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 14] = [
+        OpKind::Symlink,
+        OpKind::Link,
+        OpKind::Rename,
+        OpKind::Unlink,
+        OpKind::Mkdir,
+        OpKind::Rmdir,
+        OpKind::Chmod,
+        OpKind::Ptrace,
+        OpKind::Socket,
+        OpKind::Setuid,
+        OpKind::Setgid,
+        OpKind::Setns,
+        OpKind::Unshare,
+        OpKind::Memfd,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<OpKind> {
+        OpKind::ALL.into_iter().find(|k| *k as u8 == v)
+    }
+
+    /// The event type name rules will use (`symlink`, `ptrace`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Symlink => "symlink",
+            OpKind::Link => "link",
+            OpKind::Rename => "rename",
+            OpKind::Unlink => "unlink",
+            OpKind::Mkdir => "mkdir",
+            OpKind::Rmdir => "rmdir",
+            OpKind::Chmod => "chmod",
+            OpKind::Ptrace => "ptrace",
+            OpKind::Socket => "socket",
+            OpKind::Setuid => "setuid",
+            OpKind::Setgid => "setgid",
+            OpKind::Setns => "setns",
+            OpKind::Unshare => "unshare",
+            OpKind::Memfd => "memfd",
+        }
+    }
+
+    /// The engine event type of this kind (the same name).
+    pub fn event_type(self) -> Option<EventType> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == self.as_str())
+    }
+
+    /// The kind of an on-demand engine event type.
+    pub fn from_event_type(t: EventType) -> Option<OpKind> {
+        OpKind::ALL.into_iter().find(|k| k.as_str() == t.as_str())
+    }
+
+    /// The syscalls (exit tracepoint names) that make this kind.
+    pub fn syscalls(self) -> &'static [&'static str] {
+        match self {
+            OpKind::Symlink => &["symlink", "symlinkat"],
+            OpKind::Link => &["link", "linkat"],
+            OpKind::Rename => &["rename", "renameat", "renameat2"],
+            OpKind::Unlink => &["unlink", "unlinkat"],
+            OpKind::Mkdir => &["mkdir", "mkdirat"],
+            OpKind::Rmdir => &["rmdir", "unlinkat"],
+            OpKind::Chmod => &["chmod", "fchmod", "fchmodat", "fchmodat2"],
+            OpKind::Ptrace => &["ptrace"],
+            OpKind::Socket => &["socket"],
+            OpKind::Setuid => &["setuid", "setreuid", "setresuid"],
+            OpKind::Setgid => &["setgid", "setregid", "setresgid"],
+            OpKind::Setns => &["setns"],
+            OpKind::Unshare => &["unshare"],
+            OpKind::Memfd => &["memfd_create"],
+        }
+    }
+}
+
+/// An on-demand syscall: its raw arguments and up to two user strings
+/// (paths, a memfd name) as passed. Which argument means what depends on
+/// `nr` (x86_64 numbering) and is named when the engine event is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawOp {
+    pub op: OpKind,
+    /// x86_64 syscall number.
+    pub nr: u32,
+    pub ret: i64,
+    pub args: [u64; 5],
+    /// First string (symlink target, link/rename source, the path of
+    /// unlink/mkdir/rmdir/chmod, the memfd name); "" if none.
+    pub s1: String,
+    /// Second string (the new link / new name); "" if none.
+    pub s2: String,
+    /// `s1` / `s2` were cut at the kernel's bound (1023 bytes).
+    pub s1_cut: bool,
+    pub s2_cut: bool,
 }
 
 /// Which exec strings the kernel cut at their bound.
@@ -205,30 +329,69 @@ pub enum DecodeError {
     Short(usize, usize),
     #[error("unknown record type {0}")]
     UnknownType(u8),
+    #[error("unknown syscall kind {0}")]
+    UnknownOp(u8),
 }
 
-const HDR: usize = 48;
+/// The record layouts and constants of `src/bpf/vigil.h`, generated by
+/// bindgen at build time (`build.rs`).
+#[allow(non_camel_case_types, non_upper_case_globals, dead_code, clippy::all)]
+mod records {
+    include!(concat!(env!("OUT_DIR"), "/records.rs"));
+}
+use records::{ev_exec, ev_exit, ev_fork, ev_hdr, ev_net, ev_open, ev_sys};
+
+const HDR: usize = size_of::<ev_hdr>();
 /// Size of the fixed part of an open record.
-const OPEN: usize = 88;
-const F_PASSED: u8 = 1;
-const F_TRUNC: u8 = 2;
+const OPEN: usize = size_of::<ev_open>();
+const F_PASSED: u8 = records::VF_PASSED as u8;
+const F_TRUNC: u8 = records::VF_TRUNC as u8;
 /// Open: the walk part is the opened file's own path.
-const F_WALKED: u8 = 4;
-/// Which string was cut (`VF_CUT_*`: the meaning depends on the kind).
-const F_CUT1: u8 = 8;
-const F_CUT2: u8 = 16;
-const F_CUT3: u8 = 32;
+const F_WALKED: u8 = records::VF_WALKED as u8;
 
-fn u16_at(b: &[u8], o: usize) -> u16 {
-    u16::from_ne_bytes([b[o], b[o + 1]])
+// The layouts the kernel writes (and the tests below build by hand).
+const _: () = assert!(HDR == 48 && OPEN == 88);
+const _: () = assert!(size_of::<ev_exec>() == 80 && size_of::<ev_fork>() == 64);
+const _: () = assert!(size_of::<ev_exit>() == 56 && size_of::<ev_net>() == 104);
+const _: () = assert!(size_of::<ev_sys>() == 112);
+// OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, Memfd last).
+const _: () = assert!(OpKind::Symlink as u32 == records::VO_SYMLINK);
+const _: () = assert!(OpKind::Memfd as u32 == records::VO_MEMFD);
+const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MEMFD);
+
+/// x86_64 unlinkat(2) and its flag that makes it an rmdir.
+const NR_UNLINKAT: u32 = 263;
+const AT_REMOVEDIR: u64 = 0x200;
+
+/// A generated record struct: plain integers and byte arrays (any bit
+/// pattern is a valid value), so it can be read from record bytes.
+trait Record: Sized {}
+impl Record for ev_hdr {}
+impl Record for ev_exec {}
+impl Record for ev_fork {}
+impl Record for ev_exit {}
+impl Record for ev_open {}
+impl Record for ev_net {}
+impl Record for ev_sys {}
+
+/// The fixed part of a record of layout `T`, checked to fit in `b`.
+fn fixed<T: Record>(b: &[u8]) -> Result<T, DecodeError> {
+    need(b, size_of::<T>())?;
+    // SAFETY: `b` holds at least size_of::<T>() bytes (checked above), the
+    // read is unaligned-safe, and `T` (a `Record`) is a C struct of integers
+    // and integer arrays, valid for any bytes.
+    Ok(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
 }
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+
+/// The `len` bytes after the fixed part `at`, checked to fit.
+fn tail(b: &[u8], at: usize, len: usize) -> Result<&[u8], DecodeError> {
+    need(b, at + len)?;
+    Ok(&b[at..at + len])
 }
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[o..o + 8]);
-    u64::from_ne_bytes(a)
+
+/// comm and other fixed `char[]` fields as the bytes they hold.
+fn chars(c: &[core::ffi::c_char]) -> Vec<u8> {
+    c.iter().map(|&x| x as u8).collect()
 }
 
 /// A C string: bytes up to the first NUL, lossily UTF-8.
@@ -284,61 +447,63 @@ fn split_args(b: &[u8]) -> Vec<String> {
 
 /// Decode one ring-buffer record.
 pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
-    need(b, HDR)?;
-    let kind = RawKind::from_u8(b[0]).ok_or(DecodeError::UnknownType(b[0]))?;
-    let flags = b[1];
+    let h: ev_hdr = fixed(b)?;
+    let kind = RawKind::from_u8(h.type_).ok_or(DecodeError::UnknownType(h.type_))?;
+    let flags = h.flags;
+    let cut = |bit: u32| flags & bit as u8 != 0;
     let body = match kind {
         RawKind::Exec => {
-            need(b, 80)?;
-            let flen = u16_at(b, 60) as usize;
-            let alen = u16_at(b, 62) as usize;
-            let clen = u16_at(b, 74) as usize;
-            need(b, 80 + flen + alen + clen)?;
-            let cwd_bytes = &b[80 + flen + alen..80 + flen + alen + clen];
+            let e: ev_exec = fixed(b)?;
+            let at = size_of::<ev_exec>();
+            let (flen, alen, clen) = (
+                e.filename_len as usize,
+                e.args_len as usize,
+                e.cwd_len as usize,
+            );
+            let data = tail(b, at, flen + alen + clen)?;
+            let cwd_bytes = &data[flen + alen..];
             RawBody::Exec {
-                uid: u32_at(b, 48),
-                gid: u32_at(b, 52),
-                loginuid: u32_at(b, 56),
-                start_boot_ns: u64_at(b, 64),
-                tty: b[72] != 0,
-                filename: cstr(&b[80..80 + flen]),
-                argv: split_args(&b[80 + flen..80 + flen + alen]),
+                uid: e.uid,
+                gid: e.gid,
+                loginuid: e.loginuid,
+                start_boot_ns: e.start_ns,
+                tty: e.tty != 0,
+                filename: cstr(&data[..flen]),
+                argv: split_args(&data[flen..flen + alen]),
                 cwd: if clen > 0 {
                     walk_to_path(cwd_bytes)
                 } else {
                     String::new()
                 },
                 cut: ExecCut {
-                    filename: flags & F_CUT1 != 0,
-                    args: flags & F_CUT2 != 0,
-                    cwd: flags & F_CUT3 != 0,
+                    filename: cut(records::VF_CUT_FILENAME),
+                    args: cut(records::VF_CUT_ARGS),
+                    cwd: cut(records::VF_CUT_CWD),
                 },
             }
         }
         RawKind::Fork => {
-            need(b, 64)?;
+            let f: ev_fork = fixed(b)?;
             RawBody::Fork {
-                start_boot_ns: u64_at(b, 48),
-                uid: u32_at(b, 56),
-                gid: u32_at(b, 60),
+                start_boot_ns: f.start_ns,
+                uid: f.uid,
+                gid: f.gid,
             }
         }
         RawKind::Exit => {
-            need(b, 56)?;
+            let x: ev_exit = fixed(b)?;
             RawBody::Exit {
-                code: u32_at(b, 48) as i32,
-                signal: u32_at(b, 52) as i32,
+                code: x.code,
+                signal: x.signal,
             }
         }
         RawKind::Open => {
-            need(b, OPEN)?;
-            let plen = u16_at(b, 64) as usize;
-            let blen = u16_at(b, 66) as usize;
-            need(b, OPEN + plen + blen)?;
-            let path = cstr(&b[OPEN..OPEN + plen]);
-            let walk = &b[OPEN + plen..OPEN + plen + blen];
+            let o: ev_open = fixed(b)?;
+            let (plen, blen) = (o.path_len as usize, o.base_len as usize);
+            let data = tail(b, OPEN, plen + blen)?;
+            let path = cstr(&data[..plen]);
             let walk = if blen > 0 {
-                walk_to_path(walk)
+                walk_to_path(&data[plen..])
             } else {
                 String::new()
             };
@@ -348,28 +513,26 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 (String::new(), walk)
             };
             RawBody::Open {
-                ret: u64_at(b, 48) as i64,
-                flags: u32_at(b, 56),
-                dirfd: u32_at(b, 60) as i32,
+                ret: o.ret,
+                flags: o.flags,
+                dirfd: o.dirfd,
                 path,
                 base_dir,
                 resolved,
                 id: FileId {
-                    dev: u32_at(b, 68),
-                    ino: u64_at(b, 72),
-                    parent_ino: u64_at(b, 80),
+                    dev: o.dev,
+                    ino: o.ino,
+                    parent_ino: o.pino,
                 },
-                path_cut: flags & F_CUT1 != 0,
-                walk_cut: flags & F_CUT2 != 0,
+                path_cut: cut(records::VF_CUT_PATH),
+                walk_cut: cut(records::VF_CUT_WALK),
             }
         }
         RawKind::Connect | RawKind::Accept | RawKind::Retransmit => {
-            need(b, 104)?;
-            let family = u16_at(b, 56);
-            let plen = u16_at(b, 96) as usize;
-            need(b, 104 + plen)?;
-            let unix_path = if family == 1 && plen > 0 {
-                let p = &b[104..104 + plen];
+            let n: ev_net = fixed(b)?;
+            let family = n.family;
+            let p = tail(b, size_of::<ev_net>(), n.path_len as usize)?;
+            let unix_path = if family == 1 && !p.is_empty() {
                 if p[0] == 0 {
                     // abstract namespace: the name is every byte after the NUL
                     let name = &p[1..];
@@ -382,15 +545,37 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 String::new()
             };
             RawBody::Net(RawNet {
-                ret: u64_at(b, 48) as i64,
+                ret: n.ret,
                 family,
-                sport: u16_at(b, 58),
-                dport: u16_at(b, 60),
-                proto: b[62],
-                state: b[63],
-                saddr: addr(family, &b[64..80]),
-                daddr: addr(family, &b[80..96]),
+                sport: n.sport,
+                dport: n.dport,
+                proto: n.proto,
+                state: n.state,
+                saddr: addr(family, &n.saddr),
+                daddr: addr(family, &n.daddr),
                 unix_path,
+            })
+        }
+        RawKind::SysOp => {
+            let o: ev_sys = fixed(b)?;
+            let op = match OpKind::from_u8(o.op).ok_or(DecodeError::UnknownOp(o.op))? {
+                // unlinkat(AT_REMOVEDIR) removes a directory
+                OpKind::Unlink if o.nr == NR_UNLINKAT && o.arg[2] & AT_REMOVEDIR != 0 => {
+                    OpKind::Rmdir
+                }
+                op => op,
+            };
+            let (l1, l2) = (o.s1_len as usize, o.s2_len as usize);
+            let data = tail(b, size_of::<ev_sys>(), l1 + l2)?;
+            RawBody::Op(RawOp {
+                op,
+                nr: o.nr,
+                ret: o.ret,
+                args: o.arg,
+                s1: cstr(&data[..l1]),
+                s2: cstr(&data[l1..]),
+                s1_cut: cut(records::VF_CUT_S1),
+                s2_cut: cut(records::VF_CUT_S2),
             })
         }
     };
@@ -398,12 +583,12 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
         kind,
         passed: flags & F_PASSED != 0,
         truncated: flags & F_TRUNC != 0,
-        tgid: u32_at(b, 4),
-        tid: u32_at(b, 8),
-        ppid: u32_at(b, 12),
-        ts_boot_ns: u64_at(b, 16),
-        cgroup_id: u64_at(b, 24),
-        comm: cstr(&b[32..48]),
+        tgid: h.tgid,
+        tid: h.tid,
+        ppid: h.ppid,
+        ts_boot_ns: h.ts,
+        cgroup_id: h.cgroup_id,
+        comm: cstr(&chars(&h.comm)),
         body,
     })
 }
@@ -411,6 +596,9 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const F_CUT1: u8 = records::VF_CUT_PATH as u8;
+    const F_CUT2: u8 = records::VF_CUT_WALK as u8;
 
     fn hdr(kind: u8, flags: u8) -> Vec<u8> {
         let mut b = vec![0u8; HDR];
@@ -621,6 +809,51 @@ mod tests {
             }
         );
         assert_eq!(walk_to_path(b""), "/");
+    }
+
+    #[test]
+    fn decodes_a_symlink_with_both_strings_and_rejects_unknown_ops() {
+        let mut b = hdr(7, F_PASSED | F_TRUNC | records::VF_CUT_S2 as u8);
+        b.resize(size_of::<ev_sys>(), 0);
+        let (s1, s2) = (b"/etc/shadow\0", b"x\0");
+        b[48..56].copy_from_slice(&(-17i64).to_ne_bytes());
+        b[56..64].copy_from_slice(&0x1000u64.to_ne_bytes());
+        b[96..100].copy_from_slice(&266u32.to_ne_bytes());
+        b[100..102].copy_from_slice(&(s1.len() as u16).to_ne_bytes());
+        b[102..104].copy_from_slice(&(s2.len() as u16).to_ne_bytes());
+        // `op` sits after the lengths, before the strings
+        let mut rec = b.clone();
+        let op_at = 104;
+        rec[op_at] = records::VO_SYMLINK as u8;
+        rec.extend_from_slice(s1);
+        rec.extend_from_slice(s2);
+        let ev = decode(&rec).unwrap();
+        assert_eq!(ev.kind, RawKind::SysOp);
+        assert_eq!(
+            ev.body,
+            RawBody::Op(RawOp {
+                op: OpKind::Symlink,
+                nr: 266,
+                ret: -17,
+                args: [0x1000, 0, 0, 0, 0],
+                s1: "/etc/shadow".into(),
+                s2: "x".into(),
+                s1_cut: false,
+                s2_cut: true,
+            })
+        );
+        rec[op_at] = 99;
+        assert_eq!(decode(&rec), Err(DecodeError::UnknownOp(99)));
+        for k in OpKind::ALL {
+            assert_eq!(OpKind::from_u8(k as u8), Some(k));
+            let t = k.event_type().expect("an engine type per kind");
+            assert!(t.on_demand());
+            assert_eq!(OpKind::from_event_type(t), Some(k));
+        }
+        assert_eq!(
+            EventType::ALL.iter().filter(|t| t.on_demand()).count(),
+            OpKind::ALL.len()
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ use vigil_engine::EventType;
 
 pub const MODE_DROP: u8 = 0;
 pub const MODE_PASS_ALL: u8 = 1;
+/// The filter slot (and record type) of the on-demand kinds (`VG_SYSOP`).
+pub const SYSOP_SLOT: usize = 7;
 pub const MODE_MATCH: u8 = 2;
 
 pub const HAS_COMM: u8 = 1;
@@ -56,6 +58,9 @@ pub fn comm_bytes(name: &str) -> [u8; 16] {
 pub struct FilterPlan {
     /// Mode per event type (index = `EventType::index()`).
     pub modes: [u8; 6],
+    /// Mode of the slot the on-demand kinds share (`VG_SYSOP`, bit 7 in the
+    /// comm/pid maps): the union of their filters.
+    pub ops_mode: u8,
     /// comm → bit mask of event types.
     pub comms: BTreeMap<[u8; 16], u8>,
     /// parent comm → bit mask.
@@ -100,7 +105,8 @@ fn pre_check(set: &BTreeMap<[u8; 16], u8>) -> BTreeMap<u16, u8> {
 impl FilterPlan {
     pub fn from_filter(f: &KernelFilter) -> FilterPlan {
         let mut plan = FilterPlan::default();
-        for (i, tf) in f.types.iter().enumerate() {
+        // The on-demand kinds share one slot, set by Sensors::set_ops.
+        for (i, tf) in f.types.iter().enumerate().take(plan.modes.len()) {
             let bit = 1u8 << i;
             plan.modes[i] = match tf {
                 TypeFilter::Drop => MODE_DROP,
@@ -163,7 +169,36 @@ impl FilterPlan {
                 }
             };
         }
+        plan.ops_mode = plan.ops_slot(f);
         plan
+    }
+
+    /// The shared on-demand slot: dropped when every on-demand kind is,
+    /// passing everything when one passes everything (or needs what the
+    /// slot cannot check: cgroups, paths), else matching the union of their
+    /// comm / parent comm / pid sets under bit `SYSOP_SLOT`.
+    fn ops_slot(&mut self, f: &KernelFilter) -> u8 {
+        let bit = 1u8 << SYSOP_SLOT;
+        let mut mode = MODE_DROP;
+        for t in EventType::ALL.into_iter().filter(|t| t.on_demand()) {
+            match f.for_type(t) {
+                TypeFilter::Drop => {}
+                TypeFilter::Match(sets) if sets.cgroups.is_empty() && !sets.unclean_paths => {
+                    for c in &sets.comms {
+                        *self.comms.entry(comm_bytes(c)).or_default() |= bit;
+                    }
+                    for c in &sets.pcomms {
+                        *self.pcomms.entry(comm_bytes(c)).or_default() |= bit;
+                    }
+                    for p in sets.pids.iter().filter_map(|&p| u32::try_from(p).ok()) {
+                        *self.pids.entry(p).or_default() |= bit;
+                    }
+                    mode = mode.max(MODE_MATCH);
+                }
+                _ => return MODE_PASS_ALL,
+            }
+        }
+        mode
     }
 
     /// The `has` byte: which maps hold entries.
@@ -354,15 +389,17 @@ mod tests {
 
     #[test]
     fn plan_matches_userspace_model() {
+        let first = [
+            TypeFilter::Match(sets(&[], &["nginx"], &[], &[])),
+            TypeFilter::Match(sets(&["a-very-long-process-name"], &[], &[42, -1], &[])),
+            TypeFilter::PassAll,
+            TypeFilter::Drop,
+            TypeFilter::Match(sets(&["x"], &[], &[], &["unit:foo.service"])),
+            TypeFilter::Drop,
+        ];
+        // the on-demand kinds (PassAll here) have no slot of their own
         let f = KernelFilter {
-            types: [
-                TypeFilter::Match(sets(&[], &["nginx"], &[], &[])),
-                TypeFilter::Match(sets(&["a-very-long-process-name"], &[], &[42, -1], &[])),
-                TypeFilter::PassAll,
-                TypeFilter::Drop,
-                TypeFilter::Match(sets(&["x"], &[], &[], &["unit:foo.service"])),
-                TypeFilter::Drop,
-            ],
+            types: std::array::from_fn(|i| first.get(i).cloned().unwrap_or(TypeFilter::PassAll)),
         };
         let p = FilterPlan::from_filter(&f);
         assert_eq!(p.modes, [2, 2, 1, 0, 1, 0]);
@@ -383,6 +420,25 @@ mod tests {
         // cgroup terms widen to pass-all; no map entries for that type
         assert!(p.passes(4, "zzz", "", 0));
         assert!(!p.comms.contains_key(&comm_bytes("x")));
+    }
+
+    #[test]
+    fn on_demand_kinds_share_one_slot() {
+        let mut f = KernelFilter {
+            types: std::array::from_fn(|_| TypeFilter::Drop),
+        };
+        assert_eq!(FilterPlan::from_filter(&f).ops_mode, MODE_DROP);
+        f.types[EventType::Ptrace.index()] = TypeFilter::Match(sets(&["gdb"], &[], &[7], &[]));
+        f.types[EventType::Memfd.index()] = TypeFilter::Match(sets(&["perl"], &["sh"], &[], &[]));
+        let p = FilterPlan::from_filter(&f);
+        assert_eq!(p.ops_mode, MODE_MATCH);
+        assert_eq!(p.comms[&comm("gdb")], 1 << SYSOP_SLOT);
+        assert_eq!(p.comms[&comm("perl")], 1 << SYSOP_SLOT);
+        assert_eq!(p.pids[&7], 1 << SYSOP_SLOT);
+        assert_eq!(p.type_has(SYSOP_SLOT), HAS_COMM | HAS_PCOMM | HAS_PID);
+        assert_eq!(p.modes, [MODE_DROP; 6]);
+        f.types[EventType::Socket.index()] = TypeFilter::PassAll;
+        assert_eq!(FilterPlan::from_filter(&f).ops_mode, MODE_PASS_ALL);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod sensors;
 pub mod time;
 pub mod tracefs;
 
-pub use decode::{DecodeError, RawBody, RawEvent, RawKind};
+pub use decode::{DecodeError, OpKind, RawBody, RawEvent, RawKind, RawOp};
 pub use filter::FilterPlan;
 pub use identity::Identity;
 pub use reader::{QueueDrops, Reader};

@@ -19,7 +19,7 @@ use crate::sensors::{SensorError, Sensors};
 /// Userspace drops per [`RawKind`] (channel full) and undecodable records.
 #[derive(Debug, Default)]
 pub struct QueueDrops {
-    pub per_kind: [AtomicU64; 7],
+    pub per_kind: [AtomicU64; RawKind::COUNT],
     pub decode_errors: AtomicU64,
 }
 

@@ -2,17 +2,20 @@
 //! first-stage filter maps without a gap between generations, and reading
 //! the per-CPU counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder, PrintLevel};
 use vigil_engine::filter::KernelFilter;
 
-use crate::decode::RawKind;
-use crate::filter::FilterPlan;
+use crate::decode::{OpKind, RawKind};
+use crate::filter::{FilterPlan, MODE_DROP, SYSOP_SLOT};
 use crate::identity::Identity;
 
 static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
+
+/// Name prefix of the on-demand syscall programs (`vigil_op_<syscall>`).
+const OP_PREFIX: &str = "vigil_op_";
 
 /// Why the sensors could not start. Each message is one sentence a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +50,7 @@ pub struct TypeCounters {
 /// Counters per [`RawKind`] (index = `RawKind as usize`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
-    pub per_kind: [TypeCounters; 7],
+    pub per_kind: [TypeCounters; RawKind::COUNT],
 }
 
 impl KernelCounters {
@@ -72,6 +75,7 @@ pub(crate) struct Maps {
     f_ident: MapHandle,
     f_ident_pre: MapHandle,
     owners: MapHandle,
+    op_on: MapHandle,
 }
 
 /// The loaded and attached sensors. Dropping it detaches everything.
@@ -86,6 +90,10 @@ pub struct Sensors {
     live: Option<FilterPlan>,
     /// The identities in `f_ident` (see [`Sensors::set_identity`]).
     ident: Identity,
+    /// Attached on-demand syscall hooks by syscall (see [`Sensors::set_ops`]).
+    op_links: BTreeMap<&'static str, (String, Link)>,
+    /// The on-demand kinds asked for.
+    ops: BTreeSet<OpKind>,
 }
 
 fn libbpf_log(level: PrintLevel, msg: String) {
@@ -240,6 +248,7 @@ impl Sensors {
             f_ident: handle("f_ident")?,
             f_ident_pre: handle("f_ident_pre")?,
             owners: handle("owners")?,
+            op_on: handle("op_on")?,
         };
         let self_tgid = std::process::id();
         let mut s = Sensors {
@@ -250,6 +259,8 @@ impl Sensors {
             self_tgid,
             live: None,
             ident: Identity::default(),
+            op_links: BTreeMap::new(),
+            ops: BTreeSet::new(),
         };
         s.write_state(0)?;
         let mut links = Vec::new();
@@ -262,6 +273,9 @@ impl Sensors {
             if section.starts_with("iter/") {
                 seed = Some(prog);
                 continue;
+            }
+            if prog.name().to_string_lossy().starts_with(OP_PREFIX) {
+                continue; // attached on demand (set_ops)
             }
             let hook = section
                 .trim_start_matches("tp_btf/")
@@ -309,6 +323,8 @@ impl Sensors {
                 || (per_syscall && name == "vigil_sys_exit")
                 || (name == "vigil_compat_exit" && !(per_syscall && compat))
                 || (!per_syscall && section.starts_with("tracepoint/syscalls/"));
+            // The on-demand hooks are per-syscall tracepoints only.
+            let skip = skip || (!per_syscall && name.starts_with(OP_PREFIX));
             if skip {
                 p.set_autoload(false);
             }
@@ -337,9 +353,72 @@ impl Sensors {
         out
     }
 
-    /// Hooks attached, by name (e.g. `sched_process_exec`).
+    /// Hooks attached, by name (e.g. `sched_process_exec`, `sys_exit_symlinkat`).
     pub fn hooks(&self) -> Vec<&str> {
-        self.links.iter().map(|(h, _)| h.as_str()).collect()
+        self.links
+            .iter()
+            .map(|(h, _)| h.as_str())
+            .chain(self.op_links.values().map(|(h, _)| h.as_str()))
+            .collect()
+    }
+
+    /// The on-demand syscall kinds asked for (see [`Sensors::set_ops`]).
+    pub fn ops(&self) -> Vec<OpKind> {
+        self.ops.iter().copied().collect()
+    }
+
+    /// Attach the hooks of exactly `kinds` (their syscalls' exit
+    /// tracepoints, each once even when two kinds share it), detaching the
+    /// rest: a kind no loaded rule (or snoop/record request) needs costs
+    /// nothing. Hooks already attached stay attached (no gap). Their
+    /// records go through the shared `VG_SYSOP` filter slot, which follows
+    /// the live filter's on-demand types (comm / parent comm / pid, see
+    /// [`FilterPlan::from_filter`]) while any hook is attached. A shared
+    /// syscall (unlinkat makes both unlink and rmdir) may deliver kinds not
+    /// asked for. On an error the hooks attached so far stay attached.
+    pub fn set_ops(&mut self, kinds: &[OpKind]) -> Result<(), SensorError> {
+        let want: BTreeSet<OpKind> = kinds.iter().copied().collect();
+        let calls: BTreeSet<&'static str> =
+            want.iter().flat_map(|k| k.syscalls()).copied().collect();
+        self.op_links.retain(|sc, _| calls.contains(sc));
+        if !calls.is_empty() {
+            // pass first, then attach: nothing attached is filtered away
+            self.write_cfg(self.gen, calls.len())?;
+        }
+        // the compat (int 0x80) program reports the kinds asked for
+        for k in OpKind::ALL {
+            self.maps
+                .op_on
+                .update(
+                    &(k as u32).to_ne_bytes(),
+                    &[u8::from(want.contains(&k))],
+                    MapFlags::ANY,
+                )
+                .map_err(map_err("op_on"))?;
+        }
+        self.ops = want;
+        for sc in calls {
+            if self.op_links.contains_key(sc) {
+                continue;
+            }
+            let name = format!("{OP_PREFIX}{sc}");
+            let hook = || format!("sys_exit_{sc}");
+            let prog = self
+                ._obj
+                .progs_mut()
+                .find(|p| p.name().to_string_lossy() == name.as_str())
+                .ok_or_else(|| SensorError::Attach {
+                    hook: hook(),
+                    reason: "program not loaded (per-syscall tracepoints unavailable)".into(),
+                })?;
+            let link = prog.attach().map_err(|e| SensorError::Attach {
+                hook: hook(),
+                reason: e.to_string(),
+            })?;
+            tracing::debug!(hook = %hook(), "on-demand hook attached");
+            self.op_links.insert(sc, (hook(), link));
+        }
+        self.write_cfg(self.gen, self.op_links.len())
     }
 
     fn write_state(&self, gen: u32) -> Result<(), SensorError> {
@@ -400,15 +479,41 @@ impl Sensors {
         }
         let tails = plan.tails().into_iter().map(|t| (t, 1));
         write_gen16(&self.maps.f_tail, "f_tail", gen, tails)?;
-        let mut cfg = [0u8; 24];
-        cfg[..6].copy_from_slice(&plan.modes);
-        cfg[8] = plan.has();
-        for i in 0..6 {
-            cfg[16 + i] = plan.type_has(i);
-        }
         self.maps
             .fcfg
-            .update(&gen.to_ne_bytes(), &cfg, MapFlags::ANY)
+            .update(
+                &gen.to_ne_bytes(),
+                &Self::cfg_bytes(plan, self.op_links.len()),
+                MapFlags::ANY,
+            )
+            .map_err(map_err("fcfg"))
+    }
+
+    /// `struct filter_cfg` for `plan`; the shared on-demand slot follows
+    /// the plan while `ops` hooks are attached.
+    fn cfg_bytes(plan: &FilterPlan, ops: usize) -> [u8; 24] {
+        let mut cfg = [0u8; 24];
+        cfg[..6].copy_from_slice(&plan.modes);
+        cfg[SYSOP_SLOT] = if ops > 0 { plan.ops_mode } else { MODE_DROP };
+        cfg[8] = plan.has();
+        for i in (0..6).chain([SYSOP_SLOT]) {
+            cfg[16 + i] = plan.type_has(i);
+        }
+        cfg
+    }
+
+    /// Rewrite generation `gen`'s `filter_cfg` from the live plan (or an
+    /// empty one before the first [`Sensors::set_filter`]).
+    fn write_cfg(&self, gen: u32, ops: usize) -> Result<(), SensorError> {
+        let empty = FilterPlan::default();
+        let plan = self.live.as_ref().unwrap_or(&empty);
+        self.maps
+            .fcfg
+            .update(
+                &gen.to_ne_bytes(),
+                &Self::cfg_bytes(plan, ops),
+                MapFlags::ANY,
+            )
             .map_err(map_err("fcfg"))
     }
 

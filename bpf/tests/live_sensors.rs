@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_bpf::{Identity, RawBody, RawEvent, RawKind, Reader, Sensors};
+use vigil_bpf::{Identity, OpKind, RawBody, RawEvent, RawKind, Reader, Sensors};
 use vigil_engine::filter::{FilterSets, KernelFilter, TypeFilter};
 use vigil_engine::EventType;
 
@@ -438,7 +438,7 @@ async fn filter_reload_flips_generations_and_cleans_up() {
     s.set_filter(&match_comms(&[EventType::Open], &[&a]))
         .unwrap();
     let g1 = s.live_generation();
-    assert_eq!(s.live_comms().get(&a), Some(&EventType::Open.bit()));
+    assert_eq!(s.live_comms().get(&a), Some(&(EventType::Open.bit() as u8)));
     s.set_filter(&match_comms(&[EventType::Open], &[&b]))
         .unwrap();
     assert_ne!(
@@ -622,6 +622,15 @@ fn int80_child() {
         .ok()
         .map(|p| p.parse().unwrap());
     let t = std::thread::Builder::new().name(name);
+    if let Ok(link) = std::env::var("VIGIL_INT80_SYMLINK") {
+        let (r, u) = t
+            .spawn(move || evasion::int80_symlink("/etc/shadow", &link))
+            .unwrap()
+            .join()
+            .unwrap();
+        println!("INT80S {r} {u}");
+        return;
+    }
     match port {
         Some(port) => {
             let (fd, ret) = t
@@ -808,4 +817,241 @@ fn uring_child() {
         Some(res) => println!("URING {res}"),
         None => println!("URING unsupported"),
     }
+}
+
+/// The engine's on-demand event types (symlink ... memfd).
+fn on_demand_types() -> Vec<EventType> {
+    EventType::ALL
+        .into_iter()
+        .filter(|t| t.on_demand())
+        .collect()
+}
+
+/// What `OPS_CHILD` does, in order, in directory `argv[1]`: every
+/// on-demand kind once (a symlink twice: the second fails with EEXIST),
+/// memfd_create last.
+const OPS_CHILD: &str = r#"
+import ctypes, os, socket, sys
+d = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+open(d + "/f", "w").close()
+os.symlink("/etc/shadow", d + "/sl")
+try:
+    os.symlink("/etc/shadow", d + "/sl")
+except FileExistsError:
+    pass
+os.link(d + "/f", d + "/hl")
+os.rename(d + "/hl", d + "/hl2")
+os.unlink(d + "/hl2")
+os.mkdir(d + "/dd")
+os.rmdir(d + "/dd")
+os.chmod(d + "/f", 0o4755)
+libc.ptrace(0, 0, 0, 0)
+try:
+    socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
+except OSError:
+    pass
+os.setgid(0)
+os.setuid(0)
+fd = os.open("/proc/self/ns/uts", os.O_RDONLY)
+libc.setns(fd, 0)
+libc.unshare(0x04000000)
+os.memfd_create("vgmemfd")
+"#;
+
+/// Runs `OPS_CHILD` under a python copy named `name`; its pid.
+fn run_ops_child(py: &std::path::Path, dir: &std::path::Path) -> u32 {
+    let mut c = Command::new(py)
+        .args(["-c", OPS_CHILD])
+        .arg(dir)
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    assert!(c.wait().unwrap().success(), "ops child failed");
+    pid
+}
+
+/// The on-demand records of process `pid`, up to and including its memfd
+/// (the child's last syscall of interest).
+async fn ops_of(rx: &mut mpsc::Receiver<RawEvent>, pid: u32) -> Vec<vigil_bpf::RawOp> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(ev) = wait_for(rx, 10, |e| e.tgid == pid && e.kind == RawKind::SysOp).await {
+        if let RawBody::Op(op) = ev.body {
+            let last = op.op == OpKind::Memfd;
+            out.push(op);
+            if last || Instant::now() > deadline {
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_syscall_kinds_are_hooked_only_when_asked_for() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vgops");
+    let (dir, py) = copy_named("/usr/bin/python3", &name);
+    let work = dir.path().join("w");
+    std::fs::create_dir(&work).unwrap();
+    // the kernel filter applies: the on-demand kinds of this comm pass
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+
+    // Nothing asked for: no hook attached.
+    assert!(!s.hooks().iter().any(|h| h.contains("symlink")));
+    let before = run_ops_child(&py, &work);
+    for f in ["f", "sl"] {
+        std::fs::remove_file(work.join(f)).unwrap();
+    }
+
+    s.set_ops(&OpKind::ALL).unwrap();
+    assert!(s.hooks().contains(&"sys_exit_symlinkat"));
+    assert!(s.hooks().contains(&"sys_exit_memfd_create"));
+    // another program's symlink: filtered away in the kernel (comm)
+    let st = Command::new("ln")
+        .arg("-s")
+        .arg("/etc/shadow")
+        .arg(work.join("other"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pid = run_ops_child(&py, &work);
+    // Records arrive in order: any record of the first child, or of `ln`,
+    // would precede the second child's.
+    let mut seen = Vec::new();
+    while let Some(ev) = wait_for(&mut rx, 10, |e| {
+        e.kind == RawKind::SysOp && (e.tgid == pid || e.tgid == before || e.comm == "ln")
+    })
+    .await
+    {
+        assert_ne!(ev.tgid, before, "a record from before the hooks: {ev:?}");
+        assert_ne!(
+            ev.comm, "ln",
+            "a record the comm filter should drop: {ev:?}"
+        );
+        let RawBody::Op(op) = ev.body else {
+            panic!("sysop without an op body")
+        };
+        let last = op.op == OpKind::Memfd;
+        seen.push(op);
+        if last {
+            break;
+        }
+    }
+    let find = |k: OpKind| {
+        seen.iter()
+            .find(|o| o.op == k)
+            .unwrap_or_else(|| panic!("no {} record in {seen:#?}", k.as_str()))
+    };
+    let w = work.display().to_string();
+    let sl = find(OpKind::Symlink);
+    assert_eq!(
+        (sl.s1.as_str(), sl.s2.clone()),
+        ("/etc/shadow", format!("{w}/sl"))
+    );
+    assert_eq!(sl.ret, 0);
+    assert!(
+        seen.iter()
+            .any(|o| o.op == OpKind::Symlink && o.ret == -(libc::EEXIST as i64)),
+        "the failed attempt is reported"
+    );
+    let ln = find(OpKind::Link);
+    assert_eq!(
+        (ln.s1.clone(), ln.s2.clone()),
+        (format!("{w}/f"), format!("{w}/hl"))
+    );
+    let rn = find(OpKind::Rename);
+    assert_eq!(
+        (rn.s1.clone(), rn.s2.clone()),
+        (format!("{w}/hl"), format!("{w}/hl2"))
+    );
+    assert_eq!(find(OpKind::Unlink).s1, format!("{w}/hl2"));
+    assert_eq!(find(OpKind::Mkdir).s1, format!("{w}/dd"));
+    assert_eq!(find(OpKind::Rmdir).s1, format!("{w}/dd"));
+    let ch = find(OpKind::Chmod);
+    assert_eq!(ch.s1, format!("{w}/f"));
+    // chmod(path, mode) or fchmodat(dirfd, path, mode, ...)
+    let mode = if ch.nr == 90 { ch.args[1] } else { ch.args[2] };
+    assert_eq!(mode & 0o7777, 0o4755);
+    assert_eq!(find(OpKind::Ptrace).args[0], 0, "PTRACE_TRACEME");
+    let so = find(OpKind::Socket);
+    assert_eq!(
+        (so.args[0], so.args[1] & 0xf),
+        (17, 3),
+        "AF_PACKET, SOCK_RAW"
+    );
+    assert_eq!(find(OpKind::Setuid).args[0], 0);
+    assert_eq!(find(OpKind::Setgid).args[0], 0);
+    assert_eq!(find(OpKind::Setns).ret, 0);
+    assert_eq!(find(OpKind::Unshare).args[0], 0x0400_0000, "CLONE_NEWUTS");
+    assert_eq!(find(OpKind::Memfd).s1, "vgmemfd");
+
+    // Narrowed to memfd: the other hooks are detached.
+    s.set_ops(&[OpKind::Memfd]).unwrap();
+    assert!(!s.hooks().iter().any(|h| h.contains("symlink")));
+    for f in ["f", "sl"] {
+        std::fs::remove_file(work.join(f)).unwrap();
+    }
+    let pid = run_ops_child(&py, &work);
+    let ops = ops_of(&mut rx, pid).await;
+    assert_eq!(
+        ops.iter().map(|o| o.op).collect::<Vec<_>>(),
+        [OpKind::Memfd],
+        "only the memfd hook is attached: {ops:#?}"
+    );
+    s.set_ops(&[]).unwrap();
+    assert!(!s.hooks().iter().any(|h| h.contains("memfd")));
+    reader.stop().await;
+}
+
+/// An on-demand kind reached through `int 0x80` (ia32 symlink): the
+/// per-syscall tracepoints never fire for it; the compat program reports it
+/// once the kind is asked for, with the x86_64 syscall number, and not a
+/// kind that was not asked for (the ia32 unshare before it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_int80_symlink_is_seen_once_asked_for() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vg32s");
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("sl").display().to_string();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    s.set_ops(&[OpKind::Symlink]).unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_INT80_CHILD", name.as_str()),
+        ("VIGIL_INT80_SYMLINK", &link),
+    ];
+    let res = evasion::child_result("int80_child", &envs, "INT80S");
+    assert_eq!(res, "0 0", "int 0x80 symlink, unshare");
+    // The child's unshare (a kind not asked for) came first: the first
+    // record of the child is the symlink.
+    let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::SysOp && e.comm == name)
+        .await
+        .expect("the int 0x80 symlink was not seen");
+    let RawBody::Op(op) = ev.body else {
+        panic!("not an op body")
+    };
+    assert_eq!((op.op, op.nr, op.ret), (OpKind::Symlink, 88, 0));
+    assert_eq!(
+        (op.s1.as_str(), op.s2.as_str()),
+        ("/etc/shadow", link.as_str())
+    );
+    // unshare was not asked for: the next record of the child is none
+    s.set_ops(&[]).unwrap();
+    let more = wait_for(&mut rx, 1, |e| e.comm == name && e.kind == RawKind::SysOp).await;
+    assert!(
+        more.is_none(),
+        "a kind not asked for was reported: {more:?}"
+    );
+    reader.stop().await;
 }

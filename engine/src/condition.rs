@@ -45,6 +45,13 @@ pub const NAMESPACES: &[&str] = &[
     "net",
     "tcp",
     "exit",
+    // the on-demand syscall kinds
+    "fs",
+    "ptrace",
+    "socket",
+    "setid",
+    "ns",
+    "memfd",
 ];
 
 /// Helper functions beyond Rhai's own.
@@ -1861,7 +1868,9 @@ trait NsView: Clone + Send + Sync + 'static {
 }
 
 namespaces!(EvtNs => "evt", ProcNs => "proc", UserNs => "user", ContainerNs => "container",
-    FileNs => "file", NetNs => "net", TcpNs => "tcp", ExitNs => "exit");
+    FileNs => "file", NetNs => "net", TcpNs => "tcp", ExitNs => "exit",
+    FsNs => "fs", PtraceNs => "ptrace", SocketNs => "socket", SetidNs => "setid", NsNs => "ns",
+    MemfdNs => "memfd");
 
 fn to_dynamic(v: FieldValue<'_>) -> Dynamic {
     match v {

@@ -22,17 +22,51 @@ pub enum EventType {
     Accept,
     Retransmit,
     Exit,
+    // On-demand syscall kinds: hooked only while a rule (or snoop/record)
+    // needs them.
+    Symlink,
+    Link,
+    Rename,
+    Unlink,
+    Mkdir,
+    Rmdir,
+    Chmod,
+    Ptrace,
+    Socket,
+    Setuid,
+    Setgid,
+    Setns,
+    Unshare,
+    Memfd,
 }
 
 impl EventType {
-    /// Every event type, in a fixed order (also the kernel's numbering).
-    pub const ALL: [EventType; 6] = [
+    /// Number of event types.
+    pub const COUNT: usize = 20;
+
+    /// Every event type, in a fixed order (the first six are also the
+    /// kernel's record numbering; the rest share its on-demand record).
+    pub const ALL: [EventType; EventType::COUNT] = [
         EventType::Exec,
         EventType::Open,
         EventType::Connect,
         EventType::Accept,
         EventType::Retransmit,
         EventType::Exit,
+        EventType::Symlink,
+        EventType::Link,
+        EventType::Rename,
+        EventType::Unlink,
+        EventType::Mkdir,
+        EventType::Rmdir,
+        EventType::Chmod,
+        EventType::Ptrace,
+        EventType::Socket,
+        EventType::Setuid,
+        EventType::Setgid,
+        EventType::Setns,
+        EventType::Unshare,
+        EventType::Memfd,
     ];
 
     /// The name rules and JSON use (`exec`, `open`, ...).
@@ -44,17 +78,36 @@ impl EventType {
             EventType::Accept => "accept",
             EventType::Retransmit => "retransmit",
             EventType::Exit => "exit",
+            EventType::Symlink => "symlink",
+            EventType::Link => "link",
+            EventType::Rename => "rename",
+            EventType::Unlink => "unlink",
+            EventType::Mkdir => "mkdir",
+            EventType::Rmdir => "rmdir",
+            EventType::Chmod => "chmod",
+            EventType::Ptrace => "ptrace",
+            EventType::Socket => "socket",
+            EventType::Setuid => "setuid",
+            EventType::Setgid => "setgid",
+            EventType::Setns => "setns",
+            EventType::Unshare => "unshare",
+            EventType::Memfd => "memfd",
         }
     }
 
-    /// Dense index 0..6, the same number the kernel programs use.
+    /// Dense index 0..COUNT (for the first six, the kernel's record number).
     pub fn index(self) -> usize {
         self as usize
     }
 
     /// A one-bit mask for sets of event types.
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+
+    /// An on-demand kind: its syscalls are hooked only while needed.
+    pub fn on_demand(self) -> bool {
+        self as usize > EventType::Exit as usize
     }
 }
 
@@ -66,7 +119,7 @@ impl fmt::Display for EventType {
 
 /// Error for an event type name that is not one of [`EventType::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit)")]
+#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd)")]
 pub struct UnknownEventType(pub String);
 
 impl FromStr for EventType {
@@ -81,11 +134,11 @@ impl FromStr for EventType {
 
 /// A set of event types as a bit mask (bit `EventType::index()`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct EventMask(pub u8);
+pub struct EventMask(pub u32);
 
 impl EventMask {
     pub const NONE: EventMask = EventMask(0);
-    pub const ALL: EventMask = EventMask(0b11_1111);
+    pub const ALL: EventMask = EventMask((1 << EventType::COUNT) - 1);
 
     pub fn of(types: &[EventType]) -> EventMask {
         EventMask(types.iter().fold(0, |m, t| m | t.bit()))
@@ -200,6 +253,43 @@ pub struct NetInfo {
     pub dport: i64,
 }
 
+/// Details of the on-demand syscall kinds (`symlink` ... `memfd`); each
+/// kind fills the fields the catalogue lists for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpInfo {
+    /// The path created or changed (link/symlink: the new link; rename: the
+    /// new name; unlink/mkdir/rmdir/chmod: the path), absolute and
+    /// normalised as text ("" for fchmod).
+    pub path: String,
+    /// `path` as passed.
+    pub path_raw: String,
+    /// The other path (link: the existing file; symlink: what it points to,
+    /// made absolute against the link's directory; rename: the old name).
+    pub source: String,
+    /// `source` as passed.
+    pub source_raw: String,
+    /// chmod / mkdir mode bits (-1 when none).
+    pub mode: i64,
+    /// ptrace request name (PTRACE_ATTACH, PTRACE_TRACEME, ...).
+    pub request: String,
+    /// ptrace target pid, and its name and executable when vigil knows the
+    /// process ("" otherwise).
+    pub target_pid: i64,
+    pub target_name: String,
+    pub target_exe: String,
+    /// socket domain, type names (AF_PACKET, SOCK_RAW) and protocol number.
+    pub domain: String,
+    pub sock_type: String,
+    pub protocol: i64,
+    /// setuid/setgid family: the (effective) id asked for (-1: unchanged).
+    pub requested_id: i64,
+    /// setns / unshare: namespace type names (mnt, uts, ipc, user, pid, net, cgroup, time).
+    pub ns_types: Vec<String>,
+    /// memfd_create: name and flags.
+    pub name: String,
+    pub flags: i64,
+}
+
 /// The type-specific part of an event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Detail {
@@ -217,6 +307,7 @@ pub enum Detail {
         code: i64,
         signal: i64,
     },
+    Op(Box<OpInfo>),
 }
 
 /// One observation.
@@ -246,6 +337,11 @@ impl Event {
                 state: String::new(),
             },
             EventType::Exit => Detail::Exit { code: 0, signal: 0 },
+            _ => Detail::Op(Box::new(OpInfo {
+                mode: -1,
+                requested_id: -1,
+                ..OpInfo::default()
+            })),
         };
         Event {
             kind,
@@ -267,6 +363,13 @@ impl Event {
     pub fn net(&self) -> Option<&NetInfo> {
         match &self.detail {
             Detail::Net(n) | Detail::Retransmit { net: n, .. } => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn op(&self) -> Option<&OpInfo> {
+        match &self.detail {
+            Detail::Op(o) => Some(o),
             _ => None,
         }
     }
@@ -346,6 +449,79 @@ pub fn open_flags_write(flags: u32) -> bool {
     flags & (0o1 | 0o2 | 0o100 | 0o1000 | 0o2000) != 0
 }
 
+/// ptrace(2) request name (x86_64 numbers); the number when unknown.
+pub fn ptrace_request_name(req: u64) -> String {
+    let n = match req {
+        0 => "PTRACE_TRACEME",
+        1 => "PTRACE_PEEKTEXT",
+        2 => "PTRACE_PEEKDATA",
+        3 => "PTRACE_PEEKUSER",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSER",
+        7 => "PTRACE_CONT",
+        8 => "PTRACE_KILL",
+        9 => "PTRACE_SINGLESTEP",
+        12 => "PTRACE_GETREGS",
+        13 => "PTRACE_SETREGS",
+        16 => "PTRACE_ATTACH",
+        17 => "PTRACE_DETACH",
+        24 => "PTRACE_SYSCALL",
+        0x4200 => "PTRACE_SETOPTIONS",
+        0x4206 => "PTRACE_SEIZE",
+        0x4207 => "PTRACE_INTERRUPT",
+        _ => return req.to_string(),
+    };
+    n.to_string()
+}
+
+/// socket(2) domain name (AF_INET, AF_PACKET, ...); the number when unknown.
+pub fn socket_domain_name(d: u64) -> String {
+    let n = match d {
+        1 => "AF_UNIX",
+        2 => "AF_INET",
+        10 => "AF_INET6",
+        16 => "AF_NETLINK",
+        17 => "AF_PACKET",
+        40 => "AF_VSOCK",
+        44 => "AF_XDP",
+        _ => return d.to_string(),
+    };
+    n.to_string()
+}
+
+/// socket(2) type name without the SOCK_NONBLOCK/SOCK_CLOEXEC bits.
+pub fn socket_type_name(t: u64) -> String {
+    let n = match t & 0xf {
+        1 => "SOCK_STREAM",
+        2 => "SOCK_DGRAM",
+        3 => "SOCK_RAW",
+        4 => "SOCK_RDM",
+        5 => "SOCK_SEQPACKET",
+        10 => "SOCK_PACKET",
+        _ => return (t & 0xf).to_string(),
+    };
+    n.to_string()
+}
+
+/// Namespace type names of CLONE_NEW* bits (setns' nstype, unshare's flags).
+pub fn ns_type_names(flags: u64) -> Vec<String> {
+    const NS: [(u64, &str); 8] = [
+        (0x0002_0000, "mnt"),
+        (0x0400_0000, "uts"),
+        (0x0800_0000, "ipc"),
+        (0x1000_0000, "user"),
+        (0x2000_0000, "pid"),
+        (0x4000_0000, "net"),
+        (0x0200_0000, "cgroup"),
+        (0x0000_0080, "time"),
+    ];
+    NS.iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +544,17 @@ mod tests {
         assert!(open_flags_write(flags));
         assert!(!open_flags_write(0o2000000));
         assert_eq!(open_flags_from_names(&["O_BOGUS"]), Err("O_BOGUS".into()));
+    }
+
+    #[test]
+    fn syscall_argument_names() {
+        assert_eq!(ptrace_request_name(16), "PTRACE_ATTACH");
+        assert_eq!(ptrace_request_name(999), "999");
+        assert_eq!(socket_domain_name(17), "AF_PACKET");
+        assert_eq!(socket_type_name(3 | 0o2000000), "SOCK_RAW");
+        assert_eq!(ns_type_names(0x4400_0000), ["uts", "net"]);
+        assert!(EventType::Memfd.on_demand() && !EventType::Exit.on_demand());
+        assert!(EventMask::ALL.contains(EventType::Memfd));
     }
 
     #[test]

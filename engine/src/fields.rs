@@ -82,6 +82,34 @@ const OPEN: EventMask = EventMask(1 << 1);
 const NET: EventMask = EventMask((1 << 2) | (1 << 3) | (1 << 4));
 const RETRANS: EventMask = EventMask(1 << 4);
 const EXIT: EventMask = EventMask(1 << 5);
+const fn kinds(ts: &[EventType]) -> EventMask {
+    let mut m = 0;
+    let mut i = 0;
+    while i < ts.len() {
+        m |= 1 << ts[i] as u32;
+        i += 1;
+    }
+    EventMask(m)
+}
+use EventType as T;
+/// Kinds with a path (`fs.path`).
+const FS: EventMask = kinds(&[
+    T::Symlink,
+    T::Link,
+    T::Rename,
+    T::Unlink,
+    T::Mkdir,
+    T::Rmdir,
+    T::Chmod,
+]);
+/// Kinds with a second path (`fs.source`).
+const FS2: EventMask = kinds(&[T::Symlink, T::Link, T::Rename]);
+const MODE: EventMask = kinds(&[T::Chmod, T::Mkdir]);
+const PTRACE: EventMask = kinds(&[T::Ptrace]);
+const SOCKET: EventMask = kinds(&[T::Socket]);
+const SETID: EventMask = kinds(&[T::Setuid, T::Setgid]);
+const NS: EventMask = kinds(&[T::Setns, T::Unshare]);
+const MEMFD: EventMask = kinds(&[T::Memfd]);
 
 macro_rules! catalogue {
     ($( $variant:ident => $name:literal, $ty:ident, $ev:expr, $desc:literal; )*) => {
@@ -98,7 +126,7 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit";
+    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd";
     EvtTime => "evt.time", Int, ALL, "event time, nanoseconds since the epoch";
     EvtRet => "evt.ret", Int, ALL, "syscall result where there is one (fd, 0, -errno)";
     ProcPid => "proc.pid", Int, ALL, "process id (host view)";
@@ -144,6 +172,25 @@ catalogue! {
     TcpState => "tcp.state", Str, RETRANS, "TCP state name at the retransmit";
     ExitCode => "exit.code", Int, EXIT, "exit status";
     ExitSignal => "exit.signal", Int, EXIT, "signal that ended the process (0 if none)";
+    FsPathName => "fs.path", Str, FS, "the path created or changed (link, symlink: the new link; rename: the new name; unlink, mkdir, rmdir, chmod: the path), absolute and normalised as text (\"\" for fchmod)";
+    FsPathNameRaw => "fs.path_raw", Str, FS, "fs.path as the process passed it";
+    FsPathSource => "fs.source", Str, FS2, "link: the existing file; symlink: what the link points to (relative targets made absolute against the link's directory); rename: the old name";
+    FsPathSourceRaw => "fs.source_raw", Str, FS2, "fs.source as the process passed it";
+    FsMode => "fs.mode", Int, MODE, "mode bits asked for (chmod, mkdir)";
+    FsSetuid => "fs.setuid", Bool, MODE, "the mode has the setuid bit (04000)";
+    FsSetgid => "fs.setgid", Bool, MODE, "the mode has the setgid bit (02000)";
+    FsSticky => "fs.sticky", Bool, MODE, "the mode has the sticky bit (01000)";
+    PtraceRequest => "ptrace.request", Str, PTRACE, "ptrace request name (PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_TRACEME, PTRACE_POKETEXT, ...)";
+    PtracePid => "ptrace.pid", Int, PTRACE, "the traced process's pid (0 for PTRACE_TRACEME)";
+    PtraceTargetName => "ptrace.target_name", Str, PTRACE, "the traced process's name (comm) when known";
+    PtraceTargetExe => "ptrace.target_exe", Str, PTRACE, "the traced process's executable when known";
+    SocketDomain => "socket.domain", Str, SOCKET, "address family name (AF_INET, AF_PACKET, ...)";
+    SocketType => "socket.type", Str, SOCKET, "socket type name (SOCK_STREAM, SOCK_RAW, ...)";
+    SocketProtocol => "socket.protocol", Int, SOCKET, "protocol number as passed";
+    IdRequested => "setid.requested", Int, SETID, "the (effective) user or group id asked for (-1: unchanged); proc.uid / proc.gid are the ids before";
+    NsTypes => "ns.types", StrList, NS, "namespace types entered or unshared (mnt, uts, ipc, user, pid, net, cgroup, time; setns with nstype 0: none named)";
+    MemfdName => "memfd.name", Str, MEMFD, "the name given to memfd_create";
+    MemfdFlags => "memfd.flags", Int, MEMFD, "memfd_create flags";
 }
 
 /// Look a field up by name.
@@ -251,6 +298,25 @@ impl Event {
                 Detail::Exit { signal, .. } => Int(signal),
                 _ => return None,
             },
+            Field::FsPathName => Str(Borrowed(&self.op()?.path)),
+            Field::FsPathNameRaw => Str(Borrowed(&self.op()?.path_raw)),
+            Field::FsPathSource => Str(Borrowed(&self.op()?.source)),
+            Field::FsPathSourceRaw => Str(Borrowed(&self.op()?.source_raw)),
+            Field::FsMode => Int(self.op()?.mode),
+            Field::FsSetuid => Bool(self.op()?.mode & 0o4000 != 0 && self.op()?.mode >= 0),
+            Field::FsSetgid => Bool(self.op()?.mode & 0o2000 != 0 && self.op()?.mode >= 0),
+            Field::FsSticky => Bool(self.op()?.mode & 0o1000 != 0 && self.op()?.mode >= 0),
+            Field::PtraceRequest => Str(Borrowed(&self.op()?.request)),
+            Field::PtracePid => Int(self.op()?.target_pid),
+            Field::PtraceTargetName => Str(Borrowed(&self.op()?.target_name)),
+            Field::PtraceTargetExe => Str(Borrowed(&self.op()?.target_exe)),
+            Field::SocketDomain => Str(Borrowed(&self.op()?.domain)),
+            Field::SocketType => Str(Borrowed(&self.op()?.sock_type)),
+            Field::SocketProtocol => Int(self.op()?.protocol),
+            Field::IdRequested => Int(self.op()?.requested_id),
+            Field::NsTypes => StrList(Borrowed(&self.op()?.ns_types)),
+            Field::MemfdName => Str(Borrowed(&self.op()?.name)),
+            Field::MemfdFlags => Int(self.op()?.flags),
         })
     }
 
@@ -400,6 +466,52 @@ impl Event {
                         }
                     }
                 }
+                op_field
+                    if op_field.starts_with("fs.")
+                        || op_field.starts_with("ptrace.")
+                        || op_field.starts_with("socket.")
+                        || op_field.starts_with("setid.")
+                        || op_field.starts_with("ns.")
+                        || op_field.starts_with("memfd.") =>
+                {
+                    let Detail::Op(o) = &mut ev.detail else {
+                        continue;
+                    };
+                    match op_field {
+                        "fs.path" => o.path = s()?,
+                        "fs.path_raw" => o.path_raw = s()?,
+                        "fs.source" => o.source = s()?,
+                        "fs.source_raw" => o.source_raw = s()?,
+                        "fs.mode" => o.mode = i()?,
+                        // derived from fs.mode: a test case may give the
+                        // bits alone
+                        "fs.setuid" | "fs.setgid" | "fs.sticky" => {
+                            let bit = match op_field {
+                                "fs.setuid" => 0o4000,
+                                "fs.setgid" => 0o2000,
+                                _ => 0o1000,
+                            };
+                            o.mode = o.mode.max(0);
+                            if b()? {
+                                o.mode |= bit;
+                            } else {
+                                o.mode &= !bit;
+                            }
+                        }
+                        "ptrace.request" => o.request = s()?,
+                        "ptrace.pid" => o.target_pid = i()?,
+                        "ptrace.target_name" => o.target_name = s()?,
+                        "ptrace.target_exe" => o.target_exe = s()?,
+                        "socket.domain" => o.domain = s()?,
+                        "socket.type" => o.sock_type = s()?,
+                        "socket.protocol" => o.protocol = i()?,
+                        "setid.requested" => o.requested_id = i()?,
+                        "ns.types" => o.ns_types = list()?,
+                        "memfd.name" => o.name = s()?,
+                        "memfd.flags" => o.flags = i()?,
+                        other => unreachable!("field {other} has no writer"),
+                    }
+                }
                 net_field => {
                     let n = match &mut ev.detail {
                         Detail::Net(n) | Detail::Retransmit { net: n, .. } => n,
@@ -443,6 +555,15 @@ impl Event {
             let mut parts = vec![p.name.clone()];
             parts.extend(p.args.iter().cloned());
             p.cmdline = parts.join(" ");
+        }
+        if let Detail::Op(o) = &mut ev.detail {
+            // one path given: the raw forms default to it
+            if o.path_raw.is_empty() {
+                o.path_raw = o.path.clone();
+            }
+            if o.source_raw.is_empty() {
+                o.source_raw = o.source.clone();
+            }
         }
         if let Detail::File(f) = &mut ev.detail {
             if f.path_raw.is_empty() {

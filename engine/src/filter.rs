@@ -83,7 +83,7 @@ pub fn raw_path_unclean(raw: &str) -> bool {
 /// The derived filter, indexed by [`EventType::index`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelFilter {
-    pub types: [TypeFilter; 6],
+    pub types: [TypeFilter; EventType::COUNT],
 }
 
 /// What the kernel does with one event type.

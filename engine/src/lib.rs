@@ -18,7 +18,7 @@ pub mod testcase;
 
 pub use alert::{Alert, Priority};
 pub use error::{LoadError, LoadErrors, LoadWarning, Location};
-pub use event::{Detail, Event, EventMask, EventType, FileInfo, NetInfo, Process};
+pub use event::{Detail, Event, EventMask, EventType, FileInfo, NetInfo, OpInfo, Process};
 pub use fields::{Field, FieldDef, FieldType, FieldValue, FIELDS};
 pub use filter::{FilterSets, KernelFilter, TypeFilter};
 pub use rules::FalcoStatus;

@@ -110,7 +110,7 @@ pub struct RuleSet {
     warnings: Vec<LoadWarning>,
     rules: Vec<Rule>,
     by_name: HashMap<String, u32>,
-    index: [TypeIndex; 6],
+    index: [TypeIndex; EventType::COUNT],
     engine: rhai::Engine,
     lists: HashMap<String, Arc<ListSet>>,
     n_macros: usize,
@@ -169,8 +169,8 @@ fn clause_texts(text: &str) -> Vec<String> {
 }
 
 /// The per-event-type candidate index over the enabled rules.
-fn build_index(rules: &[Rule]) -> [TypeIndex; 6] {
-    let mut index: [TypeIndex; 6] = Default::default();
+fn build_index(rules: &[Rule]) -> [TypeIndex; EventType::COUNT] {
+    let mut index: [TypeIndex; EventType::COUNT] = Default::default();
     for (i, r) in rules.iter().enumerate() {
         if !r.enabled {
             continue;
@@ -1105,7 +1105,7 @@ impl RuleSet {
 
     /// The kernel first-stage filter derived from the enabled rules.
     pub fn kernel_filter(&self) -> KernelFilter {
-        let mut types: [TypeFilter; 6] = std::array::from_fn(|_| TypeFilter::Drop);
+        let mut types: [TypeFilter; EventType::COUNT] = std::array::from_fn(|_| TypeFilter::Drop);
         for r in self.rules.iter().filter(|r| r.enabled) {
             let c = constraint(&r.cond);
             for t in r.events.iter() {

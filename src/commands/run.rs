@@ -793,7 +793,7 @@ async fn run_async(
             }
             _ = tick.tick() => {
                 let kernel = live.counters().unwrap_or_default();
-                let qd: [u64; 7] = std::array::from_fn(|i| {
+                let qd: [u64; RawKind::COUNT] = std::array::from_fn(|i| {
                     drops.as_ref().map_or(0, |d| d.per_kind[i].load(std::sync::atomic::Ordering::Relaxed))
                 });
                 let mut by_type = BTreeMap::new();

@@ -309,6 +309,7 @@ pub fn header(v: &View) -> String {
             "{t:<8} {:<16} {:>7} {:>7} {:>7} {:>8} EXIT",
             "PCOMM", "PID", "PPID", "TID", "AGE(s)"
         ),
+        _ => format!("{t:<8} {:>7} {:<16} {:>5} DETAILS", "PID", "COMM", "RET"),
     }
 }
 
@@ -346,6 +347,21 @@ pub fn row(v: &View, ev: &Event, t0: i64) -> String {
     let w = v.addr_w();
     let p = &ev.proc;
     match &ev.detail {
+        // on-demand kinds: their own fields, from the catalogue
+        Detail::Op(_) => {
+            let details: Vec<String> = vigil_engine::fields::FIELDS
+                .iter()
+                .filter(|d| !d.events.contains(EventType::Exec) && d.events.contains(ev.kind))
+                .filter_map(|d| Some(format!("{}={}", d.name, ev.get(d.id)?.render())))
+                .collect();
+            format!(
+                "{t:<8} {:>7} {:<16} {:>5} {}",
+                p.pid,
+                p.name,
+                ev.ret,
+                details.join(" ")
+            )
+        }
         Detail::None => {
             let argv0 = p.cmdline.split(' ').next().unwrap_or("");
             let mut args = vec![quote_arg(if argv0.is_empty() { &p.exe } else { argv0 })];

@@ -83,7 +83,8 @@ impl Live {
         Ok(live)
     }
 
-    /// Load and attach the sensors, write `filter`, start the reader, then
+    /// Load and attach the sensors, write `filter` (attaching the hooks of
+    /// the on-demand kinds it does not drop), start the reader, then
     /// seed the process table from /proc (after attaching, so no process
     /// starts unseen in between). Must run inside a tokio runtime.
     pub fn start(filter: &KernelFilter, opts: LiveOptions) -> Result<Live, SensorError> {
@@ -91,6 +92,7 @@ impl Live {
             compat_syscalls: opts.compat_syscalls,
         })?;
         let plan = sensors.set_filter(filter)?;
+        sensors.set_ops(&op_kinds(filter))?;
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let reader = Reader::spawn(&sensors, tx)?;
         let mut table = ProcTable::new(opts.max_procs);
@@ -157,6 +159,7 @@ impl Live {
     /// Write a new kernel filter (reload) without a gap.
     pub fn set_filter(&mut self, filter: &KernelFilter) -> Result<(), SensorError> {
         self.plan = self.sensors.set_filter(filter)?;
+        self.sensors.set_ops(&op_kinds(filter))?;
         self.scan_identity()
     }
 
@@ -230,4 +233,13 @@ pub fn run_time(duration_secs: Option<f64>) -> std::time::Duration {
     duration_secs
         .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)))
         .unwrap_or(std::time::Duration::from_secs(u64::MAX / 4))
+}
+
+/// The on-demand kinds `filter` does not drop: their hooks are attached.
+pub fn op_kinds(filter: &KernelFilter) -> Vec<vigil_bpf::OpKind> {
+    vigil_engine::EventType::ALL
+        .into_iter()
+        .filter(|t| !matches!(filter.for_type(*t), vigil_engine::filter::TypeFilter::Drop))
+        .filter_map(vigil_bpf::OpKind::from_event_type)
+        .collect()
 }

@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_bpf::decode::{tcp_state_name, RawNet};
-use vigil_bpf::{Identity, RawBody, RawEvent, RawKind};
-use vigil_engine::{Detail, Event, EventType, FileInfo, NetInfo, Process};
+use vigil_bpf::{Identity, OpKind, RawBody, RawEvent, RawKind, RawOp};
+use vigil_engine::event::{
+    ns_type_names, ptrace_request_name, socket_domain_name, socket_type_name,
+};
+use vigil_engine::{Detail, Event, EventType, FileInfo, NetInfo, OpInfo, Process};
 
 /// How long an exited process stays resolvable.
 pub const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -627,6 +630,23 @@ impl ProcTable {
                 };
                 (p, Detail::File(file), ret)
             }
+            RawBody::Op(ref o) => {
+                let p = self.lookup(&raw);
+                let info = self.op_info(&raw, &p, o);
+                let kind = o.op.event_type();
+                let ev = Event {
+                    kind: kind?,
+                    time,
+                    ret: o.ret,
+                    tid: raw.tid as i64,
+                    proc: p,
+                    detail: Detail::Op(Box::new(info)),
+                };
+                if ev.proc.incomplete {
+                    self.stats.incomplete_events += 1;
+                }
+                return Some(ev);
+            }
             RawBody::Net(ref n) => {
                 let p = self.lookup(&raw);
                 let net = net_info(n);
@@ -653,6 +673,105 @@ impl ProcTable {
             proc: proc_,
             detail,
         })
+    }
+
+    /// The engine details of an on-demand syscall: paths made absolute
+    /// against the cwd or the dirfd the syscall named (x86_64 numbering;
+    /// compat records carry it too), arguments named.
+    fn op_info(&self, raw: &RawEvent, p: &Process, o: &RawOp) -> OpInfo {
+        // 32-bit values (fds, ids) as the kernel reads them
+        let a = |i: usize| o.args[i] as u32 as i32;
+        let abs = |dirfd: i32, path: &str| {
+            if path.is_empty() {
+                String::new()
+            } else {
+                self.resolve_path(raw, p, dirfd, path)
+            }
+        };
+        let mut info = OpInfo {
+            mode: -1,
+            requested_id: -1,
+            ..OpInfo::default()
+        };
+        match o.op {
+            OpKind::Symlink | OpKind::Link | OpKind::Rename => {
+                // (dirfd of the first path, dirfd of the second)
+                let (d1, d2) = match o.nr {
+                    266 => (AT_FDCWD, a(1)),
+                    265 | 264 | 316 => (a(0), a(2)),
+                    _ => (AT_FDCWD, AT_FDCWD),
+                };
+                info.path = abs(d2, &o.s2);
+                info.source = if o.op == OpKind::Symlink && !o.s1.starts_with('/') {
+                    // a relative target is relative to the link's directory
+                    let dir = Path::new(&info.path).parent().map(|d| d.to_string_lossy());
+                    match dir {
+                        Some(d) if d.starts_with('/') => normalize(&format!("{d}/{}", o.s1)),
+                        _ => o.s1.clone(),
+                    }
+                } else {
+                    abs(d1, &o.s1)
+                };
+                info.path_raw = o.s2.clone();
+                info.source_raw = o.s1.clone();
+            }
+            OpKind::Unlink | OpKind::Mkdir | OpKind::Rmdir | OpKind::Chmod => {
+                let (dirfd, mode) = match o.nr {
+                    263 => (a(0), None),
+                    258 | 268 | 452 => (a(0), Some(2)),
+                    83 | 90 => (AT_FDCWD, Some(1)),
+                    91 => (a(0), Some(1)),
+                    _ => (AT_FDCWD, None),
+                };
+                info.path = if o.nr == 91 {
+                    // fchmod: the path of the fd
+                    let fd = self
+                        .proc_root
+                        .join(raw.tgid.to_string())
+                        .join("fd")
+                        .join(dirfd.to_string());
+                    readlink(fd.to_string_lossy().into_owned()).unwrap_or_default()
+                } else {
+                    abs(dirfd, &o.s1)
+                };
+                info.path_raw = o.s1.clone();
+                info.mode = mode.map_or(-1, |i| i64::from(o.args[i] as u32 & 0o7777));
+            }
+            OpKind::Ptrace => {
+                info.request = ptrace_request_name(o.args[0]);
+                info.target_pid = a(1).into();
+                if let Some(t) = u32::try_from(a(1))
+                    .ok()
+                    .and_then(|pid| self.procs.get(&pid))
+                {
+                    info.target_name = t.proc.name.clone();
+                    info.target_exe = t.proc.exe.clone();
+                }
+            }
+            OpKind::Socket => {
+                info.domain = socket_domain_name(o.args[0]);
+                info.sock_type = socket_type_name(o.args[1]);
+                info.protocol = a(2).into();
+            }
+            OpKind::Setuid | OpKind::Setgid => {
+                // setuid(id); setreuid(r, e); setresuid(r, e, s): the
+                // effective id asked for, else the real, else the saved
+                info.requested_id = match o.nr {
+                    113 | 114 => [a(1), a(0)].into_iter().find(|&v| v != -1),
+                    117 | 119 => [a(1), a(0), a(2)].into_iter().find(|&v| v != -1),
+                    _ => Some(a(0)),
+                }
+                .unwrap_or(-1)
+                .into();
+            }
+            OpKind::Setns => info.ns_types = ns_type_names(o.args[1]),
+            OpKind::Unshare => info.ns_types = ns_type_names(o.args[0]),
+            OpKind::Memfd => {
+                info.name = o.s1.clone();
+                info.flags = a(1).into();
+            }
+        }
+        info
     }
 
     fn resolve_path(&self, raw: &RawEvent, p: &Process, dirfd: i32, path: &str) -> String {

@@ -196,6 +196,25 @@ pub fn int80_opens(path: &str) -> (i64, i64) {
     (fd_open, fd_openat)
 }
 
+/// ia32 `unshare` (310) with no flags, then ia32 `symlink` (83) of `link`
+/// pointing at `target`; returns both results (symlink's first, 0 or -errno).
+pub fn int80_symlink(target: &str, link: &str) -> (i64, i64) {
+    let page = low_page();
+    let (t, l) = (CString::new(target).unwrap(), CString::new(link).unwrap());
+    let (tb, lb) = (t.as_bytes_with_nul(), l.as_bytes_with_nul());
+    assert!(tb.len() + lb.len() <= 4096);
+    // SAFETY: the page is 4096 writable bytes; both strings fit (checked).
+    unsafe {
+        std::ptr::copy_nonoverlapping(tb.as_ptr(), page, tb.len());
+        std::ptr::copy_nonoverlapping(lb.as_ptr(), page.add(tb.len()), lb.len());
+    }
+    let p = page as u64;
+    let u = int80(310, 0, 0, 0);
+    let r = int80(83, p, p + tb.len() as u64, 0);
+    free_page(page);
+    (r, u)
+}
+
 /// socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) then
 /// socketcall(SYS_CONNECT, [fd, &sockaddr_in{127.0.0.1:port}, 16]); returns
 /// (fd, connect result) after closing the socket.

@@ -1073,6 +1073,26 @@ static __always_inline __u32 append_walk(struct ev_open *e, __u32 at, struct pat
 	return n;
 }
 
+/* A user string (at most VG_PATH_MAX bytes incl. its NUL) into `dst`;
+ * returns the bytes copied (0 if unreadable) and flags `cut` in `h` when the
+ * string went on past the bound. */
+static __always_inline __u32 read_ustr(char *dst, const void *src, struct ev_hdr *h, __u8 cut)
+{
+	long n = bpf_probe_read_user_str(dst, VG_PATH_MAX, src);
+
+	if (n < 0)
+		return 0;
+	if (n >= VG_PATH_MAX) {
+		/* the last byte became the NUL: was there more? */
+		char more = 0;
+		n = VG_PATH_MAX;
+		bpf_probe_read_user(&more, 1, src + VG_PATH_MAX - 1);
+		if (more)
+			h->flags |= VF_TRUNC | cut;
+	}
+	return n;
+}
+
 /* The open record: the raw path as passed, and a walk: for a successful
  * open the opened file's own path (VF_WALKED: what the kernel resolved,
  * whatever `./` padding, `..`, symlinks or /proc/self/root the raw path
@@ -1100,21 +1120,7 @@ static __always_inline void open_exit(struct sys_args *p, long ret, struct task_
 	e->dev = 0;
 	e->ino = 0;
 	e->pino = 0;
-	long n = 0;
-	if (!handle) {
-		n = bpf_probe_read_user_str(e->path, VG_PATH_MAX, (void *)p->a1);
-		if (n < 0)
-			n = 0;
-		if (n >= VG_PATH_MAX) {
-			/* the last byte became the NUL: was there more? */
-			char more = 0;
-			n = VG_PATH_MAX;
-			bpf_probe_read_user(&more, 1, (void *)p->a1 + VG_PATH_MAX - 1);
-			if (more)
-				e->h.flags |= VF_TRUNC | VF_CUT_PATH;
-		}
-	}
-	__u32 len = n;
+	__u32 len = handle ? 0 : read_ustr(e->path, (void *)p->a1, &e->h, VF_CUT_PATH);
 	e->path_len = len;
 	__u32 base_len = 0;
 	struct path base = {};
@@ -1278,19 +1284,6 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	return sys_exit_common(regs->orig_ax, ret, regs, bpf_get_current_task_btf());
 }
 
-/* With the per-syscall tracepoints: the kernel never runs those for compat
- * syscalls, so int 0x80 opens/connects would go unseen (an evasion). This
- * raw program returns on its first test unless a compat syscall is ending. */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	if (!(t->thread_info.status & TS_COMPAT_))
-		return 0;
-	return sys_exit_common(regs->orig_ax, ret, regs, t);
-}
-
 /* Preferred: one tracepoint per watched syscall's exit (needs tracefs for the
  * tracepoint ids); other syscalls, and every syscall's entry, run no vigil
  * program at all. */
@@ -1309,6 +1302,200 @@ SYSCALL_TP(open_by_handle_at, NR_open_by_handle_at)
 SYSCALL_TP(connect, NR_connect)
 SYSCALL_TP(accept, NR_accept)
 SYSCALL_TP(accept4, NR_accept4)
+
+/* ---- on-demand syscall kinds (ev_sys) ----
+ *
+ * One exit program per syscall, loaded with the others but attached only
+ * while a loaded rule (or a snoop/record request) needs its kind
+ * (Sensors::set_ops): a kind nobody asks for costs nothing. The arguments
+ * are read from the task's saved registers at exit, like the open hooks;
+ * the first-stage filter's comm/pid/cgroup sets apply through the shared
+ * VG_SYSOP slot. Failed attempts are recorded too (`ret` < 0). */
+#define OP_STR_NONE 7
+
+/* The on-demand kinds asked for (index VO_*, written by Sensors::set_ops):
+ * the compat path, always attached, reports only these. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} op_on SEC(".maps");
+
+/* Record one on-demand syscall of `t` with arguments `a` (x86_64 order),
+ * user strings in argument slots `s1` / `s2` (OP_STR_NONE: none). */
+static __always_inline int sysop_emit(__u8 op, __u32 nr, long ret, struct task_struct *t,
+				      __u64 *a, int s1, int s2)
+{
+	struct filter_state *st = get_state();
+	struct ev_sys *e;
+
+	if (!st || t->tgid == st->self_tgid)
+		return 0;
+	if (!pass_current(st, VG_SYSOP, t))
+		return 0;
+	e = scratch_buf();
+	if (!e)
+		return 0;
+	fill_hdr(&e->h, t, VG_SYSOP, VF_PASSED, 0);
+	e->ret = ret;
+	for (int i = 0; i < 5; i++)
+		e->arg[i] = a[i];
+	e->nr = nr;
+	e->op = op;
+	__u32 l1 = 0, l2 = 0;
+	if (s1 >= 0 && s1 < 5)
+		l1 = read_ustr(e->data, (void *)e->arg[s1 & 7], &e->h, VF_CUT_S1);
+	if (s2 >= 0 && s2 < 5)
+		l2 = read_ustr(e->data + (l1 & (2 * VG_PATH_MAX - 1)), (void *)e->arg[s2 & 7],
+			       &e->h, VF_CUT_S2);
+	e->s1_len = l1;
+	e->s2_len = l2;
+	__u32 size = sizeof(*e) + (l1 & (2 * VG_PATH_MAX - 1)) + (l2 & (2 * VG_PATH_MAX - 1));
+	e->h.size = size;
+	if (size > SCRATCH_SIZE)
+		return 0;
+	if (bpf_ringbuf_output(&events, e, size, rb_flags(e->h.ts)))
+		count_lost(VG_SYSOP);
+	return 0;
+}
+
+static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_struct *t,
+				      int s1, int s2)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	__u64 a[5] = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),
+		       BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8) };
+
+	return sysop_emit(op, nr, ret, t, a, s1, s2);
+}
+
+/* An ia32 on-demand syscall: its kind, x86_64 number and string slots. */
+struct op_call {
+	__u8 op;
+	__u32 nr;
+	int s1;
+	int s2;
+};
+
+#define OPC(o, n, a, b) *c = (struct op_call){ .op = o, .nr = n, .s1 = a, .s2 = b }
+
+static __always_inline bool compat_op(long id, struct op_call *c)
+{
+	const int N = OP_STR_NONE;
+
+	switch (id) {
+	case 83: OPC(VO_SYMLINK, 88, 0, 1); break;
+	case 304: OPC(VO_SYMLINK, 266, 0, 2); break;
+	case 9: OPC(VO_LINK, 86, 0, 1); break;
+	case 303: OPC(VO_LINK, 265, 1, 3); break;
+	case 38: OPC(VO_RENAME, 82, 0, 1); break;
+	case 302: OPC(VO_RENAME, 264, 1, 3); break;
+	case 353: OPC(VO_RENAME, 316, 1, 3); break;
+	case 10: OPC(VO_UNLINK, 87, 0, N); break;
+	case 301: OPC(VO_UNLINK, 263, 1, N); break;
+	case 39: OPC(VO_MKDIR, 83, 0, N); break;
+	case 296: OPC(VO_MKDIR, 258, 1, N); break;
+	case 40: OPC(VO_RMDIR, 84, 0, N); break;
+	case 15: OPC(VO_CHMOD, 90, 0, N); break;
+	case 94: OPC(VO_CHMOD, 91, N, N); break;
+	case 306: OPC(VO_CHMOD, 268, 1, N); break;
+	case 452: OPC(VO_CHMOD, 452, 1, N); break;
+	case 26: OPC(VO_PTRACE, 101, N, N); break;
+	case 359: OPC(VO_SOCKET, 41, N, N); break;
+	case 23: /* 16-bit ids */
+	case 213: OPC(VO_SETUID, 105, N, N); break;
+	case 70:
+	case 203: OPC(VO_SETUID, 113, N, N); break;
+	case 164:
+	case 208: OPC(VO_SETUID, 117, N, N); break;
+	case 46:
+	case 214: OPC(VO_SETGID, 106, N, N); break;
+	case 71:
+	case 204: OPC(VO_SETGID, 114, N, N); break;
+	case 170:
+	case 210: OPC(VO_SETGID, 119, N, N); break;
+	case 346: OPC(VO_SETNS, 308, N, N); break;
+	case 310: OPC(VO_UNSHARE, 272, N, N); break;
+	case 356: OPC(VO_MEMFD, 319, 0, N); break;
+	default:
+		return false;
+	}
+	return true;
+}
+
+static __always_inline bool op_wanted(__u32 op)
+{
+	__u8 *on = bpf_map_lookup_elem(&op_on, &op);
+
+	return on && *on;
+}
+
+/* A compat (int 0x80) on-demand syscall: reported when its kind is asked
+ * for (unlinkat also makes rmdir). Arguments from bx, cx, dx, si, di,
+ * zero-extended (32-bit values: -1 reads as 4294967295). */
+static __always_inline int compat_sysop(struct op_call *c, long ret, struct pt_regs *regs,
+					struct task_struct *t)
+{
+	if (!op_wanted(c->op) && !(c->nr == 263 && op_wanted(VO_RMDIR)))
+		return 0;
+	__u64 a[5] = { (__u32)regs->bx, (__u32)regs->cx, (__u32)regs->dx, (__u32)regs->si,
+		       (__u32)regs->di };
+	return sysop_emit(c->op, c->nr, ret, t, a, c->s1, c->s2);
+}
+
+/* `name`'s exit: kind `op`, syscall number `nr`, user strings in argument
+ * slots `s1` / `s2` (OP_STR_NONE: none). */
+#define SYSOP_TP(name, op, nr, s1, s2)                                                \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int vigil_op_##name(struct trace_event_raw_sys_exit *ctx)                     \
+	{                                                                             \
+		return sysop_exit(op, nr, ctx->ret, bpf_get_current_task_btf(), s1, s2); \
+	}
+
+SYSOP_TP(symlink, VO_SYMLINK, 88, 0, 1)
+SYSOP_TP(symlinkat, VO_SYMLINK, 266, 0, 2)
+SYSOP_TP(link, VO_LINK, 86, 0, 1)
+SYSOP_TP(linkat, VO_LINK, 265, 1, 3)
+SYSOP_TP(rename, VO_RENAME, 82, 0, 1)
+SYSOP_TP(renameat, VO_RENAME, 264, 1, 3)
+SYSOP_TP(renameat2, VO_RENAME, 316, 1, 3)
+SYSOP_TP(unlink, VO_UNLINK, 87, 0, OP_STR_NONE)
+SYSOP_TP(unlinkat, VO_UNLINK, 263, 1, OP_STR_NONE)
+SYSOP_TP(mkdir, VO_MKDIR, 83, 0, OP_STR_NONE)
+SYSOP_TP(mkdirat, VO_MKDIR, 258, 1, OP_STR_NONE)
+SYSOP_TP(rmdir, VO_RMDIR, 84, 0, OP_STR_NONE)
+SYSOP_TP(chmod, VO_CHMOD, 90, 0, OP_STR_NONE)
+SYSOP_TP(fchmod, VO_CHMOD, 91, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(fchmodat, VO_CHMOD, 268, 1, OP_STR_NONE)
+SYSOP_TP(fchmodat2, VO_CHMOD, 452, 1, OP_STR_NONE)
+SYSOP_TP(ptrace, VO_PTRACE, 101, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(socket, VO_SOCKET, 41, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setuid, VO_SETUID, 105, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setreuid, VO_SETUID, 113, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setresuid, VO_SETUID, 117, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setgid, VO_SETGID, 106, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setregid, VO_SETGID, 114, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setresgid, VO_SETGID, 119, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(setns, VO_SETNS, 308, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(unshare, VO_UNSHARE, 272, OP_STR_NONE, OP_STR_NONE)
+SYSOP_TP(memfd_create, VO_MEMFD, 319, 0, OP_STR_NONE)
+
+/* With the per-syscall tracepoints: the kernel never runs those for compat
+ * syscalls, so int 0x80 opens/connects would go unseen (an evasion). This
+ * raw program returns on its first test unless a compat syscall is ending. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (!(t->thread_info.status & TS_COMPAT_))
+		return 0;
+	struct op_call c;
+	if (compat_op(regs->orig_ax, &c))
+		return compat_sysop(&c, ret, regs, t);
+	return sys_exit_common(regs->orig_ax, ret, regs, t);
+}
 
 /* ---- io_uring ---- */
 

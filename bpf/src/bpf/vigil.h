@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vigil: record layouts and map value types shared by the BPF programs and
- * the Rust decoder (bpf/src/decode.rs mirrors these offsets; keep in sync). */
+ * the Rust decoder (bpf/build.rs generates its Rust view of the ev_* records
+ * and VG_/VF_ constants from this file with bindgen). */
 #ifndef VIGIL_H
 #define VIGIL_H
 
@@ -11,7 +12,25 @@
 #define VG_RETRANSMIT 4
 #define VG_EXIT 5
 #define VG_FORK 6
-#define VG_NTYPES 7
+#define VG_SYSOP 7 /* the on-demand syscall kinds (ev_sys, VO_* in `op`); also their
+		    * shared first-stage filter slot and counter */
+#define VG_NTYPES 8
+
+/* ev_sys.op: which on-demand syscall kind (each attached only while asked for) */
+#define VO_SYMLINK 1 /* symlink, symlinkat: s1 = target, s2 = link path */
+#define VO_LINK 2    /* link, linkat: s1 = existing path, s2 = new link path */
+#define VO_RENAME 3  /* rename, renameat, renameat2: s1 = old, s2 = new */
+#define VO_UNLINK 4  /* unlink, unlinkat: s1 = path */
+#define VO_MKDIR 5   /* mkdir, mkdirat: s1 = path */
+#define VO_RMDIR 6   /* rmdir: s1 = path */
+#define VO_CHMOD 7   /* chmod, fchmod, fchmodat(2): s1 = path (fchmod: none) */
+#define VO_PTRACE 8  /* ptrace: arg0 = request, arg1 = target pid */
+#define VO_SOCKET 9  /* socket: arg0..2 = domain, type, protocol */
+#define VO_SETUID 10 /* setuid, setreuid, setresuid: requested ids in arg0..2 */
+#define VO_SETGID 11 /* setgid, setregid, setresgid */
+#define VO_SETNS 12  /* setns: arg0 = fd, arg1 = nstype */
+#define VO_UNSHARE 13 /* unshare: arg0 = flags */
+#define VO_MEMFD 14  /* memfd_create: s1 = name, arg1 = flags */
 
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
@@ -23,6 +42,8 @@
 #define VF_CUT_CWD 32     /* exec: the cwd walk */
 #define VF_CUT_PATH 8     /* open: the raw path as passed */
 #define VF_CUT_WALK 16    /* open: the walk (opened file or base directory) */
+#define VF_CUT_S1 8       /* sysop: the first string */
+#define VF_CUT_S2 16      /* sysop: the second string */
 
 /* filter modes (per event type) */
 #define VM_DROP 0
@@ -129,6 +150,18 @@ struct ev_net { /* 104 (+ unix path) */
 	__u16 path_len; /* unix: bytes of sun_path copied */
 	__u16 pad[3];
 	char path[];
+};
+
+struct ev_sys { /* 112 + s1 + s2 */
+	struct ev_hdr h;
+	__s64 ret;
+	__u64 arg[5]; /* the syscall's arguments as passed (x86_64 order) */
+	__u32 nr;     /* syscall number */
+	__u16 s1_len; /* bytes of the first user string incl. NUL (0: none) */
+	__u16 s2_len; /* bytes of the second */
+	__u8 op;      /* VO_* */
+	__u8 pad[7];
+	char data[];  /* s1, then s2 */
 };
 
 struct counters {
