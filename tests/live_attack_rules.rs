@@ -15,30 +15,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{field, live_capable, unique, Vigil};
+use common::{field, unique, Vigil};
 use serde_json::Value;
-
-/// `vigil run --json` on the repository's rules/ directory, with a config
-/// file of our own so a host /etc/vigil/vigil.yaml cannot change the outputs.
-fn start_shipped() -> Option<Vigil> {
-    live_capable()?;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("vigil.yaml");
-    std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
-    let args: Vec<String> = [
-        "run",
-        "--json",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--rules",
-        rules,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Some(Vigil::spawn(dir, &args, &[]))
-}
 
 /// Removes the paths it holds, in order, when dropped, so a failed
 /// assertion leaves nothing in /etc or /home: files; our own `vigil-test.*`
@@ -101,7 +79,7 @@ fn check(a: &Value, priority: &str, technique: &str, needle: &str) {
 
 #[test]
 fn attack_procedures_fire_the_shipped_attack_rules() {
-    let Some(v) = start_shipped() else {
+    let Some(v) = Vigil::on_shipped_rules() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

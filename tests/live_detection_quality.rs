@@ -18,27 +18,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{copy_named, field, live_capable, unique, Vigil};
-
-fn start_shipped() -> Option<Vigil> {
-    live_capable()?;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("vigil.yaml");
-    std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
-    let args: Vec<String> = [
-        "run",
-        "--json",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--rules",
-        rules,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Some(Vigil::spawn(dir, &args, &[]))
-}
+use common::{copy_named, field, unique, Vigil};
 
 /// A shipped list with the lists it names expanded (as the loader does).
 fn shipped_list(name: &str) -> Vec<String> {
@@ -98,7 +78,7 @@ fn expect_all(v: &Vigil, rule: &str, mut missing: BTreeSet<String>) {
 
 #[test]
 fn falco_floor_fires_live() {
-    let Some(mut v) = start_shipped() else {
+    let Some(mut v) = Vigil::on_shipped_rules() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -147,7 +127,7 @@ fn falco_floor_fires_live() {
 
 #[test]
 fn compiling_in_tmp_at_a_login_terminal_is_quiet_live() {
-    let Some(mut v) = start_shipped() else {
+    let Some(mut v) = Vigil::on_shipped_rules() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

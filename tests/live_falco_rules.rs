@@ -10,7 +10,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{copy_named, field, live_capable, unique, Vigil};
+use common::{copy_named, field, unique, Vigil};
 
 #[path = "../engine/tests/common/falco.rs"]
 mod falco;
@@ -20,24 +20,9 @@ fn falco_stable_rules_fire_on_live_events() {
     let Some(rules) = falco::falco_file("falco_rules.yaml") else {
         return;
     };
-    if live_capable().is_none() {
+    let Some(mut v) = Vigil::on_rules(rules.to_str().unwrap()) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("vigil.yaml");
-    std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
-    let args: Vec<String> = [
-        "run",
-        "--json",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--rules",
-        rules.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut v = Vigil::spawn(dir, &args, &[]);
+    };
     let work = tempfile::tempdir().unwrap();
 
     // A web server (bash named nginx) starts a shell.

@@ -20,29 +20,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 
 use common::evasion::{child_result, handle_open, open_read, padded_path, same_fs_dir};
-use common::{copy_named, field, live_capable, unique, Vigil};
-
-/// `vigil run --json` on the repository's rules/ directory, with a config
-/// file of our own so a host /etc/vigil/vigil.yaml cannot change the outputs.
-fn start_shipped() -> Option<Vigil> {
-    live_capable()?;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("vigil.yaml");
-    std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
-    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
-    let args: Vec<String> = [
-        "run",
-        "--json",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--rules",
-        rules,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    Some(Vigil::spawn(dir, &args, &[]))
-}
+use common::{copy_named, field, unique, Vigil};
 
 /// The ports of the shipped `reverse_shell_ports` list, read from the rule
 /// file (so the test follows the list rather than restating it).
@@ -64,7 +42,7 @@ fn reverse_shell_ports() -> Vec<u16> {
 
 #[test]
 fn shipped_rules_fire_on_live_attacks() {
-    let Some(mut v) = start_shipped() else {
+    let Some(mut v) = Vigil::on_shipped_rules() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -214,7 +192,7 @@ fn shipped_rules_fire_on_live_attacks() {
 /// IORING_OP_OPENAT — trips the same shipped rule as a plain read.
 #[test]
 fn shipped_rules_see_shadow_reads_around_syscall_tracepoints() {
-    let Some(mut v) = start_shipped() else {
+    let Some(mut v) = Vigil::on_shipped_rules() else {
         return;
     };
     let name = unique("evd");
@@ -319,7 +297,7 @@ fn wait_each(v: &Vigil, secs: u64, preds: &[AlertPred<'_>]) -> Vec<serde_json::V
 /// payload after 3,000 spaces raises "Shell with truncated command line".
 #[test]
 fn shipped_rules_see_through_padding() {
-    let Some(mut v) = start_shipped() else {
+    let Some(mut v) = Vigil::on_shipped_rules() else {
         return;
     };
     let name = unique("pad");
@@ -373,7 +351,7 @@ fn shipped_rules_see_through_padding() {
 /// sensitive file untrusted" with file.path /etc/shadow.
 #[test]
 fn shipped_rules_see_shadow_through_its_aliases() {
-    let Some(mut v) = start_shipped() else {
+    let Some(mut v) = Vigil::on_shipped_rules() else {
         return;
     };
     let base = same_fs_dir("/etc/shadow").expect("a writable directory on /etc's file system");
@@ -524,7 +502,7 @@ os.memfd_create("vgfileless")
 /// process, from the new event (evt.type), not from an exec or open.
 #[test]
 fn shipped_rules_see_the_on_demand_kinds() {
-    let Some(v) = start_shipped() else {
+    let Some(v) = Vigil::on_shipped_rules() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

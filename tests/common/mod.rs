@@ -86,6 +86,33 @@ impl Vigil {
         Some(Vigil::spawn(dir, &args, &[]))
     }
 
+    /// `vigil run --json --rules PATH` with a config file of the test's own
+    /// (stdout JSON only), so a host /etc/vigil/vigil.yaml cannot change the
+    /// outputs; waits for READY=1. None (skip) when live tests cannot run.
+    pub fn on_rules(rules: &str) -> Option<Vigil> {
+        live_capable()?;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("vigil.yaml");
+        std::fs::write(&cfg, "outputs:\n  stdout: { format: json }\n").unwrap();
+        let args: Vec<String> = [
+            "run",
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rules",
+            rules,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Some(Vigil::spawn(dir, &args, &[]))
+    }
+
+    /// [`Vigil::on_rules`] on the repository's shipped rules/ directory.
+    pub fn on_shipped_rules() -> Option<Vigil> {
+        Vigil::on_rules(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+    }
+
     /// Run `vigil ARGS` with $NOTIFY_SOCKET (in `dir`, kept alive as long as
     /// the child) and wait for READY=1. `envs` are added to its environment.
     pub fn spawn(dir: tempfile::TempDir, args: &[String], envs: &[(&str, &str)]) -> Vigil {
