@@ -1472,15 +1472,11 @@ pub(crate) struct FalcoDefs {
     rule_idx: HashMap<String, usize>,
 }
 
-fn sval(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
+/// A scalar as text (the vigil loader's reading: strings, numbers, bools).
+use crate::rules::scalar_string as sval;
 
+/// A sequence of scalars (null: empty). Unlike vigil's `string_list`, a lone
+/// scalar is not a one-item list: Falco's loader refuses it.
 fn slist(v: &Value) -> Option<Vec<String>> {
     match v {
         Value::Sequence(s) => s.iter().map(sval).collect(),

@@ -477,7 +477,7 @@ fn suggest_key(k: &str, keys: &[&str]) -> String {
         .unwrap_or_else(|| format!(" (expected one of: {})", keys.join(", ")))
 }
 
-fn scalar_string(v: &Value) -> Option<String> {
+pub(crate) fn scalar_string(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
