@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use vigil_engine::alert::OutputFields;
 use vigil_engine::ruleset::{RuleInfo, RuleSet};
 use vigil_engine::Priority;
 use vigil_sinks::config::{de_duration, Format};
@@ -59,6 +60,11 @@ pub struct Config {
     /// Which loaded rules run (`--min-priority`, `-T`, `-t`, `-D`).
     #[serde(default)]
     pub select: Select,
+    /// What alerts' `output_fields` carry: `auto` (Falco rules: their output
+    /// template's fields, as Falco; vigil's rules: every event field), `all`
+    /// or `template`.
+    #[serde(default)]
+    pub output_fields: OutputFields,
 }
 
 /// Rule selection, applied to every rule set loaded (at start and on each
@@ -186,6 +192,7 @@ impl Default for Config {
             compat_syscalls: true,
             shutdown_timeout: default_shutdown_timeout(),
             select: Select::default(),
+            output_fields: OutputFields::default(),
         }
     }
 }
@@ -428,6 +435,20 @@ outputs:
         assert!(e.contains("forever"), "{e}");
         let e = parse("rule: [/x]\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rule`"), "{e}");
+    }
+
+    #[test]
+    fn output_fields_key() {
+        assert_eq!(
+            parse("output_fields: template\n").unwrap().output_fields,
+            OutputFields::Template
+        );
+        assert_eq!(
+            parse("output_fields: all\n").unwrap().output_fields,
+            OutputFields::All
+        );
+        let e = parse("output_fields: some\n").unwrap_err().to_string();
+        assert!(e.contains("some") && e.contains("line 1"), "{e}");
     }
 
     #[test]

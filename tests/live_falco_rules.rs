@@ -2,8 +2,8 @@
 //! 12): a real shell started by a process named nginx trips "Run shell
 //! untrusted" and a real /etc/shadow read by an unknown program trips "Read
 //! sensitive file untrusted", each with the output rendered from Falco's
-//! `%field` template. The file is read from `<repo>/../shared/falco/` (never
-//! copied in). Needs root, BPF and BTF; skipped with a message otherwise,
+//! `%field` template and Falco-shaped `output_fields`. The file is read from
+//! `<repo>/../shared/falco/` (never copied in). Needs root, BPF and BTF; skipped with a message otherwise,
 //! unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
 
 mod common;
@@ -52,6 +52,15 @@ fn falco_stable_rules_fire_on_live_events() {
         "{out}"
     );
     assert!(!out.contains('%'), "{out}");
+    // Falco-shaped output_fields: the template's fields by Falco's names
+    // with Falco's types (numbers as numbers), nothing else but evt.time.
+    assert_eq!(field(&a, "evt.type"), "execve");
+    assert!(field(&a, "user.uid").is_i64(), "{a}");
+    assert!(field(&a, "proc.tty").is_i64(), "{a}");
+    assert!(field(&a, "evt.time").is_i64(), "{a}");
+    assert_eq!(field(&a, "proc.pname"), "nginx");
+    assert!(field(&a, "proc.aname[2]").is_string(), "{a}");
+    assert!(a["output_fields"].get("proc.ancestors").is_none(), "{a}");
 
     // /etc/shadow read by a program no list trusts.
     let name = unique("shr");
@@ -73,5 +82,8 @@ fn falco_stable_rules_fire_on_live_events() {
         out.contains("file=/etc/shadow ") && out.contains(&format!("process={name} ")),
         "{out}"
     );
+    assert_eq!(field(&a, "fd.name"), "/etc/shadow");
+    assert_eq!(field(&a, "evt.type"), "openat");
+    assert!(a["output_fields"].get("file.path").is_none(), "{a}");
     v.stop();
 }

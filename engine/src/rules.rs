@@ -407,6 +407,8 @@ pub struct FalcoStatus {
     pub notes: Vec<String>,
     /// The rule's own `enabled`.
     pub enabled: bool,
+    /// Its output, rendered as Falco does (`None` for inactive rules).
+    pub output: Option<std::sync::Arc<crate::falco::FalcoOutput>>,
 }
 
 impl RuleDef {

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
-use crate::alert::{Alert, Priority};
+use crate::alert::{Alert, OutputFields, Priority};
 use crate::condition::{
     check_names, expand_macros, make_scope, Compiler, EventSlot, FxHashMap, ListSet, Names, Node,
     Patterns, RhaiCtx, HELPERS, NAMESPACES,
@@ -26,7 +26,7 @@ use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
 use crate::rules::{
     self, Defs, FalcoStatus, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS,
 };
-use crate::template::{Template, COUNT_FIELD};
+use crate::template::Template;
 
 /// Public description of one rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1219,6 +1219,8 @@ pub struct Evaluator {
     matches: Vec<u64>,
     errors: Vec<u64>,
     thresholds: HashMap<u32, HashMap<String, KeyState>>,
+    /// What alerts' `output_fields` carry.
+    output_fields: OutputFields,
 }
 
 impl Evaluator {
@@ -1237,7 +1239,13 @@ impl Evaluator {
             matches: vec![0; n],
             errors: vec![0; n],
             thresholds: HashMap::new(),
+            output_fields: OutputFields::default(),
         }
+    }
+
+    /// Chooses what alerts' `output_fields` carry (kept across `swap_rules`).
+    pub fn set_output_fields(&mut self, shape: OutputFields) {
+        self.output_fields = shape;
     }
 
     /// Hot reload: replaces the rules. A rule whose definition did not change
@@ -1288,6 +1296,7 @@ impl Evaluator {
             matches,
             errors,
             thresholds,
+            output_fields,
         } = self;
         *events += 1;
         let rs: &RuleSet = rules;
@@ -1350,7 +1359,7 @@ impl Evaluator {
                         },
                     };
                     matches[i] += 1;
-                    out.push(make_alert(r, ev, count, hostname));
+                    out.push(make_alert(r, ev, count, hostname, *output_fields));
                 }
                 Err(e) => {
                     errors[i] += 1;
@@ -1511,16 +1520,20 @@ fn threshold_step(
     }
 }
 
-fn make_alert(r: &Rule, ev: &Event, count: Option<u64>, hostname: &Arc<str>) -> Alert {
-    let mut fields = ev.to_flat_json();
-    if let Some(c) = count {
-        fields.insert(COUNT_FIELD.to_string(), serde_json::Value::from(c));
-    }
+fn make_alert(
+    r: &Rule,
+    ev: &Event,
+    count: Option<u64>,
+    hostname: &Arc<str>,
+    shape: OutputFields,
+) -> Alert {
+    let falco = r.falco.as_ref().and_then(|f| f.output.as_deref());
+    let (output, fields) = crate::alert::render(&r.output, falco, ev, count, shape);
     Alert {
         time: ev.time,
         rule: r.name.clone(),
         priority: r.priority,
-        output: r.output.render(ev, count),
+        output,
         output_fields: fields,
         tags: r.tags.clone(),
         source: "syscall",

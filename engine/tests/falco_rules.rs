@@ -258,3 +258,117 @@ fn override_file_disables_a_falco_rule() {
     let st = r.falco.unwrap();
     assert!(st.inactive.is_none() && !st.enabled);
 }
+
+/// What falcosidekick reads from a Falco alert (its `types.FalcoPayload`:
+/// `output`, `priority` parsed case-insensitively from Falco's names with
+/// `informational` for info, `rule`, `time` as RFC 3339, `output_fields` as a
+/// map of scalars, `source`, `tags`, `hostname`), checked on the JSON of a
+/// Falco rule's alert; `output_fields` holds the template's fields by
+/// Falco's names with Falco's types, vigil's own rules keep every event field.
+fn assert_falcosidekick_payload(j: &serde_json::Value) {
+    let o = j.as_object().expect("an object");
+    for k in ["output", "priority", "rule", "time", "source", "hostname"] {
+        assert!(o[k].is_string(), "{k}: {j}");
+    }
+    let p = o["priority"].as_str().unwrap().to_ascii_lowercase();
+    let sidekick = [
+        "emergency",
+        "alert",
+        "critical",
+        "error",
+        "warning",
+        "notice",
+        "informational",
+        "debug",
+    ];
+    assert!(sidekick.contains(&p.as_str()), "{p}");
+    let t = o["time"].as_str().unwrap();
+    assert!(
+        vigil_engine::alert::parse_rfc3339_nanos(t).is_some() && t.ends_with('Z'),
+        "{t}"
+    );
+    assert!(o["tags"].as_array().unwrap().iter().all(|t| t.is_string()));
+    assert!(o["output_fields"].is_object(), "{j}");
+}
+
+#[test]
+fn falco_rule_alerts_are_falco_shaped() {
+    let Some(rs) = stable() else { return };
+    let e = ev(
+        json!({"evt.type": "open", "evt.time": 1_795_000_000_123_456_789i64,
+        "proc.name": "evilprog", "proc.pid": 4242, "proc.uid": 0, "user.name": "root",
+        "proc.loginuid": 1000, "proc.exe": "/usr/bin/evilprog",
+        "proc.cmdline": "evilprog /etc/shadow", "proc.args": ["/etc/shadow"],
+        "proc.pname": "bash", "proc.ancestors": ["bash", "sshd", "systemd"],
+        "file.path": "/etc/shadow", "file.path_raw": "/etc/shadow",
+        "file.flags": ["O_RDONLY"], "evt.ret": 3}),
+    );
+    let mut evaluator = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    evaluator.evaluate(&e, &mut out);
+    let a = out
+        .iter()
+        .find(|a| &*a.rule == "Read sensitive file untrusted")
+        .expect("the rule fires");
+    let j = a.to_json();
+    assert_falcosidekick_payload(&j);
+    assert_eq!(j["priority"], "Warning");
+    assert_eq!(j["source"], "syscall");
+    assert!(j["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "filesystem"));
+    let f = j["output_fields"].as_object().unwrap();
+    // Falco's names and types, the template's fields only (and evt.time).
+    assert!(
+        f.values().all(|v| !v.is_array() && !v.is_object()),
+        "Falco's output_fields hold scalars: {f:?}"
+    );
+    assert_eq!(f["evt.time"], 1_795_000_000_123_456_789i64);
+    assert_eq!(f["fd.name"], "/etc/shadow");
+    assert_eq!(f["evt.type"], "openat");
+    assert_eq!(f["user.uid"], 0);
+    assert_eq!(f["user.loginuid"], 1000);
+    assert_eq!(f["proc.aname[2]"], "sshd");
+    assert_eq!(f["proc.aname[4]"], serde_json::Value::Null);
+    assert_eq!(f["proc.exepath"], "/usr/bin/evilprog");
+    assert_eq!(f["proc.tty"], 0);
+    assert!(!f.contains_key("file.path") && !f.contains_key("proc.ancestors"));
+    let out_text = j["output"].as_str().unwrap();
+    assert!(
+        out_text.starts_with("Sensitive file opened for reading by non-trusted program | file=/etc/shadow gparent=sshd ggparent=systemd gggparent=<NA> evt_type=openat user=root user_uid=0"),
+        "{out_text}"
+    );
+
+    // `output_fields: all` adds every event field (vigil's names) to Falco's.
+    evaluator.set_output_fields(vigil_engine::alert::OutputFields::All);
+    out.clear();
+    evaluator.evaluate(&e, &mut out);
+    let a = out
+        .iter()
+        .find(|a| &*a.rule == "Read sensitive file untrusted")
+        .unwrap();
+    assert_eq!(a.output_fields["evt.type"], "openat");
+    assert_eq!(a.output_fields["file.path"], "/etc/shadow");
+    assert_eq!(a.output_fields["proc.pid"], 4242);
+
+    // A vigil rule beside it keeps today's shape: every event field.
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine.yaml");
+    std::fs::write(
+        &mine,
+        "- rule: Shadow read\n  events: [open]\n  condition: file.path == \"/etc/shadow\"\n  output: \"{proc.name} read it\"\n  priority: info\n",
+    )
+    .unwrap();
+    let both = Arc::new(load(&[falco_file("falco_rules.yaml").unwrap(), mine]));
+    let mut evaluator = Evaluator::new(both, "h");
+    let mut out = Vec::new();
+    evaluator.evaluate(&e, &mut out);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let mine = out.iter().find(|a| &*a.rule == "Shadow read").unwrap();
+    assert_eq!(mine.output, "evilprog read it");
+    assert_eq!(mine.output_fields, e.to_flat_json());
+    assert_eq!(mine.output_fields["evt.type"], "open");
+    assert_falcosidekick_payload(&mine.to_json());
+}

@@ -181,6 +181,9 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.select != new.select {
         need_restart.push("select");
     }
+    if old.output_fields != new.output_fields {
+        need_restart.push("output_fields");
+    }
     ConfigChange {
         outputs: old.outputs != new.outputs,
         need_restart,
@@ -629,7 +632,8 @@ async fn run_async(
     let mut sighup = signal(SignalKind::hangup()).context("installing signal handlers")?;
     let filter = rules.kernel_filter();
     let host: Arc<str> = Arc::from(st.cfg.hostname.clone().unwrap_or_else(hostname));
-    let evaluator = Evaluator::new(rules.clone(), &host);
+    let mut evaluator = Evaluator::new(rules.clone(), &host);
+    evaluator.set_output_fields(st.cfg.output_fields);
     let mut live = Live::start(
         &filter,
         LiveOptions {
@@ -671,6 +675,9 @@ async fn run_async(
         hooks = ?live.hooks(),
         "vigil running"
     );
+    for (rule, reason) in crate::metrics::inactive_rules(&rules) {
+        tracing::info!(rule = %rule, reason = %reason, "rule inactive");
+    }
     let allow_insecure = st.insecure_permissions;
     if let Some(f) = &fleet {
         f.loaded(&rules, live.hooks());
@@ -830,6 +837,7 @@ async fn run_async(
                     s.alerts = h.per_rule.clone();
                     s.eval_errors = stats.errors.clone();
                     s.rules_loaded = h.evaluator.rules().rules().filter(|r| r.enabled).count();
+                    s.rules_inactive = crate::metrics::inactive_rules(h.evaluator.rules());
                     s.attached = true;
                     s.failing_outputs = failing_outputs;
                 });

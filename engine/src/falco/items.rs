@@ -3,12 +3,13 @@
 //! in one namespace, then turned into vigil rule definitions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_yaml_ng::{Mapping, Value};
 
 use super::evtypes::syscall_kind;
 use super::lower::{LowerError, Lowerer, Needs, Out};
-use super::output::output_template;
+use super::output::{output_template, FalcoOutput};
 use super::parser::{parse, Expr, Val};
 use super::{LIST_KEYS, MACRO_KEYS, RULE_KEYS};
 use crate::alert::Priority;
@@ -541,6 +542,7 @@ impl FalcoDefs {
                 ));
             }
             let inactive = (!reasons.is_empty()).then(|| reasons.join("; "));
+            let active = inactive.is_none();
             let text = match (&inactive, cond) {
                 (Some(_), _) => "false".to_string(),
                 (None, Out::Text(t)) => t,
@@ -581,6 +583,7 @@ impl FalcoDefs {
                     inactive,
                     notes,
                     enabled: r.enabled,
+                    output: active.then(|| Arc::new(FalcoOutput::parse(&r.output))),
                 }),
             });
         }

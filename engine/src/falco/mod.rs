@@ -38,6 +38,7 @@ mod parser;
 mod special;
 
 pub(crate) use items::FalcoDefs;
+pub use output::FalcoOutput;
 
 use serde_yaml_ng::{Mapping, Value};
 
