@@ -265,8 +265,14 @@ impl Config {
         let base = origin.parent().unwrap_or(Path::new("."));
         for r in &mut cfg.rules {
             // `nats-kv://BUCKET` is a rules source, not a path (see crate::fleet).
-            if r.is_relative() && !r.starts_with("nats-kv:") {
-                *r = base.join(&*r);
+            // `falco:PATH` declares the dialect of PATH (kept, PATH resolved).
+            let (dialect, path) = vigil_engine::falco::split_dialect(r);
+            if path.is_relative() && !r.starts_with("nats-kv:") {
+                let abs = base.join(path);
+                *r = match dialect {
+                    Some(d) => PathBuf::from(format!("{}{}", d.prefix(), abs.display())),
+                    None => abs,
+                };
             }
         }
         cfg.outputs.nats_connection = cfg.nats.clone();
@@ -435,6 +441,26 @@ outputs:
         assert!(e.contains("forever"), "{e}");
         let e = parse("rule: [/x]\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rule`"), "{e}");
+    }
+
+    #[test]
+    fn dialect_declaration_survives_relative_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vigil.yaml");
+        std::fs::write(
+            &p,
+            "rules: [\"falco:falco.d\", \"falco:/abs/f.yaml\", local.yaml]\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(
+            c.rules,
+            vec![
+                PathBuf::from(format!("falco:{}", dir.path().join("falco.d").display())),
+                PathBuf::from("falco:/abs/f.yaml"),
+                dir.path().join("local.yaml"),
+            ]
+        );
     }
 
     #[test]

@@ -284,8 +284,8 @@ impl Relevant {
             }
         };
         for p in &cfg.rule_paths {
-            add(p);
-            add(&parent_dir(p));
+            add(fs_path(p));
+            add(&parent_dir(fs_path(p)));
         }
         if let Some(c) = &cfg.config_path {
             add(c);
@@ -650,8 +650,9 @@ where
     fn rewatch(&mut self) {
         let mut wanted: Vec<PathBuf> = Vec::new();
         for p in &self.cfg.rule_paths {
+            let p = fs_path(p);
             if p.is_dir() {
-                wanted.push(p.clone());
+                wanted.push(p.to_path_buf());
             }
             wanted.push(parent_dir(p));
         }
@@ -721,15 +722,21 @@ pub fn short(hash: &str) -> &str {
 pub fn list_rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
+        let p = fs_path(p);
         if p.is_dir() {
             files.extend(
                 vigil_engine::rules::list_dir_report(p, &mut |_, _| {}).unwrap_or_default(),
             );
         } else {
-            files.push(p.clone());
+            files.push(p.to_path_buf());
         }
     }
     files
+}
+
+/// A rules path as on disk: without its dialect declaration (`falco:PATH`).
+pub fn fs_path(p: &Path) -> &Path {
+    vigil_engine::falco::split_dialect(p).1
 }
 
 /// Lists and hashes the rule paths and the config. Never fails: an unreadable or missing
@@ -738,6 +745,7 @@ pub fn snapshot(rule_paths: &[PathBuf], config_path: Option<&Path>) -> Snapshot 
     let mut h = Sha256::new();
     let files = list_rule_files(rule_paths);
     for p in rule_paths {
+        let p = fs_path(p);
         h.update(b"root\0");
         h.update(p.as_os_str().as_encoded_bytes());
         if p.is_dir() {

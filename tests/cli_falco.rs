@@ -119,3 +119,45 @@ fn falco_mistakes_are_errors_and_dialects_mix_in_a_directory() {
         "{err}"
     );
 }
+
+/// A Falco file that detection cannot recognise (no Falco-only key, no
+/// Falco word in its conditions) loads as Falco when its rules path declares
+/// it (`falco:PATH`), for a file or a directory, without editing the file
+/// (the config file's `rules:` takes the same form: src/config.rs tests it).
+#[test]
+fn falco_prefix_declares_the_dialect_of_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let fdir = dir.path().join("falco.d");
+    std::fs::create_dir(&fdir).unwrap();
+    let file = fdir.join("quiet.yaml");
+    std::fs::write(
+        &file,
+        "- list: web\n  items: [nginx, httpd]\n\
+         - rule: Quiet Falco rule\n  desc: d\n  condition: proc.pname in (web)\n  output: shell %proc.name\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    // Detection reads it as vigil's dialect: a vigil rule needs `events`.
+    let o = vigil(&["validate", f]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    for declared in [format!("falco:{f}"), format!("falco:{}", fdir.display())] {
+        let o = vigil(&["validate", &declared]);
+        let out = text(&o.stdout);
+        assert!(o.status.success(), "{declared}: {out}{}", text(&o.stderr));
+        assert!(out.contains("falco: Quiet Falco rule: active"), "{out}");
+    }
+    // `vigil:` declares vigil's dialect: a Falco file then fails as vigil's.
+    let falco = dir.path().join("loud.yaml");
+    std::fs::write(
+        &falco,
+        "- rule: Loud\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let o = vigil(&["validate", &format!("vigil:{}", falco.display())]);
+    assert_eq!(o.status.code(), Some(1));
+    // explain (and run) take the same declaration through --rules.
+    let o = vigil(&["explain", "--rules", &format!("falco:{}", fdir.display())]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("Quiet Falco rule"), "{out}");
+}

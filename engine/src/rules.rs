@@ -78,6 +78,8 @@ pub struct Source {
     pub name: String,
     pub path: Option<PathBuf>,
     pub text: String,
+    /// The dialect its rules path declared (`falco:PATH`); None: detected.
+    pub dialect: Option<crate::falco::Dialect>,
 }
 
 /// Read rule files/directories in order.
@@ -90,7 +92,7 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors
         col: 0,
     };
     for p in paths {
-        let p = p.as_ref();
+        let (dialect, p) = crate::falco::split_dialect(p.as_ref());
         let meta = match std::fs::metadata(p) {
             Ok(m) => m,
             Err(e) => {
@@ -123,6 +125,7 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors
                     name: f.display().to_string(),
                     path: Some(f),
                     text,
+                    dialect,
                 }),
                 Err(e) => errs.push(crate::error::LoadError {
                     loc: loc(&f),
@@ -575,7 +578,10 @@ impl Defs {
                 return;
             }
         };
-        let falco = crate::falco::is_falco_file(&items);
+        let falco = match src.dialect {
+            Some(d) => d == crate::falco::Dialect::Falco,
+            None => crate::falco::is_falco_file(&items),
+        };
         let mut starts = lines.item_lines();
         let mut aligned = starts.len() == items.len();
         if !aligned {

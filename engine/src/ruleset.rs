@@ -465,6 +465,7 @@ impl RuleSet {
                     name: n.clone(),
                     path: None,
                     text: t.clone(),
+                    dialect: None,
                 })
                 .collect(),
             limits,

@@ -41,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut files = Vec::new();
     for p in &args.paths {
+        let p = crate::reload::fs_path(p);
         let dir = p.join("tests");
         if p.is_dir() && dir.is_dir() {
             files.extend(vigil_engine::rules::list_dir(&dir)?);
@@ -75,8 +76,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let mut benign = Vec::new();
-    for p in args.paths.iter().filter(|p| p.is_dir()) {
-        benign.extend(corpus::files(p)?);
+    for p in args.paths.iter().map(|p| crate::reload::fs_path(p)) {
+        if p.is_dir() {
+            benign.extend(corpus::files(p)?);
+        }
     }
     if !benign.is_empty() {
         let report = corpus::replay(&rs, &benign)?;
