@@ -372,3 +372,104 @@ fn falco_rule_alerts_are_falco_shaped() {
     assert_eq!(mine.output_fields["evt.type"], "open");
     assert_falcosidekick_payload(&mine.to_json());
 }
+
+/// Falco's transformers (`tolower`, `toupper`, `b64`, `basename`, `len`),
+/// `val()` and the byte operators run on vigil: rules using them are active
+/// and match what Falco's would.
+#[test]
+fn transformers_val_and_byte_operators() {
+    let rules = r#"
+- required_engine_version: 0.38.0
+- rule: Lower
+  desc: d
+  condition: evt.type = execve and tolower(proc.name) = curl
+  output: "%proc.name"
+  priority: WARNING
+- rule: Upper base
+  desc: d
+  condition: evt.type = openat and toupper(basename(fd.name)) startswith AUTHORIZED_KEYS
+  output: "%fd.name"
+  priority: WARNING
+- rule: Encoded
+  desc: d
+  condition: evt.type = execve and b64(proc.cmdline) contains "bash -i"
+  output: "%proc.cmdline"
+  priority: WARNING
+- rule: Long name
+  desc: d
+  condition: evt.type = execve and len(proc.name) > 12
+  output: "%proc.name"
+  priority: WARNING
+- rule: Same name as parent
+  desc: d
+  condition: evt.type = execve and proc.name = val(proc.pname)
+  output: "%proc.name"
+  priority: WARNING
+- rule: Bytes
+  desc: d
+  condition: evt.type = openat and fd.name bcontains 2f746d70 and fd.name bstartswith 2F
+  output: "%fd.name"
+  priority: WARNING
+"#;
+    let rs = Arc::new(
+        RuleSet::from_sources(&[("t.yaml".into(), rules.into())]).unwrap_or_else(|e| panic!("{e}")),
+    );
+    for r in rs.rules() {
+        assert!(r.enabled, "{}: {:?}", r.name, r.falco);
+    }
+    let exec = |name: &str, pname: &str, cmdline: &str| {
+        ev(
+            json!({"evt.type": "exec", "proc.name": name, "proc.pname": pname,
+                  "proc.cmdline": cmdline}),
+        )
+    };
+    let open = |path: &str| {
+        ev(
+            json!({"evt.type": "open", "proc.name": "x", "file.path": path,
+                  "file.flags": ["O_RDONLY"], "evt.ret": 3}),
+        )
+    };
+    let has = |e: &Event, r: &str| fired(&rs, e).contains(&r.to_string());
+    assert!(has(&exec("CURL", "sh", "CURL"), "Lower"));
+    assert!(!has(&exec("wget", "sh", "wget"), "Lower"));
+    assert!(has(&open("/root/.ssh/authorized_keys2"), "Upper base"));
+    assert!(!has(&open("/root/.ssh/known_hosts"), "Upper base"));
+    // base64 of "bash -i >& /dev/tcp/..." as the whole command line.
+    assert!(has(
+        &exec("sh", "x", "YmFzaCAtaSA+JiAvZGV2L3RjcA=="),
+        "Encoded"
+    ));
+    assert!(!has(&exec("sh", "x", "bm90aGluZw=="), "Encoded"));
+    assert!(!has(&exec("sh", "x", "not base64!"), "Encoded"));
+    assert!(has(&exec("averyverylongname", "x", ""), "Long name"));
+    assert!(!has(&exec("short", "x", ""), "Long name"));
+    assert!(has(&exec("bash", "bash", ""), "Same name as parent"));
+    assert!(!has(&exec("bash", "sshd", ""), "Same name as parent"));
+    assert!(has(&open("/tmp/x"), "Bytes"));
+    // bcontains: anywhere in the path.
+    assert!(has(&open("/etc/tmpx/y"), "Bytes"));
+    assert!(!has(&open("/var/x"), "Bytes"));
+
+    // A transformer on a field that is not one vigil field: inactive, said so.
+    let rs = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n- rule: T\n  desc: d\n  condition: evt.type = openat and tolower(fd.directory) = /etc\n  output: o\n  priority: WARNING\n".into(),
+    )])
+    .unwrap();
+    let st = rs.rules().next().unwrap().falco.unwrap();
+    assert!(
+        st.inactive
+            .as_deref()
+            .unwrap_or("")
+            .contains("`tolower()` on `fd.directory`"),
+        "{st:?}"
+    );
+    // Bad hex is an error at the rule.
+    let e = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n- rule: T\n  desc: d\n  condition: evt.type = openat and fd.name bcontains xyz\n  output: o\n  priority: WARNING\n".into(),
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("takes hex bytes"), "{e}");
+}

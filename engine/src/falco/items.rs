@@ -747,6 +747,7 @@ pub(super) fn exception_expr(
             terms.push(Expr::Cmp {
                 field,
                 arg,
+                xf: Vec::new(),
                 op: comp,
                 vals,
                 list,

@@ -56,6 +56,18 @@ pub(super) struct Needs {
     pub(super) empty: BTreeSet<String>,
 }
 
+/// Falco's byte-operator value: hex digits (any case), two per byte.
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 pub(super) fn re_esc(s: &str) -> String {
     regex_syntax::escape(s)
 }
@@ -143,10 +155,6 @@ impl Lowerer<'_> {
                 let (o, t) = self.lower(x)?;
                 (negate(o), t.not())
             }
-            Expr::Unsupported(what) => {
-                self.needs.other.insert(what.clone());
-                (Out::Const(false), TSet::all())
-            }
             Expr::Macro(name, pos) => {
                 let Some(m) = self.macros.get(name) else {
                     let hint = if self.lists.contains_key(name) {
@@ -188,11 +196,12 @@ impl Lowerer<'_> {
             Expr::Cmp {
                 field,
                 arg,
+                xf,
                 op,
                 vals,
                 list,
                 pos,
-            } => self.cmp(field, arg.as_deref(), op, vals, *list, *pos)?,
+            } => self.cmp(field, arg.as_deref(), xf, op, vals, *list, *pos)?,
         })
     }
 
@@ -206,15 +215,19 @@ impl Lowerer<'_> {
                     None => out.push(w.clone()),
                 },
                 Val::Bare(w) | Val::Quoted(w) => out.push(w.clone()),
+                // Handled by `field_cmp` before values are read.
+                Val::Field(f) => out.push(f.clone()),
             }
         }
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn cmp(
         &mut self,
         field: &str,
         arg: Option<&str>,
+        xf: &[String],
         op: &str,
         vals: &[Val],
         list: bool,
@@ -224,6 +237,18 @@ impl Lowerer<'_> {
             Some(a) => format!("{field}[{a}]"),
             None => field.to_string(),
         };
+        if let [Val::Field(other)] = vals {
+            return Ok((self.field_cmp(field, arg, xf, op, other, pos)?, TSet::all()));
+        }
+        if vals.iter().any(|v| matches!(v, Val::Field(_))) {
+            return self.err(pos, "`val()` compares with one field, not in a list".into());
+        }
+        if !xf.is_empty() {
+            return Ok((
+                self.transformed_cmp(field, arg, xf, op, vals, list, pos)?,
+                TSet::all(),
+            ));
+        }
         let vs = self.values(vals, list);
         let setop = matches!(op, "in" | "intersects" | "pmatch");
         if !setop && op != "exists" && vs.len() != 1 {
@@ -262,6 +287,127 @@ impl Lowerer<'_> {
             }
         };
         Ok((o, TSet::all()))
+    }
+
+    /// A field read through transformers (`tolower(fd.name) contains x`):
+    /// the plain vigil expression with each transformer applied.
+    #[allow(clippy::too_many_arguments)]
+    fn transformed_cmp(
+        &mut self,
+        field: &str,
+        arg: Option<&str>,
+        xf: &[String],
+        op: &str,
+        vals: &[Val],
+        list: bool,
+        pos: usize,
+    ) -> Result<Out, LowerError> {
+        let Some((x, k, full)) = self.transformed(field, arg, xf, pos)? else {
+            return Ok(Out::Const(false));
+        };
+        let vs = self.values(vals, list);
+        if !matches!(op, "in" | "intersects" | "pmatch" | "exists") && vs.len() != 1 {
+            return self.err(pos, format!("`{full} {op}` takes one value, not a list"));
+        }
+        self.compare(&x, k, op, &vs, &full, pos)
+    }
+
+    /// `field` with `xf` applied as a vigil expression, its kind and its
+    /// Falco text; None (noted in `needs`) when the field is not one plain
+    /// vigil field or vigil lacks it.
+    fn transformed(
+        &mut self,
+        field: &str,
+        arg: Option<&str>,
+        xf: &[String],
+        pos: usize,
+    ) -> Result<Option<(String, Kind, String)>, LowerError> {
+        let mut full = match arg {
+            Some(a) => format!("{field}[{a}]"),
+            None => field.to_string(),
+        };
+        let (mut x, mut k) = match subject(field, arg) {
+            Ok(Some(Subject::Expr(x, k))) => (x, k),
+            Err(true) if is_metadata(field) => {
+                self.needs.empty.insert(full.clone());
+                ("\"\"".to_string(), Kind::Str)
+            }
+            Err(true) => {
+                self.needs.fields.insert(full);
+                return Ok(None);
+            }
+            Err(false) => {
+                return self.err(
+                    pos,
+                    format!("unknown field `{full}` (not a Falco field vigil knows)"),
+                )
+            }
+            Ok(_) => {
+                let what = match xf {
+                    [] => format!("`val({full})`"),
+                    _ => format!("`{}()` on `{full}`", xf.join("()`/`")),
+                };
+                self.needs
+                    .other
+                    .insert(format!("{what} (not one plain vigil field)"));
+                return Ok(None);
+            }
+        };
+        for t in xf {
+            if k != Kind::Str {
+                return self.err(pos, format!("`{t}()` needs a string; `{full}` is not"));
+            }
+            (x, k) = match t.as_str() {
+                "tolower" => (format!("{x}.to_lower()"), Kind::Str),
+                "toupper" => (format!("{x}.to_upper()"), Kind::Str),
+                "b64" => (format!("b64({x})"), Kind::Str),
+                "basename" => (format!("basename({x})"), Kind::Str),
+                _ => (format!("{x}.len()"), Kind::Int),
+            };
+            full = format!("{t}({full})");
+        }
+        Ok(Some((x, k, full)))
+    }
+
+    /// `field op val(other)`: two fields compared.
+    fn field_cmp(
+        &mut self,
+        field: &str,
+        arg: Option<&str>,
+        xf: &[String],
+        op: &str,
+        other: &str,
+        pos: usize,
+    ) -> Result<Out, LowerError> {
+        let Some((x, k, full)) = self.transformed(field, arg, xf, pos)? else {
+            return Ok(Out::Const(false));
+        };
+        let (of, oa) = match other.split_once('[') {
+            Some((f, a)) => (f, Some(a.trim_end_matches(']'))),
+            None => (other, None),
+        };
+        let Some((y, ky, _)) = self.transformed(of, oa, &[], pos)? else {
+            return Ok(Out::Const(false));
+        };
+        if k != ky {
+            return self.err(
+                pos,
+                format!("`{full} {op} val({other})` compares different types"),
+            );
+        }
+        Ok(Out::Text(match op {
+            "=" | "==" => format!("{x} == {y}"),
+            "!=" | "<" | "<=" | ">" | ">=" => format!("{x} {op} {y}"),
+            "contains" if k == Kind::Str => format!("{x}.contains({y})"),
+            "startswith" if k == Kind::Str => format!("{x}.starts_with({y})"),
+            "endswith" if k == Kind::Str => format!("{x}.ends_with({y})"),
+            _ => {
+                self.needs
+                    .other
+                    .insert(format!("`{op} val()` (not supported with a field)"));
+                return Ok(Out::Const(false));
+            }
+        }))
     }
 
     fn evt_type(&mut self, op: &str, vs: &[String], pos: usize) -> Result<(Out, TSet), LowerError> {
@@ -442,10 +588,16 @@ impl Lowerer<'_> {
                 _ => Out::Const(true),
             },
             "bcontains" | "bstartswith" => {
-                self.needs
-                    .other
-                    .insert(format!("`{full} {op}` (byte comparisons)"));
-                Out::Const(false)
+                stronly(self)?;
+                let Some(bytes) = hex_bytes(v0) else {
+                    return self.err(pos, format!("`{op}` takes hex bytes; `{v0}` is not"));
+                };
+                // vigil's strings are UTF-8: bytes that are not never match.
+                match String::from_utf8(bytes) {
+                    Ok(s) if op == "bcontains" => Out::Text(format!("{x}.contains({})", quote(&s))),
+                    Ok(s) => Out::Text(format!("{x}.starts_with({})", quote(&s))),
+                    Err(_) => Out::Const(false),
+                }
             }
             other => return self.err(pos, format!("unknown operator `{other}`")),
         })

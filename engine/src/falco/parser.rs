@@ -4,11 +4,13 @@
 
 use super::lexer::{lex, Tok, T};
 
-/// A value in a comparison: a bare word (which may name a list) or a quoted string.
+/// A value in a comparison: a bare word (which may name a list), a quoted
+/// string, or another field's value (`val(proc.pname)`).
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Val {
     Bare(String),
     Quoted(String),
+    Field(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -20,14 +22,15 @@ pub(super) enum Expr {
     Cmp {
         field: String,
         arg: Option<String>,
+        /// Transformers applied to the field, innermost first
+        /// (`tolower(basename(fd.name))`: basename, tolower).
+        xf: Vec<String>,
         op: String,
         vals: Vec<Val>,
         /// The right side was a parenthesised list.
         list: bool,
         pos: usize,
     },
-    /// A transformer (`tolower(x)`, ...) vigil does not run: inactive.
-    Unsupported(String),
 }
 
 pub(super) const CMP_WORDS: &[&str] = &[
@@ -44,7 +47,7 @@ pub(super) const CMP_WORDS: &[&str] = &[
     "intersects",
     "pmatch",
 ];
-pub(super) const TRANSFORMERS: &[&str] = &["tolower", "toupper", "b64", "basename", "len", "val"];
+pub(super) const TRANSFORMERS: &[&str] = &["tolower", "toupper", "b64", "basename", "len"];
 
 pub(super) struct Parser {
     toks: Vec<Tok>,
@@ -121,28 +124,13 @@ impl Parser {
                 self.i += 1;
                 Ok(e)
             }
-            Some(T::Word(w)) if TRANSFORMERS.contains(&w.as_str()) => {
-                self.i += 1;
-                // Skip the transformer's argument and its comparison.
-                let mut depth = 0;
-                while let Some(t) = self.peek() {
-                    match t {
-                        T::LParen => depth += 1,
-                        T::RParen if depth == 0 => break,
-                        T::RParen => depth -= 1,
-                        T::Word(x) if depth == 0 && (x == "and" || x == "or") => break,
-                        _ => {}
-                    }
-                    self.i += 1;
-                }
-                Ok(Expr::Unsupported(format!("transformer `{w}()`")))
-            }
-            Some(T::Word(w)) if is_field_name(&w) => {
-                self.i += 1;
-                let (field, arg) = match w.split_once('[') {
-                    Some((f, a)) => (f.to_string(), Some(a.trim_end_matches(']').to_string())),
-                    None => (w.clone(), None),
-                };
+            Some(T::Word(w))
+                if is_field_name(&w)
+                    || (TRANSFORMERS.contains(&w.as_str())
+                        && self.toks.get(self.i + 1).map(|t| &t.tok) == Some(&T::LParen)) =>
+            {
+                let (field, arg, xf) = self.subject()?;
+                let w = field.clone();
                 let op = match self.peek() {
                     Some(T::Op(o)) => o.to_string(),
                     Some(T::Word(o)) if o == "exists" => {
@@ -150,6 +138,7 @@ impl Parser {
                         return Ok(Expr::Cmp {
                             field,
                             arg,
+                            xf,
                             op: "exists".into(),
                             vals: vec![],
                             list: false,
@@ -196,6 +185,7 @@ impl Parser {
                 Ok(Expr::Cmp {
                     field,
                     arg,
+                    xf,
                     op,
                     vals,
                     list,
@@ -210,7 +200,58 @@ impl Parser {
             None => Err((pos, "unexpected end of condition".into())),
         }
     }
-    fn value(&self, t: T) -> PResult<Val> {
+    /// `field`, `field[arg]`, or transformers around one
+    /// (`tolower(basename(fd.name))`): (field, arg, transformers innermost first).
+    fn subject(&mut self) -> PResult<(String, Option<String>, Vec<String>)> {
+        let pos = self.pos();
+        match self.peek().cloned() {
+            Some(T::Word(w)) if TRANSFORMERS.contains(&w.as_str()) => {
+                self.i += 1;
+                if self.peek() != Some(&T::LParen) {
+                    return Err((self.pos(), format!("expected `(` after `{w}`")));
+                }
+                self.i += 1;
+                let (f, a, mut xf) = self.subject()?;
+                if self.peek() != Some(&T::RParen) {
+                    return Err((self.pos(), format!("expected `)` closing `{w}(`")));
+                }
+                self.i += 1;
+                xf.push(w);
+                Ok((f, a, xf))
+            }
+            Some(T::Word(w)) if is_field_name(&w) => {
+                self.i += 1;
+                Ok(match w.split_once('[') {
+                    Some((f, a)) => (
+                        f.to_string(),
+                        Some(a.trim_end_matches(']').to_string()),
+                        vec![],
+                    ),
+                    None => (w, None, vec![]),
+                })
+            }
+            _ => Err((pos, "expected a field".into())),
+        }
+    }
+
+    fn value(&mut self, t: T) -> PResult<Val> {
+        if matches!(&t, T::Word(w) if w == "val")
+            && self.toks.get(self.i + 1).map(|t| &t.tok) == Some(&T::LParen)
+        {
+            // `val(field)`: the other field's value; leaves `i` on the `)`.
+            self.i += 2;
+            let (f, a, xf) = self.subject()?;
+            if !xf.is_empty() {
+                return Err((self.pos(), "`val()` takes a plain field".into()));
+            }
+            if self.peek() != Some(&T::RParen) {
+                return Err((self.pos(), "expected `)` closing `val(`".into()));
+            }
+            return Ok(Val::Field(match a {
+                Some(a) => format!("{f}[{a}]"),
+                None => f,
+            }));
+        }
         match t {
             T::Word(w) => Ok(Val::Bare(w)),
             T::Quoted(q) => Ok(Val::Quoted(q)),
