@@ -78,6 +78,13 @@ fn explain_falco_file_gives_a_kernel_filter() {
         "{out}"
     );
     assert!(out.contains("PTRACE attached to process [inactive]: needs syscall(s) ptrace"));
+    // Directory traversal narrows opens to unnormalised paths, as vigil's
+    // own rule does: opens are not pass-all.
+    assert!(!out.contains("  open        pass all"), "{out}");
+    assert!(
+        out.contains("Directory traversal monitored file read [open]: unnormalised path"),
+        "{out}"
+    );
 }
 
 #[test]

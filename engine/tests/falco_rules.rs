@@ -174,7 +174,11 @@ fn directory_traversal_monitored_file_read() {
     };
     let rule = "Directory traversal monitored file read".to_string();
     assert!(fired(&rs, &open("/var/www/../../etc/passwd", "/etc/passwd")).contains(&rule));
+    assert!(fired(&rs, &open("../../../etc/shadow", "/etc/shadow")).contains(&rule));
     assert!(!fired(&rs, &open("/etc/passwd", "/etc/passwd")).contains(&rule));
+    // Names ending in `..` in a clean absolute path are no traversal (the
+    // kernel filter, which passes unnormalised paths only, agrees).
+    assert!(!fired(&rs, &open("/etc/a../b../passwd", "/etc/a../b../passwd")).contains(&rule));
 }
 
 /// A user file appending an exception in Falco's fields/comps/values form
@@ -237,6 +241,32 @@ fn kernel_filter_terms_from_falco_rules() {
         .expect("a term");
     assert!(read.path_prefixes.contains("/etc/shadow"), "{read:?}");
     assert!(read.path_prefixes.contains("/etc/pam.d/"), "{read:?}");
+
+    // Directory traversal: unnormalised raw paths only, as the shipped
+    // rule's, so opens are not pass-all.
+    let trav = terms["Directory traversal monitored file read"]
+        .as_ref()
+        .expect("a term");
+    let shipped = load(&[shipped_rules()]);
+    let shipped_terms: std::collections::HashMap<String, _> = shipped
+        .filter_contributions()
+        .into_iter()
+        .map(|c| (c.rule.clone(), c.term))
+        .collect();
+    let equivalent = shipped_terms["Directory traversal to sensitive file"]
+        .as_ref()
+        .expect("a term");
+    assert!(trav.unclean_paths, "{trav:?}");
+    assert_eq!(trav, equivalent);
+    let open = vigil_engine::EventType::Open.index();
+    assert!(
+        matches!(
+            rs.kernel_filter().types[open],
+            vigil_engine::TypeFilter::Match(_)
+        ),
+        "{:?}",
+        rs.kernel_filter().types[open]
+    );
 }
 
 /// A plain override file (`enabled: false`, as in falco_rules.local.yaml)

@@ -546,6 +546,13 @@ impl Lowerer<'_> {
                 )
             }
             "contains" if x == "file.flags" => Out::Text(format!("{} in file.flags", quote(v0))),
+            // `fd.nameraw contains "../"`: a traversal, i.e. a relative raw
+            // path or one with a `/../` segment, which the kernel filter
+            // passes as unnormalised (a clean absolute path whose names
+            // end in `..`, `/etc/a../b`, is no traversal and not matched).
+            "contains" if x == "file.path_raw" && v0.contains("../") => Out::Text(format!(
+                "({x}.contains({lit1}) && (!{x}.starts_with(\"/\") || {x}.contains(\"/../\")))"
+            )),
             "contains" => {
                 stronly(self)?;
                 Out::Text(format!("{x}.contains({lit1})"))
