@@ -56,33 +56,20 @@ impl TSet {
             },
         }
     }
+    /// `a or b` is `not (not a and not b)` on the sets.
     pub(super) fn or(self, o: TSet) -> TSet {
-        let exact = self.exact && o.exact;
-        match (self.neg, o.neg) {
-            (false, false) => TSet {
-                neg: false,
-                set: self.set.union(&o.set).cloned().collect(),
-                exact,
-            },
-            (false, true) => TSet {
-                neg: true,
-                set: o.set.difference(&self.set).cloned().collect(),
-                exact,
-            },
-            (true, false) => o.or(TSet { exact, ..self }),
-            (true, true) => TSet {
-                neg: true,
-                set: self.set.intersection(&o.set).cloned().collect(),
-                exact,
-            },
+        self.complement().and(o.complement()).complement()
+    }
+    /// The complement of the set (whatever `exact` says).
+    fn complement(self) -> TSet {
+        TSet {
+            neg: !self.neg,
+            ..self
         }
     }
     pub(super) fn not(self) -> TSet {
         if self.exact {
-            TSet {
-                neg: !self.neg,
-                ..self
-            }
+            self.complement()
         } else {
             TSet::all()
         }

@@ -10,7 +10,7 @@ use serde_yaml_ng::{Mapping, Value};
 use super::evtypes::syscall_kind;
 use super::lower::{LowerError, Lowerer, Needs, Out};
 use super::output::{output_template, FalcoOutput};
-use super::parser::{parse, Expr, Val};
+use super::parser::{parse, Cmp, Expr, Val};
 use super::{LIST_KEYS, MACRO_KEYS, RULE_KEYS};
 use crate::alert::Priority;
 use crate::error::{Diag, Location};
@@ -516,14 +516,11 @@ impl FalcoDefs {
             if !needs.fields.is_empty() {
                 reasons.push(format!(
                     "needs field(s) {} that vigil does not have",
-                    needs.fields.iter().cloned().collect::<Vec<_>>().join(", ")
+                    names(&needs.fields)
                 ));
             }
             if !needs.other.is_empty() {
-                reasons.push(format!(
-                    "uses {}",
-                    needs.other.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                reasons.push(format!("uses {}", names(&needs.other)));
             }
             if reasons.is_empty() && cond == Out::Const(false) {
                 reasons.push("its condition is always false on vigil's events".into());
@@ -538,7 +535,7 @@ impl FalcoDefs {
             if !needs.empty.is_empty() {
                 notes.push(format!(
                     "{} read as empty (no container metadata)",
-                    needs.empty.iter().cloned().collect::<Vec<_>>().join(", ")
+                    names(&needs.empty)
                 ));
             }
             let inactive = (!reasons.is_empty()).then(|| reasons.join("; "));
@@ -589,6 +586,11 @@ impl FalcoDefs {
         }
         out
     }
+}
+
+/// Names joined for a message (`a, b`).
+fn names(s: &std::collections::BTreeSet<String>) -> String {
+    s.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// The file position of byte `pos` of a condition whose `condition:` key is at `base`.
@@ -744,7 +746,7 @@ pub(super) fn exception_expr(
                 Some((a, b)) => (a.to_string(), Some(b.trim_end_matches(']').to_string())),
                 None => (f.clone(), None),
             };
-            terms.push(Expr::Cmp {
+            terms.push(Expr::Cmp(Cmp {
                 field,
                 arg,
                 xf: Vec::new(),
@@ -752,7 +754,7 @@ pub(super) fn exception_expr(
                 vals,
                 list,
                 pos: 0,
-            });
+            }));
         }
         rows.push(Expr::And(terms));
     }

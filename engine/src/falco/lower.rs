@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::evtypes::{syscall_kind, TSet};
 use super::fields::{is_metadata, subject, Kind, Subject};
 use super::items::MacroEntry;
-use super::parser::{Expr, Val};
+use super::parser::{Cmp, Expr, Val};
 use crate::event::EventType;
 
 /// A lowered (sub)condition: a constant or vigil condition text.
@@ -117,6 +117,15 @@ pub(super) struct Lowerer<'a> {
     pub(super) stack: Vec<String>,
 }
 
+/// How a Falco field reads (see [`Lowerer::read`]).
+enum Read {
+    Subject(Subject),
+    /// Handled by [`Lowerer::special`].
+    Special,
+    /// vigil lacks it (noted in `needs`).
+    Missing,
+}
+
 /// A lowering failure: a real error, with the text to point at.
 pub(super) struct LowerError {
     /// The macro whose text holds the error (None: the rule's own text).
@@ -193,15 +202,7 @@ impl Lowerer<'_> {
                 let (o, t) = r?;
                 (o, t)
             }
-            Expr::Cmp {
-                field,
-                arg,
-                xf,
-                op,
-                vals,
-                list,
-                pos,
-            } => self.cmp(field, arg.as_deref(), xf, op, vals, *list, *pos)?,
+            Expr::Cmp(c) => self.cmp(c)?,
         })
     }
 
@@ -222,62 +223,35 @@ impl Lowerer<'_> {
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn cmp(
-        &mut self,
-        field: &str,
-        arg: Option<&str>,
-        xf: &[String],
-        op: &str,
-        vals: &[Val],
-        list: bool,
-        pos: usize,
-    ) -> Result<(Out, TSet), LowerError> {
-        let full = match arg {
-            Some(a) => format!("{field}[{a}]"),
-            None => field.to_string(),
-        };
-        if let [Val::Field(other)] = vals {
-            return Ok((self.field_cmp(field, arg, xf, op, other, pos)?, TSet::all()));
+    fn cmp(&mut self, c: &Cmp) -> Result<(Out, TSet), LowerError> {
+        let full = c.full();
+        let (op, pos) = (c.op.as_str(), c.pos);
+        if let [Val::Field(other)] = c.vals.as_slice() {
+            return Ok((self.field_cmp(c, other)?, TSet::all()));
         }
-        if vals.iter().any(|v| matches!(v, Val::Field(_))) {
+        if c.vals.iter().any(|v| matches!(v, Val::Field(_))) {
             return self.err(pos, "`val()` compares with one field, not in a list".into());
         }
-        if !xf.is_empty() {
-            return Ok((
-                self.transformed_cmp(field, arg, xf, op, vals, list, pos)?,
-                TSet::all(),
-            ));
-        }
-        let vs = self.values(vals, list);
+        let vs = self.values(&c.vals, c.list);
         let setop = matches!(op, "in" | "intersects" | "pmatch");
         if !setop && op != "exists" && vs.len() != 1 {
             return self.err(pos, format!("`{full} {op}` takes one value, not a list"));
         }
-        if field == "evt.type" {
+        if !c.xf.is_empty() {
+            let o = match self.plain(c, &c.field, c.arg.as_deref())? {
+                Some((x, k, full)) => self.compare(&x, k, op, &vs, &full, pos)?,
+                None => Out::Const(false),
+            };
+            return Ok((o, TSet::all()));
+        }
+        if c.field == "evt.type" {
             return self.evt_type(op, &vs, pos);
         }
-        let subj = match subject(field, arg) {
-            Ok(Some(s)) => s,
-            Ok(None) => return self.special(field, arg, op, &vs).map(|o| (o, TSet::all())),
-            Err(true) if is_metadata(field) => {
-                self.needs.empty.insert(full.clone());
-                Subject::Expr("\"\"".into(), Kind::Str)
-            }
-            Err(true) => {
-                self.needs.fields.insert(full);
-                return Ok((Out::Const(false), TSet::all()));
-            }
-            Err(false) => {
-                return self.err(
-                    pos,
-                    format!("unknown field `{full}` (not a Falco field vigil knows)"),
-                )
-            }
-        };
-        let o = match subj {
-            Subject::Expr(x, k) => self.compare(&x, k, op, &vs, &full, pos)?,
-            Subject::Gated(alts, k) => {
+        let o = match self.read(&c.field, c.arg.as_deref(), &full, pos)? {
+            Read::Missing => Out::Const(false),
+            Read::Special => self.special(&c.field, c.arg.as_deref(), op, &vs)?,
+            Read::Subject(Subject::Expr(x, k)) => self.compare(&x, k, op, &vs, &full, pos)?,
+            Read::Subject(Subject::Gated(alts, k)) => {
                 let mut outs = Vec::new();
                 for (gate, x) in alts {
                     let c = self.compare(&x, k, op, &vs, &full, pos)?;
@@ -289,52 +263,25 @@ impl Lowerer<'_> {
         Ok((o, TSet::all()))
     }
 
-    /// A field read through transformers (`tolower(fd.name) contains x`):
-    /// the plain vigil expression with each transformer applied.
-    #[allow(clippy::too_many_arguments)]
-    fn transformed_cmp(
+    /// How a Falco field reads in vigil; a field vigil lacks is noted in
+    /// `needs` (`Missing`), one Falco does not know is an error.
+    fn read(
         &mut self,
         field: &str,
         arg: Option<&str>,
-        xf: &[String],
-        op: &str,
-        vals: &[Val],
-        list: bool,
+        full: &str,
         pos: usize,
-    ) -> Result<Out, LowerError> {
-        let Some((x, k, full)) = self.transformed(field, arg, xf, pos)? else {
-            return Ok(Out::Const(false));
-        };
-        let vs = self.values(vals, list);
-        if !matches!(op, "in" | "intersects" | "pmatch" | "exists") && vs.len() != 1 {
-            return self.err(pos, format!("`{full} {op}` takes one value, not a list"));
-        }
-        self.compare(&x, k, op, &vs, &full, pos)
-    }
-
-    /// `field` with `xf` applied as a vigil expression, its kind and its
-    /// Falco text; None (noted in `needs`) when the field is not one plain
-    /// vigil field or vigil lacks it.
-    fn transformed(
-        &mut self,
-        field: &str,
-        arg: Option<&str>,
-        xf: &[String],
-        pos: usize,
-    ) -> Result<Option<(String, Kind, String)>, LowerError> {
-        let mut full = match arg {
-            Some(a) => format!("{field}[{a}]"),
-            None => field.to_string(),
-        };
-        let (mut x, mut k) = match subject(field, arg) {
-            Ok(Some(Subject::Expr(x, k))) => (x, k),
+    ) -> Result<Read, LowerError> {
+        Ok(match subject(field, arg) {
+            Ok(Some(s)) => Read::Subject(s),
+            Ok(None) => Read::Special,
             Err(true) if is_metadata(field) => {
-                self.needs.empty.insert(full.clone());
-                ("\"\"".to_string(), Kind::Str)
+                self.needs.empty.insert(full.to_string());
+                Read::Subject(Subject::Expr("\"\"".into(), Kind::Str))
             }
             Err(true) => {
-                self.needs.fields.insert(full);
-                return Ok(None);
+                self.needs.fields.insert(full.to_string());
+                Read::Missing
             }
             Err(false) => {
                 return self.err(
@@ -342,10 +289,29 @@ impl Lowerer<'_> {
                     format!("unknown field `{full}` (not a Falco field vigil knows)"),
                 )
             }
-            Ok(_) => {
-                let what = match xf {
+        })
+    }
+
+    /// `field` (of comparison `c`) as one vigil expression with `c`'s
+    /// transformers applied: (expression, kind, Falco text). None (noted in
+    /// `needs`) when vigil lacks it or it is not one plain vigil field.
+    fn plain(
+        &mut self,
+        c: &Cmp,
+        field: &str,
+        arg: Option<&str>,
+    ) -> Result<Option<(String, Kind, String)>, LowerError> {
+        let mut full = match arg {
+            Some(a) => format!("{field}[{a}]"),
+            None => field.to_string(),
+        };
+        let (mut x, mut k) = match self.read(field, arg, &full, c.pos)? {
+            Read::Subject(Subject::Expr(x, k)) => (x, k),
+            Read::Missing => return Ok(None),
+            _ => {
+                let what = match c.xf.as_slice() {
                     [] => format!("`val({full})`"),
-                    _ => format!("`{}()` on `{full}`", xf.join("()`/`")),
+                    xf => format!("`{}()` on `{full}`", xf.join("()`/`")),
                 };
                 self.needs
                     .other
@@ -353,9 +319,9 @@ impl Lowerer<'_> {
                 return Ok(None);
             }
         };
-        for t in xf {
+        for t in &c.xf {
             if k != Kind::Str {
-                return self.err(pos, format!("`{t}()` needs a string; `{full}` is not"));
+                return self.err(c.pos, format!("`{t}()` needs a string; `{full}` is not"));
             }
             (x, k) = match t.as_str() {
                 "tolower" => (format!("{x}.to_lower()"), Kind::Str),
@@ -370,23 +336,20 @@ impl Lowerer<'_> {
     }
 
     /// `field op val(other)`: two fields compared.
-    fn field_cmp(
-        &mut self,
-        field: &str,
-        arg: Option<&str>,
-        xf: &[String],
-        op: &str,
-        other: &str,
-        pos: usize,
-    ) -> Result<Out, LowerError> {
-        let Some((x, k, full)) = self.transformed(field, arg, xf, pos)? else {
+    fn field_cmp(&mut self, c: &Cmp, other: &str) -> Result<Out, LowerError> {
+        let (op, pos) = (c.op.as_str(), c.pos);
+        let Some((x, k, full)) = self.plain(c, &c.field, c.arg.as_deref())? else {
             return Ok(Out::Const(false));
         };
         let (of, oa) = match other.split_once('[') {
             Some((f, a)) => (f, Some(a.trim_end_matches(']'))),
             None => (other, None),
         };
-        let Some((y, ky, _)) = self.transformed(of, oa, &[], pos)? else {
+        let bare = Cmp {
+            xf: Vec::new(),
+            ..c.clone()
+        };
+        let Some((y, ky, _)) = self.plain(&bare, of, oa)? else {
             return Ok(Out::Const(false));
         };
         if k != ky {

@@ -19,18 +19,33 @@ pub(super) enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     Macro(String, usize),
-    Cmp {
-        field: String,
-        arg: Option<String>,
-        /// Transformers applied to the field, innermost first
-        /// (`tolower(basename(fd.name))`: basename, tolower).
-        xf: Vec<String>,
-        op: String,
-        vals: Vec<Val>,
-        /// The right side was a parenthesised list.
-        list: bool,
-        pos: usize,
-    },
+    Cmp(Cmp),
+}
+
+/// One comparison: `field op value(s)`.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Cmp {
+    pub(super) field: String,
+    pub(super) arg: Option<String>,
+    /// Transformers applied to the field, innermost first
+    /// (`tolower(basename(fd.name))`: basename, tolower).
+    pub(super) xf: Vec<String>,
+    pub(super) op: String,
+    pub(super) vals: Vec<Val>,
+    /// The right side was a parenthesised list.
+    pub(super) list: bool,
+    /// Byte offset in the condition (for errors).
+    pub(super) pos: usize,
+}
+
+impl Cmp {
+    /// The field as written, with its argument (`proc.aname[2]`).
+    pub(super) fn full(&self) -> String {
+        match &self.arg {
+            Some(a) => format!("{}[{a}]", self.field),
+            None => self.field.clone(),
+        }
+    }
 }
 
 pub(super) const CMP_WORDS: &[&str] = &[
@@ -82,28 +97,24 @@ impl Parser {
         matches!(self.peek(), Some(T::Word(x)) if x == w)
     }
     fn or(&mut self) -> PResult<Expr> {
-        let mut v = vec![self.and()?];
-        while self.word_is("or") {
-            self.i += 1;
-            v.push(self.and()?);
-        }
-        Ok(if v.len() == 1 {
-            v.remove(0)
-        } else {
-            Expr::Or(v)
-        })
+        self.chain("or", Self::and, Expr::Or)
     }
     fn and(&mut self) -> PResult<Expr> {
-        let mut v = vec![self.not()?];
-        while self.word_is("and") {
+        self.chain("and", Self::not, Expr::And)
+    }
+    /// `operand (word operand)*`, one operand alone as itself.
+    fn chain(
+        &mut self,
+        word: &str,
+        operand: fn(&mut Self) -> PResult<Expr>,
+        make: fn(Vec<Expr>) -> Expr,
+    ) -> PResult<Expr> {
+        let mut v = vec![operand(self)?];
+        while self.word_is(word) {
             self.i += 1;
-            v.push(self.not()?);
+            v.push(operand(self)?);
         }
-        Ok(if v.len() == 1 {
-            v.remove(0)
-        } else {
-            Expr::And(v)
-        })
+        Ok(if v.len() == 1 { v.remove(0) } else { make(v) })
     }
     fn not(&mut self) -> PResult<Expr> {
         if self.word_is("not") {
@@ -135,7 +146,7 @@ impl Parser {
                     Some(T::Op(o)) => o.to_string(),
                     Some(T::Word(o)) if o == "exists" => {
                         self.i += 1;
-                        return Ok(Expr::Cmp {
+                        return Ok(Expr::Cmp(Cmp {
                             field,
                             arg,
                             xf,
@@ -143,7 +154,7 @@ impl Parser {
                             vals: vec![],
                             list: false,
                             pos,
-                        });
+                        }));
                     }
                     Some(T::Word(o)) if CMP_WORDS.contains(&o.as_str()) => o.clone(),
                     _ => {
@@ -182,7 +193,7 @@ impl Parser {
                         _ => return Err((self.pos(), format!("expected a value after `{op}`"))),
                     }
                 };
-                Ok(Expr::Cmp {
+                Ok(Expr::Cmp(Cmp {
                     field,
                     arg,
                     xf,
@@ -190,7 +201,7 @@ impl Parser {
                     vals,
                     list,
                     pos,
-                })
+                }))
             }
             Some(T::Word(w)) if is_ident(&w) && !matches!(w.as_str(), "and" | "or") => {
                 self.i += 1;
