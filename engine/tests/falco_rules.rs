@@ -503,3 +503,95 @@ fn transformers_val_and_byte_operators() {
     .to_string();
     assert!(e.contains("takes hex bytes"), "{e}");
 }
+
+/// Falco's rules on the syscalls vigil hooks on demand (symlink, link,
+/// rename, unlink, mkdir, chmod, ptrace, socket, setns, ...) are active and
+/// read those syscalls' arguments (`evt.arg.target`, `evt.arg.request`,
+/// `evt.arg.mode`, ...) from vigil's fields.
+#[test]
+fn falco_rules_on_the_on_demand_kinds() {
+    let Some(stable) = falco_file("falco_rules.yaml") else {
+        return;
+    };
+    let Some(sandbox) = falco_file("falco-sandbox_rules.yaml") else {
+        return;
+    };
+    let Some(incubating) = falco_file("falco-incubating_rules.yaml") else {
+        return;
+    };
+    let rs = Arc::new(load(std::slice::from_ref(&stable)));
+    let base = json!({"proc.name": "evil", "proc.pname": "bash", "proc.cmdline": "evil",
+                      "proc.exe": "/tmp/evil", "proc.uid": 1000, "user.name": "alice"});
+    let with = |extra: serde_json::Value| {
+        let mut m = base.as_object().unwrap().clone();
+        m.extend(extra.as_object().unwrap().clone());
+        Event::from_flat_json(&m).unwrap()
+    };
+    let has = |rs: &Arc<RuleSet>, e: &Event, r: &str| fired(rs, e).contains(&r.to_string());
+    let symlink = |target: &str| {
+        with(json!({"evt.type": "symlink", "fs.path": "/tmp/x", "fs.source": target}))
+    };
+    assert!(has(
+        &rs,
+        &symlink("/etc/shadow"),
+        "Create Symlink Over Sensitive Files"
+    ));
+    assert!(!has(
+        &rs,
+        &symlink("/tmp/notes"),
+        "Create Symlink Over Sensitive Files"
+    ));
+    let link = |old: &str| with(json!({"evt.type": "link", "fs.path": "/tmp/x", "fs.source": old}));
+    assert!(has(
+        &rs,
+        &link("/etc/shadow"),
+        "Create Hardlink Over Sensitive Files"
+    ));
+    assert!(!has(
+        &rs,
+        &link("/tmp/a"),
+        "Create Hardlink Over Sensitive Files"
+    ));
+    let ptrace =
+        |req: &str| with(json!({"evt.type": "ptrace", "ptrace.request": req, "ptrace.pid": 1}));
+    assert!(has(
+        &rs,
+        &ptrace("PTRACE_ATTACH"),
+        "PTRACE attached to process"
+    ));
+    assert!(!has(
+        &rs,
+        &ptrace("PTRACE_GETREGS"),
+        "PTRACE attached to process"
+    ));
+    assert!(has(
+        &rs,
+        &ptrace("PTRACE_TRACEME"),
+        "PTRACE anti-debug attempt"
+    ));
+    // Alert fields by Falco's names, per syscall.
+    let mut ev = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    ev.evaluate(&symlink("/etc/shadow"), &mut out);
+    let a = out
+        .iter()
+        .find(|a| &*a.rule == "Create Symlink Over Sensitive Files")
+        .unwrap();
+    assert_eq!(a.output_fields["evt.arg.target"], "/etc/shadow");
+    assert_eq!(a.output_fields["evt.arg.linkpath"], "/tmp/x");
+    assert_eq!(a.output_fields["evt.type"], "symlinkat");
+
+    let all = Arc::new(load(&[stable, incubating, sandbox]));
+    let chmod =
+        |mode: i64| with(json!({"evt.type": "chmod", "fs.path": "/tmp/x", "fs.mode": mode}));
+    assert!(has(&all, &chmod(0o4755), "Set Setuid or Setgid bit"));
+    assert!(!has(&all, &chmod(0o755), "Set Setuid or Setgid bit"));
+    let mkdir = |p: &str| with(json!({"evt.type": "mkdir", "fs.path": p, "fs.mode": 0o755}));
+    assert!(has(&all, &mkdir("/bin/evil"), "Mkdir binary dirs"));
+    assert!(!has(&all, &mkdir("/tmp/evil"), "Mkdir binary dirs"));
+    // unlinkat is unlink or, with AT_REMOVEDIR, rmdir: both kinds count.
+    for kind in ["unlink", "rmdir"] {
+        let e = with(json!({"evt.type": kind, "fs.path": "/usr/bin/x"}));
+        assert!(has(&all, &e, "Modify binary dirs"), "{kind}");
+    }
+}

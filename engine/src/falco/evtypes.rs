@@ -6,15 +6,33 @@ use std::collections::BTreeSet;
 use crate::event::EventType;
 
 /// Falco syscall / event names vigil observes, and the kind they map to.
-pub(super) fn syscall_kind(name: &str) -> Option<EventType> {
-    Some(match name {
-        "execve" | "execveat" => EventType::Exec,
-        "open" | "openat" | "openat2" | "creat" => EventType::Open,
-        "connect" => EventType::Connect,
-        "accept" | "accept4" => EventType::Accept,
-        "procexit" => EventType::Exit,
-        _ => return None,
-    })
+/// Empty when vigil does not observe it; `unlinkat` is vigil's unlink or,
+/// with `AT_REMOVEDIR`, its rmdir.
+pub(super) fn syscall_kinds(name: &str) -> &'static [EventType] {
+    use EventType as E;
+    match name {
+        "execve" | "execveat" => &[E::Exec],
+        "open" | "openat" | "openat2" | "creat" => &[E::Open],
+        "connect" => &[E::Connect],
+        "accept" | "accept4" => &[E::Accept],
+        "procexit" => &[E::Exit],
+        "symlink" | "symlinkat" => &[E::Symlink],
+        "link" | "linkat" => &[E::Link],
+        "rename" | "renameat" | "renameat2" => &[E::Rename],
+        "unlink" => &[E::Unlink],
+        "unlinkat" => &[E::Unlink, E::Rmdir],
+        "rmdir" => &[E::Rmdir],
+        "mkdir" | "mkdirat" => &[E::Mkdir],
+        "chmod" | "fchmod" | "fchmodat" => &[E::Chmod],
+        "ptrace" => &[E::Ptrace],
+        "socket" => &[E::Socket],
+        "setuid" => &[E::Setuid],
+        "setgid" => &[E::Setgid],
+        "setns" => &[E::Setns],
+        "unshare" => &[E::Unshare],
+        "memfd_create" => &[E::Memfd],
+        _ => &[],
+    }
 }
 
 /// The event types a (sub)condition can match: `neg` = every type but `set`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::evtypes::syscall_kind;
+use super::evtypes::syscall_kinds;
 use super::lower::{LowerError, Lowerer, Needs, Out};
 use super::output::{output_template, FalcoOutput};
 use super::parser::{parse, Cmp, Expr, Val};
@@ -409,11 +409,12 @@ impl FalcoDefs {
         for r in &self.rules {
             let label = format!("rule `{}`", r.name);
             let l = Some(label.as_str());
-            let mut lw = Lowerer {
+            let lowerer = |kinds: Option<Vec<EventType>>| Lowerer {
                 lists: &self.lists,
                 macros: &self.macros,
                 needs: Needs::default(),
                 stack: Vec::new(),
+                kinds,
             };
             let report = |e: LowerError, base: &Location, text: &str, diag: &mut Diag| {
                 if e.pos == usize::MAX {
@@ -443,8 +444,37 @@ impl FalcoDefs {
                     continue;
                 }
             };
-            let (cond, types) = match lw.lower(&ast) {
-                Ok(x) => x,
+            // First the event kinds, as Falco infers them from `evt.type`;
+            // then the condition for those kinds (per-kind fields keep only
+            // their alternatives).
+            let types = match lowerer(None).lower(&ast) {
+                Ok((_, types)) => types,
+                Err(e) => {
+                    report(e, &r.cond_loc, &r.cond, diag);
+                    continue;
+                }
+            };
+            let (kinds, missing_sys): (Vec<EventType>, Vec<String>) = if types.neg {
+                (EventType::ALL.to_vec(), Vec::new())
+            } else {
+                let mut k: Vec<EventType> = types
+                    .set
+                    .iter()
+                    .flat_map(|n| syscall_kinds(n).iter().copied())
+                    .collect();
+                k.sort();
+                k.dedup();
+                let miss = types
+                    .set
+                    .iter()
+                    .filter(|n| syscall_kinds(n).is_empty())
+                    .cloned()
+                    .collect();
+                (k, miss)
+            };
+            let mut lw = lowerer(Some(kinds.clone()));
+            let cond = match lw.lower(&ast) {
+                Ok((cond, _)) => cond,
                 Err(e) => {
                     report(e, &r.cond_loc, &r.cond, diag);
                     continue;
@@ -482,22 +512,6 @@ impl FalcoDefs {
             if bad {
                 continue;
             }
-            // Event kinds, as Falco infers them from `evt.type`.
-            let (kinds, missing_sys): (Vec<EventType>, Vec<String>) = if types.neg {
-                (EventType::ALL.to_vec(), Vec::new())
-            } else {
-                let mut k: Vec<EventType> =
-                    types.set.iter().filter_map(|n| syscall_kind(n)).collect();
-                k.sort();
-                k.dedup();
-                let miss = types
-                    .set
-                    .iter()
-                    .filter(|n| syscall_kind(n).is_none())
-                    .cloned()
-                    .collect();
-                (k, miss)
-            };
             let needs = lw.needs;
             let mut reasons = Vec::new();
             if let Some(s) = &r.skip {

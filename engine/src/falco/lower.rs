@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::evtypes::{syscall_kind, TSet};
+use super::evtypes::{syscall_kinds, TSet};
 use super::fields::{is_metadata, subject, Kind, Subject};
 use super::items::MacroEntry;
 use super::parser::{Cmp, Expr, Val};
@@ -54,6 +54,26 @@ pub(super) struct Needs {
     pub(super) other: BTreeSet<String>,
     /// Fields read as empty because vigil has no container metadata.
     pub(super) empty: BTreeSet<String>,
+}
+
+/// `evt.type == "k"` / `evt.type in [...]` for these kinds (false: none).
+pub(super) fn evt_type_test(kinds: impl Iterator<Item = EventType>) -> Out {
+    let kinds: BTreeSet<&str> = kinds.map(EventType::as_str).collect();
+    match kinds.len() {
+        0 => Out::Const(false),
+        1 => Out::Text(format!(
+            "evt.type == {}",
+            quote(kinds.first().copied().unwrap_or(""))
+        )),
+        _ => Out::Text(format!(
+            "evt.type in [{}]",
+            kinds
+                .iter()
+                .map(|k| quote(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// Falco's byte-operator value: hex digits (any case), two per byte.
@@ -115,6 +135,9 @@ pub(super) struct Lowerer<'a> {
     pub(super) needs: Needs,
     /// Macros being expanded (cycle detection).
     pub(super) stack: Vec<String>,
+    /// The rule's event kinds once inferred: per-kind fields keep only the
+    /// alternatives of these kinds (None: all, while inferring them).
+    pub(super) kinds: Option<Vec<EventType>>,
 }
 
 /// How a Falco field reads (see [`Lowerer::read`]).
@@ -253,14 +276,29 @@ impl Lowerer<'_> {
             Read::Subject(Subject::Expr(x, k)) => self.compare(&x, k, op, &vs, &full, pos)?,
             Read::Subject(Subject::Gated(alts, k)) => {
                 let mut outs = Vec::new();
-                for (gate, x) in alts {
+                for (gate, x) in self.gates(alts) {
                     let c = self.compare(&x, k, op, &vs, &full, pos)?;
-                    outs.push(join(vec![Out::Text(gate), c], true));
+                    outs.push(join(vec![gate, c], true));
                 }
                 join(outs, false)
             }
         };
         Ok((o, TSet::all()))
+    }
+
+    /// Per-kind alternatives as (gate, field), kept to the rule's kinds; the
+    /// gate is `true` when the alternative covers all of them.
+    pub(super) fn gates(&self, alts: Vec<(&'static [EventType], String)>) -> Vec<(Out, String)> {
+        alts.into_iter()
+            .filter_map(|(ts, x)| {
+                let gate = match &self.kinds {
+                    Some(ks) if ks.iter().all(|k| ts.contains(k)) => Out::Const(true),
+                    Some(ks) if !ks.iter().any(|k| ts.contains(k)) => return None,
+                    _ => evt_type_test(ts.iter().copied()),
+                };
+                Some((gate, x))
+            })
+            .collect()
     }
 
     /// How a Falco field reads in vigil; a field vigil lacks is noted in
@@ -375,26 +413,7 @@ impl Lowerer<'_> {
 
     fn evt_type(&mut self, op: &str, vs: &[String], pos: usize) -> Result<(Out, TSet), LowerError> {
         let names: BTreeSet<String> = vs.iter().cloned().collect();
-        let kinds: BTreeSet<&str> = names
-            .iter()
-            .filter_map(|n| syscall_kind(n))
-            .map(EventType::as_str)
-            .collect();
-        let test = match kinds.len() {
-            0 => Out::Const(false),
-            1 => Out::Text(format!(
-                "evt.type == {}",
-                quote(kinds.iter().next().copied().unwrap_or(""))
-            )),
-            _ => Out::Text(format!(
-                "evt.type in [{}]",
-                kinds
-                    .iter()
-                    .map(|k| quote(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        };
+        let test = evt_type_test(names.iter().flat_map(|n| syscall_kinds(n).iter().copied()));
         let ts = TSet {
             neg: false,
             set: names,
@@ -603,6 +622,7 @@ mod tests {
             macros: &macros,
             needs: Needs::default(),
             stack: vec![],
+            kinds: None,
         };
         let ast = parse(cond).unwrap_or_else(|e| panic!("{e:?}"));
         let (o, t) = lw.lower(&ast).unwrap_or_else(|e| panic!("{}", e.msg));
@@ -688,6 +708,7 @@ mod tests {
             macros: &macros,
             needs: Needs::default(),
             stack: vec![],
+            kinds: None,
         };
         let e = lw
             .lower(&parse("nosuch_macro and proc.name=a").unwrap())

@@ -122,8 +122,9 @@ enum X {
     FdType,
     /// Opens: the new descriptor (the result).
     FdNum,
-    /// The server / client side of a connection: (connect, accept) fields.
-    Side(Field, Field),
+    /// A field per event kind (`fd.sip`: connect's daddr, accept's saddr;
+    /// `evt.arg.target`: symlink's fs.source).
+    PerKind(Vec<(&'static [EventType], Field)>),
     /// Open flags as Falco prints them (`O_RDONLY|O_CLOEXEC`).
     Flags,
     /// A field vigil cannot produce: `null` / `<NA>`.
@@ -159,13 +160,11 @@ impl X {
             ("evt.arg", Some("flags")) | ("evt.arg.flags", None) => X::Flags,
             _ => match subject(f, arg) {
                 Ok(Some(Subject::Expr(x, _))) => field(&x),
-                Ok(Some(Subject::Gated(alts, _))) => match alts.as_slice() {
-                    [(_, c), (_, a)] => match (fields::lookup(c), fields::lookup(a)) {
-                        (Some(c), Some(a)) => X::Side(c, a),
-                        _ => X::Null,
-                    },
-                    _ => X::Null,
-                },
+                Ok(Some(Subject::Gated(alts, _))) => X::PerKind(
+                    alts.into_iter()
+                        .filter_map(|(ts, f)| Some((ts, fields::lookup(&f)?)))
+                        .collect(),
+                ),
                 _ => X::Null,
             },
         }
@@ -242,8 +241,10 @@ impl X {
             }
             X::FdNum if ev.kind == EventType::Open => Json::from(ev.ret),
             X::FdNum => Json::Null,
-            X::Side(c, a) if ev.kind == EventType::Connect => get(*c),
-            X::Side(_, a) => get(*a),
+            X::PerKind(alts) => alts
+                .iter()
+                .find(|(ts, _)| ts.contains(&ev.kind))
+                .map_or(Json::Null, |(_, f)| get(*f)),
             X::Flags => ev
                 .file()
                 .map_or(Json::Null, |f| s(&open_flag_names(f.flags).join("|"))),
