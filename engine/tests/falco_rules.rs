@@ -595,3 +595,30 @@ fn falco_rules_on_the_on_demand_kinds() {
         assert!(has(&all, &e, "Modify binary dirs"), "{kind}");
     }
 }
+
+/// A field none of the rule's event kinds carry has no value there: the
+/// comparison is false, as in Falco, not a load error.
+#[test]
+fn a_field_the_rules_kinds_lack_compares_false() {
+    let rs = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n\
+         - rule: Exec with fd\n  desc: d\n  condition: evt.type = execve and (proc.name = sh or fd.name = /etc/passwd)\n  output: o\n  priority: WARNING\n\
+         - rule: Never\n  desc: d\n  condition: evt.type = execve and fd.name = /etc/passwd\n  output: o\n  priority: WARNING\n"
+            .into(),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rs = Arc::new(rs);
+    let names: Vec<_> = rs.rules().map(|r| (r.name, r.enabled)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("Exec with fd".to_string(), true),
+            ("Never".to_string(), false)
+        ]
+    );
+    assert!(
+        fired(&rs, &ev(json!({"evt.type": "exec", "proc.name": "sh"})))
+            .contains(&"Exec with fd".to_string())
+    );
+}

@@ -273,6 +273,13 @@ impl Lowerer<'_> {
         let o = match self.read(&c.field, c.arg.as_deref(), &full, pos)? {
             Read::Missing => Out::Const(false),
             Read::Special => self.special(&c.field, c.arg.as_deref(), op, &vs)?,
+            // A field none of the rule's kinds carry has no value: false, as
+            // in Falco (vigil's compiler would refuse to read it).
+            Read::Subject(Subject::Expr(x, k)) if !self.carried(&x) => {
+                // (compared anyway for its errors: a bad value stays an error)
+                self.compare(&x, k, op, &vs, &full, pos)?;
+                Out::Const(false)
+            }
             Read::Subject(Subject::Expr(x, k)) => self.compare(&x, k, op, &vs, &full, pos)?,
             Read::Subject(Subject::Gated(alts, k)) => {
                 let mut outs = Vec::new();
@@ -299,6 +306,14 @@ impl Lowerer<'_> {
                 Some((gate, x))
             })
             .collect()
+    }
+
+    /// False when `x` is a vigil field none of the rule's kinds carry.
+    fn carried(&self, x: &str) -> bool {
+        match (&self.kinds, crate::fields::lookup(x)) {
+            (Some(ks), Some(f)) => ks.iter().any(|k| f.def().events.contains(*k)),
+            _ => true,
+        }
     }
 
     /// How a Falco field reads in vigil; a field vigil lacks is noted in
