@@ -521,6 +521,19 @@ impl RuleSet {
         Some((native, rhai))
     }
 
+    /// The texts of a rule's top-level `&&` clauses, one per clause that
+    /// [`Evaluator::clause_values`] reports (`clause N` where the compiled
+    /// condition's clauses differ from the written ones).
+    pub fn clause_labels(&self, rule: &str) -> Option<Vec<String>> {
+        let r = &self.rules[*self.by_name.get(rule)? as usize];
+        let n = r.cond.conjuncts().len();
+        Some(if r.clauses.len() == n {
+            r.clauses.clone()
+        } else {
+            (1..=n).map(|k| format!("clause {k}")).collect()
+        })
+    }
+
     /// True when the rule's condition evaluates entirely natively.
     #[doc(hidden)]
     pub fn is_native(&self, rule: &str) -> Option<bool> {
@@ -708,6 +721,31 @@ impl Evaluator {
             }
         }
         s
+    }
+
+    /// The value of each top-level `&&` clause of `rule` on `ev`, each
+    /// evaluated on its own (no short-circuit; `None`: an evaluation error),
+    /// in the order of [`RuleSet::clause_labels`]. `None` when the rule does
+    /// not take the event (unknown, disabled, another event type).
+    pub fn clause_values(&mut self, rule: &str, ev: &Event) -> Option<Vec<Option<bool>>> {
+        let rs = self.rules.clone();
+        let r = &rs.rules[*rs.by_name.get(rule)? as usize];
+        if !r.enabled || !r.events.contains(ev.kind) {
+            return None;
+        }
+        self.slot.set(Some(ev));
+        let mut ctx = RhaiCtx {
+            engine: &rs.engine,
+            scope: &mut self.scope,
+        };
+        let out = r
+            .cond
+            .conjuncts()
+            .iter()
+            .map(|c| c.eval(ev, &mut ctx).ok())
+            .collect();
+        self.slot.set(None);
+        Some(out)
     }
 
     /// Why `rule` did not fire for `ev` (for test reports): the event type,
