@@ -306,9 +306,10 @@ impl RuleSet {
         build::check_def_names(&defs, &mut diag);
         let mut macro_ok = build::check_macros(&defs, &locator, &mut diag);
         let sizes = build::measure_macros(&defs, limits, &mut macro_ok, &mut diag);
-
         let patterns_cell: Arc<OnceLock<Patterns>> = Arc::new(OnceLock::new());
         let engine = crate::condition::make_engine(patterns_cell.clone());
+        build::check_macro_bodies(&defs, &locator, &engine, &lists, &mut macro_ok, &mut diag);
+
         let mut compiler =
             build::RuleCompiler::new(&defs, &locator, limits, &macro_ok, &sizes, &engine, &lists);
         let mut rules = Vec::new();
