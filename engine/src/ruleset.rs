@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 mod build;
+mod lint;
 
 use crate::alert::{Alert, Priority};
 use crate::condition::{make_scope, EventSlot, FxHashMap, ListSet, Node, Patterns, RhaiCtx};
@@ -50,6 +51,14 @@ impl RuleSetDiff {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
+}
+
+/// A load's outcome with its warnings, which come back also when it fails
+/// ([`RuleSet::check`]).
+#[derive(Debug)]
+pub struct LoadReport {
+    pub result: Result<RuleSet, LoadErrors>,
+    pub warnings: Vec<LoadWarning>,
 }
 
 /// Counters of an [`Evaluator`].
@@ -272,6 +281,39 @@ impl RuleSet {
         RuleSet::build(sources, limits)
     }
 
+    /// [`RuleSet::load`] for `vigil validate`: the warnings come back also
+    /// when the load fails, plus one per directory without rule files.
+    pub fn check<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
+        let mut warnings: Vec<LoadWarning> = paths
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|p| p.is_dir())
+            .filter(|p| rules::list_dir_report(p, &mut |_, _| {}).is_ok_and(|f| f.is_empty()))
+            .map(|p| LoadWarning {
+                loc: crate::error::Location {
+                    file: p.display().to_string(),
+                    line: 0,
+                    col: 0,
+                },
+                item: None,
+                msg: "directory has no rule files (*.yaml, *.yml): nothing is loaded from it"
+                    .into(),
+            })
+            .collect();
+        let result = match rules::read_paths(paths) {
+            Ok(sources) => {
+                let (result, w) = RuleSet::build_report(sources, Limits::default());
+                warnings.extend(w);
+                result.map(|mut rs| {
+                    rs.warnings = warnings.clone();
+                    rs
+                })
+            }
+            Err(e) => Err(e),
+        };
+        LoadReport { result, warnings }
+    }
+
     /// Load from in-memory `(name, yaml)` sources, in order.
     pub fn from_sources(sources: &[(String, String)]) -> Result<RuleSet, LoadErrors> {
         RuleSet::from_sources_with_limits(sources, Limits::default())
@@ -299,6 +341,14 @@ impl RuleSet {
     /// collected (see [`build`] for the steps) and the set is returned only
     /// when there are none.
     fn build(sources: Vec<Source>, limits: Limits) -> Result<RuleSet, LoadErrors> {
+        RuleSet::build_report(sources, limits).0
+    }
+
+    /// [`RuleSet::build`] with the warnings, also when it fails.
+    fn build_report(
+        sources: Vec<Source>,
+        limits: Limits,
+    ) -> (Result<RuleSet, LoadErrors>, Vec<LoadWarning>) {
         let mut diag = Diag::default();
         let (defs, hash) = build::read_defs(&sources, limits, &mut diag);
         let locator = build::Locator::new(&defs);
@@ -322,7 +372,10 @@ impl RuleSet {
         }
         let patterns = compiler.into_patterns();
         if !diag.errors.is_empty() {
-            return Err(build::sorted_errors(&sources, diag.errors));
+            return (
+                Err(build::sorted_errors(&sources, diag.errors)),
+                diag.warnings,
+            );
         }
         let _ = patterns_cell.set(patterns);
         let index = build_index(&rules);
@@ -334,7 +387,8 @@ impl RuleSet {
         let n_files = defs.files.len();
         tracing::debug!(rules = rules.len(), hash = %hash, "rule set compiled");
         build::log_falco_status(&rules);
-        Ok(RuleSet {
+        let warnings = diag.warnings.clone();
+        let rs = RuleSet {
             hash,
             sources: sources.iter().filter_map(|s| s.path.clone()).collect(),
             n_files,
@@ -346,7 +400,8 @@ impl RuleSet {
             lists,
             n_macros: defs.macros.len() + defs.falco.counts().0,
             n_falco_lists: defs.falco.counts().1,
-        })
+        };
+        (Ok(rs), warnings)
     }
 
     pub fn warnings(&self) -> &[LoadWarning] {

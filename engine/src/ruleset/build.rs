@@ -641,6 +641,9 @@ impl<'a> RuleCompiler<'a> {
             exceptions: exc_texts,
         } = exp;
         let clauses = clause_texts(&cond_text);
+        if r.falco.is_none() {
+            self.warn_never_fires(r, &cond, &cond_text, &clauses, &exc_texts, &base, l, diag);
+        }
         let fingerprint = format!(
             "{cond_text}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}",
             exc_texts.iter().map(|(n, t, _)| (n, t)).collect::<Vec<_>>(),
@@ -941,6 +944,54 @@ impl<'a> RuleCompiler<'a> {
             }
         }
         (cond, rhai_full, exceptions, cost)
+    }
+
+    /// Warnings for a rule that can never fire ([`super::lint`]).
+    #[allow(clippy::too_many_arguments)]
+    fn warn_never_fires(
+        &mut self,
+        r: &RuleDef,
+        cond: &Node,
+        cond_text: &str,
+        clauses: &[String],
+        exc_texts: &[(String, String, Location)],
+        base: &Location,
+        l: Option<&str>,
+        diag: &mut Diag,
+    ) {
+        let view = super::lint::RuleView {
+            events: &r.events,
+            cond,
+            cond_text,
+            clauses,
+            exceptions: exc_texts
+                .iter()
+                .map(|(n, t, _)| (n.as_str(), t.as_str()))
+                .collect(),
+        };
+        let lists = &self.defs.lists;
+        let empty_list = |n: &str| lists.get(n).is_some_and(|l| l.items.is_empty());
+        let mut ctx = RhaiCtx {
+            engine: self.engine,
+            scope: &mut self.probe_scope,
+        };
+        let found = super::lint::never_fires(&view, &empty_list, &self.probe_slot, &mut ctx);
+        for f in found {
+            let at_base = match f.exception {
+                Some(i) => &exc_texts[i].2,
+                None => r.frags.first().map_or(base, |fr| &fr.loc),
+            };
+            // An exception is pointed at by its condition as written.
+            let needle = match f.exception {
+                Some(i) => r.exceptions.get(i).map(|e| e.cond.text.clone()),
+                None => f.needle,
+            };
+            let at = match &needle {
+                Some(n) => self.locator.at(at_base, n),
+                None => at_base.clone(),
+            };
+            diag.warn(&at, l, f.msg);
+        }
     }
 
     /// Run the Rhai leaves once on an empty event of each of the rule's

@@ -1,8 +1,10 @@
-//! `vigil test` in CI (issue 14): exit statuses, case-file errors at
-//! file:line:col with the file's other cases still run, a missing path named
-//! as such, "no cases" as an error, JUnit XML read back by a real JUnit
-//! parser (python3-junitparser) carrying every case, the JSON report, and
-//! `--coverage` / `--require-coverage`.
+//! Rule files in CI (issue 14). `vigil test`: exit statuses, case-file
+//! errors at file:line:col with the file's other cases still run, a missing
+//! path named as such, "no cases" as an error, JUnit XML read back by a real
+//! JUnit parser (python3-junitparser) carrying every case, the JSON report,
+//! `--coverage` / `--require-coverage`. `vigil validate`: SARIF validated
+//! against the SARIF 2.1.0 JSON schema (python3-jsonschema), the JSON
+//! report, an empty rule set as an error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -396,5 +398,173 @@ fn json_report_and_coverage() {
     assert!(
         out.contains("      2/2  100%     1     2  Netcat listener"),
         "{out}"
+    );
+}
+
+fn sarif_schema() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif/sarif-schema-2.1.0.json")
+}
+
+/// Validate a SARIF file against the 2.1.0 schema; Err with the validator's
+/// message when it does not conform.
+fn validate_sarif(py: &str, file: &Path) -> Result<(), String> {
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+try:
+    jsonschema.validate(json.load(open(sys.argv[2])), schema, cls=jsonschema.Draft4Validator)
+except jsonschema.ValidationError as e:
+    print(e.message)
+    sys.exit(1)
+"#;
+    let o = Command::new(py)
+        .args(["-c", script, s(&sarif_schema()), s(file)])
+        .output()
+        .unwrap();
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", text(&o.stdout), text(&o.stderr)))
+    }
+}
+
+const BAD_RULES: &str = "\
+- rule: Unbalanced
+  events: [open]
+  condition: file.path.starts_with(\"/etc/\" && proc.name == \"sh\"
+  output: o
+  priority: info
+- rule: Missing output
+  events: [exec]
+  condition: proc.pid == \"x\"
+  priority: info
+- rule: Bad regex
+  events: [exec]
+  condition: regex(proc.cmdline, \"curl (-o|--output\")
+  output: o
+  priority: info
+";
+
+#[test]
+fn sarif_validates_against_the_sarif_2_1_0_schema() {
+    let Some(py) = python_with("jsonschema") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("bad.yaml");
+    std::fs::write(&rules, BAD_RULES).unwrap();
+    let sarif = d.path().join("out.sarif");
+    let o = vigil(&["validate", s(&rules), "--format", "sarif", "-o", s(&sarif)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    // The text report still goes to stderr.
+    assert!(
+        text(&o.stderr).contains("4 error(s); rules not loaded"),
+        "{}",
+        text(&o.stderr)
+    );
+    validate_sarif(py, &sarif).unwrap();
+    let v: Value = serde_json::from_slice(&std::fs::read(&sarif).unwrap()).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    let got: Vec<(u64, u64, &str)> = results
+        .iter()
+        .map(|r| {
+            let region = &r["locations"][0]["physicalLocation"]["region"];
+            (
+                region["startLine"].as_u64().unwrap(),
+                region["startColumn"].as_u64().unwrap(),
+                r["message"]["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, 44, "rule `Unbalanced`: unbalanced brackets: missing `)` before `&&`: `starts_with(` is not closed"),
+            (6, 1, "rule `Missing output`: rule needs `output`"),
+            (8, 14, "rule `Missing output`: type error: `proc.pid == \"x\"` compares an int with a string"),
+            (12, 40, "rule `Bad regex`: bad regex `curl (-o|--output`: unclosed group at column 6 of the pattern"),
+        ]
+    );
+    assert!(results
+        .iter()
+        .all(|r| r["level"] == "error" && r["ruleId"] == "vigil.load-error"));
+    let uri = results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap();
+    assert_eq!(uri, format!("file://{}", rules.display()));
+
+    // The check can fail: a log without `version` does not conform.
+    let mut broken = v.clone();
+    broken.as_object_mut().unwrap().remove("version");
+    let bad = d.path().join("broken.sarif");
+    std::fs::write(&bad, broken.to_string()).unwrap();
+    let e = validate_sarif(py, &bad).unwrap_err();
+    assert!(e.contains("'version' is a required property"), "{e}");
+
+    // The shipped rules: a valid log without results, on stdout.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let o = vigil(&["validate", s(&shipped), "--format", "sarif"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = d.path().join("shipped.sarif");
+    std::fs::write(&out, &o.stdout).unwrap();
+    validate_sarif(py, &out).unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["runs"][0]["results"], serde_json::json!([]));
+}
+
+#[test]
+fn validate_json_and_empty_rule_sets() {
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("bad.yaml");
+    std::fs::write(&rules, BAD_RULES).unwrap();
+    let o = vigil(&["validate", s(&rules), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], "vigil-validate/1");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["summary"], Value::Null);
+    let e = &v["errors"][1];
+    assert_eq!(e["file"], rules.display().to_string());
+    assert_eq!((e["line"].as_u64(), e["col"].as_u64()), (Some(6), Some(1)));
+    assert_eq!(e["item"], "rule `Missing output`");
+    assert_eq!(e["message"], "rule needs `output`");
+
+    let good = fixture("good");
+    let o = vigil(&["validate", s(&good), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["summary"]["rules"], 2);
+    assert_eq!(v["rules"][0]["name"], "Shell spawned by web server");
+    assert_eq!(v["rules"][0]["events"], serde_json::json!(["exec"]));
+    assert!(v["rules"][0]["cost"]["nodes"].as_u64().unwrap() > 0);
+
+    // An empty directory: a warning for the directory, an error for the set.
+    let empty = d.path().join("rules.d");
+    std::fs::create_dir(&empty).unwrap();
+    let o = vigil(&["validate", s(&empty)]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: warning: directory has no rule files (*.yaml, *.yml)",
+            empty.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("no rules loaded"), "{err}");
+    let o = vigil(&["validate", s(&empty), "--allow-empty"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // Beside other rules, an empty directory is only a warning.
+    let o = vigil(&["validate", s(&good), s(&empty)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    // `vigil run` refuses an empty rule set too, unless allowed.
+    let o = vigil(&["run", "--dry-run", "--rules", s(&empty)]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o.stderr).contains("--allow-empty"),
+        "{}",
+        text(&o.stderr)
     );
 }
