@@ -568,3 +568,70 @@ fn validate_json_and_empty_rule_sets() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn profile_lists_every_enabled_rule_slowest_first() {
+    let d = tempfile::tempdir().unwrap();
+    let capture = d.path().join("capture.jsonl");
+    let lines = [
+        r#"{"evt.type":"exec","proc.name":"sh","proc.pname":"nginx","proc.cmdline":"sh -c id"}"#,
+        r#"{"evt.type":"exec","proc.name":"ls","proc.pname":"bash"}"#,
+        "not json",
+        r#"{"evt.type":"retransmit","net.daddr":"10.0.0.9","evt.time":1000000000}"#,
+    ];
+    std::fs::write(&capture, lines.join("\n")).unwrap();
+    let good = fixture("good");
+    let o = vigil(&[
+        "profile",
+        "--rules",
+        s(&good),
+        s(&capture),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains(":3: skipped"), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["events"].as_u64(), v["skipped_lines"].as_u64()), (Some(3), Some(1)));
+    let rules = v["rules"].as_array().unwrap();
+    let by_name = |n: &str| rules.iter().find(|r| r["name"] == n).unwrap();
+    let shell = by_name("Shell spawned by web server");
+    assert_eq!((shell["events"].as_u64(), shell["matches"].as_u64()), (Some(2), Some(1)));
+    // Its exception (20-local.yaml) runs in Rhai; its kernel term is the shell names.
+    assert_eq!(shell["path"], "rhai");
+    assert_eq!((shell["kernel_term"].as_bool(), shell["kernel_passed"].as_u64()), (Some(true), Some(1)));
+    let storm = by_name("TCP retransmit storm");
+    assert_eq!((storm["events"].as_u64(), storm["path"].as_str()), (Some(1), Some("native")));
+    let totals: Vec<u64> = rules.iter().map(|r| r["total_ns"].as_u64().unwrap()).collect();
+    assert!(totals.windows(2).all(|w| w[0] >= w[1]), "slowest first: {totals:?}");
+
+    // The shipped rules on a slice of the benign recording: every enabled
+    // rule is listed, with the table's header and summary.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let gz = shipped.join("tests/benign/workload-1.jsonl.gz");
+    let mut all = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(gz).unwrap()),
+        &mut all,
+    )
+    .unwrap();
+    let slice = d.path().join("slice.jsonl");
+    std::fs::write(&slice, all.lines().take(2000).collect::<Vec<_>>().join("\n")).unwrap();
+    let enabled = {
+        let o = vigil(&["validate", s(&shipped), "--format", "json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["summary"]["enabled"].as_u64().unwrap() as usize
+    };
+    let o = vigil(&["profile", "--rules", s(&shipped), s(&slice)]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(out.starts_with("  total ms  ns/event"), "{out}");
+    assert_eq!(out.lines().count(), enabled + 2, "{out}");
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("{enabled} rule(s) on 2000 events")),
+        "{out}"
+    );
+}

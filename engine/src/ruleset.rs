@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 mod build;
 mod lint;
+pub mod profile;
 
 use crate::alert::{Alert, Priority};
 use crate::condition::{make_scope, EventSlot, FxHashMap, ListSet, Node, Patterns, RhaiCtx};

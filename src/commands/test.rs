@@ -13,7 +13,7 @@
 //! case was found (without `--allow-empty`). An invalid case is an error of
 //! its file; the file's other cases still run.
 
-mod corpus;
+pub(crate) mod corpus;
 mod report;
 
 use std::path::PathBuf;

@@ -87,7 +87,8 @@ pub fn replay(rules: &Arc<RuleSet>, files: &[PathBuf]) -> anyhow::Result<Report>
     Ok(report)
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+/// A recording, gunzipped when its name ends in `.gz`.
+pub(crate) fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(f))
