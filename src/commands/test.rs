@@ -68,7 +68,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let text = report::text(&outcome);
     match (args.format, &args.output) {
-        (Format::Text, out) => crate::commands::formats::write_report(out.as_deref(), &text)?,
+        (Format::Text, out) => {
+            crate::commands::formats::write_report(out.as_deref(), &text)?;
+            if out.is_some() {
+                print!("{text}");
+            }
+        }
         (f, out) => {
             let body = if f == Format::Json {
                 report::json(&outcome)

@@ -134,6 +134,10 @@ fn find(paths: &[PathBuf], strict: bool, allow_empty: bool) -> Findings {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.format != Format::Text || args.output.is_none(),
+        "--output writes the json or sarif report: give --format json or --format sarif"
+    );
     let f = find(&args.paths, args.strict, args.allow_empty);
     match args.format {
         Format::Text => print_text(&f, args.costs),
