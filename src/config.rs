@@ -225,7 +225,6 @@ impl Config {
 
     /// Parses config text; `origin` names the file in errors and anchors
     /// relative rule paths.
-    #[cfg(test)]
     pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
         Config::parse_with(text, origin, &[])
     }

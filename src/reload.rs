@@ -45,9 +45,6 @@
 //! //              router.submit(Arc::new(reload::reload_failed_alert(host.clone(), &f)))
 //! ```
 
-// The daemon wires in only part of this API; the rest is used by tests.
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::fs;

@@ -182,6 +182,30 @@ fn dry_run_loads_no_bpf_program() {
     );
 }
 
+/// `vigil run --config CFG` with its log (VIGIL_LOG=info) in `log`; killed
+/// when dropped, so a failed assertion leaves no daemon behind.
+struct Logged(std::process::Child);
+
+impl Logged {
+    fn run(cfg: &std::path::Path, log: &std::path::Path) -> Logged {
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .env("VIGIL_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Logged(child)
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The value of `key=` in a log line.
 fn log_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(&format!(" {key}="))? + key.len() + 2;
@@ -239,21 +263,7 @@ fn reload_logs_are_consistent() {
     };
     std::fs::write(&cfg, config("")).unwrap();
     let log = d.path().join("vigil.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("VIGIL_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _guard = Kill(child);
+    let _guard = Logged::run(&cfg, &log);
     let start = wait_log(&log, "vigil running", 1).remove(0);
     assert_eq!(
         log_value(&start, "config"),
@@ -392,21 +402,7 @@ fn healthz_follows_the_webhook_and_shutdown_summarises() {
     )
     .unwrap();
     let log = d.path().join("vigil.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("VIGIL_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut guard = Kill(child);
+    let mut guard = Logged::run(&cfg, &log);
     assert_eq!(wait_health(metrics_port, 200), "ok\n");
     exec_as(&name);
     let why = wait_health(metrics_port, 503);
@@ -578,4 +574,81 @@ fn hostname_of(v: &Vigil) -> String {
     v.wait_alert(10, |_| true)
         .and_then(|a| a["hostname"].as_str().map(String::from))
         .unwrap_or_default()
+}
+
+/// Issue 16: `vigil run` handles signals with `daemon::Signals` (the handler
+/// `tests/reload_daemon.rs` tests). The first SIGTERM (SIGINT) starts the
+/// flush; a second one during it exits at once with 128 + its number: 143
+/// for SIGTERM, 130 for SIGINT. The flush is held open by a webhook server
+/// that accepts the alert's connection and never answers (request timeout
+/// and `shutdown_timeout` 120 s).
+#[test]
+fn a_second_signal_during_the_flush_exits_with_its_own_code() {
+    if live_capable().is_none() {
+        return;
+    }
+    for (sig, name, code) in [
+        (libc::SIGTERM, "SIGTERM", 143),
+        (libc::SIGINT, "SIGINT", 130),
+    ] {
+        let hook = TcpListener::bind("127.0.0.1:0").unwrap();
+        let hook_port = hook.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in hook.incoming() {
+                let Ok(s) = s else { continue };
+                held.push(s);
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        let comm = unique("sig2");
+        let d = tempfile::tempdir().unwrap();
+        let rules = d.path().join("rules.yaml");
+        std::fs::write(&rules, probe_rule("Signal probe", &comm, "t")).unwrap();
+        let cfg_dir = d.path().join("etc");
+        std::fs::create_dir(&cfg_dir).unwrap();
+        let cfg = cfg_dir.join("vigil.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "rules: [{}]\nshutdown_timeout: 120s\noutputs:\n  webhook:\n    url: http://127.0.0.1:{hook_port}/a\n    timeout: 120s\n",
+                rules.display()
+            ),
+        )
+        .unwrap();
+        let log = d.path().join("vigil.log");
+        let mut daemon = Logged::run(&cfg, &log);
+        wait_log(&log, "vigil running", 1);
+        exec_as(&comm);
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the alert's webhook request is in flight");
+        let pid = daemon.0.id() as i32;
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(pid, sig) };
+        wait_log(&log, &format!("{name}: shutting down"), 1);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, sig) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = daemon.0.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: no exit on the second signal (the flush waits 120 s)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(code), "{name}: {status:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains(&format!(
+                "second {name}: exiting without finishing the flush"
+            )),
+            "{text}"
+        );
+    }
 }

@@ -3,14 +3,12 @@
 //! handling, and SIGHUP / SIGTERM / second-SIGINT behaviour in a child process
 //! (this test binary re-run with a filter, so the signals hit only the child).
 
-#[path = "../src/daemon.rs"]
-mod daemon;
-
 use std::io::{BufRead, BufReader};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vigil::daemon;
 
 use daemon::{DaemonSignal, NotifyState, ShutdownSignal, Signals};
 

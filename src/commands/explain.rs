@@ -17,7 +17,7 @@ pub struct Args {
     pub rules: crate::RulesArg,
     /// The rule selection `vigil run` would apply (a disabled rule contributes nothing).
     #[command(flatten)]
-    pub select: crate::config::SelectArgs,
+    pub select: vigil::config::SelectArgs,
     /// JSON output (same as `--format json`).
     #[arg(long)]
     pub json: bool,
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rs = RuleSet::load(&args.rules.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("rules failed to load")?;
-    let mut select = crate::config::Select::default();
+    let mut select = vigil::config::Select::default();
     args.select.merge_into(&mut select);
     select.apply(&mut rs);
     let f = rs.kernel_filter();
