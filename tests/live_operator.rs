@@ -652,3 +652,73 @@ fn a_second_signal_during_the_flush_exits_with_its_own_code() {
         );
     }
 }
+
+/// Issue 15: the rule selection follows config reloads without a restart.
+/// The config's `select:` changes from nothing to `enable_tags: [a]`: the
+/// rule its file disables (tag `a`) starts to fire, the other (tag `b`)
+/// stops (checked with a marker rule, also tagged `a`, fired after it).
+#[test]
+fn select_follows_a_config_reload() {
+    if live_capable().is_none() {
+        return;
+    }
+    let (a, b, c) = (unique("sela"), unique("selb"), unique("selc"));
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("r.yaml"),
+        format!(
+            "{}  enabled: false\n\n{}\n{}",
+            probe_rule("Select A", &a, "a"),
+            probe_rule("Select B", &b, "b"),
+            probe_rule("Select marker", &c, "a")
+        ),
+    )
+    .unwrap();
+    let etc = d.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let cfg = etc.join("vigil.yaml");
+    let config = |select: &str| {
+        format!(
+            "rules: [{}]\noutputs:\n  stdout: {{ format: json }}\n{select}",
+            rules.display()
+        )
+    };
+    std::fs::write(&cfg, config("")).unwrap();
+    let v = Vigil::spawn(
+        tempfile::tempdir().unwrap(),
+        &args(&["run", "--config", cfg.to_str().unwrap()]),
+        &[],
+    );
+    // A's process first, B's as the marker: B's alert comes first.
+    exec_as(&a);
+    exec_as(&b);
+    let first = v.wait_alert(20, |_| true).expect("an alert");
+    assert_eq!(first["rule"], "Select B", "{first}");
+
+    std::fs::write(&cfg, config("select: { enable_tags: [a] }\n")).unwrap();
+    // The reload lands when A's exec raises its alert.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        exec_as(&a);
+        if v.wait_alert(1, |x| x["rule"] == "Select A").is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Select A never fired after the config reload"
+        );
+    }
+    // B is off now: nothing from B before the marker's alert.
+    exec_as(&b);
+    exec_as(&c);
+    let seen = std::cell::RefCell::new(Vec::new());
+    v.wait_alert(20, |x| {
+        seen.borrow_mut().push(x["rule"].to_string());
+        x["rule"] == "Select marker"
+    })
+    .expect("the marker's alert");
+    let seen = seen.into_inner();
+    assert!(!seen.iter().any(|r| r.contains("Select B")), "{seen:?}");
+}

@@ -74,9 +74,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rs = RuleSet::load(&args.rules.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("rules failed to load")?;
-    let mut select = vigil::config::Select::default();
-    args.select.merge_into(&mut select);
-    select.apply(&mut rs);
+    let select = vigil::config::Selection {
+        config: Default::default(),
+        flags: args.select.to_select(),
+    };
+    select.apply(&mut rs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let f = rs.kernel_filter();
     let contribs = rs.filter_contributions();
     if args.json || args.format == OutFormat::Json {

@@ -61,7 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         max_procs: a.max_procs,
         insecure_permissions: a.insecure_permissions,
         overrides: a.overrides,
-        select: a.select,
+        select: a.select.to_select(),
         list_rules: a.list_rules,
         dry_run: a.dry_run,
         duration: a.duration,

@@ -4,11 +4,12 @@
 //! to the sinks router (`vigil_sinks::Router`: stdout, file, syslog, webhook,
 //! email). Rule files hot-reload through [`crate::reload`] (and on SIGHUP, which
 //! also reopens output files); so do the config file's `outputs` (a new router
-//! is started, swapped in, and the old one drains in the background; other
-//! changed keys are logged as needing a restart). `--metrics` serves
+//! is started, swapped in, and the old one drains in the background) and its
+//! `select:` (the rules are loaded again with the new selection); other
+//! changed keys are logged as needing a restart. `--metrics` serves
 //! Prometheus text. `READY=1` goes to `$NOTIFY_SOCKET` once every sensor is
 //! attached; SIGTERM/SIGINT flush the queued alerts and exit 0; a second one
-//! exits at once. Rule files, rule directories, the config and the
+//! exits at once (128 + its number). Rule files, rule directories, the config and the
 //! directories above them must not be writable by users other than root (or
 //! the user vigil runs as): [`crate::perms`] checks them at start and on every
 //! reload, and `--insecure-permissions` turns a refusal into a warning.
@@ -28,7 +29,7 @@ use vigil_sinks::config::Format;
 use vigil_sinks::Router;
 
 use super::health::{metrics_exposure_warning, shutdown_summary, EventLoss, OutputHealth};
-use crate::config::{Config, Override, SelectArgs};
+use crate::config::{Config, Override, Select, Selection};
 use crate::daemon::{notify, DaemonSignal, NotifyState, Signals};
 use crate::metrics::Metrics;
 use crate::pipeline::{Live, LiveOptions};
@@ -53,8 +54,9 @@ pub struct Options {
     pub insecure_permissions: bool,
     /// `-o KEY.PATH=VALUE` config overrides.
     pub overrides: Vec<Override>,
-    /// `--min-priority`, `-T`, `-t`, `-D`.
-    pub select: SelectArgs,
+    /// `--min-priority`, `-T`, `-t`, `-D`: the command line's layer of the
+    /// rule [`Selection`] (over the config's `select:`).
+    pub select: Select,
     /// `-L`: list the rules and exit.
     pub list_rules: bool,
     /// `--dry-run`: check everything, attach nothing.
@@ -81,8 +83,18 @@ struct Settings {
     insecure_permissions: bool,
     /// `-o` overrides and selection flags (re-applied to a reloaded config).
     overrides: Vec<Override>,
-    select_flags: SelectArgs,
+    select_flags: Select,
     duration: Option<Duration>,
+}
+
+impl Settings {
+    /// The rule selection: the config's `select:` under the flags.
+    fn selection(&self) -> Selection {
+        Selection {
+            config: self.cfg.select.clone(),
+            flags: self.select_flags.clone(),
+        }
+    }
 }
 
 /// Merge flags over the config file. Without a config file, alerts go to
@@ -97,7 +109,7 @@ fn settings(args: &Options) -> anyhow::Result<Settings> {
     };
     let (mut cfg, config_path) =
         Config::load_or_default(args.config.as_deref(), &args.overrides, no_file)?;
-    apply_flags(&mut cfg, args.json, &args.select);
+    apply_flags(&mut cfg, args.json);
     let rule_paths = if args.rules.is_empty() {
         cfg.rules.clone()
     } else {
@@ -125,14 +137,13 @@ fn settings(args: &Options) -> anyhow::Result<Settings> {
 }
 
 /// The flags that adjust a (re)loaded config: `--json` switches a configured
-/// stdout output to JSON; the selection flags add to `select:`.
-fn apply_flags(cfg: &mut Config, json: bool, select: &SelectArgs) {
+/// stdout output to JSON.
+fn apply_flags(cfg: &mut Config, json: bool) {
     if json {
         if let Some(s) = cfg.outputs.stdout.as_mut() {
             s.format = Format::Json;
         }
     }
-    select.merge_into(&mut cfg.select);
 }
 
 /// What a changed config file means for the running daemon.
@@ -164,9 +175,6 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     }
     if old.compat_syscalls != new.compat_syscalls {
         need_restart.push("compat_syscalls");
-    }
-    if old.select != new.select {
-        need_restart.push("select");
     }
     ConfigChange {
         outputs: old.outputs != new.outputs,
@@ -224,12 +232,9 @@ fn config_name(path: Option<&Path>) -> String {
 
 /// Loads the rules and applies the selection: what the daemon (and every
 /// reload) runs.
-fn load_rules(
-    paths: &[PathBuf],
-    select: &crate::config::Select,
-) -> Result<RuleSet, vigil_engine::LoadErrors> {
+fn load_rules(paths: &[PathBuf], select: &Selection) -> Result<RuleSet, vigil_engine::LoadErrors> {
     let mut rs = RuleSet::load(paths)?;
-    select.apply(&mut rs);
+    select.apply(&mut rs)?;
     Ok(rs)
 }
 
@@ -279,7 +284,7 @@ pub fn run(args: Options) -> anyhow::Result<ExitCode> {
     if args.list_rules {
         let loaded = RuleSet::load(&st.rule_paths).map_err(|e| anyhow::anyhow!("{e}"))?;
         let selected =
-            load_rules(&st.rule_paths, &st.cfg.select).map_err(|e| anyhow::anyhow!("{e}"))?;
+            load_rules(&st.rule_paths, &st.selection()).map_err(|e| anyhow::anyhow!("{e}"))?;
         print!("{}", list_rules(&loaded, &selected));
         return Ok(ExitCode::SUCCESS);
     }
@@ -298,7 +303,7 @@ pub fn run(args: Options) -> anyhow::Result<ExitCode> {
     tracing::info!(config = %config_name(st.config_path.as_deref()), "config file in force");
     // Hash before loading: a change made during the load is then seen by the watcher.
     let snap = crate::reload::snapshot(&st.rule_paths, st.config_path.as_deref());
-    let rules = match load_rules(&st.rule_paths, &st.cfg.select) {
+    let rules = match load_rules(&st.rule_paths, &st.selection()) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!("{e}");
@@ -422,7 +427,7 @@ fn reload_config(
             return None;
         }
     };
-    apply_flags(&mut new, st.json, &st.select_flags);
+    apply_flags(&mut new, st.json);
     if std::mem::take(failing) {
         tracing::info!(config = %path.display(), "config reload: the config loads again and is in force");
     }
@@ -506,7 +511,9 @@ async fn run_async(
     if let Some(f) = &fleet {
         f.loaded(&rules, live.hooks());
     }
-    let select = st.cfg.select.clone();
+    // The selection in force: the config's layer follows config reloads.
+    let selection = Arc::new(std::sync::Mutex::new(st.selection()));
+    let select = selection.clone();
     let (watcher, mut reloads) = crate::reload::Watcher::spawn(
         crate::reload::WatchConfig::new(st.rule_paths.clone(), st.config_path.clone()),
         rules.clone(),
@@ -516,6 +523,7 @@ async fn run_async(
             // writable by others fails the whole reload (the old rules stay).
             check_permissions(p, None, allow_insecure)
                 .map_err(|found| crate::perms::load_errors(&found))?;
+            let select = select.lock().unwrap_or_else(|e| e.into_inner()).clone();
             load_rules(p, &select)
         },
         |new: &RuleSet, old: &RuleSet| new.diff(old),
@@ -594,6 +602,7 @@ async fn run_async(
                 }
                 // The config file is part of what the watcher hashes: re-read it too.
                 if let Some(path) = &st.config_path {
+                    let select_before = active_cfg.select.clone();
                     if let Some(router) = reload_config(path, &mut active_cfg, &mut config_failing, &st, &host, &h.sink) {
                         let old = std::mem::replace(&mut h.sink, router);
                         let timeout = active_cfg.shutdown_timeout;
@@ -603,6 +612,12 @@ async fn run_async(
                                 tracing::warn!(undelivered = report.undelivered, "config reload: the previous outputs did not deliver every queued alert in time");
                             }
                         });
+                    }
+                    // This round loaded the rules with the old selection: load them again with the new.
+                    if active_cfg.select != select_before {
+                        tracing::info!(select = ?active_cfg.select, "config reload: the rule selection changed; reloading the rules with it");
+                        selection.lock().unwrap_or_else(|e| e.into_inner()).config = active_cfg.select.clone();
+                        watcher.trigger();
                     }
                 }
             }
@@ -721,14 +736,17 @@ mod tests {
         assert_eq!(c.need_restart, vec!["rules", "max_procs"]);
         // --rules overrides the config's list: a change there needs nothing.
         assert!(config_change(&old, &new, true).need_restart == vec!["max_procs"]);
+        // A changed selection reloads the rules instead (the event loop).
+        let new = cfg("rules: [/a]\nselect: { enable_tags: [x] }\noutputs:\n  file:\n    path: /tmp/one.jsonl\n");
+        assert_eq!(config_change(&old, &new, false), ConfigChange::default());
     }
 
     #[test]
     fn json_flag_applies_to_a_reloaded_stdout_output() {
         let mut c = cfg("rules: [/a]\noutputs:\n  stdout:\n    format: text\n");
-        apply_flags(&mut c, false, &SelectArgs::default());
+        apply_flags(&mut c, false);
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Text);
-        apply_flags(&mut c, true, &SelectArgs::default());
+        apply_flags(&mut c, true);
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Json);
     }
 
