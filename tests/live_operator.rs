@@ -722,3 +722,129 @@ fn select_follows_a_config_reload() {
     let seen = seen.into_inner();
     assert!(!seen.iter().any(|r| r.contains("Select B")), "{seen:?}");
 }
+
+/// A counter of a Prometheus scrape (`name{labels} value`), 0 when absent.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue 15: a rule taken out with `-T` leaves the kernel filter, not only
+/// evaluation. Two open rules scoped to a process name each; the one tagged
+/// `noisy` is disabled. `explain` with the same flag keeps only the
+/// marker's name; live, the noisy process's 50+ opens pass the kernel
+/// filter zero times: once the marker process's last open has raised its
+/// alert, the kernel's passed-opens counter has grown by exactly the
+/// marker's alerts (every open that passes is the marker's, and each raises
+/// one).
+#[test]
+fn dash_t_keeps_a_disabled_rule_out_of_the_kernel_filter() {
+    if live_capable().is_none() {
+        return;
+    }
+    let (noisy, marker) = (unique("knoisy"), unique("kmark"));
+    let rule = |name: &str, comm: &str, tag: &str| {
+        format!(
+            "- rule: {name}\n  desc: t\n  events: [open]\n  condition: proc.name == \"{comm}\"\n  output: \"open {{file.path}} by {{proc.name}}\"\n  priority: warning\n  tags: [{tag}]\n"
+        )
+    };
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "{}\n{}",
+            rule("Noisy opens", &noisy, "noisy"),
+            rule("Marker opens", &marker, "kept")
+        ),
+    )
+    .unwrap();
+
+    let o = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["explain", "--format", "json", "-T", "noisy", "--rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let comms = &j["types"]["open"]["sets"]["comms"];
+    assert_eq!(comms, &serde_json::json!([marker.clone()]), "{j}");
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let etc = d.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let cfg = etc.join("vigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!("metrics: 127.0.0.1:{port}\noutputs:\n  stdout: {{ format: json }}\n"),
+    )
+    .unwrap();
+    let v = Vigil::spawn(
+        tempfile::tempdir().unwrap(),
+        &args(&[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "-T",
+            "noisy",
+        ]),
+        &[],
+    );
+    let passed = || {
+        let (_, body) = http_get(port, "/metrics").expect("metrics answer");
+        metric(&body, "vigil_kernel_events_passed_total{type=\"open\"}")
+    };
+    let before = passed();
+    let bin = tempfile::tempdir().unwrap();
+    let cat_noisy = copy_named(bin.path(), "/bin/cat", &noisy);
+    let o = Command::new(&cat_noisy)
+        .args(std::iter::repeat_n("/etc/hostname", 50))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let cat_marker = copy_named(bin.path(), "/bin/cat", &marker);
+    assert!(Command::new(&cat_marker)
+        .arg("/etc/hostname")
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // Every alert up to the marker's open of /etc/hostname (its last open).
+    let alerts = std::cell::RefCell::new(Vec::new());
+    v.wait_alert(20, |a| {
+        alerts.borrow_mut().push(a["rule"].to_string());
+        a["rule"] == "Marker opens" && a["output_fields"]["file.path"] == "/etc/hostname"
+    })
+    .expect("the marker's open of /etc/hostname");
+    let alerts = alerts.into_inner();
+    assert!(
+        alerts.iter().all(|r| r.contains("Marker opens")),
+        "{alerts:?}"
+    );
+    // The counters reach the scrape on the daemon's next tick: wait until the
+    // marker's opens are all in, then nothing else may be.
+    let want = alerts.len() as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let grown = loop {
+        let n = passed() - before;
+        if n >= want {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "passed opens grew by {n}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        grown, want,
+        "only the marker's opens pass the kernel filter"
+    );
+}
