@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Deserialize;
 use vigil_engine::ruleset::{RuleInfo, RuleSet};
 use vigil_engine::{LoadError, LoadErrors, Location, Priority};
@@ -249,16 +248,41 @@ impl Default for Config {
     }
 }
 
+/// Why a config file did not load; every error names the file (and, from
+/// the YAML reader, the key path and line).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {msg}", path.display())]
+    Invalid { path: PathBuf, msg: String },
+}
+
+impl ConfigError {
+    fn invalid(path: &Path, msg: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            msg: msg.to_string(),
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks `path`. Errors name the file, the key and the line.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::load_with(path, &[])
     }
 
     /// [`Config::load`] with `-o key.path=value` overrides applied on top.
-    pub fn load_with(path: &Path, overrides: &[Override]) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse_with(&text, path, overrides)
     }
 
@@ -269,7 +293,7 @@ impl Config {
         explicit: Option<&Path>,
         overrides: &[Override],
         no_file: &str,
-    ) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    ) -> Result<(Config, Option<PathBuf>), ConfigError> {
         if let Some(p) = explicit {
             return Ok((Config::load_with(p, overrides)?, Some(p.to_path_buf())));
         }
@@ -284,34 +308,36 @@ impl Config {
 
     /// Parses config text; `origin` names the file in errors and anchors
     /// relative rule paths.
-    pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         Config::parse_with(text, origin, &[])
     }
 
     /// [`Config::parse`] with `-o` overrides applied to the parsed YAML before
     /// it is checked (so an override is checked like the file's own keys).
-    pub fn parse_with(text: &str, origin: &Path, overrides: &[Override]) -> anyhow::Result<Config> {
+    pub fn parse_with(
+        text: &str,
+        origin: &Path,
+        overrides: &[Override],
+    ) -> Result<Config, ConfigError> {
         let blank = text.trim().is_empty() || is_only_comments(text);
         let mut cfg: Config = if overrides.is_empty() {
             if blank {
                 Config::default()
             } else {
-                serde_yaml_ng::from_str(text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?
+                serde_yaml_ng::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?
             }
         } else {
             let mut doc: serde_yaml_ng::Value = if blank {
                 serde_yaml_ng::Value::Mapping(Default::default())
             } else {
-                serde_yaml_ng::from_str(text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?
+                serde_yaml_ng::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?
             };
             for o in overrides {
                 o.apply(&mut doc)
-                    .map_err(|e| anyhow::anyhow!("{}: -o {}: {e}", origin.display(), o.key))?;
+                    .map_err(|e| ConfigError::invalid(origin, format!("-o {}: {e}", o.key)))?;
             }
             serde_yaml_ng::from_value(doc)
-                .map_err(|e| anyhow::anyhow!("{} with the -o overrides: {e}", origin.display()))?
+                .map_err(|e| ConfigError::invalid(origin, format!("with the -o overrides: {e}")))?
         };
         let base = origin.parent().unwrap_or(Path::new("."));
         for r in &mut cfg.rules {
@@ -321,8 +347,7 @@ impl Config {
             }
         }
         cfg.outputs.nats_connection = cfg.nats.clone();
-        cfg.check()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
+        cfg.check().map_err(|e| ConfigError::invalid(origin, e))?;
         Ok(cfg)
     }
 
@@ -420,7 +445,7 @@ mod tests {
     use super::*;
     use vigil_sinks::config::SyslogAddress;
 
-    fn parse(y: &str) -> anyhow::Result<Config> {
+    fn parse(y: &str) -> Result<Config, ConfigError> {
         Config::parse(y, Path::new("/etc/vigil/vigil.yaml"))
     }
 

@@ -26,7 +26,7 @@
 mod health;
 mod run;
 
-pub use run::{run, Options};
+pub use run::{run, Options, RunError};
 
 use std::os::unix::net::UnixDatagram;
 

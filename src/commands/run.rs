@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    vigil::daemon::run(vigil::daemon::Options {
+    let code = vigil::daemon::run(vigil::daemon::Options {
         rules: a.rules.rules,
         config: a.config,
         json: a.json,
@@ -66,5 +66,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         dry_run: a.dry_run,
         duration: a.duration,
         allow_empty: a.allow_empty,
-    })
+    })?;
+    Ok(code)
 }

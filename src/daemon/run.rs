@@ -21,7 +21,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use vigil_bpf::RawKind;
 use vigil_engine::ruleset::{hostname, Evaluator, RuleSet};
 use vigil_engine::{Alert, Priority};
@@ -29,7 +28,7 @@ use vigil_sinks::config::Format;
 use vigil_sinks::Router;
 
 use super::health::{metrics_exposure_warning, shutdown_summary, EventLoss, OutputHealth};
-use crate::config::{Config, Override, Select, Selection};
+use crate::config::{Config, ConfigError, Override, Select, Selection};
 use crate::daemon::{notify, DaemonSignal, NotifyState, Signals};
 use crate::metrics::Metrics;
 use crate::pipeline::{Live, LiveOptions};
@@ -67,6 +66,51 @@ pub struct Options {
     pub allow_empty: bool,
 }
 
+/// Why `vigil run` did not start, or stopped on an error (a signal or
+/// `--duration` is a normal stop).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "no rules: give a rule file or directory with --rules PATH, or `rules:` in the config file"
+    )]
+    NoRules,
+    /// The `nats-kv://` rules source could not be mirrored.
+    #[error("{0:#}")]
+    Fleet(anyhow::Error),
+    #[error("{0}\nthe rules did not load ({n} error(s))", n = .0.0.len())]
+    Rules(vigil_engine::LoadErrors),
+    #[error(
+        "refusing to start: users other than root can change what configures detection:\n{}\n{}",
+        .0.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"),
+        crate::perms::FIX_HINT
+    )]
+    Insecure(Vec<crate::perms::Insecure>),
+    #[error(
+        "no enabled rule ({total} loaded from {paths}; the files or the selection disable the rest): \
+         nothing would be detected. Give rules with --rules PATH, loosen -T/-t/-D/--min-priority, \
+         or pass --allow-empty to start anyway"
+    )]
+    NoEnabledRule { total: usize, paths: String },
+    #[error("starting the tokio runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("starting the alert outputs")]
+    Outputs(#[source] vigil_sinks::SinkError),
+    #[error(transparent)]
+    Sensors(#[from] vigil_bpf::SensorError),
+    #[error("serving metrics on {addr}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the rule watcher")]
+    Watcher(#[source] crate::reload::WatchError),
+}
+
 /// What `run` settled on from the flags and the config file.
 struct Settings {
     rule_paths: Vec<PathBuf>,
@@ -101,7 +145,7 @@ impl Settings {
 /// stdout as text (JSON with `--json`); with one, its outputs apply and
 /// `--json` switches a configured stdout output to JSON. `-o` overrides
 /// apply to either.
-fn settings(args: &Options) -> anyhow::Result<Settings> {
+fn settings(args: &Options) -> Result<Settings, RunError> {
     let no_file = if args.json {
         "outputs: { stdout: { format: json } }"
     } else {
@@ -116,9 +160,7 @@ fn settings(args: &Options) -> anyhow::Result<Settings> {
         args.rules.clone()
     };
     if rule_paths.is_empty() && !args.allow_empty {
-        anyhow::bail!(
-            "no rules: give a rule file or directory with --rules PATH, or `rules:` in the config file"
-        );
+        return Err(RunError::NoRules);
     }
     Ok(Settings {
         rule_paths,
@@ -276,51 +318,42 @@ fn list_rules(loaded: &RuleSet, selected: &RuleSet) -> String {
     out
 }
 
-pub fn run(args: Options) -> anyhow::Result<ExitCode> {
+pub fn run(args: Options) -> Result<ExitCode, RunError> {
     let mut st = settings(&args)?;
     // A nats-kv:// rules source becomes a local mirror directory (crate::fleet).
     let host_name = st.cfg.hostname.clone().unwrap_or_else(hostname);
-    let fleet = crate::fleet::Fleet::attach(&mut st.rule_paths, st.cfg.nats.as_ref(), &host_name)?;
+    let fleet = crate::fleet::Fleet::attach(&mut st.rule_paths, st.cfg.nats.as_ref(), &host_name)
+        .map_err(RunError::Fleet)?;
     if args.list_rules {
-        let loaded = RuleSet::load(&st.rule_paths).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let selected =
-            load_rules(&st.rule_paths, &st.selection()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let loaded = RuleSet::load(&st.rule_paths).map_err(RunError::Rules)?;
+        let selected = load_rules(&st.rule_paths, &st.selection()).map_err(RunError::Rules)?;
         print!("{}", list_rules(&loaded, &selected));
         return Ok(ExitCode::SUCCESS);
     }
-    if let Err(found) = check_permissions(
+    check_permissions(
         &st.rule_paths,
         st.config_path.as_deref(),
         st.insecure_permissions,
-    ) {
-        let list: Vec<String> = found.iter().map(|f| format!("  {f}")).collect();
-        anyhow::bail!(
-            "refusing to start: users other than root can change what configures detection:\n{}\n{}",
-            list.join("\n"),
-            crate::perms::FIX_HINT
-        );
-    }
+    )
+    .map_err(RunError::Insecure)?;
     tracing::info!(config = %config_name(st.config_path.as_deref()), "config file in force");
     // Hash before loading: a change made during the load is then seen by the watcher.
     let snap = crate::reload::snapshot(&st.rule_paths, st.config_path.as_deref());
-    let rules = match load_rules(&st.rule_paths, &st.selection()) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("{e}");
-            anyhow::bail!("the rules did not load ({} error(s))", e.0.len());
-        }
-    };
+    let rules = Arc::new(load_rules(&st.rule_paths, &st.selection()).map_err(RunError::Rules)?);
     let total = rules.rules().count();
     let active = rules.rules().filter(|r| r.enabled).count();
     if active == 0 && !args.allow_empty {
-        anyhow::bail!(
-            "no enabled rule ({total} loaded from {}; the files or the selection disable the rest): \
-             nothing would be detected. Give rules with --rules PATH, loosen -T/-t/-D/--min-priority, \
-             or pass --allow-empty to start anyway",
-            st.rule_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
+        let paths: Vec<String> = st
+            .rule_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(RunError::NoEnabledRule {
+            total,
+            paths: paths.join(", "),
+        });
     }
-    let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
+    let rt = crate::pipeline::runtime().map_err(RunError::Runtime)?;
     if args.dry_run {
         return rt.block_on(dry_run(&st, &rules));
     }
@@ -328,9 +361,9 @@ pub fn run(args: Options) -> anyhow::Result<ExitCode> {
 }
 
 /// `--dry-run`: everything `run` checks before attaching, then exit.
-async fn dry_run(st: &Settings, rules: &RuleSet) -> anyhow::Result<ExitCode> {
+async fn dry_run(st: &Settings, rules: &RuleSet) -> Result<ExitCode, RunError> {
     let host = st.cfg.hostname.clone().unwrap_or_else(hostname);
-    let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;
+    let router = Router::start(&st.cfg.outputs, &host).map_err(RunError::Outputs)?;
     let outputs: Vec<String> = router.stats().iter().map(|s| s.name.to_string()).collect();
     router.shutdown(Duration::from_secs(1)).await;
     let filter = rules.kernel_filter();
@@ -461,8 +494,8 @@ async fn run_async(
     rules: Arc<RuleSet>,
     initial_hash: String,
     fleet: Option<crate::fleet::Fleet>,
-) -> anyhow::Result<ExitCode> {
-    let mut signals = Signals::install().context("installing signal handlers")?;
+) -> Result<ExitCode, RunError> {
+    let mut signals = Signals::install().map_err(RunError::Signals)?;
     let filter = rules.kernel_filter();
     let host: Arc<str> = Arc::from(st.cfg.hostname.clone().unwrap_or_else(hostname));
     let evaluator = Evaluator::new(rules.clone(), &host);
@@ -474,7 +507,7 @@ async fn run_async(
             compat_syscalls: st.cfg.compat_syscalls,
         },
     )?;
-    let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;
+    let router = Router::start(&st.cfg.outputs, &host).map_err(RunError::Outputs)?;
     let metrics = Arc::new(Metrics::default());
     // The sinks' counters, refreshed every tick, appended to each scrape.
     let sink_metrics = Arc::new(std::sync::Mutex::new(String::new()));
@@ -491,7 +524,7 @@ async fn run_async(
             }
             let (local, task) = crate::metrics::serve(addr, metrics.clone())
                 .await
-                .with_context(|| format!("serving metrics on {addr}"))?;
+                .map_err(|source| RunError::Metrics { addr, source })?;
             tracing::info!(addr = %local, "metrics at http://{local}/metrics");
             Some(task)
         }
@@ -528,7 +561,7 @@ async fn run_async(
         },
         |new: &RuleSet, old: &RuleSet| new.diff(old),
     )
-    .context("starting the rule watcher")?;
+    .map_err(RunError::Watcher)?;
     let status = format!("watching with {n_rules} rules");
     if let Err(e) = notify(&[NotifyState::Ready, NotifyState::Status(&status)]) {
         tracing::warn!(error = %e, "sd_notify READY failed");
