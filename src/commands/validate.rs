@@ -4,7 +4,7 @@
 //! ...), then a summary with the worst-case condition cost per event
 //! (`--costs`: per rule); exit 0 when the rules load, 1 when they do not or
 //! when no rule is loaded (unless `--allow-empty`). Paths `vigil run` would
-//! refuse for their permissions (`crate::perms`) are warnings here. Rules
+//! refuse for their permissions (`vigil::perms`) are warnings here. Rules
 //! from Falco files are listed one per line, active or inactive with the
 //! reason; `--strict` makes an inactive Falco rule an error (exit 1).
 //! `--format json` (documented in engine/README.md) and `--format sarif`
@@ -73,7 +73,7 @@ impl Findings {
 fn find(paths: &[PathBuf], strict: bool, allow_empty: bool) -> Findings {
     let report = RuleSet::check(paths);
     // The daemon's permission check, as warnings: `vigil run` would refuse these.
-    let mut warnings: Vec<LoadWarning> = crate::perms::check(paths, None)
+    let mut warnings: Vec<LoadWarning> = vigil::perms::check(paths, None)
         .into_iter()
         .map(|f| LoadWarning {
             loc: Location {
