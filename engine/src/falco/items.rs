@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::evtypes::syscall_kinds;
-use super::lower::{LowerError, Lowerer, Needs, Out};
+use super::lower::{LowerError, Lowerer, Out};
 use super::output::{output_template, FalcoOutput};
 use super::parser::{parse, Cmp, Expr, Val};
 use super::{LIST_KEYS, MACRO_KEYS, RULE_KEYS};
@@ -409,13 +409,7 @@ impl FalcoDefs {
         for r in &self.rules {
             let label = format!("rule `{}`", r.name);
             let l = Some(label.as_str());
-            let lowerer = |kinds: Option<Vec<EventType>>| Lowerer {
-                lists: &self.lists,
-                macros: &self.macros,
-                needs: Needs::default(),
-                stack: Vec::new(),
-                kinds,
-            };
+            let lowerer = |kinds| Lowerer::new(&self.lists, &self.macros, kinds);
             let report = |e: LowerError, base: &Location, text: &str, diag: &mut Diag| {
                 if e.pos == usize::MAX {
                     return; // reported at its macro

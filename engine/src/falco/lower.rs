@@ -157,7 +157,22 @@ pub(super) struct LowerError {
     pub(super) msg: String,
 }
 
-impl Lowerer<'_> {
+impl<'a> Lowerer<'a> {
+    /// A lowerer for one rule (`kinds`: its event kinds once inferred).
+    pub(super) fn new(
+        lists: &'a HashMap<String, Vec<String>>,
+        macros: &'a HashMap<String, MacroEntry>,
+        kinds: Option<Vec<EventType>>,
+    ) -> Lowerer<'a> {
+        Lowerer {
+            lists,
+            macros,
+            needs: Needs::default(),
+            stack: Vec::new(),
+            kinds,
+        }
+    }
+
     fn err<T>(&self, pos: usize, msg: String) -> Result<T, LowerError> {
         Err(LowerError {
             in_macro: self.stack.last().cloned(),
@@ -632,13 +647,7 @@ mod tests {
                 )
             })
             .collect();
-        let mut lw = Lowerer {
-            lists: &lists,
-            macros: &macros,
-            needs: Needs::default(),
-            stack: vec![],
-            kinds: None,
-        };
+        let mut lw = Lowerer::new(&lists, &macros, None);
         let ast = parse(cond).unwrap_or_else(|e| panic!("{e:?}"));
         let (o, t) = lw.lower(&ast).unwrap_or_else(|e| panic!("{}", e.msg));
         (o, t, lw.needs)
@@ -718,13 +727,7 @@ mod tests {
         assert_eq!(parse("proc.name = a b").unwrap_err().0, 14);
         let lists = HashMap::new();
         let macros = HashMap::new();
-        let mut lw = Lowerer {
-            lists: &lists,
-            macros: &macros,
-            needs: Needs::default(),
-            stack: vec![],
-            kinds: None,
-        };
+        let mut lw = Lowerer::new(&lists, &macros, None);
         let e = lw
             .lower(&parse("nosuch_macro and proc.name=a").unwrap())
             .err()
