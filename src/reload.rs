@@ -876,23 +876,17 @@ pub fn reload_failed_alert(hostname: Arc<str>, f: &ReloadFailed<LoadErrors>) -> 
             .collect::<Vec<_>>()
             .into(),
     );
-    let time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Alert {
-        time,
-        rule: Arc::from(RELOAD_FAILED_RULE),
-        priority: Priority::Error,
-        output: format!(
+    Alert::internal(
+        RELOAD_FAILED_RULE,
+        Priority::Error,
+        "reload",
+        format!(
             "vigil rule reload failed ({} error(s)); the previous rules stay in force. First: {first}",
             f.error.0.len()
         ),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
-        source: "internal",
+        fields,
         hostname,
-    }
+    )
 }
 
 #[cfg(test)]

@@ -196,17 +196,14 @@ fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> Alert {
         path.display().to_string().into(),
     );
     fields.insert("vigil.config.error".into(), error.into());
-    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
-    Alert {
-        time: now,
-        rule: Arc::from("vigil config reload failed"),
-        priority: Priority::Error,
-        output: format!("vigil config reload failed, previous outputs kept: {error}"),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
-        source: "internal",
-        hostname: host.clone(),
-    }
+    Alert::internal(
+        "vigil config reload failed",
+        Priority::Error,
+        "reload",
+        format!("vigil config reload failed, previous outputs kept: {error}"),
+        fields,
+        host.clone(),
+    )
 }
 
 /// The permission check (`crate::perms`) on `rule_paths` and `config`: Ok when
@@ -392,17 +389,14 @@ fn loss_alert(
     for (t, c) in by_type {
         fields.insert(format!("vigil.lost.{t}"), (*c).into());
     }
-    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
-    Alert {
-        time: now,
-        rule: Arc::from("vigil events lost"),
-        priority: Priority::Warning,
-        output: format!("vigil lost {total} events since start ({new} new; {what}): {by_type:?}"),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "loss".to_string()]),
-        source: "syscall",
-        hostname: host.clone(),
-    }
+    Alert::internal(
+        "vigil events lost",
+        Priority::Warning,
+        "loss",
+        format!("vigil lost {total} events since start ({new} new; {what}): {by_type:?}"),
+        fields,
+        host.clone(),
+    )
 }
 
 /// Minimum time between two "events lost" warnings in the log.
