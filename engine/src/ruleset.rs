@@ -82,8 +82,6 @@ pub(crate) struct Rule {
     pub exceptions: Vec<(String, Node)>,
     pub output: Template,
     pub threshold: Option<Threshold>,
-    /// The whole condition compiled by Rhai alone (tests compare both paths).
-    pub rhai_full: Option<Arc<rhai::AST>>,
     fingerprint: String,
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
@@ -507,16 +505,20 @@ impl RuleSet {
         let r = &self.rules[*self.by_name.get(rule)? as usize];
         let slot = Arc::new(EventSlot::default());
         let mut scope = make_scope(&self.lists, &slot);
+        // The whole condition by Rhai alone, compiled here, when a test asks:
+        // rule sets loaded by the daemon never pay for this second AST.
+        let full = self
+            .engine
+            .compile_expression_with_scope(&scope, &r.cond_text)
+            .map_err(|e| e.to_string());
         slot.set(Some(ev));
         let mut ctx = RhaiCtx {
             engine: &self.engine,
             scope: &mut scope,
         };
         let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
-        let rhai = match &r.rhai_full {
-            Some(ast) => crate::condition::eval_rhai(ast, &mut ctx).map_err(|e| e.to_string()),
-            None => Err("not compiled".into()),
-        };
+        let rhai = full
+            .and_then(|ast| crate::condition::eval_rhai(&ast, &mut ctx).map_err(|e| e.to_string()));
         slot.set(None);
         Some((native, rhai))
     }
