@@ -2,7 +2,7 @@
 //! (issue 16): the verifier's rejection is a defect of the programs, not a
 //! kernel without BPF. Compiles two tiny tracepoint programs with clang, one
 //! the verifier accepts and one it rejects (a read far past the tracepoint's
-//! context), loads each through [`vigil_bpf::sensors::check_object`] and
+//! context, past PERF_MAX_TRACE_SIZE), loads each through [`vigil_bpf::sensors::check_object`] and
 //! checks the classification and the verdict of the shared helper.
 
 use std::path::Path;
@@ -54,9 +54,10 @@ fn a_verifier_rejection_fails_a_live_test_outside_ci() {
         dir.path(),
         &clang,
         "vigil_bad",
-        "return *(volatile int *)((char *)ctx + 4096);",
+        "return *(volatile int *)((char *)ctx + 100000);",
     );
     let e = vigil_bpf::sensors::check_object(&bad).expect_err("the verifier rejects it");
+    eprintln!("rejected: {e}");
     assert!(matches!(e, SensorError::Load(_)), "{e:?}");
     assert!(!e.kernel_lacks_capability(), "{e}");
     assert_eq!(
