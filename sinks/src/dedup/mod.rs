@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use vigil_engine::template::COUNT_FIELD;
 use vigil_engine::Alert;
 
 pub mod config;
@@ -222,7 +223,7 @@ fn summarize(e: &Entry) -> Option<Arc<Alert>> {
     }
     let mut a = (*e.last).clone();
     a.output_fields
-        .insert("vigil.count".into(), Json::from(e.suppressed));
+        .insert(COUNT_FIELD.into(), Json::from(e.suppressed));
     a.output_fields
         .insert("vigil.first_time".into(), Json::from(e.first_time));
     a.output_fields
@@ -327,5 +328,25 @@ mod tests {
         assert_eq!(d.stats().over_capacity, 2);
         d.admit(alert("r", "a", 1), t0);
         assert_eq!(d.drain().len(), 1);
+    }
+
+    #[test]
+    fn key_parts_read_the_alert_fields_they_name() {
+        let mut c = cfg();
+        c.by = vec!["priority".into(), "rule".into()];
+        let mut d = Dedup::new(&c);
+        let t0 = Instant::now();
+        let mut crit = (*alert("r", "bash", 1)).clone();
+        crit.priority = Priority::Critical;
+        assert!(d.admit(alert("r", "bash", 1), t0)[1].is_some());
+        assert!(
+            d.admit(alert("r", "sh", 2), t0)[1].is_none(),
+            "same priority and rule: one key"
+        );
+        assert!(
+            d.admit(Arc::new(crit), t0)[1].is_some(),
+            "another priority: another key"
+        );
+        assert_eq!(d.stats().keys, 2);
     }
 }

@@ -3,6 +3,8 @@
 //! I/O.
 
 use serde_json::Value as Json;
+use vigil_engine::template::COUNT_FIELD;
+use vigil_engine::Field;
 
 use super::config::{Facility, SyslogPayload, TcpFraming};
 use crate::encode::Encoded;
@@ -10,21 +12,27 @@ use crate::encode::Encoded;
 /// Private enterprise number in the SD-ID (RFC 5612's documentation number).
 pub const SD_ID: &str = "vigil@32473";
 
-/// Output fields copied into the structured data when present.
-const SD_FIELDS: [&str; 12] = [
-    "proc.name",
-    "proc.pid",
-    "proc.exe",
-    "proc.pname",
-    "user.name",
-    "proc.uid",
-    "container.id",
-    "proc.unit",
-    "file.path",
-    "net.daddr",
-    "net.dport",
-    "vigil.count",
+/// Catalogue fields copied into the structured data when the alert has them.
+const SD_FIELDS: [Field; 11] = [
+    Field::ProcName,
+    Field::ProcPid,
+    Field::ProcExe,
+    Field::ProcPname,
+    Field::UserName,
+    Field::ProcUid,
+    Field::ContainerId,
+    Field::ProcUnit,
+    Field::FilePath,
+    Field::NetDaddr,
+    Field::NetDport,
 ];
+
+/// The names of the structured data parameters besides rule, priority,
+/// source and tags: [`SD_FIELDS`], then the count of a threshold alert or a
+/// dedup summary.
+fn sd_names() -> impl Iterator<Item = &'static str> {
+    SD_FIELDS.iter().map(|f| f.def().name).chain([COUNT_FIELD])
+}
 
 /// The PRI value: facility * 8 + severity of the alert's priority.
 pub fn pri(facility: Facility, a: &Encoded) -> u8 {
@@ -103,7 +111,7 @@ pub fn format_rfc5424(
         sd_escape(&a.tags.join(","), &mut m);
         m.push('"');
     }
-    for f in SD_FIELDS {
+    for f in sd_names() {
         let v = match a.output_fields.get(f) {
             None | Some(Json::Null) => continue,
             Some(Json::String(s)) if s.is_empty() => continue,
