@@ -41,34 +41,54 @@ pub(crate) fn start(
         retry: retry.clone(),
     };
     if let Some(s) = &cfg.stdout {
-        let (sink, pol) = crate::stdout::build(s);
         let set = settings(s.min_priority, s.queue_size, &RetryConfig::default());
-        add(delivery::spawn("stdout", sink, pol, set, abort.clone()));
+        add(delivery::spawn(
+            "stdout",
+            crate::stdout::build(s),
+            set,
+            abort.clone(),
+        ));
     }
     if let Some(s) = &cfg.file {
-        let (sink, pol) = crate::file::build(s, reopen.clone())?;
         let set = settings(s.min_priority, s.queue_size, &s.retry);
-        add(delivery::spawn("file", sink, pol, set, abort.clone()));
+        add(delivery::spawn(
+            "file",
+            crate::file::build(s, reopen.clone())?,
+            set,
+            abort.clone(),
+        ));
     }
     if let Some(s) = &cfg.syslog {
-        let (sink, pol) = crate::syslog::build(s, hostname)?;
         let set = settings(s.min_priority, s.queue_size, &s.retry);
-        add(delivery::spawn("syslog", sink, pol, set, abort.clone()));
+        add(delivery::spawn(
+            "syslog",
+            crate::syslog::build(s, hostname)?,
+            set,
+            abort.clone(),
+        ));
     }
     if let Some(s) = &cfg.webhook {
-        let (sink, pol) = crate::webhook::build(s)?;
         let set = settings(s.min_priority, s.queue_size, &s.retry);
-        add(delivery::spawn("webhook", sink, pol, set, abort.clone()));
+        add(delivery::spawn(
+            "webhook",
+            crate::webhook::build(s)?,
+            set,
+            abort.clone(),
+        ));
     }
     if let Some(s) = &cfg.email {
-        let (sink, pol) = crate::email::build(s, hostname)?;
         let set = settings(s.min_priority, s.queue_size, &s.retry);
-        add(delivery::spawn("email", sink, pol, set, abort.clone()));
+        add(delivery::spawn(
+            "email",
+            crate::email::build(s, hostname)?,
+            set,
+            abort.clone(),
+        ));
     }
     if let Some(s) = &cfg.nats {
-        let (sink, pol) = crate::nats::build(s, cfg.nats_connection.as_ref(), hostname)?;
         let set = settings(s.min_priority, s.queue_size, &s.retry);
-        add(delivery::spawn("nats", sink, pol, set, abort.clone()));
+        let built = crate::nats::build(s, cfg.nats_connection.as_ref(), hostname)?;
+        add(delivery::spawn("nats", built, set, abort.clone()));
     }
     Ok(st)
 }

@@ -288,8 +288,7 @@ impl Queue {
 /// deadline).
 pub(crate) fn spawn<S: Sink>(
     name: &'static str,
-    sink: S,
-    policy: BatchPolicy,
+    (sink, policy): (S, BatchPolicy),
     settings: QueueSettings,
     abort: watch::Receiver<bool>,
 ) -> (Queue, JoinHandle<()>) {

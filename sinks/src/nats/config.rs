@@ -232,11 +232,11 @@ fn push_token(out: &mut String, v: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn alert(host: &str, rule: &str, p: Priority) -> Alert {
+    pub(in crate::nats) fn alert(host: &str, rule: &str, p: Priority) -> Alert {
         Alert {
             time: 1,
             rule: Arc::from(rule),

@@ -233,20 +233,8 @@ impl Sink for NatsSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_engine::{Alert, Priority};
-
-    fn alert(host: &str, rule: &str, p: Priority) -> Alert {
-        Alert {
-            time: 1,
-            rule: Arc::from(rule),
-            priority: p,
-            output: "o".into(),
-            output_fields: serde_json::Map::new(),
-            tags: Arc::from(Vec::<String>::new()),
-            source: "syscall",
-            hostname: Arc::from(host),
-        }
-    }
+    use config::tests::alert;
+    use vigil_engine::Priority;
 
     fn cfg(y: &str) -> Result<NatsOutputConfig, String> {
         serde_yaml_ng::from_str(y).map_err(|e| e.to_string())

@@ -34,6 +34,30 @@ fn sd_names() -> impl Iterator<Item = &'static str> {
     SD_FIELDS.iter().map(|f| f.def().name).chain([COUNT_FIELD])
 }
 
+/// What every message of one sink carries besides the alert.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    pub facility: Facility,
+    /// HOSTNAME when the alert has none.
+    pub hostname: &'a str,
+    /// APP-NAME / TAG.
+    pub app: &'a str,
+    /// PROCID.
+    pub pid: u32,
+    pub payload: SyslogPayload,
+}
+
+impl Header<'_> {
+    /// The alert's host name, else the sink's.
+    fn host_of<'b>(&'b self, a: &'b Encoded) -> &'b str {
+        if a.hostname.is_empty() {
+            self.hostname
+        } else {
+            &a.hostname
+        }
+    }
+}
+
 /// The PRI value: facility * 8 + severity of the alert's priority.
 pub fn pri(facility: Facility, a: &Encoded) -> u8 {
     facility.0 * 8 + a.priority.syslog_severity()
@@ -73,32 +97,21 @@ fn payload(a: &Encoded, p: SyslogPayload) -> &str {
 /// One RFC 5424 message (no framing):
 /// `<PRI>1 TIMESTAMP HOST APP PROCID alert [vigil@32473 ...] MSG`.
 /// The timestamp keeps microseconds (RFC 5424's maximum precision).
-pub fn format_rfc5424(
-    a: &Encoded,
-    facility: Facility,
-    hostname: &str,
-    app: &str,
-    pid: u32,
-    p: SyslogPayload,
-) -> String {
+pub fn format_rfc5424(a: &Encoded, h: &Header<'_>) -> String {
     let ts = a.time_rfc3339(); // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
     let ts = if ts.len() == 30 {
         format!("{}Z", &ts[..26])
     } else {
         ts
     };
-    let host = if a.hostname.is_empty() {
-        hostname
-    } else {
-        &a.hostname
-    };
+    let host = h.host_of(a);
     let mut m = format!(
         "<{}>1 {} {} {} {} alert [{SD_ID} rule=\"",
-        pri(facility, a),
+        pri(h.facility, a),
         ts,
         header_token(host, 255),
-        header_token(app, 48),
-        pid
+        header_token(h.app, 48),
+        h.pid
     );
     sd_escape(&a.rule, &mut m);
     m.push_str("\" priority=\"");
@@ -125,7 +138,7 @@ pub fn format_rfc5424(
         m.push('"');
     }
     m.push_str("] ");
-    m.push_str(payload(a, p));
+    m.push_str(payload(a, h.payload));
     m
 }
 
@@ -134,33 +147,22 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// One RFC 3164 message: `<PRI>Mmm dd hh:mm:ss HOST TAG[pid]: MSG` (UTC).
-pub fn format_rfc3164(
-    a: &Encoded,
-    facility: Facility,
-    hostname: &str,
-    app: &str,
-    pid: u32,
-    p: SyslogPayload,
-) -> String {
+pub fn format_rfc3164(a: &Encoded, h: &Header<'_>) -> String {
     let ts = a.time_rfc3339();
     let month: usize = ts.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
     let day: u32 = ts.get(8..10).and_then(|d| d.parse().ok()).unwrap_or(1);
     let hms = ts.get(11..19).unwrap_or("00:00:00");
-    let host = if a.hostname.is_empty() {
-        hostname
-    } else {
-        &a.hostname
-    };
+    let host = h.host_of(a);
     format!(
         "<{}>{} {:>2} {} {} {}[{}]: {}",
-        pri(facility, a),
+        pri(h.facility, a),
         MONTHS[month.clamp(1, 12) - 1],
         day,
         hms,
         header_token(host, 255),
-        header_token(app, 32),
-        pid,
-        payload(a, p)
+        header_token(h.app, 32),
+        h.pid,
+        payload(a, h.payload)
     )
 }
 
@@ -210,14 +212,14 @@ mod tests {
 
     #[test]
     fn rfc5424_layout() {
-        let m = format_rfc5424(
-            &Encoded::new(Arc::new(alert())),
-            Facility(10),
-            "fallback",
-            "vigil",
-            7,
-            SyslogPayload::Text,
-        );
+        let h = Header {
+            facility: Facility(10),
+            hostname: "fallback",
+            app: "vigil",
+            pid: 7,
+            payload: SyslogPayload::Text,
+        };
+        let m = format_rfc5424(&Encoded::new(Arc::new(alert())), &h);
         assert_eq!(
             m,
             "<82>1 2026-11-18T11:06:40.123456Z web1 vigil 7 alert [vigil@32473 rule=\"Shell spawned\" \
@@ -230,7 +232,14 @@ mod tests {
         let mut a = alert();
         a.hostname = Arc::from("");
         let a = Encoded::new(Arc::new(a));
-        let m = format_rfc3164(&a, Facility(1), "h", "vigil", 7, SyslogPayload::Text);
+        let h = Header {
+            facility: Facility(1),
+            hostname: "h",
+            app: "vigil",
+            pid: 7,
+            payload: SyslogPayload::Text,
+        };
+        let m = format_rfc3164(&a, &h);
         assert_eq!(m, "<10>Nov 18 11:06:40 h vigil[7]: shell ran");
     }
 

@@ -31,7 +31,7 @@ use crate::delivery::{Batch, BatchPolicy, Sink};
 use crate::encode::Encoded;
 use crate::error::{DeliveryError, SinkError};
 use config::{Facility, SyslogAddress, SyslogConfig, SyslogFormat, SyslogPayload, TcpFraming};
-pub use message::{format_rfc3164, format_rfc5424, pri, SD_ID};
+pub use message::{format_rfc3164, format_rfc5424, pri, Header, SD_ID};
 use message::{frame, truncate};
 use socket::{limit_sndbuf, tcp_gone, tls_gone, wait_acked, Gone};
 
@@ -194,23 +194,16 @@ impl SyslogSink {
     }
 
     fn render(&self, a: &Encoded) -> String {
+        let h = Header {
+            facility: self.facility,
+            hostname: &self.hostname,
+            app: &self.app,
+            pid: self.pid,
+            payload: self.payload,
+        };
         let m = match self.format {
-            SyslogFormat::Rfc5424 => format_rfc5424(
-                a,
-                self.facility,
-                &self.hostname,
-                &self.app,
-                self.pid,
-                self.payload,
-            ),
-            SyslogFormat::Rfc3164 => format_rfc3164(
-                a,
-                self.facility,
-                &self.hostname,
-                &self.app,
-                self.pid,
-                self.payload,
-            ),
+            SyslogFormat::Rfc5424 => format_rfc5424(a, &h),
+            SyslogFormat::Rfc3164 => format_rfc3164(a, &h),
         };
         truncate(m, self.max)
     }
