@@ -1,15 +1,20 @@
 //! Criterion benches for the rule engine (no kernel): evaluation throughput
-//! of the default rules (`rules/`) and of 10 / 100 / 1,000 generated rules on
-//! a mixed event stream where about 1 event in 100 matches; the cost of an
-//! event that meets no candidate rule; and rule-set compile time for the same
-//! sets. Before criterion runs, a short fixed-time pass prints how the cost
-//! per event grows with the number of rules (`scaling` table), with the
-//! evaluator's own count of conditions evaluated per event.
+//! of the default rules (`rules/`), of Falco's three rule files (read from
+//! `<repo>/../shared/falco/` or `$VIGIL_FALCO_RULES`, never copied in; the
+//! row is skipped with a message when they are absent) and of 10 / 100 /
+//! 1,000 / 10,000 generated rules on a mixed event stream where about 1
+//! event in 100 matches; the cost of an event that meets no candidate rule;
+//! and rule-set compile time for the same sets. Before criterion runs, a
+//! short fixed-time pass prints how the cost per event grows with the number
+//! of rules (`scaling` table: ns/event and its ratio to the 10-rule set's
+//! cost in the same run), with the evaluator's own count of conditions
+//! evaluated per event.
 //!
 //! Run: `cargo bench -p vigil-engine --bench rule_eval` (add `-- --quick`
 //! for a short run). Events are built in memory, so the numbers are the
 //! evaluator's alone: ring-buffer decoding and the process table are not in
 //! them (see `benches/overhead.sh` for the whole live path).
+//! `VIGIL_BENCH_SETS=falco3,gen10` keeps only the named sets (to profile one).
 //! `VIGIL_BENCH_DUMP_STREAM=FILE` also writes the event stream as JSONL, so
 //! `vigil replay` can be profiled on the same events.
 
@@ -24,7 +29,7 @@ use vigil_engine::{
 };
 
 /// Sizes of the generated rule sets.
-const SIZES: [usize; 3] = [10, 100, 1000];
+const SIZES: [usize; 4] = [10, 100, 1000, 10_000];
 /// Length of the mixed event stream (one criterion iteration evaluates all of it).
 const STREAM_LEN: usize = 1000;
 
@@ -32,11 +37,10 @@ const STREAM_LEN: usize = 1000;
 // Rule sets
 
 /// `n` generated rules in the shapes real rule sets use, rotating through:
-/// exec scoped by `proc.name` (indexable), exec scoped by `proc.pname in [..]`
-/// (indexable), open by path prefix with a list exception (not indexable: every
-/// open meets it), connect by port (not indexable), open with a regex helper
-/// (Rhai path), exec scoped by name with an ancestor test (indexable).
-/// So execs are indexed while opens and connects meet every rule of their type.
+/// exec scoped by `proc.name`, exec scoped by `proc.pname in [..]`, open by
+/// path prefix with a list exception, connect by port, open with an anchored
+/// `regex()` on the path, exec scoped by name with an ancestor test. Half
+/// have process terms, half path or port terms.
 fn generated_rules(n: usize) -> String {
     let mut y = String::from(
         "- list: gen_allowed\n  items: [gen_allowed_a, gen_allowed_b, gen_allowed_c]\n\n",
@@ -107,6 +111,48 @@ fn default_rule_sources() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Falco's three upstream rule files as `(name, yaml)` sources: from
+/// `$VIGIL_FALCO_RULES`, else `<repo>/../shared/falco/` (a checkout at
+/// /work/X) or `<repo>/../../shared/falco/` (a worktree at /work/wt/X).
+/// An error naming the directories tried when a file is missing.
+fn falco_rule_sources() -> Result<Vec<(String, String)>, String> {
+    const FILES: [&str; 3] = [
+        "falco_rules.yaml",
+        "falco-incubating_rules.yaml",
+        "falco-sandbox_rules.yaml",
+    ];
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dirs: Vec<PathBuf> = std::env::var_os("VIGIL_FALCO_RULES")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([
+            repo.join("../shared/falco"),
+            repo.join("../../shared/falco"),
+        ])
+        .collect();
+    let Some(dir) = dirs
+        .iter()
+        .find(|d| FILES.iter().all(|f| d.join(f).exists()))
+    else {
+        return Err(format!(
+            "Falco's rule files not found in {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    };
+    FILES
+        .iter()
+        .map(|f| {
+            let p = dir.join(f);
+            std::fs::read_to_string(&p)
+                .map(|t| (p.display().to_string(), t))
+                .map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
 /// A named rule set to benchmark, with its sources (for compile time).
 struct Set {
     name: String,
@@ -136,6 +182,22 @@ fn sets() -> Vec<Set> {
             }
             Err(e) => eprintln!("rule_eval: default rules failed to load, skipped:\n{e}"),
         }
+    }
+    match falco_rule_sources() {
+        Err(why) => eprintln!("rule_eval: {why}; Falco row skipped"),
+        Ok(sources) => match RuleSet::from_sources(&sources) {
+            Ok(rs) => {
+                let (idle_event, idle_note) = idle_event_for(&rs);
+                out.push(Set {
+                    name: "falco3".into(),
+                    sources,
+                    rules: Arc::new(rs),
+                    idle_event,
+                    idle_note,
+                });
+            }
+            Err(e) => eprintln!("rule_eval: Falco's rules failed to load, skipped:\n{e}"),
+        },
     }
     for n in SIZES {
         let sources = vec![(format!("generated-{n}.yaml"), generated_rules(n))];
@@ -358,10 +420,21 @@ fn scaling_report(sets: &[Set], stream: &[Event]) {
         stream.len()
     );
     println!(
-        "{:<10} {:>6} {:>12} {:>14} {:>16} {:>14} {:>12}",
-        "set", "rules", "ns/event", "events/s", "conds/event", "alerts/1000ev", "idle ns"
+        "{:<10} {:>6} {:>10} {:>8} {:>12} {:>12} {:>14} {:>10}",
+        "set",
+        "rules",
+        "ns/event",
+        "x gen10",
+        "events/s",
+        "conds/event",
+        "alerts/1000ev",
+        "idle ns"
     );
-    for s in sets {
+    // Per-event cost of the 10-rule set, the base of the ratio column.
+    let mut base: Option<f64> = None;
+    let mut order: Vec<&Set> = sets.iter().filter(|s| s.name == "gen10").collect();
+    order.extend(sets.iter().filter(|s| s.name != "gen10"));
+    for s in order {
         let mut ev = Evaluator::new(s.rules.clone(), "bench-host");
         let mut out = Vec::new();
         let alerts = eval_stream(&mut ev, stream, &mut out); // warm-up + match count
@@ -385,11 +458,13 @@ fn scaling_report(sets: &[Set], stream: &[Event]) {
         }
         let idle_ns = idle_start.elapsed().as_nanos() as f64 / m as f64;
         let errors: u64 = st.errors.values().sum();
+        let base = *base.get_or_insert(ns);
         println!(
-            "{:<10} {:>6} {:>12.0} {:>14.0} {:>16.2} {:>14} {:>12.1}{}",
+            "{:<10} {:>6} {:>10.0} {:>7.2}x {:>12.0} {:>12.2} {:>14} {:>10.1}{}",
             s.name,
             s.rules.rules().filter(|r| r.enabled).count(),
             ns,
+            ns / base,
             1e9 / ns,
             conds,
             alerts * 1000 / stream.len(),
@@ -444,7 +519,11 @@ fn benches(c: &mut Criterion, sets: &[Set], stream: &[Event]) {
 }
 
 fn main() {
-    let sets = sets();
+    let mut sets = sets();
+    // VIGIL_BENCH_SETS=falco3,gen1000 keeps only those sets (e.g. to profile one).
+    if let Ok(keep) = std::env::var("VIGIL_BENCH_SETS") {
+        sets.retain(|s| keep.split(',').any(|k| k == s.name));
+    }
     let stream = mixed_stream();
     // VIGIL_BENCH_DUMP_STREAM=FILE writes the mixed stream as flat-JSON lines
     // (what `vigil replay` reads), for profiling a replay run of the same events.

@@ -11,6 +11,7 @@ pub mod event;
 pub mod falco;
 pub mod fields;
 pub mod filter;
+mod index;
 pub mod rules;
 pub mod ruleset;
 pub mod template;

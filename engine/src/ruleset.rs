@@ -16,13 +16,13 @@ use sha2::{Digest, Sha256};
 
 use crate::alert::{Alert, Priority};
 use crate::condition::{
-    check_names, expand_macros, make_scope, Compiler, EventSlot, FxHashMap, ListSet, Names, Node,
-    Patterns, RhaiCtx, HELPERS, NAMESPACES,
+    check_names, expand_macros, make_scope, Compiler, EventSlot, ListSet, Names, Node, Patterns,
+    RhaiCtx, HELPERS, NAMESPACES,
 };
 use crate::error::{Diag, LoadErrors, LoadWarning, Location};
 use crate::event::{Event, EventMask, EventType};
-use crate::fields::Field;
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
+use crate::index::{Atom, KindIndex, RegexSources};
 use crate::rules::{
     self, Defs, FalcoStatus, Frag, ListItem, Source, Threshold, MAX_THRESHOLD_KEYS,
 };
@@ -93,13 +93,9 @@ pub(crate) struct Rule {
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
     pub falco: Option<FalcoStatus>,
-}
-
-#[derive(Default)]
-struct TypeIndex {
-    always: Vec<u32>,
-    by_comm: FxHashMap<String, Vec<u32>>,
-    by_pcomm: FxHashMap<String, Vec<u32>>,
+    /// The literal terms the condition requires (see [`crate::index`]);
+    /// `None`: evaluated for every event of its kinds.
+    pub key: Option<Vec<Atom>>,
 }
 
 /// The compiled rule set. Build with [`RuleSet::load`] or [`RuleSet::from_sources`].
@@ -110,7 +106,10 @@ pub struct RuleSet {
     warnings: Vec<LoadWarning>,
     rules: Vec<Rule>,
     by_name: HashMap<String, u32>,
-    index: [TypeIndex; EventType::COUNT],
+    index: [KindIndex; EventType::COUNT],
+    /// False: every enabled rule is evaluated for every event of its kinds
+    /// (tests compare both).
+    indexed: bool,
     engine: rhai::Engine,
     lists: HashMap<String, Arc<ListSet>>,
     n_macros: usize,
@@ -168,60 +167,15 @@ fn clause_texts(text: &str) -> Vec<String> {
     out
 }
 
-/// The per-event-type candidate index over the enabled rules.
-fn build_index(rules: &[Rule]) -> [TypeIndex; EventType::COUNT] {
-    let mut index: [TypeIndex; EventType::COUNT] = Default::default();
-    for (i, r) in rules.iter().enumerate() {
-        if !r.enabled {
-            continue;
-        }
-        let term = index_term(&r.cond);
-        for t in r.events.iter() {
-            let ix = &mut index[t.index()];
-            match &term {
-                Some((Field::ProcName, names)) => {
-                    for n in names {
-                        ix.by_comm.entry(n.clone()).or_default().push(i as u32);
-                    }
-                }
-                Some((_, names)) => {
-                    for n in names {
-                        ix.by_pcomm.entry(n.clone()).or_default().push(i as u32);
-                    }
-                }
-                None => ix.always.push(i as u32),
-            }
-        }
-    }
-    index
-}
-
-/// Names the index can use: a conjunctive `proc.name`/`proc.pname` ==/in term.
-fn index_term(n: &Node) -> Option<(Field, Vec<String>)> {
-    use crate::condition::{CmpOp, Operand};
-    let mut best: Option<(Field, Vec<String>)> = None;
-    for c in n.conjuncts() {
-        let cand = match c {
-            Node::Cmp(CmpOp::Eq, Operand::Field(f), Operand::Str(s))
-            | Node::Cmp(CmpOp::Eq, Operand::Str(s), Operand::Field(f))
-                if matches!(f, Field::ProcName | Field::ProcPname) =>
-            {
-                Some((*f, vec![s.to_string()]))
-            }
-            Node::InSet(Operand::Field(f), set)
-                if matches!(f, Field::ProcName | Field::ProcPname) =>
-            {
-                Some((*f, set.strs.iter().cloned().collect()))
-            }
-            _ => None,
-        };
-        if let Some(c) = cand {
-            if best.as_ref().is_none_or(|b| c.1.len() < b.1.len()) {
-                best = Some(c);
-            }
-        }
-    }
-    best
+/// The per-event-kind candidate index over the enabled rules.
+fn build_index(rules: &[Rule], on: bool) -> [KindIndex; EventType::COUNT] {
+    crate::index::build(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u32, r.enabled, r.events, r.key.as_deref())),
+        on,
+    )
 }
 
 /// Most bytes one condition (or exception) may have once its macros are
@@ -954,6 +908,7 @@ impl RuleSet {
                 fingerprint,
                 cost,
                 falco: r.falco.clone(),
+                key: None,
             });
         }
         if !diag.errors.is_empty() {
@@ -976,8 +931,14 @@ impl RuleSet {
             });
             return Err(LoadErrors(errors));
         }
+        {
+            let regexes = RegexSources::new(patterns.regex.iter());
+            for r in &mut rules {
+                r.key = crate::index::required(&r.cond, &regexes);
+            }
+        }
         let _ = patterns_cell.set(patterns);
-        let index = build_index(&rules);
+        let index = build_index(&rules, true);
         let by_name = rules
             .iter()
             .enumerate()
@@ -1009,6 +970,7 @@ impl RuleSet {
             rules,
             by_name,
             index,
+            indexed: true,
             engine,
             lists,
             n_macros: defs.macros.len() + defs.falco.counts().0,
@@ -1062,9 +1024,18 @@ impl RuleSet {
             }
         }
         if !names.is_empty() {
-            self.index = build_index(&self.rules);
+            self.index = build_index(&self.rules, self.indexed);
         }
         names
+    }
+
+    /// Test support: turn the candidate index off (every enabled rule is
+    /// evaluated for every event of its kinds) or back on. Matches never
+    /// change; only the work does.
+    #[doc(hidden)]
+    pub fn set_indexed(&mut self, on: bool) {
+        self.indexed = on;
+        self.index = build_index(&self.rules, on);
     }
 
     /// Number of rules, macros, lists and files loaded.
@@ -1291,28 +1262,9 @@ impl Evaluator {
         } = self;
         *events += 1;
         let rs: &RuleSet = rules;
-        let ix = &rs.index[ev.kind.index()];
-        cands.clear();
-        cands.extend_from_slice(&ix.always);
-        let mut sources = usize::from(!ix.always.is_empty());
-        if !ix.by_comm.is_empty() {
-            if let Some(v) = ix.by_comm.get(ev.proc.name.as_str()) {
-                cands.extend_from_slice(v);
-                sources += 1;
-            }
-        }
-        if !ix.by_pcomm.is_empty() {
-            if let Some(v) = ix.by_pcomm.get(ev.proc.pname.as_str()) {
-                cands.extend_from_slice(v);
-                sources += 1;
-            }
-        }
+        rs.index[ev.kind.index()].candidates(ev, cands);
         if cands.is_empty() {
             return;
-        }
-        if sources > 1 {
-            cands.sort_unstable();
-            cands.dedup();
         }
         slot.set(Some(ev));
         let mut ctx = RhaiCtx {
