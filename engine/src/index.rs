@@ -173,6 +173,7 @@ pub(crate) fn required(n: &Node, regexes: &RegexSources<'_>) -> Option<Vec<Atom>
             .iter()
             .filter_map(|c| required(c, regexes))
             .min_by_key(|k| key_cost(k)),
+        Node::Memo(_, inner) => required(inner, regexes),
         Node::Or(v) => {
             let mut all = Vec::new();
             for c in v {

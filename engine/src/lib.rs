@@ -12,6 +12,7 @@ pub mod falco;
 pub mod fields;
 pub mod filter;
 mod index;
+mod memo;
 pub mod rules;
 pub mod ruleset;
 pub mod template;

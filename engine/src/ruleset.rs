@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 mod build;
 
 use crate::alert::{Alert, Priority};
-use crate::condition::{make_scope, EventSlot, ListSet, Node, Patterns, RhaiCtx};
+use crate::condition::{make_scope, EventSlot, ListSet, Memo, Node, Patterns, RhaiCtx};
 use crate::error::{Diag, LoadErrors, LoadWarning};
 use crate::event::{Event, EventMask, EventType};
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
@@ -99,7 +99,7 @@ pub struct RuleSet {
     sources: Vec<PathBuf>,
     n_files: usize,
     warnings: Vec<LoadWarning>,
-    rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     by_name: HashMap<String, u32>,
     index: [KindIndex; EventType::COUNT],
     /// False: every enabled rule is evaluated for every event of its kinds
@@ -283,6 +283,7 @@ impl RuleSet {
                 r.key = crate::index::required(&r.cond, &regexes);
             }
         }
+        crate::memo::share(&mut rules);
         let _ = patterns_cell.set(patterns);
         let index = build_index(&rules, true);
         let by_name = rules
@@ -360,12 +361,18 @@ impl RuleSet {
         names
     }
 
-    /// Test support: turn the candidate index off (every enabled rule is
-    /// evaluated for every event of its kinds) or back on. Matches never
-    /// change; only the work does.
+    /// Test support: turn the candidate index and the shared
+    /// sub-conditions off (every enabled rule is evaluated for every event
+    /// of its kinds, each on its own tree) or back on. Matches never change;
+    /// only the work does.
     #[doc(hidden)]
     pub fn set_indexed(&mut self, on: bool) {
         self.indexed = on;
+        if on {
+            crate::memo::share(&mut self.rules);
+        } else {
+            crate::memo::unshare(&mut self.rules);
+        }
         self.index = build_index(&self.rules, on);
     }
 
@@ -478,9 +485,11 @@ impl RuleSet {
         let slot = Arc::new(EventSlot::default());
         let mut scope = make_scope(&self.lists, &slot);
         slot.set(Some(ev));
+        let mut memo = Memo::default();
         let mut ctx = RhaiCtx {
             engine: &self.engine,
             scope: &mut scope,
+            memo: &mut memo,
         };
         let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
         let rhai = match &r.rhai_full {
@@ -516,6 +525,8 @@ pub struct Evaluator {
     slot: Arc<EventSlot>,
     scope: rhai::Scope<'static>,
     cands: Vec<u32>,
+    /// Shared sub-condition results of the current event.
+    memo: Memo,
     events: u64,
     evaluated: u64,
     matches: Vec<u64>,
@@ -534,6 +545,7 @@ impl Evaluator {
             slot,
             scope,
             cands: Vec::with_capacity(64),
+            memo: Memo::default(),
             events: 0,
             evaluated: 0,
             matches: vec![0; n],
@@ -585,6 +597,7 @@ impl Evaluator {
             slot,
             scope,
             cands,
+            memo,
             events,
             evaluated,
             matches,
@@ -598,9 +611,11 @@ impl Evaluator {
             return;
         }
         slot.set(Some(ev));
+        memo.next_event();
         let mut ctx = RhaiCtx {
             engine: &rs.engine,
             scope,
+            memo,
         };
         for &i in cands.iter() {
             let i = i as usize;
@@ -685,9 +700,11 @@ impl Evaluator {
             ));
         }
         self.slot.set(Some(ev));
+        let mut memo = Memo::default();
         let mut ctx = RhaiCtx {
             engine: &rs.engine,
             scope: &mut self.scope,
+            memo: &mut memo,
         };
         let conj = r.cond.conjuncts();
         let mut reason = None;

@@ -824,9 +824,11 @@ impl<'a> RuleCompiler<'a> {
         for t in r.events.iter() {
             let probe_ev = Event::new(*t);
             self.probe_slot.set(Some(&probe_ev));
+            let mut memo = crate::condition::Memo::default();
             let mut ctx = RhaiCtx {
                 engine: self.engine,
                 scope: &mut self.probe_scope,
+                memo: &mut memo,
             };
             crate::condition::probe_leaves(cond, &mut ctx, &mut found);
             for (_, n) in exceptions {
