@@ -6,22 +6,24 @@
 //! whenever the condition holds, at least one atom holds for the event —
 //! `proc.name == "x"` / `in [..]` (any string field, exact), `net.dport ==
 //! 443` / `in [..]` (any int field), `file.path.starts_with(p)`, `==`, `in`,
-//! `glob(file.path, "/etc/*")`, an anchored `regex(file.path, "^/srv/..")`
-//! (prefixes of any string field), `ends_with` (suffixes), `cidr(net.daddr,
-//! ..)`. A conjunction takes its most selective conjunct's key, a
-//! disjunction the union of its branches' keys (or none when a branch has
-//! none). A rule without a key (no required literal: `!`, `contains`, Rhai
-//! leaves, ...) is in the always-evaluated set of each of its event kinds.
+//! `glob(file.path, "/etc/*")` and an anchored `regex(file.path, "^/srv/..")`
+//! (prefixes of any string field), `ends_with` (suffixes), `contains` and an
+//! unanchored regex's literals (substrings), `cidr(net.daddr, ..)`. A
+//! conjunction takes its most selective conjunct's key, a disjunction the
+//! union of its branches' keys (or none when a branch has none). A rule
+//! without a key (`!`, `!=`, ranges, Rhai leaves, ...) is in the
+//! always-evaluated set of each of its event kinds.
 //!
 //! Per event kind the index ([`KindIndex`]) holds, for every field some key
-//! names, a hash map of exact values and a byte trie of prefixes and one of
-//! suffixes (walked once along the field's value), an int map, and a list of
-//! CIDR networks. An event reads each indexed field once, collects the
-//! rules of the atoms that hold plus the always set, and the evaluator runs
-//! only those, in rule order. Exceptions never narrow a key (they only
-//! remove matches). The index is sound by construction: it may return rules
-//! that do not match, never omit one that would (the property tests run
-//! rule sets with the index on and off).
+//! names, a hash map of exact values, a byte trie of prefixes and one of
+//! suffixes (walked once along the field's value) and one Aho-Corasick
+//! automaton of substrings; an int map per int field; a list of CIDR
+//! networks. An event reads each indexed field once, collects the rules of
+//! the atoms that hold plus the always set, and the evaluator runs only
+//! those, in rule order. Exceptions never narrow a key (they only remove
+//! matches). The index is sound by construction: it may return rules that
+//! do not match, never omit one that would (the equivalence tests run rule
+//! sets with the index on and off).
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub(crate) enum Atom {
     Exact(Field, Box<str>),
     Prefix(Field, Box<[u8]>),
     Suffix(Field, Box<[u8]>),
+    Contains(Field, Box<[u8]>),
     Int(Field, i64),
     Cidr(Field, Arc<Cidr>),
 }
@@ -55,6 +58,8 @@ impl Atom {
             Atom::Prefix(_, p) | Atom::Suffix(_, p) if p.len() <= 1 => 1000,
             Atom::Prefix(_, p) if p.ends_with(b"/") => 16,
             Atom::Prefix(..) | Atom::Suffix(..) => 4,
+            Atom::Contains(_, p) if p.len() <= 3 => 64,
+            Atom::Contains(..) => 8,
             Atom::Int(..) => 4,
             Atom::Cidr(..) => 16,
         }
@@ -92,9 +97,10 @@ fn is_int(f: Field) -> bool {
     f.def().ty == FieldType::Int
 }
 
-/// The prefixes every match of an anchored (`^`) regex starts with, when
-/// they are finitely many and none is empty.
-fn regex_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+/// The literals every match of a regex starts with, when they are finitely
+/// many and none is empty, and whether the regex is anchored (`^`: they are
+/// prefixes of the value; otherwise substrings of it).
+fn regex_literals(pattern: &str) -> Option<(bool, Vec<Vec<u8>>)> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     use regex_syntax::hir::Look;
     let hir = regex_syntax::ParserBuilder::new()
@@ -103,15 +109,16 @@ fn regex_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .parse(pattern)
         .ok()?;
     // Every match begins at the start of the haystack.
-    if !hir.properties().look_set_prefix().contains(Look::Start) {
-        return None;
-    }
+    let anchored = hir.properties().look_set_prefix().contains(Look::Start);
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
     let lits = seq.literals()?;
     if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
         return None;
     }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+    Some((
+        anchored,
+        lits.iter().map(|l| l.as_bytes().to_vec()).collect(),
+    ))
 }
 
 /// The literal part of a glob that every match starts with: up to the first
@@ -148,16 +155,12 @@ pub(crate) fn required(n: &Node, regexes: &RegexSources<'_>) -> Option<Vec<Atom>
         Node::InSet(Operand::Field(f), set) if is_int(*f) => {
             Some(set.ints.iter().map(|i| Atom::Int(*f, *i)).collect())
         }
-        Node::Str(
-            op @ (StrOp::StartsWith | StrOp::EndsWith),
-            Operand::Field(f),
-            Operand::Str(p),
-        ) if is_str(*f) && !p.is_empty() => {
+        Node::Str(op, Operand::Field(f), Operand::Str(p)) if is_str(*f) && !p.is_empty() => {
             let lit: Box<[u8]> = p.as_bytes().into();
-            Some(vec![if *op == StrOp::StartsWith {
-                Atom::Prefix(*f, lit)
-            } else {
-                Atom::Suffix(*f, lit)
+            Some(vec![match op {
+                StrOp::StartsWith => Atom::Prefix(*f, lit),
+                StrOp::EndsWith => Atom::Suffix(*f, lit),
+                StrOp::Contains => Atom::Contains(*f, lit),
             }])
         }
         Node::Glob(Operand::Field(f), g) if is_str(*f) => {
@@ -165,8 +168,15 @@ pub(crate) fn required(n: &Node, regexes: &RegexSources<'_>) -> Option<Vec<Atom>
             (!p.is_empty()).then(|| vec![Atom::Prefix(*f, p.as_bytes().into())])
         }
         Node::Regex(Operand::Field(f), re) if is_str(*f) => {
-            let ps = regex_prefixes(regexes.get(re)?)?;
-            Some(ps.into_iter().map(|p| Atom::Prefix(*f, p.into())).collect())
+            let (anchored, lits) = regex_literals(regexes.get(re)?)?;
+            Some(
+                lits.into_iter()
+                    .map(|p| match anchored {
+                        true => Atom::Prefix(*f, p.into()),
+                        false => Atom::Contains(*f, p.into()),
+                    })
+                    .collect(),
+            )
         }
         Node::Cidr(Operand::Field(f), c) if is_str(*f) => Some(vec![Atom::Cidr(*f, c.clone())]),
         Node::And(v) => v
@@ -254,6 +264,10 @@ struct StrProbe {
     exact: FxHashMap<Box<str>, Vec<u32>>,
     prefix: Trie,
     suffix: Trie,
+    /// Substrings and the rules of each (by pattern number); the automaton
+    /// is built by [`KindIndex::finish`].
+    needles: Vec<(Box<[u8]>, Vec<u32>)>,
+    contains: Option<aho_corasick::AhoCorasick>,
 }
 
 /// The candidate index of one event kind.
@@ -288,6 +302,13 @@ impl KindIndex {
                     .str_probe(*f)
                     .suffix
                     .insert(p.iter().rev().copied(), rule),
+                Atom::Contains(f, p) => {
+                    let needles = &mut self.str_probe(*f).needles;
+                    match needles.iter_mut().find(|(n, _)| n == p) {
+                        Some((_, rules)) => push_unique(rules, rule),
+                        None => needles.push((p.clone(), vec![rule])),
+                    }
+                }
                 Atom::Int(f, i) => {
                     let k = match self.ints.iter().position(|x| x.0 == *f) {
                         Some(k) => k,
@@ -325,11 +346,37 @@ impl KindIndex {
                     exact: FxHashMap::default(),
                     prefix: Trie::default(),
                     suffix: Trie::default(),
+                    needles: Vec::new(),
+                    contains: None,
                 });
                 self.strs.len() - 1
             }
         };
         &mut self.strs[k]
+    }
+
+    /// Builds the substring automata once every rule is added. A field whose
+    /// automaton cannot be built (not expected for literal needles) puts its
+    /// substring rules in the always set: sound either way.
+    fn finish(&mut self) {
+        let mut always = Vec::new();
+        for p in &mut self.strs {
+            if p.needles.is_empty() {
+                continue;
+            }
+            match aho_corasick::AhoCorasick::new(p.needles.iter().map(|(n, _)| n)) {
+                Ok(ac) => p.contains = Some(ac),
+                Err(e) => {
+                    tracing::warn!(field = p.field.name(), error = %e, "substring index not built");
+                    always.extend(p.needles.iter().flat_map(|(_, r)| r.iter().copied()));
+                }
+            }
+        }
+        if !always.is_empty() {
+            self.always.extend(always);
+            self.always.sort_unstable();
+            self.always.dedup();
+        }
     }
 
     /// Appends the candidate rules for `ev` to `out` (cleared first), sorted
@@ -350,6 +397,12 @@ impl KindIndex {
             }
             p.prefix.walk(s.bytes(), out, &mut sources);
             p.suffix.walk(s.bytes().rev(), out, &mut sources);
+            if let Some(ac) = &p.contains {
+                for m in ac.find_overlapping_iter(s) {
+                    out.extend_from_slice(&p.needles[m.pattern().as_usize()].1);
+                    sources += 1;
+                }
+            }
         }
         for (f, map) in &self.ints {
             let i = match ev.get(*f) {
@@ -396,6 +449,7 @@ pub(crate) fn build<'a>(
             index[t.index()].add(i, if on { key } else { None });
         }
     }
+    index.iter_mut().for_each(KindIndex::finish);
     index
 }
 
@@ -425,22 +479,20 @@ mod tests {
     }
 
     #[test]
-    fn regex_prefixes_only_for_anchored_finite_literals() {
+    fn regex_literals_anchored_or_not_finite_and_non_empty() {
         let b = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        assert_eq!(
-            regex_prefixes(r"^/srv/a/[a-z]+\.key$"),
-            Some(b(&["/srv/a/"]))
-        );
-        assert_eq!(
-            regex_prefixes(r"^/(etc|usr)/x"),
-            Some(b(&["/etc/x", "/usr/x"]))
-        );
-        assert_eq!(regex_prefixes(r"^/a|^/b"), Some(b(&["/a", "/b"])));
-        assert_eq!(regex_prefixes(r"/srv/a"), None); // searched anywhere
-        assert_eq!(regex_prefixes(r"(?m)^/a"), None); // any line start
-        assert_eq!(regex_prefixes(r"^/a|/b"), None);
-        assert_eq!(regex_prefixes(r"^.*x"), None);
-        assert_eq!(regex_prefixes(r"^(/a)?"), None); // may be empty
+        let pre = |v: &[&str]| Some((true, b(v)));
+        let sub = |v: &[&str]| Some((false, b(v)));
+        assert_eq!(regex_literals(r"^/srv/a/[a-z]+\.key$"), pre(&["/srv/a/"]));
+        assert_eq!(regex_literals(r"^/(etc|usr)/x"), pre(&["/etc/x", "/usr/x"]));
+        assert_eq!(regex_literals(r"^/a|^/b"), pre(&["/a", "/b"]));
+        // searched anywhere: substrings
+        assert_eq!(regex_literals(r"/srv/a"), sub(&["/srv/a"]));
+        assert_eq!(regex_literals(r"(?m)^/a"), sub(&["/a"]));
+        assert_eq!(regex_literals(r"^/a|/b"), sub(&["/a", "/b"]));
+        assert_eq!(regex_literals(r"^.*x"), None);
+        assert_eq!(regex_literals(r"^(/a)?"), None); // may be empty
+        assert_eq!(regex_literals(r"[a-z]+\.key"), None);
     }
 
     #[test]
