@@ -8,7 +8,8 @@
 //! 443` / `in [..]` (any int field), `file.path.starts_with(p)`, `==`, `in`,
 //! `glob(file.path, "/etc/*")` and an anchored `regex(file.path, "^/srv/..")`
 //! (prefixes of any string field), `ends_with` (suffixes), `contains` and an
-//! unanchored regex's literals (substrings), `cidr(net.daddr, ..)`. A
+//! unanchored regex's literals (substrings), `cidr(net.daddr, ..)`, a bool
+//! field (`file.write`). A
 //! conjunction takes its most selective conjunct's key, a disjunction the
 //! union of its branches' keys (or none when a branch has none). A rule
 //! without a key (`!`, `!=`, ranges, Rhai leaves, ...) is in the
@@ -41,6 +42,8 @@ pub(crate) enum Atom {
     Prefix(Field, Box<[u8]>),
     Suffix(Field, Box<[u8]>),
     Contains(Field, Box<[u8]>),
+    /// A bool field is true (`file.write`).
+    True(Field),
     Int(Field, i64),
     Cidr(Field, Arc<Cidr>),
 }
@@ -58,9 +61,12 @@ impl Atom {
             Atom::Prefix(_, p) | Atom::Suffix(_, p) if p.len() <= 1 => 1000,
             Atom::Prefix(_, p) if p.ends_with(b"/") => 16,
             Atom::Prefix(..) | Atom::Suffix(..) => 4,
-            Atom::Contains(_, p) if p.len() <= 3 => 64,
+            Atom::Contains(_, p) if p.len() <= 1 => 1000,
+            Atom::Contains(_, p) if p.len() == 2 => 64,
             Atom::Contains(..) => 8,
             Atom::Int(..) => 4,
+            // writes are a minority of opens, but not a small one
+            Atom::True(_) => 500,
             Atom::Cidr(..) => 16,
         }
     }
@@ -140,6 +146,7 @@ fn glob_prefix(pat: &str) -> &str {
 pub(crate) fn required(n: &Node, regexes: &RegexSources<'_>) -> Option<Vec<Atom>> {
     match n {
         Node::Const(false) => Some(Vec::new()),
+        Node::BoolField(f) if f.def().ty == FieldType::Bool => Some(vec![Atom::True(*f)]),
         Node::Cmp(CmpOp::Eq, Operand::Field(f), lit)
         | Node::Cmp(CmpOp::Eq, lit, Operand::Field(f)) => match lit {
             Operand::Str(s) if is_str(*f) => Some(vec![Atom::Exact(*f, s.as_ref().into())]),
@@ -277,6 +284,7 @@ pub(crate) struct KindIndex {
     always: Vec<u32>,
     strs: Vec<StrProbe>,
     ints: Vec<(Field, FxHashMap<i64, Vec<u32>>)>,
+    bools: Vec<(Field, Vec<u32>)>,
     cidrs: Vec<(Field, Vec<(Arc<Cidr>, Vec<u32>)>)>,
 }
 
@@ -309,6 +317,10 @@ impl KindIndex {
                         None => needles.push((p.clone(), vec![rule])),
                     }
                 }
+                Atom::True(f) => match self.bools.iter_mut().find(|x| x.0 == *f) {
+                    Some((_, rules)) => push_unique(rules, rule),
+                    None => self.bools.push((*f, vec![rule])),
+                },
                 Atom::Int(f, i) => {
                     let k = match self.ints.iter().position(|x| x.0 == *f) {
                         Some(k) => k,
@@ -411,6 +423,12 @@ impl KindIndex {
             };
             if let Some(r) = map.get(&i) {
                 out.extend_from_slice(r);
+                sources += 1;
+            }
+        }
+        for (f, rules) in &self.bools {
+            if let Some(FieldValue::Bool(true)) = ev.get(*f) {
+                out.extend_from_slice(rules);
                 sources += 1;
             }
         }
