@@ -277,6 +277,9 @@ struct StrProbe {
     contains: Option<aho_corasick::AhoCorasick>,
 }
 
+/// A network and the rules whose key names it.
+type CidrRules = (Arc<Cidr>, Vec<u32>);
+
 /// The candidate index of one event kind.
 #[derive(Default)]
 pub(crate) struct KindIndex {
@@ -285,7 +288,7 @@ pub(crate) struct KindIndex {
     strs: Vec<StrProbe>,
     ints: Vec<(Field, FxHashMap<i64, Vec<u32>>)>,
     bools: Vec<(Field, Vec<u32>)>,
-    cidrs: Vec<(Field, Vec<(Arc<Cidr>, Vec<u32>)>)>,
+    cidrs: Vec<(Field, Vec<CidrRules>)>,
 }
 
 fn push_unique(v: &mut Vec<u32>, rule: u32) {
