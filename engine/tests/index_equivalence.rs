@@ -240,10 +240,9 @@ fn case_events(dir: &Path) -> Vec<Event> {
     files
         .iter()
         .flat_map(|f| {
-            vigil_engine::load_cases(f)
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
-                .into_iter()
-                .flat_map(|c| c.events)
+            let file = vigil_engine::load_cases(f);
+            assert!(file.errors.is_empty(), "{}: {:?}", f.display(), file.errors);
+            file.cases.into_iter().flat_map(|c| c.events)
         })
         .collect()
 }

@@ -273,7 +273,7 @@ impl ProcTable {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.procs.len()
     }
 
