@@ -58,6 +58,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -352,6 +353,8 @@ impl RateLimit {
 pub struct Watcher {
     inbox: Arc<Inbox>,
     thread: Option<JoinHandle<()>>,
+    /// Rounds (re-hash, maybe reload) completed: what a test waits on.
+    rounds: Arc<AtomicU64>,
 }
 
 impl Watcher {
@@ -424,10 +427,12 @@ impl Watcher {
         let changed_since_load =
             snapshot(&worker.cfg.rule_paths, config.as_deref()).hash != worker.last_hash;
         let worker_inbox = inbox.clone();
+        let rounds = Arc::new(AtomicU64::new(0));
+        let worker_rounds = rounds.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-reload".into())
             .spawn(move || {
-                worker.run(&worker_inbox, changed_since_load);
+                worker.run(&worker_inbox, changed_since_load, &worker_rounds);
                 worker_inbox.close();
             })
             .map_err(WatchError::Thread)?;
@@ -435,6 +440,7 @@ impl Watcher {
             Watcher {
                 inbox,
                 thread: Some(thread),
+                rounds,
             },
             out_rx,
         ))
@@ -448,6 +454,12 @@ impl Watcher {
     /// Re-hash now; reload only if the content changed.
     pub fn rescan(&self) -> bool {
         self.inbox.post(|p| p.rescan = true)
+    }
+
+    /// Rounds completed so far (each request, filesystem event or period
+    /// that made the worker re-hash, whether or not it reloaded).
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::SeqCst)
     }
 
     /// A cloneable trigger for other tasks.
@@ -515,7 +527,7 @@ where
     L: Fn(&[PathBuf]) -> Result<T, E>,
     Df: Fn(&T, &T) -> D,
 {
-    fn run(mut self, inbox: &Inbox, changed_since_load: bool) {
+    fn run(mut self, inbox: &Inbox, changed_since_load: bool, rounds: &AtomicU64) {
         let mut next = changed_since_load.then_some(Cause::Startup);
         loop {
             let mut cause = match next.take() {
@@ -548,7 +560,9 @@ where
             if p.trigger {
                 cause = Cause::Trigger;
             }
-            if !self.round(cause) {
+            let go_on = self.round(cause);
+            rounds.fetch_add(1, Ordering::SeqCst);
+            if !go_on {
                 debug!("reload: receiver gone, watcher stops");
                 return;
             }
@@ -879,23 +893,17 @@ pub fn reload_failed_alert(hostname: Arc<str>, f: &ReloadFailed<LoadErrors>) -> 
             .collect::<Vec<_>>()
             .into(),
     );
-    let time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Alert {
-        time,
-        rule: Arc::from(RELOAD_FAILED_RULE),
-        priority: Priority::Error,
-        output: format!(
+    Alert::internal(
+        RELOAD_FAILED_RULE,
+        Priority::Error,
+        "reload",
+        format!(
             "vigil rule reload failed ({} error(s)); the previous rules stay in force. First: {first}",
             f.error.0.len()
         ),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
-        source: "internal",
+        fields,
         hostname,
-    }
+    )
 }
 
 #[cfg(test)]

@@ -104,6 +104,9 @@ impl FromStr for Priority {
     }
 }
 
+/// The `source` of the alerts vigil raises about itself ([`Alert::internal`]).
+pub const INTERNAL_SOURCE: &str = "internal";
+
 /// One raised alert.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
@@ -123,6 +126,34 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// An alert vigil raises about itself (a reload that failed, alerts or
+    /// events lost): rule `rule`, source `internal`, tags `vigil` and `kind`,
+    /// timestamped now. The one constructor of these, so they all look alike
+    /// to whoever routes on `source` or `tags`.
+    pub fn internal(
+        rule: &str,
+        priority: Priority,
+        kind: &str,
+        output: String,
+        output_fields: Map<String, Json>,
+        hostname: Arc<str>,
+    ) -> Alert {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Alert {
+            time,
+            rule: Arc::from(rule),
+            priority,
+            output,
+            output_fields,
+            tags: Arc::from(vec!["vigil".to_string(), kind.to_string()]),
+            source: INTERNAL_SOURCE,
+            hostname,
+        }
+    }
+
     /// RFC 3339 UTC time with nanoseconds, as Falco writes it.
     pub fn time_rfc3339(&self) -> String {
         rfc3339_nanos(self.time)

@@ -495,26 +495,15 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// Parse a duration: `500ms`, `10s`, `5m`, `1h`, `2d`, `100us`, `10ns`, or an int (seconds).
+/// A rule file's duration ([`crate::duration`]'s grammar; an integer is
+/// seconds) in nanoseconds; None when it does not parse or is zero.
 pub fn parse_duration(v: &Value) -> Option<i64> {
-    if let Some(i) = v.as_i64() {
-        return i.checked_mul(1_000_000_000).filter(|d| *d > 0);
-    }
-    let s = v.as_str()?.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().ok()?;
-    let mult: i64 = match unit.trim() {
-        "ns" => 1,
-        "us" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "d" => 86_400_000_000_000,
+    let d = match v {
+        Value::Number(n) => std::time::Duration::from_secs(n.as_u64()?),
+        Value::String(s) => crate::duration::parse_duration(s).ok()?,
         _ => return None,
     };
-    n.checked_mul(mult).filter(|d| *d > 0)
+    i64::try_from(d.as_nanos()).ok().filter(|d| *d > 0)
 }
 
 /// Quote a YAML scalar as a Rhai literal.

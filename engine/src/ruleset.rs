@@ -92,8 +92,6 @@ pub(crate) struct Rule {
     pub exceptions: Vec<(String, Node)>,
     pub output: Template,
     pub threshold: Option<Threshold>,
-    /// The whole condition compiled by Rhai alone (tests compare both paths).
-    pub rhai_full: Option<Arc<rhai::AST>>,
     fingerprint: String,
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
@@ -577,16 +575,25 @@ impl RuleSet {
     }
 
     /// Test support: evaluate a rule's condition natively (with Rhai leaves)
-    /// and with Rhai alone. `None` when the rule does not exist.
-    #[doc(hidden)]
-    pub fn eval_both(
+    /// and, when `rhai_too`, with Rhai alone. `None` when the rule does not exist.
+    fn eval_paths(
         &self,
         rule: &str,
         ev: &Event,
+        rhai_too: bool,
     ) -> Option<(Result<bool, String>, Result<bool, String>)> {
         let r = &self.rules[*self.by_name.get(rule)? as usize];
         let slot = Arc::new(EventSlot::default());
         let mut scope = make_scope(&self.lists, &slot);
+        // The whole condition by Rhai alone, compiled here, when a test asks:
+        // rule sets loaded by the daemon never pay for this second AST.
+        let full = if rhai_too {
+            self.engine
+                .compile_expression_with_scope(&scope, &r.cond_text)
+                .map_err(|e| e.to_string())
+        } else {
+            Err("not asked for".into())
+        };
         slot.set(Some(ev));
         let mut memo = Memo::default();
         let mut ctx = RhaiCtx {
@@ -595,12 +602,28 @@ impl RuleSet {
             memo: &mut memo,
         };
         let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
-        let rhai = match &r.rhai_full {
-            Some(ast) => crate::condition::eval_rhai(ast, &mut ctx).map_err(|e| e.to_string()),
-            None => Err("not compiled".into()),
-        };
+        let rhai = full
+            .and_then(|ast| crate::condition::eval_rhai(&ast, &mut ctx).map_err(|e| e.to_string()));
         slot.set(None);
         Some((native, rhai))
+    }
+
+    /// Test support: evaluate a rule's condition natively (with Rhai leaves)
+    /// and with Rhai alone. `None` when the rule does not exist.
+    #[doc(hidden)]
+    pub fn eval_both(
+        &self,
+        rule: &str,
+        ev: &Event,
+    ) -> Option<(Result<bool, String>, Result<bool, String>)> {
+        self.eval_paths(rule, ev, true)
+    }
+
+    /// Test support: evaluate a rule's condition natively (with Rhai leaves)
+    /// only. `None` when the rule does not exist.
+    #[doc(hidden)]
+    pub fn eval_native(&self, rule: &str, ev: &Event) -> Option<Result<bool, String>> {
+        self.eval_paths(rule, ev, false).map(|(n, _)| n)
     }
 
     /// The texts of a rule's top-level `&&` clauses, one per clause that

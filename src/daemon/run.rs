@@ -233,17 +233,14 @@ pub(super) fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> 
         path.display().to_string().into(),
     );
     fields.insert("vigil.config.error".into(), error.into());
-    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
-    Alert {
-        time: now,
-        rule: Arc::from("vigil config reload failed"),
-        priority: Priority::Error,
-        output: format!("vigil config reload failed, previous outputs kept: {error}"),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
-        source: "internal",
-        hostname: host.clone(),
-    }
+    Alert::internal(
+        "vigil config reload failed",
+        Priority::Error,
+        "reload",
+        format!("vigil config reload failed, previous outputs kept: {error}"),
+        fields,
+        host.clone(),
+    )
 }
 
 /// The permission check (`crate::perms`) on `rule_paths` and `config`: Ok when
