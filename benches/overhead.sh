@@ -25,7 +25,8 @@
 #   vigil-default   `vigil run` with the shipped rules (RULES_DIR): what a user
 #                   pays out of the box (opens path-filtered in the kernel,
 #                   execs and connects to userspace)
-#   floor           bpftrace with an EMPTY program on sys_exit_openat: the
+#   floor           bpftrace with an EMPTY program on sys_exit_openat (kept with
+#                   --no-peers: the base of the "vs floor" column): the
 #                   least any agent that sees opens (and their result) through
 #                   syscall tracepoints can cost here (vigil, too, hooks only
 #                   the exit)
@@ -287,8 +288,9 @@ if ((PEERS)); then
   for p in opensnoop execsnoop tcplife bpftrace; do
     if command -v "$p" >/dev/null 2>&1; then AGENTS+=("$p"); else echo "note: $p not installed; skipped" >&2; fi
   done
-  command -v bpftrace >/dev/null 2>&1 && AGENTS+=(floor)
 fi
+# The floor is the yardstick of the "vs floor" column: kept with --no-peers.
+if command -v bpftrace >/dev/null 2>&1; then AGENTS+=(floor); else echo "note: bpftrace not installed; no floor agent, no vs-floor column" >&2; fi
 
 start_agent() { # start_agent NAME
   local out=$TMP/agent.out
@@ -380,25 +382,33 @@ done
 # --- summary -------------------------------------------------------------------
 echo
 foreign_bpf "after the loops"
-echo "## Loop overhead: median over $ROUNDS rounds of the best of $REPS runs, ns/op (ratio = median of per-round ratios to no agent)"
+echo "## Loop overhead: median over $ROUNDS rounds of the best of $REPS runs, ns/op (ratio = median of per-round ratios to no agent; vs floor = median of per-round ratios to the floor agent, one empty program on sys_exit_openat)"
 echo
-printf '| loop | agent | median ns/op | ratio | ratio min-max | agent CPU ns/op |\n'
-printf '|---|---|---:|---:|---|---:|\n'
+printf '| loop | agent | median ns/op | ratio | ratio min-max | vs floor | vs floor min-max | agent CPU ns/op |\n'
+printf '|---|---|---:|---:|---|---:|---|---:|\n'
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 for l in "${LOOPS[@]}"; do
   for a in "${AGENTS[@]}"; do
     med=$(awk -F'\t' -v a="$a" -v l="$l" '$2 == a && $3 == l { print $4 }' "$RES" | median)
     cpu=$(awk -F'\t' -v a="$a" -v l="$l" '$2 == a && $3 == l { print $5 }' "$RES" | median)
-    ratios=$(awk -F'\t' -v a="$a" -v l="$l" '
-      $3 == l && $2 == "none" { base[$1] = $4 }
-      $3 == l && $2 == a { val[$1] = $4 }
-      END { for (r in val) if (r in base && base[r] > 0) printf "%.3f\n", val[r] / base[r] }' "$RES")
+    ratios_to() { # ratios_to BASE_AGENT: this agent's per-round ratios to BASE_AGENT's run
+      awk -F'\t' -v a="$a" -v l="$l" -v b="$1" '
+        $3 == l && $2 == b { base[$1] = $4 }
+        $3 == l && $2 == a { val[$1] = $4 }
+        END { for (r in val) if (r in base && base[r] > 0) printf "%.3f\n", val[r] / base[r] }' "$RES"
+    }
+    ratios=$(ratios_to none)
     rmed=$(printf '%s\n' "$ratios" | grep . | median || echo nan)
     rmin=$(printf '%s\n' "$ratios" | grep . | sort -g | head -1 || true)
     rmax=$(printf '%s\n' "$ratios" | grep . | sort -g | tail -1 || true)
+    fratios=$(ratios_to floor)
+    fmed=$(printf '%s\n' "$fratios" | grep . | median || echo nan)
+    fmin=$(printf '%s\n' "$fratios" | grep . | sort -g | head -1 || true)
+    fmax=$(printf '%s\n' "$fratios" | grep . | sort -g | tail -1 || true)
     [[ $med == nan ]] && continue
     awk -v l="$l" -v a="$a" -v m="$med" -v r="$rmed" -v lo="$rmin" -v hi="$rmax" -v c="$cpu" \
-      'BEGIN { printf "| %s | %s | %.0f | %s | %s-%s | %s |\n", l, a, m, (r == "nan" ? "n/a" : sprintf("%.2fx", r)), lo, hi, c }'
+      -v f="$fmed" -v flo="$fmin" -v fhi="$fmax" \
+      'BEGIN { printf "| %s | %s | %.0f | %s | %s-%s | %s | %s-%s | %s |\n", l, a, m, (r == "nan" ? "n/a" : sprintf("%.2fx", r)), lo, hi, (f == "nan" ? "n/a" : sprintf("%.3fx", f)), flo, fhi, c }'
   done
 done
 echo

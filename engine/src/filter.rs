@@ -483,6 +483,7 @@ pub(crate) fn constraint(n: &Node) -> Option<FilterSets> {
             };
             cands.into_iter().chain(combined).min_by_key(|s| s.cost())
         }
+        Node::Memo(_, inner) => constraint(inner),
         Node::Or(v) => {
             let mut acc = FilterSets::default();
             for c in v {

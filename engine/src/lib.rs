@@ -12,6 +12,8 @@ pub mod event;
 pub mod falco;
 pub mod fields;
 pub mod filter;
+mod index;
+mod memo;
 pub mod rules;
 pub mod ruleset;
 pub mod template;

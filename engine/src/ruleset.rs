@@ -17,11 +17,11 @@ mod lint;
 pub mod profile;
 
 use crate::alert::{Alert, OutputFields, Priority};
-use crate::condition::{make_scope, EventSlot, FxHashMap, ListSet, Node, Patterns, RhaiCtx};
+use crate::condition::{make_scope, EventSlot, ListSet, Memo, Node, Patterns, RhaiCtx};
 use crate::error::{Diag, LoadErrors, LoadWarning};
 use crate::event::{Event, EventMask, EventType};
-use crate::fields::Field;
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
+use crate::index::{Atom, KindIndex, RegexSources};
 use crate::rules::{self, FalcoStatus, Source, Threshold, MAX_THRESHOLD_KEYS};
 use crate::template::Template;
 
@@ -96,13 +96,9 @@ pub(crate) struct Rule {
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
     pub falco: Option<FalcoStatus>,
-}
-
-#[derive(Default)]
-struct TypeIndex {
-    always: Vec<u32>,
-    by_comm: FxHashMap<String, Vec<u32>>,
-    by_pcomm: FxHashMap<String, Vec<u32>>,
+    /// The literal terms the condition requires (see [`crate::index`]);
+    /// `None`: evaluated for every event of its kinds.
+    pub key: Option<Vec<Atom>>,
 }
 
 /// The compiled rule set. Build with [`RuleSet::load`] or [`RuleSet::from_sources`].
@@ -111,9 +107,12 @@ pub struct RuleSet {
     sources: Vec<PathBuf>,
     n_files: usize,
     warnings: Vec<LoadWarning>,
-    rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
     by_name: HashMap<String, u32>,
-    index: [TypeIndex; EventType::COUNT],
+    index: [KindIndex; EventType::COUNT],
+    /// False: every enabled rule is evaluated for every event of its kinds
+    /// (tests compare both).
+    indexed: bool,
     engine: rhai::Engine,
     lists: HashMap<String, Arc<ListSet>>,
     n_macros: usize,
@@ -130,60 +129,15 @@ impl std::fmt::Debug for RuleSet {
     }
 }
 
-/// The per-event-type candidate index over the enabled rules.
-fn build_index(rules: &[Rule]) -> [TypeIndex; EventType::COUNT] {
-    let mut index: [TypeIndex; EventType::COUNT] = Default::default();
-    for (i, r) in rules.iter().enumerate() {
-        if !r.enabled {
-            continue;
-        }
-        let term = index_term(&r.cond);
-        for t in r.events.iter() {
-            let ix = &mut index[t.index()];
-            match &term {
-                Some((Field::ProcName, names)) => {
-                    for n in names {
-                        ix.by_comm.entry(n.clone()).or_default().push(i as u32);
-                    }
-                }
-                Some((_, names)) => {
-                    for n in names {
-                        ix.by_pcomm.entry(n.clone()).or_default().push(i as u32);
-                    }
-                }
-                None => ix.always.push(i as u32),
-            }
-        }
-    }
-    index
-}
-
-/// Names the index can use: a conjunctive `proc.name`/`proc.pname` ==/in term.
-fn index_term(n: &Node) -> Option<(Field, Vec<String>)> {
-    use crate::condition::{CmpOp, Operand};
-    let mut best: Option<(Field, Vec<String>)> = None;
-    for c in n.conjuncts() {
-        let cand = match c {
-            Node::Cmp(CmpOp::Eq, Operand::Field(f), Operand::Str(s))
-            | Node::Cmp(CmpOp::Eq, Operand::Str(s), Operand::Field(f))
-                if matches!(f, Field::ProcName | Field::ProcPname) =>
-            {
-                Some((*f, vec![s.to_string()]))
-            }
-            Node::InSet(Operand::Field(f), set)
-                if matches!(f, Field::ProcName | Field::ProcPname) =>
-            {
-                Some((*f, set.strs.iter().cloned().collect()))
-            }
-            _ => None,
-        };
-        if let Some(c) = cand {
-            if best.as_ref().is_none_or(|b| c.1.len() < b.1.len()) {
-                best = Some(c);
-            }
-        }
-    }
-    best
+/// The per-event-kind candidate index over the enabled rules.
+fn build_index(rules: &[Rule], on: bool) -> [KindIndex; EventType::COUNT] {
+    crate::index::build(
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as u32, r.enabled, r.events, r.key.as_deref())),
+        on,
+    )
 }
 
 /// Most bytes one condition (or exception) may have once its macros are
@@ -377,8 +331,15 @@ impl RuleSet {
                 diag.warnings,
             );
         }
+        {
+            let regexes = RegexSources::new(patterns.regex.iter());
+            for r in &mut rules {
+                r.key = crate::index::required(&r.cond, &regexes);
+            }
+        }
+        crate::memo::share(&mut rules);
         let _ = patterns_cell.set(patterns);
-        let index = build_index(&rules);
+        let index = build_index(&rules, true);
         let by_name = rules
             .iter()
             .enumerate()
@@ -396,6 +357,7 @@ impl RuleSet {
             rules,
             by_name,
             index,
+            indexed: true,
             engine,
             lists,
             n_macros: defs.macros.len() + defs.falco.counts().0,
@@ -450,9 +412,24 @@ impl RuleSet {
             }
         }
         if !names.is_empty() {
-            self.index = build_index(&self.rules);
+            self.index = build_index(&self.rules, self.indexed);
         }
         names
+    }
+
+    /// Test support: turn the candidate index and the shared
+    /// sub-conditions off (every enabled rule is evaluated for every event
+    /// of its kinds, each on its own tree) or back on. Matches never change;
+    /// only the work does.
+    #[doc(hidden)]
+    pub fn set_indexed(&mut self, on: bool) {
+        self.indexed = on;
+        if on {
+            crate::memo::share(&mut self.rules);
+        } else {
+            crate::memo::unshare(&mut self.rules);
+        }
+        self.index = build_index(&self.rules, on);
     }
 
     /// Enables every disabled rule for which `on` returns true (the daemon's
@@ -492,7 +469,7 @@ impl RuleSet {
             }
         }
         if !names.is_empty() {
-            self.index = build_index(&self.rules);
+            self.index = build_index(&self.rules, self.indexed);
         }
         Ok(names)
     }
@@ -619,9 +596,11 @@ impl RuleSet {
             Err("not asked for".into())
         };
         slot.set(Some(ev));
+        let mut memo = Memo::default();
         let mut ctx = RhaiCtx {
             engine: &self.engine,
             scope: &mut scope,
+            memo: &mut memo,
         };
         let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
         let rhai = full
@@ -686,6 +665,8 @@ pub struct Evaluator {
     slot: Arc<EventSlot>,
     scope: rhai::Scope<'static>,
     cands: Vec<u32>,
+    /// Shared sub-condition results of the current event.
+    memo: Memo,
     events: u64,
     evaluated: u64,
     matches: Vec<u64>,
@@ -706,6 +687,7 @@ impl Evaluator {
             slot,
             scope,
             cands: Vec::with_capacity(64),
+            memo: Memo::default(),
             events: 0,
             evaluated: 0,
             matches: vec![0; n],
@@ -763,6 +745,7 @@ impl Evaluator {
             slot,
             scope,
             cands,
+            memo,
             events,
             evaluated,
             matches,
@@ -772,33 +755,16 @@ impl Evaluator {
         } = self;
         *events += 1;
         let rs: &RuleSet = rules;
-        let ix = &rs.index[ev.kind.index()];
-        cands.clear();
-        cands.extend_from_slice(&ix.always);
-        let mut sources = usize::from(!ix.always.is_empty());
-        if !ix.by_comm.is_empty() {
-            if let Some(v) = ix.by_comm.get(ev.proc.name.as_str()) {
-                cands.extend_from_slice(v);
-                sources += 1;
-            }
-        }
-        if !ix.by_pcomm.is_empty() {
-            if let Some(v) = ix.by_pcomm.get(ev.proc.pname.as_str()) {
-                cands.extend_from_slice(v);
-                sources += 1;
-            }
-        }
+        rs.index[ev.kind.index()].candidates(ev, cands);
         if cands.is_empty() {
             return;
         }
-        if sources > 1 {
-            cands.sort_unstable();
-            cands.dedup();
-        }
         slot.set(Some(ev));
+        memo.next_event();
         let mut ctx = RhaiCtx {
             engine: &rs.engine,
             scope,
+            memo,
         };
         for &i in cands.iter() {
             let i = i as usize;
@@ -870,9 +836,11 @@ impl Evaluator {
             return None;
         }
         self.slot.set(Some(ev));
+        let mut memo = Memo::default();
         let mut ctx = RhaiCtx {
             engine: &rs.engine,
             scope: &mut self.scope,
+            memo: &mut memo,
         };
         let out = r
             .cond
@@ -908,9 +876,11 @@ impl Evaluator {
             ));
         }
         self.slot.set(Some(ev));
+        let mut memo = Memo::default();
         let mut ctx = RhaiCtx {
             engine: &rs.engine,
             scope: &mut self.scope,
+            memo: &mut memo,
         };
         let conj = r.cond.conjuncts();
         let mut reason = None;

@@ -293,36 +293,52 @@ static __always_inline bool ident_passes(struct opened *id, int write)
 	return ident_flags(id->dev, id->pino) & (VI_DIR | (write ? VI_DIR_WRITE : 0));
 }
 
-/* ---- open: the whole check ---- */
+/* ---- open and the other syscall exits: the whole check, cheapest first ---- */
 
-/* Filter for an open at its syscall exit (arguments in `p`, result `ret`);
- * counts `seen` and `passed`. Process sets first, then the write flag, then
- * the raw path, then for a successful open the identity of the opened file
- * (a symlink, hard link, bind mount or /proc/self/root alias of a watched
- * file has a raw path no prefix matches): a rejected open costs the set
- * lookups, one user-string copy, one LPM lookup and, when it succeeded, an
- * fd-slot read and one or two array loads. */
-static __always_inline bool pass_open(struct filter_state *st, struct sys_args *p, long ret,
-				      struct upath *up, struct opened *id, struct task_struct *t)
+/* What the process scope decided. */
+enum scope { SCOPE_DROP, SCOPE_PASS, SCOPE_ARGS };
+
+/* The first step at a syscall exit, from task loads and inlined array
+ * lookups alone (no helper call, and before the saved registers are
+ * fetched): the type's mode, then the pid / comm / cgroup / parent comm
+ * sets. Counts `seen`, and `passed` when it passes. SCOPE_ARGS: an open of
+ * a process in no set whose type has path or write terms; `*gen` and
+ * `*cfg` are then what open_args_pass decides with. */
+static __always_inline enum scope scope_exit(struct filter_state *st, __u32 type,
+					     struct task_struct *t, __u32 *gen,
+					     struct filter_cfg **cfg)
 {
-	__u32 gen;
-	struct filter_cfg *cfg;
-
-	count_seen(VG_OPEN);
-	cfg = get_cfg(st, &gen);
-	if (!cfg)
-		return false;
-	__u8 mode = cfg->mode[VG_OPEN];
+	count_seen(type);
+	*cfg = get_cfg(st, gen);
+	if (!*cfg)
+		return SCOPE_DROP;
+	__u8 mode = (*cfg)->mode[type & 7];
 	if (mode == VM_DROP)
-		return false;
-	if (mode == VM_PASS_ALL)
-		goto pass;
-	struct subject who = { .tgid = t->tgid, .t = t };
-	if (match_sets(cfg, gen, VG_OPEN, &who))
-		goto pass;
+		return SCOPE_DROP;
+	if (mode != VM_PASS_ALL) {
+		struct subject who = { .tgid = t->tgid, .t = t };
+		if (!match_sets(*cfg, *gen, type, &who))
+			return type == VG_OPEN &&
+					       ((*cfg)->type_has[VG_OPEN] & (VH_PATH | VH_WRITE))
+				       ? SCOPE_ARGS
+				       : SCOPE_DROP;
+	}
+	count_passed(type);
+	return SCOPE_PASS;
+}
+
+/* The rest of the open filter for an open scope_exit left undecided
+ * (arguments in `p`, result `ret`): the write flag, then the raw path, then
+ * for a successful open the identity of the opened file (a symlink, hard
+ * link, bind mount or /proc/self/root alias of a watched file has a raw
+ * path no prefix matches): a rejected open costs one user-string copy, one
+ * LPM lookup and, when it succeeded, an fd-slot read and one or two array
+ * loads. Counts `passed`. */
+static __always_inline bool open_args_pass(struct filter_cfg *cfg, __u32 gen,
+					   struct sys_args *p, long ret, struct upath *up,
+					   struct opened *id)
+{
 	__u8 has = cfg->type_has[VG_OPEN];
-	if (!(has & (VH_PATH | VH_WRITE)))
-		return false;
 	int w = open_writes(p);
 	if (w < 0 || (w && (has & VH_WRITE)))
 		goto pass;

@@ -106,28 +106,67 @@ static __always_inline bool syscall_args(long id, struct pt_regs *regs, bool com
 	return true;
 }
 
+/* The event type of a watched x86_64 syscall number (-1: not watched). */
+static __always_inline int native_type(long id)
+{
+	switch (id) {
+	case NR_open:
+	case NR_openat:
+	case NR_openat2:
+	case NR_open_by_handle_at:
+		return VG_OPEN;
+	case NR_connect:
+		return VG_CONNECT;
+	case NR_accept:
+	case NR_accept4:
+		return VG_ACCEPT;
+	}
+	return -1;
+}
+
 /* Syscall exit, shared by the per-syscall tracepoints (preferred: they run
- * only for the syscalls vigil watches) and the raw sys_exit fallback (used
+ * only for the syscalls vigil watches), the raw sys_exit fallback (used
  * when tracefs is unavailable; it runs for every syscall and bails out on the
- * id first). Filter first, then build the record. */
+ * id first) and the compat program. The cheapest test first: a native
+ * syscall's type comes from its number and its process scope from task
+ * loads (scope_exit), so an event scoped away by comm or pid returns before
+ * any helper call; only then are the saved registers fetched (`regs` NULL:
+ * bpf_task_pt_regs, ~25 ns here) for the arguments, the path checks and the
+ * record. A compat syscall's type needs its registers (socketcall), so it
+ * reads them first. */
 static __always_inline int sys_exit_common(long id, long ret, struct pt_regs *regs,
 					   struct task_struct *t)
 {
 	struct sys_args p = {};
 	struct opened of = {};
-	__u32 type;
+	struct filter_cfg *cfg;
+	__u32 gen, type;
+	enum scope sc;
 
 	bool compat = t->thread_info.status & TS_COMPAT_;
+	struct filter_state *st = get_state();
 
+	if (!st || t->tgid == st->self_tgid)
+		return 0;
+	if (!compat) {
+		int nt = native_type(id);
+		if (nt < 0)
+			return 0;
+		sc = scope_exit(st, nt, t, &gen, &cfg);
+		if (sc == SCOPE_DROP)
+			return 0;
+	}
+	if (!regs)
+		regs = (struct pt_regs *)bpf_task_pt_regs(t);
 	if (!syscall_args(id, regs, compat, &p, &type))
 		return 0;
-	struct filter_state *st = get_state();
-	if (!st)
-		return 0;
-	if (t->tgid == st->self_tgid)
-		return 0;
+	if (compat) {
+		sc = scope_exit(st, type, t, &gen, &cfg);
+		if (sc == SCOPE_DROP)
+			return 0;
+	}
 	struct upath up = { .u = (const char *)p.a1 };
-	if (type == VG_OPEN ? !pass_open(st, &p, ret, &up, &of, t) : !pass_current(st, type, t))
+	if (sc == SCOPE_ARGS && !open_args_pass(cfg, gen, &p, ret, &up, &of))
 		return 0;
 	switch (type) {
 	case VG_OPEN:
@@ -158,7 +197,7 @@ int BPF_PROG(vigil_sys_exit, struct pt_regs *regs, long ret)
 	int vigil_exit_##name(struct trace_event_raw_sys_exit *ctx)                   \
 	{                                                                             \
 		struct task_struct *t = bpf_get_current_task_btf();                   \
-		return sys_exit_common(nr, ctx->ret, (struct pt_regs *)bpf_task_pt_regs(t), t); \
+		return sys_exit_common(nr, ctx->ret, NULL, t);                        \
 	}
 
 SYSCALL_TP(open, NR_open)

@@ -78,6 +78,52 @@ fn ord<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
 pub(crate) struct RhaiCtx<'a> {
     pub engine: &'a Engine,
     pub scope: &'a mut Scope<'static>,
+    /// Results of shared sub-conditions ([`Node::Memo`]) for this event.
+    pub memo: &'a mut Memo,
+}
+
+/// The results of [`Node::Memo`] sub-conditions for the event being
+/// evaluated: slot `i` holds `(generation, result)`, valid when its
+/// generation is the current one, so a new event costs one increment, not a
+/// clear. Errors are not kept (the sub-condition runs again and fails again).
+pub(crate) struct Memo {
+    gen: u32,
+    slots: Vec<(u32, bool)>,
+}
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo {
+            gen: 1,
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl Memo {
+    /// Forget every result: a new event.
+    pub(crate) fn next_event(&mut self) {
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.slots.iter_mut().for_each(|s| s.0 = 0);
+            self.gen = 1;
+        }
+    }
+
+    fn get(&self, slot: u32) -> Option<bool> {
+        self.slots
+            .get(slot as usize)
+            .filter(|s| s.0 == self.gen)
+            .map(|s| s.1)
+    }
+
+    fn set(&mut self, slot: u32, v: bool) {
+        let i = slot as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, (0, false));
+        }
+        self.slots[i] = (self.gen, v);
+    }
 }
 
 impl Node {
@@ -141,6 +187,14 @@ impl Node {
                 false
             }
             Node::Rhai(ast, _) => eval_rhai(ast, ctx)?,
+            Node::Memo(slot, n) => match ctx.memo.get(*slot) {
+                Some(b) => b,
+                None => {
+                    let b = n.eval(ev, ctx)?;
+                    ctx.memo.set(*slot, b);
+                    b
+                }
+            },
         })
     }
 }
@@ -151,6 +205,7 @@ impl Node {
 pub(crate) fn probe_leaves(node: &Node, ctx: &mut RhaiCtx<'_>, out: &mut Vec<(String, String)>) {
     match node {
         Node::Not(n) => probe_leaves(n, ctx, out),
+        Node::Memo(_, n) => probe_leaves(n, ctx, out),
         Node::And(v) | Node::Or(v) => v.iter().for_each(|n| probe_leaves(n, ctx, out)),
         Node::Rhai(ast, text) => {
             use rhai::EvalAltResult as E;

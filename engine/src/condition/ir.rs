@@ -75,6 +75,10 @@ pub(crate) enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Rhai(Arc<AST>, Arc<str>),
+    /// A sub-condition several rules (or several places of one) share,
+    /// evaluated at most once per event: its result is kept in slot `.0`
+    /// of the evaluation's [`super::eval::Memo`] (see [`crate::memo`]).
+    Memo(u32, Arc<Node>),
 }
 
 impl Node {
@@ -91,6 +95,7 @@ impl Node {
     pub(crate) fn cost(&self) -> (usize, usize) {
         match self {
             Node::Rhai(..) => (1, 1),
+            Node::Memo(_, n) => n.cost(),
             Node::Not(n) => {
                 let (a, r) = n.cost();
                 (a.saturating_add(1), r)
@@ -128,6 +133,7 @@ impl Node {
                 }
                 Node::FlagIn(_) => out.push(Field::FileFlags),
                 Node::Not(n) => return walk(n, out),
+                Node::Memo(_, n) => return walk(n, out),
                 Node::And(v) | Node::Or(v) => return v.iter().all(|n| walk(n, out)),
                 Node::Rhai(..) => return false,
             }
@@ -146,6 +152,7 @@ impl Node {
         match self {
             Node::Rhai(..) => false,
             Node::Not(n) => n.is_native(),
+            Node::Memo(_, n) => n.is_native(),
             Node::And(v) | Node::Or(v) => v.iter().all(Node::is_native),
             _ => true,
         }

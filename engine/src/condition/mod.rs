@@ -44,7 +44,7 @@ pub(crate) mod parser;
 pub(crate) mod rhai_bridge;
 
 pub use eval::EvalError;
-pub(crate) use eval::{eval_rhai, probe_leaves, RhaiCtx};
+pub(crate) use eval::{eval_rhai, probe_leaves, Memo, RhaiCtx};
 pub use hash::{FxBuild, FxHashMap, FxHashSet, FxHasher};
 pub use ir::ListSet;
 pub(crate) use ir::{CmpOp, Node, Operand, StrOp};

@@ -671,6 +671,7 @@ impl<'a> RuleCompiler<'a> {
             fingerprint,
             cost,
             falco: r.falco.clone(),
+            key: None,
         }))
     }
 
@@ -968,9 +969,12 @@ impl<'a> RuleCompiler<'a> {
         };
         let lists = &self.defs.lists;
         let empty_list = |n: &str| lists.get(n).is_some_and(|l| l.items.is_empty());
+        // (no memo node yet: sharing is done once the set is built)
+        let mut memo = crate::condition::Memo::default();
         let mut ctx = RhaiCtx {
             engine: self.engine,
             scope: &mut self.probe_scope,
+            memo: &mut memo,
         };
         let found = super::lint::never_fires(&view, &empty_list, &self.probe_slot, &mut ctx);
         for f in found {
@@ -1006,9 +1010,11 @@ impl<'a> RuleCompiler<'a> {
         for t in r.events.iter() {
             let probe_ev = Event::new(*t);
             self.probe_slot.set(Some(&probe_ev));
+            let mut memo = crate::condition::Memo::default();
             let mut ctx = RhaiCtx {
                 engine: self.engine,
                 scope: &mut self.probe_scope,
+                memo: &mut memo,
             };
             crate::condition::probe_leaves(cond, &mut ctx, &mut found);
             for (_, n) in exceptions {

@@ -95,15 +95,20 @@ impl Profiler {
             let p = &mut self.out[i];
             let term = &self.terms[i];
             p.kernel_term = term.is_some();
+            // Each rule pays its shared sub-conditions itself here: one
+            // memo per (rule, event), so a rule's time is its whole work.
+            let mut memo = crate::condition::Memo::default();
             let mut ctx = RhaiCtx {
                 engine: &rs.engine,
                 scope: &mut self.scope,
+                memo: &mut memo,
             };
             let (mut n, mut matches, mut errors) = (0u64, 0u64, 0u64);
             let start = Instant::now();
             for ev in batch.iter().filter(|e| r.events.contains(e.kind)) {
                 n += 1;
                 self.slot.set(Some(ev));
+                ctx.memo.next_event();
                 match r.cond.eval(ev, &mut ctx) {
                     Ok(true) => {
                         let excepted = r
