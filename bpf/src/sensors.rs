@@ -94,6 +94,9 @@ pub struct Sensors {
     op_links: BTreeMap<&'static str, (String, Link)>,
     /// The on-demand kinds asked for.
     ops: BTreeSet<OpKind>,
+    /// Kinds asked for whose syscalls this kernel does not have (no exit
+    /// tracepoint: e.g. `module` on a kernel without module support).
+    unavailable: BTreeSet<OpKind>,
 }
 
 fn libbpf_log(level: PrintLevel, msg: String) {
@@ -261,6 +264,7 @@ impl Sensors {
             ident: Identity::default(),
             op_links: BTreeMap::new(),
             ops: BTreeSet::new(),
+            unavailable: BTreeSet::new(),
         };
         s.write_state(0)?;
         let mut links = Vec::new();
@@ -367,6 +371,12 @@ impl Sensors {
         self.ops.iter().copied().collect()
     }
 
+    /// The kinds asked for that this kernel cannot report: none of their
+    /// syscalls exists here (see [`Sensors::set_ops`]).
+    pub fn unavailable_ops(&self) -> Vec<OpKind> {
+        self.unavailable.iter().copied().collect()
+    }
+
     /// Attach the hooks of exactly `kinds` (their syscalls' exit
     /// tracepoints, each once even when two kinds share it), detaching the
     /// rest: a kind no loaded rule (or snoop/record request) needs costs
@@ -375,11 +385,33 @@ impl Sensors {
     /// the live filter's on-demand types (comm / parent comm / pid, see
     /// [`FilterPlan::from_filter`]) while any hook is attached. A shared
     /// syscall (unlinkat makes both unlink and rmdir) may deliver kinds not
-    /// asked for. On an error the hooks attached so far stay attached.
+    /// asked for. A syscall this kernel does not have (no exit tracepoint,
+    /// e.g. `init_module` without module support) is skipped; a kind left
+    /// with none is reported by [`Sensors::unavailable_ops`] and warned
+    /// about, never an error. On an error the hooks attached so far stay
+    /// attached.
     pub fn set_ops(&mut self, kinds: &[OpKind]) -> Result<(), SensorError> {
         let want: BTreeSet<OpKind> = kinds.iter().copied().collect();
-        let calls: BTreeSet<&'static str> =
-            want.iter().flat_map(|k| k.syscalls()).copied().collect();
+        let exists = |sc: &&str| crate::tracefs::has_syscall_exit(sc) != Some(false);
+        let unavailable: BTreeSet<OpKind> = want
+            .iter()
+            .copied()
+            .filter(|k| !k.syscalls().iter().any(exists))
+            .collect();
+        for k in unavailable.difference(&self.unavailable) {
+            tracing::warn!(
+                kind = k.as_str(),
+                syscalls = ?k.syscalls(),
+                "this kernel has none of the syscalls of this event kind (no exit tracepoint): rules on it never match here"
+            );
+        }
+        self.unavailable = unavailable;
+        let calls: BTreeSet<&'static str> = want
+            .iter()
+            .flat_map(|k| k.syscalls())
+            .filter(|sc| exists(sc))
+            .copied()
+            .collect();
         self.op_links.retain(|sc, _| calls.contains(sc));
         if !calls.is_empty() {
             // pass first, then attach: nothing attached is filtered away
