@@ -966,7 +966,13 @@ mod tests {
         assert_eq!(o.sock_type, 1);
         let n = o.sock.expect("a socket");
         assert_eq!(
-            (n.proto_name(), n.saddr.as_str(), n.sport, n.daddr.as_str(), n.dport),
+            (
+                n.proto_name(),
+                n.saddr.as_str(),
+                n.sport,
+                n.daddr.as_str(),
+                n.dport
+            ),
             ("tcp", "127.0.0.1", 40000, "10.1.2.3", 4444)
         );
         let b = sys_rec(
@@ -978,10 +984,18 @@ mod tests {
         let RawBody::Op(o) = decode(&b).unwrap().body else {
             panic!("not an op")
         };
-        assert_eq!((o.s1.as_str(), o.s2.as_str(), o.s3.as_str()), ("/dev/sdb1", "/mnt/x", "ext4"));
+        assert_eq!(
+            (o.s1.as_str(), o.s2.as_str(), o.s3.as_str()),
+            ("/dev/sdb1", "/mnt/x", "ext4")
+        );
         assert!(o.sock.is_none());
         // fchown: s1 is the fd's walk (leaf first)
-        let b = sys_rec(F_PASSED | F_WALKED, records::VO_CHOWN, 93, [b"passwd\0etc\0", b"", b""]);
+        let b = sys_rec(
+            F_PASSED | F_WALKED,
+            records::VO_CHOWN,
+            93,
+            [b"passwd\0etc\0", b"", b""],
+        );
         let RawBody::Op(o) = decode(&b).unwrap().body else {
             panic!("not an op")
         };

@@ -622,6 +622,20 @@ fn int80_child() {
         .ok()
         .map(|p| p.parse().unwrap());
     let t = std::thread::Builder::new().name(name);
+    if let Ok(port) = std::env::var("VIGIL_INT80_DUP2") {
+        // stdout onto a TCP connection, the reverse-shell way
+        let r = t
+            .spawn(move || {
+                let c = std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap())).unwrap();
+                use std::os::fd::AsRawFd;
+                evasion::int80_dup2(c.as_raw_fd(), 100)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        println!("INT80D {r}");
+        return;
+    }
     if let Ok(link) = std::env::var("VIGIL_INT80_SYMLINK") {
         let (r, u) = t
             .spawn(move || evasion::int80_symlink("/etc/shadow", &link))
@@ -1053,5 +1067,183 @@ async fn compat_int80_symlink_is_seen_once_asked_for() {
         more.is_none(),
         "a kind not asked for was reported: {more:?}"
     );
+    reader.stop().await;
+}
+
+/// What `MORE_OPS_CHILD` does in directory `argv[1]`, with a TCP listener
+/// on port `argv[2]`: dup2 and fcntl(F_DUPFD) of a connected TCP socket
+/// (stdio redirected to the network), listen, chown and fchown, a tmpfs
+/// mount and its umount2, a BPF array map named vgmap, userfaultfd, and
+/// memfd_create last (the end marker).
+const MORE_OPS_CHILD: &str = r#"
+import ctypes, fcntl, os, socket, struct, sys
+d, port = sys.argv[1], int(sys.argv[2])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+c = socket.create_connection(("127.0.0.1", port))
+os.dup2(c.fileno(), 50)
+fcntl.fcntl(c.fileno(), fcntl.F_DUPFD, 60)
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(7)
+open(d + "/f", "w").close()
+os.chown(d + "/f", 65534, -1)
+fd = os.open(d + "/f", os.O_RDONLY)
+os.fchown(fd, -1, 65534)
+os.mkdir(d + "/m")
+libc.mount(b"none", (d + "/m").encode(), b"tmpfs", 0, None)
+libc.umount2((d + "/m").encode(), 0)
+attr = ctypes.create_string_buffer(struct.pack("7I16s", 2, 4, 4, 1, 0, 0, 0, b"vgmap"), 128)
+libc.syscall(321, 0, attr, 128)
+libc.syscall(323, os.O_CLOEXEC)
+os.memfd_create("vgend")
+"#;
+
+/// dup (with the socket behind the old fd), listen, chown, mount, bpf and
+/// userfaultfd reach userspace once asked for, from a child process; the
+/// module kind is reported unavailable where the kernel has no module
+/// syscalls (no tracepoint), never an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dup_listen_chown_mount_bpf_userfaultfd_are_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vgmore");
+    let (dir, py) = copy_named("/usr/bin/python3", &name);
+    let work = dir.path().join("w");
+    std::fs::create_dir(&work).unwrap();
+    let srv = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    let kinds = [
+        OpKind::Dup,
+        OpKind::Listen,
+        OpKind::Chown,
+        OpKind::Mount,
+        OpKind::Bpf,
+        OpKind::Userfaultfd,
+        OpKind::Module,
+        OpKind::Memfd,
+    ];
+    s.set_ops(&kinds).unwrap();
+    let module_here = vigil_bpf::tracefs::has_syscall_exit("finit_module") == Some(true);
+    assert_eq!(
+        s.unavailable_ops().contains(&OpKind::Module),
+        !module_here,
+        "module is unavailable exactly when the kernel lacks its syscalls"
+    );
+    for h in [
+        "sys_exit_dup2",
+        "sys_exit_fcntl",
+        "sys_exit_listen",
+        "sys_exit_fchown",
+        "sys_exit_mount",
+        "sys_exit_bpf",
+        "sys_exit_userfaultfd",
+    ] {
+        assert!(s.hooks().contains(&h), "{h} attached: {:?}", s.hooks());
+    }
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let mut c = Command::new(&py)
+        .args(["-c", MORE_OPS_CHILD])
+        .arg(&work)
+        .arg(port.to_string())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let _conn = srv.accept().unwrap();
+    assert!(c.wait().unwrap().success(), "child failed");
+    let ops = ops_of(&mut rx, pid).await;
+    let w = work.display().to_string();
+    let find = |what: &str, f: &dyn Fn(&vigil_bpf::RawOp) -> bool| {
+        ops.iter()
+            .find(|o| f(o))
+            .unwrap_or_else(|| panic!("no {what} record in {ops:#?}"))
+            .clone()
+    };
+    let d2 = find("dup2", &|o| {
+        o.op == OpKind::Dup && o.args[1] == 50 && o.nr != 72
+    });
+    let n = d2.sock.expect("the old fd's socket");
+    assert_eq!(
+        (n.family, n.proto, n.daddr.as_str(), n.dport),
+        (2, 6, "127.0.0.1", port),
+        "dup2's old fd is the TCP connection"
+    );
+    assert_eq!(d2.sock_type, 1, "SOCK_STREAM");
+    let fc = find("fcntl F_DUPFD", &|o| {
+        o.op == OpKind::Dup && o.nr == 72 && o.args[2] == 60
+    });
+    assert!(fc.ret >= 60 && fc.sock.as_ref().is_some_and(|n| n.dport == port));
+    let li = find("listen", &|o| o.op == OpKind::Listen);
+    let n = li.sock.expect("listen's socket");
+    assert_eq!(
+        (li.args[1], n.family, n.saddr.as_str()),
+        (7, 2, "127.0.0.1")
+    );
+    assert_ne!(n.sport, 0, "the bound port");
+    let ch = find("chown", &|o| o.op == OpKind::Chown && !o.s1_walked);
+    assert_eq!((ch.s1.clone(), ch.args[1]), (format!("{w}/f"), 65534));
+    let fch = find("fchown", &|o| o.op == OpKind::Chown && o.s1_walked);
+    assert_eq!(
+        (fch.s1.clone(), fch.args[2]),
+        (format!("{w}/f"), 65534),
+        "fchown's fd walked in the kernel"
+    );
+    let mo = find("mount", &|o| o.op == OpKind::Mount && o.nr == 165);
+    assert_eq!(
+        (mo.s1.as_str(), mo.s2.clone(), mo.s3.as_str()),
+        ("none", format!("{w}/m"), "tmpfs")
+    );
+    let um = find("umount2", &|o| o.op == OpKind::Mount && o.nr == 166);
+    assert_eq!(um.s1, format!("{w}/m"));
+    let bp = find("bpf", &|o| o.op == OpKind::Bpf && o.args[0] == 0);
+    assert_eq!(
+        (bp.aux, bp.s1.as_str()),
+        (2, "vgmap"),
+        "BPF_MAP_TYPE_ARRAY named vgmap"
+    );
+    assert!(bp.ret > 0, "the map was created: {}", bp.ret);
+    find("userfaultfd", &|o| o.op == OpKind::Userfaultfd);
+    assert!(!ops.iter().any(|o| o.op == OpKind::Module));
+    reader.stop().await;
+}
+
+/// dup2 through `int 0x80` (ia32 dup2, 63) of a TCP socket onto fd 100:
+/// the compat program reports it with the socket behind the old fd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_int80_dup2_of_a_socket_is_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vg32d");
+    let srv = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port().to_string();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    s.set_ops(&[OpKind::Dup]).unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_INT80_CHILD", name.as_str()),
+        ("VIGIL_INT80_DUP2", &port),
+    ];
+    let res = evasion::child_result("int80_child", &envs, "INT80D");
+    assert_eq!(res, "100", "int 0x80 dup2");
+    let ev = wait_for(&mut rx, 5, |e| {
+        e.kind == RawKind::SysOp
+            && e.comm == name
+            && matches!(&e.body, RawBody::Op(o) if o.nr == 33)
+    })
+    .await
+    .expect("the int 0x80 dup2 was not seen");
+    let RawBody::Op(op) = ev.body else {
+        panic!("not an op body")
+    };
+    assert_eq!((op.op, op.args[1], op.ret), (OpKind::Dup, 100, 100));
+    let n = op.sock.expect("the old fd's socket");
+    assert_eq!(n.dport.to_string(), port);
     reader.stop().await;
 }

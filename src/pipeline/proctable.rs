@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use vigil_bpf::decode::{tcp_state_name, RawNet};
 use vigil_bpf::{Identity, OpKind, RawBody, RawEvent, RawKind, RawOp};
 use vigil_engine::event::{
-    ns_type_names, ptrace_request_name, socket_domain_name, socket_type_name,
+    bpf_cmd_name, bpf_map_type_name, bpf_prog_type_name, ns_type_names, ptrace_request_name,
+    socket_domain_name, socket_type_name,
 };
 use vigil_engine::{Detail, Event, EventType, FileInfo, NetInfo, OpInfo, Process};
 
@@ -688,10 +689,19 @@ impl ProcTable {
                 self.resolve_path(raw, p, dirfd, path)
             }
         };
-        let mut info = OpInfo {
-            mode: -1,
-            requested_id: -1,
-            ..OpInfo::default()
+        let mut info = OpInfo::new();
+        // the path of an fd argument: the kernel's walk (fchmod, fchown,
+        // finit_module), else /proc while the process is there
+        let fd_path = |fd: i32| {
+            if o.s1_walked {
+                return o.s1.clone();
+            }
+            let fd = self
+                .proc_root
+                .join(raw.tgid.to_string())
+                .join("fd")
+                .join(fd.to_string());
+            readlink(fd.to_string_lossy().into_owned()).unwrap_or_default()
         };
         match o.op {
             OpKind::Symlink | OpKind::Link | OpKind::Rename => {
@@ -724,17 +734,15 @@ impl ProcTable {
                     _ => (AT_FDCWD, None),
                 };
                 info.path = if o.nr == 91 {
-                    // fchmod: the path of the fd
-                    let fd = self
-                        .proc_root
-                        .join(raw.tgid.to_string())
-                        .join("fd")
-                        .join(dirfd.to_string());
-                    readlink(fd.to_string_lossy().into_owned()).unwrap_or_default()
+                    fd_path(dirfd)
                 } else {
                     abs(dirfd, &o.s1)
                 };
-                info.path_raw = o.s1.clone();
+                info.path_raw = if o.s1_walked {
+                    String::new()
+                } else {
+                    o.s1.clone()
+                };
                 info.mode = mode.map_or(-1, |i| i64::from(o.args[i] as u32 & 0o7777));
             }
             OpKind::Ptrace => {
@@ -769,6 +777,80 @@ impl ProcTable {
             OpKind::Memfd => {
                 info.name = o.s1.clone();
                 info.flags = a(1).into();
+            }
+            OpKind::Dup => {
+                info.oldfd = a(0).into();
+                info.newfd = match o.nr {
+                    33 | 292 if o.ret >= 0 => a(1).into(), // dup2, dup3
+                    _ if o.ret >= 0 => o.ret,
+                    _ => -1,
+                };
+                info.sock = o.sock.as_ref().map(net_info);
+            }
+            OpKind::Listen => {
+                info.backlog = a(1).into();
+                info.sock = o.sock.as_ref().map(net_info);
+            }
+            OpKind::Chown => {
+                // chown(path, uid, gid), fchown(fd, ..), lchown(path, ..),
+                // fchownat(dirfd, path, uid, gid, flags)
+                let (ids, path) = match o.nr {
+                    93 => (1, fd_path(a(0))),
+                    260 if o.s1.is_empty() => (2, fd_path(a(0))), // AT_EMPTY_PATH
+                    260 => (2, abs(a(0), &o.s1)),
+                    _ => (1, abs(AT_FDCWD, &o.s1)),
+                };
+                info.path = path;
+                info.path_raw = if o.s1_walked {
+                    String::new()
+                } else {
+                    o.s1.clone()
+                };
+                info.uid = a(ids).into();
+                info.gid = a(ids + 1).into();
+            }
+            OpKind::Mount => {
+                // mount(src, target, fstype, flags, data); umount2(target,
+                // flags); move_mount(from_dfd, from, to_dfd, to, flags);
+                // fsmount(fs_fd, flags, attr_flags)
+                let (call, flags) = match o.nr {
+                    165 => ("mount", 3),
+                    166 => ("umount2", 1),
+                    429 => ("move_mount", 4),
+                    _ => ("fsmount", 1),
+                };
+                info.call = call.into();
+                info.flags = i64::from(o.args[flags] as u32);
+                match o.nr {
+                    165 => {
+                        info.source = o.s1.clone();
+                        info.path = abs(AT_FDCWD, &o.s2);
+                        info.fstype = o.s3.clone();
+                    }
+                    166 => info.path = abs(AT_FDCWD, &o.s1),
+                    429 => {
+                        info.source = abs(a(0), &o.s1);
+                        info.path = abs(a(2), &o.s2);
+                    }
+                    _ => {}
+                }
+            }
+            OpKind::Bpf => {
+                info.cmd = bpf_cmd_name(o.args[0]);
+                match o.args[0] {
+                    0 => info.map_type = bpf_map_type_name(o.aux.into()),
+                    5 => info.prog_type = bpf_prog_type_name(o.aux.into()),
+                    _ => {}
+                }
+                info.name = o.s1.clone();
+            }
+            OpKind::Userfaultfd => info.flags = a(0).into(),
+            OpKind::Module => {
+                // init_module(image, len, params); finit_module(fd, params, flags)
+                if o.nr == 313 {
+                    info.path = fd_path(a(0));
+                }
+                info.params = o.s2.clone();
             }
         }
         info

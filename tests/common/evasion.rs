@@ -215,6 +215,11 @@ pub fn int80_symlink(target: &str, link: &str) -> (i64, i64) {
     (r, u)
 }
 
+/// ia32 `dup2` (63) of `old` onto `new`; the result (fd or -errno).
+pub fn int80_dup2(old: i32, new: i32) -> i64 {
+    int80(63, old as u32 as u64, new as u32 as u64, 0)
+}
+
 /// socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) then
 /// socketcall(SYS_CONNECT, [fd, &sockaddr_in{127.0.0.1:port}, 16]); returns
 /// (fd, connect result) after closing the socket.

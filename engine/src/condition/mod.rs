@@ -73,6 +73,13 @@ pub const NAMESPACES: &[&str] = &[
     "setid",
     "ns",
     "memfd",
+    "dup",
+    "listen",
+    "chown",
+    "mount",
+    "bpf",
+    "userfaultfd",
+    "module",
 ];
 
 /// Helper functions beyond Rhai's own.
