@@ -217,6 +217,21 @@ impl OpKind {
         OpKind::ALL.into_iter().find(|k| k.as_str() == t.as_str())
     }
 
+    /// io_uring path operations (IORING_OP_RENAMEAT, UNLINKAT, MKDIRAT,
+    /// SYMLINKAT, LINKAT) make this kind too; their paths are kept at
+    /// submission, which needs the submission hook.
+    pub fn uring_paths(self) -> bool {
+        matches!(
+            self,
+            OpKind::Symlink
+                | OpKind::Link
+                | OpKind::Rename
+                | OpKind::Unlink
+                | OpKind::Mkdir
+                | OpKind::Rmdir
+        )
+    }
+
     /// The syscalls (exit tracepoint names) that make this kind.
     pub fn syscalls(self) -> &'static [&'static str] {
         match self {

@@ -17,6 +17,11 @@ static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
 /// Name prefix of the on-demand syscall programs (`vigil_op_<syscall>`).
 const OP_PREFIX: &str = "vigil_op_";
 
+/// The on-demand io_uring submission hook (`vigil_op_uring_submit`): it keeps
+/// the paths of ring RENAMEAT/UNLINKAT/MKDIRAT/SYMLINKAT/LINKAT requests
+/// for their completion; attached while one of those kinds is asked for.
+const URING_SUBMIT: &str = "uring_submit";
+
 /// Why the sensors could not start. Each message is one sentence a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
@@ -323,7 +328,8 @@ impl Sensors {
             // Per-syscall tracepoints (+ the compat-only raw program when
             // asked), or the raw fallback alone (it sees compat syscalls itself).
             let skip = (!with_iter && section.starts_with("iter/"))
-                || (!with_uring && name == "vigil_uring_complete")
+                || (!with_uring
+                    && (name == "vigil_uring_complete" || name == "vigil_op_uring_submit"))
                 || (per_syscall && name == "vigil_sys_exit")
                 || (name == "vigil_compat_exit" && !(per_syscall && compat))
                 || (!per_syscall && section.starts_with("tracepoint/syscalls/"));
@@ -406,12 +412,19 @@ impl Sensors {
             );
         }
         self.unavailable = unavailable;
-        let calls: BTreeSet<&'static str> = want
+        let mut calls: BTreeSet<&'static str> = want
             .iter()
             .flat_map(|k| k.syscalls())
             .filter(|sc| exists(sc))
             .copied()
             .collect();
+        let uring_loaded = self
+            ._obj
+            .progs()
+            .any(|p| p.name().to_string_lossy() == "vigil_op_uring_submit");
+        if uring_loaded && want.iter().any(|k| k.uring_paths()) {
+            calls.insert(URING_SUBMIT);
+        }
         self.op_links.retain(|sc, _| calls.contains(sc));
         if !calls.is_empty() {
             // pass first, then attach: nothing attached is filtered away
@@ -434,7 +447,13 @@ impl Sensors {
                 continue;
             }
             let name = format!("{OP_PREFIX}{sc}");
-            let hook = || format!("sys_exit_{sc}");
+            let hook = || {
+                if sc == URING_SUBMIT {
+                    "io_uring_submit_req".to_string()
+                } else {
+                    format!("sys_exit_{sc}")
+                }
+            };
             let prog = self
                 ._obj
                 .progs_mut()

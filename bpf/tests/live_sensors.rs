@@ -823,6 +823,19 @@ fn uring_child() {
         return;
     };
     evasion::name_process(&name);
+    if let Ok(dir) = std::env::var("VIGIL_URING_OPS") {
+        match evasion::uring_path_ops(&dir) {
+            Some(r) => println!(
+                "URING {}",
+                r.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => println!("URING unsupported"),
+        }
+        return;
+    }
     let res = match std::env::var("VIGIL_URING_CONNECT") {
         Ok(port) => evasion::uring_connect(port.parse().unwrap()),
         Err(_) => evasion::uring_open("/etc/../etc/hostname"),
@@ -1245,5 +1258,97 @@ async fn compat_int80_dup2_of_a_socket_is_seen() {
     assert_eq!((op.op, op.args[1], op.ret), (OpKind::Dup, 100, 100));
     let n = op.sock.expect("the old fd's socket");
     assert_eq!(n.dport.to_string(), port);
+    reader.stop().await;
+}
+
+/// The on-demand path kinds and socket through io_uring (no syscall hook
+/// sees them): MKDIRAT, SYMLINKAT, LINKAT, RENAMEAT, UNLINKAT (both ways)
+/// and SOCKET reach the same records as their syscalls, with the paths kept
+/// at submission, the results, and the process's comm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_uring_path_ops_and_socket_are_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vgurop");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    let kinds = [
+        OpKind::Mkdir,
+        OpKind::Symlink,
+        OpKind::Link,
+        OpKind::Rename,
+        OpKind::Unlink,
+        OpKind::Rmdir,
+        OpKind::Socket,
+    ];
+    s.set_ops(&kinds).unwrap();
+    assert!(
+        s.hooks().contains(&"io_uring_submit_req"),
+        "{:?}",
+        s.hooks()
+    );
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_URING_CHILD", name.as_str()),
+        ("VIGIL_URING_OPS", &d),
+    ];
+    let Some(res) = uring_child_result(&envs) else {
+        return;
+    };
+    let res: Vec<i64> = res.split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(&res[..6], [0, 0, 0, 0, 0, 0], "ring path ops");
+    let mut seen = Vec::new();
+    while let Some(ev) = wait_for(&mut rx, 5, |e| e.kind == RawKind::SysOp && e.comm == name).await
+    {
+        if let RawBody::Op(op) = ev.body {
+            let last = op.op == OpKind::Socket;
+            seen.push(op);
+            if last {
+                break;
+            }
+        }
+    }
+    let find = |k: OpKind| {
+        seen.iter()
+            .find(|o| o.op == k)
+            .unwrap_or_else(|| panic!("no ring {} record in {seen:#?}", k.as_str()))
+    };
+    let mk = find(OpKind::Mkdir);
+    assert_eq!(
+        (mk.nr, mk.s1.clone(), mk.args[2], mk.ret),
+        (258, format!("{d}/ud"), 0o755, 0)
+    );
+    let sl = find(OpKind::Symlink);
+    assert_eq!(
+        (sl.s1.as_str(), sl.s2.clone()),
+        ("/etc/shadow", format!("{d}/us"))
+    );
+    let ln = find(OpKind::Link);
+    assert_eq!(
+        (ln.s1.clone(), ln.s2.clone()),
+        (format!("{d}/f"), format!("{d}/ul"))
+    );
+    let rn = find(OpKind::Rename);
+    assert_eq!(
+        (rn.s1.clone(), rn.s2.clone()),
+        (format!("{d}/ul"), format!("{d}/ur"))
+    );
+    assert_eq!(find(OpKind::Unlink).s1, format!("{d}/ur"));
+    assert_eq!(
+        find(OpKind::Rmdir).s1,
+        format!("{d}/ud"),
+        "UNLINKAT with AT_REMOVEDIR"
+    );
+    let so = find(OpKind::Socket);
+    assert_eq!(
+        (so.args[0], so.args[1] & 0xf, so.ret),
+        (17, 3, res[6]),
+        "AF_PACKET, SOCK_RAW"
+    );
     reader.stop().await;
 }

@@ -296,3 +296,35 @@ pub fn uring_connect(port: u16) -> Option<i32> {
     close(fd.into());
     res
 }
+
+/// In directory `dir`, through io_uring only: MKDIRAT `ud`, SYMLINKAT `us`
+/// -> /etc/shadow, LINKAT `f` -> `ul` (`f` must exist), RENAMEAT `ul` ->
+/// `ur`, UNLINKAT `ur`, UNLINKAT(AT_REMOVEDIR) `ud`, then SOCKET(AF_PACKET,
+/// SOCK_RAW); the results in that order, None without io_uring.
+pub fn uring_path_ops(dir: &str) -> Option<Vec<i32>> {
+    use io_uring::{opcode, types::Fd};
+    let c = |name: &str| CString::new(format!("{dir}/{name}")).unwrap();
+    let (ud, us, f, ul, ur) = (c("ud"), c("us"), c("f"), c("ul"), c("ur"));
+    let shadow = CString::new("/etc/shadow").unwrap();
+    let cwd = Fd(libc::AT_FDCWD);
+    let ops = [
+        opcode::MkDirAt::new(cwd, ud.as_ptr()).mode(0o755).build(),
+        opcode::SymlinkAt::new(cwd, shadow.as_ptr(), us.as_ptr()).build(),
+        opcode::LinkAt::new(cwd, f.as_ptr(), cwd, ul.as_ptr()).build(),
+        opcode::RenameAt::new(cwd, ul.as_ptr(), cwd, ur.as_ptr()).build(),
+        opcode::UnlinkAt::new(cwd, ur.as_ptr()).build(),
+        opcode::UnlinkAt::new(cwd, ud.as_ptr())
+            .flags(libc::AT_REMOVEDIR)
+            .build(),
+        opcode::Socket::new(libc::AF_PACKET, libc::SOCK_RAW, 0).build(),
+    ];
+    let mut out = Vec::new();
+    for op in ops {
+        let res = uring_one(op)?;
+        if res >= 0 && out.len() == 6 {
+            close(res.into());
+        }
+        out.push(res);
+    }
+    Some(out)
+}
