@@ -147,10 +147,11 @@ pub enum OpKind {
     Bpf,
     Userfaultfd,
     Module,
+    Truncate,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 21] = [
+    pub const ALL: [OpKind; 22] = [
         OpKind::Symlink,
         OpKind::Link,
         OpKind::Rename,
@@ -172,6 +173,7 @@ impl OpKind {
         OpKind::Bpf,
         OpKind::Userfaultfd,
         OpKind::Module,
+        OpKind::Truncate,
     ];
 
     pub fn from_u8(v: u8) -> Option<OpKind> {
@@ -202,6 +204,7 @@ impl OpKind {
             OpKind::Bpf => "bpf",
             OpKind::Userfaultfd => "userfaultfd",
             OpKind::Module => "module",
+            OpKind::Truncate => "truncate",
         }
     }
 
@@ -258,6 +261,8 @@ impl OpKind {
             OpKind::Bpf => &["bpf"],
             OpKind::Userfaultfd => &["userfaultfd"],
             OpKind::Module => &["init_module", "finit_module"],
+            // by path only: ftruncate follows an open the open hooks see
+            OpKind::Truncate => &["truncate"],
         }
     }
 }
@@ -418,7 +423,7 @@ const _: () = assert!(size_of::<ev_sys>() == 160);
 const _: () = assert!(OpKind::Symlink as u32 == records::VO_SYMLINK);
 const _: () = assert!(OpKind::Memfd as u32 == records::VO_MEMFD);
 const _: () = assert!(OpKind::Dup as u32 == records::VO_DUP);
-const _: () = assert!(OpKind::Module as u32 == records::VO_MODULE);
+const _: () = assert!(OpKind::Truncate as u32 == records::VO_TRUNCATE);
 const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MAX);
 
 /// x86_64 unlinkat(2) and its flag that makes it an rmdir.

@@ -1085,7 +1085,7 @@ async fn compat_int80_symlink_is_seen_once_asked_for() {
 
 /// What `MORE_OPS_CHILD` does in directory `argv[1]`, with a TCP listener
 /// on port `argv[2]`: dup2 and fcntl(F_DUPFD) of a connected TCP socket
-/// (stdio redirected to the network), listen, chown and fchown, a tmpfs
+/// (stdio redirected to the network), listen, chown, fchown, truncate, a tmpfs
 /// mount and its umount2, a BPF array map named vgmap, userfaultfd, and
 /// memfd_create last (the end marker).
 const MORE_OPS_CHILD: &str = r#"
@@ -1103,6 +1103,7 @@ open(d + "/f", "w").close()
 os.chown(d + "/f", 65534, -1)
 fd = os.open(d + "/f", os.O_RDONLY)
 os.fchown(fd, -1, 65534)
+os.truncate(d + "/f", 0)
 os.mkdir(d + "/m")
 libc.mount(b"none", (d + "/m").encode(), b"tmpfs", 0, None)
 libc.umount2((d + "/m").encode(), 0)
@@ -1117,7 +1118,7 @@ os.memfd_create("vgend")
 /// module kind is reported unavailable where the kernel has no module
 /// syscalls (no tracepoint), never an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dup_listen_chown_mount_bpf_userfaultfd_are_seen() {
+async fn dup_listen_chown_truncate_mount_bpf_userfaultfd_are_seen() {
     let Some(mut s) = sensors_or_skip() else {
         return;
     };
@@ -1137,6 +1138,7 @@ async fn dup_listen_chown_mount_bpf_userfaultfd_are_seen() {
         OpKind::Bpf,
         OpKind::Userfaultfd,
         OpKind::Module,
+        OpKind::Truncate,
         OpKind::Memfd,
     ];
     s.set_ops(&kinds).unwrap();
@@ -1204,6 +1206,11 @@ async fn dup_listen_chown_mount_bpf_userfaultfd_are_seen() {
         (fch.s1.clone(), fch.args[2]),
         (format!("{w}/f"), 65534),
         "fchown's fd walked in the kernel"
+    );
+    let tr = find("truncate", &|o| o.op == OpKind::Truncate);
+    assert_eq!(
+        (tr.s1.clone(), tr.args[1], tr.ret),
+        (format!("{w}/f"), 0, 0)
     );
     let mo = find("mount", &|o| o.op == OpKind::Mount && o.nr == 165);
     assert_eq!(

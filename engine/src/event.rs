@@ -45,11 +45,12 @@ pub enum EventType {
     Bpf,
     Userfaultfd,
     Module,
+    Truncate,
 }
 
 impl EventType {
     /// Number of event types.
-    pub const COUNT: usize = 27;
+    pub const COUNT: usize = 28;
 
     /// Every event type, in a fixed order (the first six are also the
     /// kernel's record numbering; the rest share its on-demand record).
@@ -81,6 +82,7 @@ impl EventType {
         EventType::Bpf,
         EventType::Userfaultfd,
         EventType::Module,
+        EventType::Truncate,
     ];
 
     /// The name rules and JSON use (`exec`, `open`, ...).
@@ -113,6 +115,7 @@ impl EventType {
             EventType::Bpf => "bpf",
             EventType::Userfaultfd => "userfaultfd",
             EventType::Module => "module",
+            EventType::Truncate => "truncate",
         }
     }
 
@@ -146,7 +149,7 @@ impl fmt::Display for EventType {
 
 /// Error for an event type name that is not one of [`EventType::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module)")]
+#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate)")]
 pub struct UnknownEventType(pub String);
 
 impl FromStr for EventType {
@@ -338,6 +341,8 @@ pub struct OpInfo {
     pub map_type: String,
     /// module: the parameters passed (the module file is in `path`).
     pub params: String,
+    /// truncate: the length asked for.
+    pub length: i64,
 }
 
 impl OpInfo {

@@ -104,6 +104,7 @@ const FS: EventMask = kinds(&[
     T::Rmdir,
     T::Chmod,
     T::Chown,
+    T::Truncate,
 ]);
 /// Kinds with a second path (`fs.source`).
 const FS2: EventMask = kinds(&[T::Symlink, T::Link, T::Rename]);
@@ -120,6 +121,7 @@ const MOUNT: EventMask = kinds(&[T::Mount]);
 const BPF: EventMask = kinds(&[T::Bpf]);
 const UFFD: EventMask = kinds(&[T::Userfaultfd]);
 const MODULE: EventMask = kinds(&[T::Module]);
+const TRUNCATE: EventMask = kinds(&[T::Truncate]);
 
 macro_rules! catalogue {
     ($( $variant:ident => $name:literal, $ty:ident, $ev:expr, $desc:literal; )*) => {
@@ -136,7 +138,7 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module";
+    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate";
     EvtTime => "evt.time", Int, ALL, "event time, nanoseconds since the epoch";
     EvtRet => "evt.ret", Int, ALL, "syscall result where there is one (fd, 0, -errno)";
     ProcPid => "proc.pid", Int, ALL, "process id (host view)";
@@ -218,6 +220,7 @@ catalogue! {
     UffdFlags => "userfaultfd.flags", Int, UFFD, "userfaultfd flags (O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY 1)";
     ModulePath => "module.path", Str, MODULE, "finit_module: the module file as the kernel resolved the fd (\"\" for init_module)";
     ModuleParams => "module.params", Str, MODULE, "the module parameters passed";
+    TruncateLength => "truncate.length", Int, TRUNCATE, "truncate(2): the length asked for (fs.path is the file)";
 }
 
 /// Look a field up by name.
@@ -361,6 +364,7 @@ impl Event {
             Field::UffdFlags => Int(self.op()?.flags),
             Field::ModulePath => Str(Borrowed(&self.op()?.path)),
             Field::ModuleParams => Str(Borrowed(&self.op()?.params)),
+            Field::TruncateLength => Int(self.op()?.length),
         })
     }
 
@@ -523,7 +527,8 @@ impl Event {
                         || op_field.starts_with("mount.")
                         || op_field.starts_with("bpf.")
                         || op_field.starts_with("userfaultfd.")
-                        || op_field.starts_with("module.") =>
+                        || op_field.starts_with("module.")
+                        || op_field.starts_with("truncate.") =>
                 {
                     let Detail::Op(o) = &mut ev.detail else {
                         continue;
@@ -574,6 +579,7 @@ impl Event {
                         "bpf.map_type" => o.map_type = s()?,
                         "bpf.name" => o.name = s()?,
                         "module.params" => o.params = s()?,
+                        "truncate.length" => o.length = i()?,
                         other => unreachable!("field {other} has no writer"),
                     }
                 }

@@ -852,6 +852,11 @@ impl ProcTable {
                 }
                 info.params = o.s2.clone();
             }
+            OpKind::Truncate => {
+                info.path = abs(AT_FDCWD, &o.s1);
+                info.path_raw = o.s1.clone();
+                info.length = o.args[1] as i64;
+            }
         }
         info
     }

@@ -215,6 +215,8 @@ static __always_inline bool compat_op(long id, struct op_call *c)
 	case 374: OPC(VO_USERFAULTFD, 323, N, N); break;
 	case 128: OPC(VO_MODULE, 175, N, 2); break;
 	case 350: OPC(VO_MODULE, NR_finit_module, N, 1); break;
+	case 92: /* truncate, truncate64 (length in two registers: low word kept) */
+	case 193: OPC(VO_TRUNCATE, 76, 0, N); break;
 	default:
 		return false;
 	}
@@ -297,6 +299,7 @@ SYSOP_TP(userfaultfd, VO_USERFAULTFD, 323, OP_STR_NONE, OP_STR_NONE)
  * unavailable instead of failing) */
 SYSOP_TP(init_module, VO_MODULE, 175, OP_STR_NONE, 2)
 SYSOP_TP(finit_module, VO_MODULE, NR_finit_module, OP_STR_NONE, 1)
+SYSOP_TP(truncate, VO_TRUNCATE, 76, 0, OP_STR_NONE)
 
 /* fcntl runs often: only F_DUPFD / F_DUPFD_CLOEXEC make a dup, the rest
  * return before the filter */

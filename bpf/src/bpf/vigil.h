@@ -39,7 +39,8 @@
 #define VO_BPF 19    /* bpf: arg0 = command; map/prog creation: aux = type, s1 = name */
 #define VO_USERFAULTFD 20 /* userfaultfd: arg0 = flags */
 #define VO_MODULE 21 /* init_module: s2 = params; finit_module: s1 = the fd's walk, s2 = params */
-#define VO_MAX 21
+#define VO_TRUNCATE 22 /* truncate: s1 = path, arg1 = length */
+#define VO_MAX 22
 
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */

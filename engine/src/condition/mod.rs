@@ -80,6 +80,7 @@ pub const NAMESPACES: &[&str] = &[
     "bpf",
     "userfaultfd",
     "module",
+    "truncate",
 ];
 
 /// Helper functions beyond Rhai's own.

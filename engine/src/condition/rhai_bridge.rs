@@ -66,7 +66,8 @@ namespaces!(EvtNs => "evt", ProcNs => "proc", UserNs => "user", ContainerNs => "
     FileNs => "file", NetNs => "net", TcpNs => "tcp", ExitNs => "exit",
     FsNs => "fs", PtraceNs => "ptrace", SocketNs => "socket", SetidNs => "setid", NsNs => "ns",
     MemfdNs => "memfd", DupNs => "dup", ListenNs => "listen", ChownNs => "chown",
-    MountNs => "mount", BpfNs => "bpf", UffdNs => "userfaultfd", ModuleNs => "module");
+    MountNs => "mount", BpfNs => "bpf", UffdNs => "userfaultfd", ModuleNs => "module",
+    TruncateNs => "truncate");
 
 fn to_dynamic(v: FieldValue<'_>) -> Dynamic {
     match v {
