@@ -671,6 +671,7 @@ async fn run_async(
         hooks = ?live.hooks(),
         "vigil running"
     );
+    live.note_inactive_rules(&rules);
     let allow_insecure = st.insecure_permissions;
     if let Some(f) = &fleet {
         f.loaded(&rules, live.hooks());
@@ -745,6 +746,7 @@ async fn run_async(
                                 let old_hash = h.evaluator.rules().hash().to_string();
                                 h.evaluator.swap_rules(r.value.clone());
                                 crate::reload::log_reloaded(&r, &old_hash);
+                                live.note_inactive_rules(&r.value);
                                 if let Some(f) = &fleet {
                                     f.loaded(&r.value, live.hooks());
                                 }
