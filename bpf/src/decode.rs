@@ -220,6 +220,34 @@ impl OpKind {
         OpKind::ALL.into_iter().find(|k| k.as_str() == t.as_str())
     }
 
+    /// The hooks this kind attaches: its syscalls' exit tracepoints
+    /// (`sys_exit_<syscall>`), and `io_uring_submit_req` for the path kinds.
+    pub fn hooks(self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .syscalls()
+            .iter()
+            .map(|sc| format!("sys_exit_{sc}"))
+            .collect();
+        if self.uring_paths() {
+            v.push("io_uring_submit_req".into());
+        }
+        v
+    }
+
+    /// Whether this kernel can report the kind: at least one of its
+    /// syscalls has an exit tracepoint (`None` when tracefs is not mounted).
+    pub fn available(self) -> Option<bool> {
+        let mut any = None;
+        for sc in self.syscalls() {
+            match crate::tracefs::has_syscall_exit(sc) {
+                Some(true) => return Some(true),
+                Some(false) => any = Some(false),
+                None => {}
+            }
+        }
+        any
+    }
+
     /// io_uring path operations (IORING_OP_RENAMEAT, UNLINKAT, MKDIRAT,
     /// SYMLINKAT, LINKAT) make this kind too; their paths are kept at
     /// submission, which needs the submission hook.

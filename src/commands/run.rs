@@ -833,6 +833,8 @@ async fn run_async(
                     s.eval_errors = stats.errors.clone();
                     s.rules_loaded = h.evaluator.rules().rules().filter(|r| r.enabled).count();
                     s.attached = true;
+                    s.hooks = live.hooks();
+                    s.unavailable_kinds = live.unavailable_kinds().iter().map(|k| k.as_str().to_string()).collect();
                     s.failing_outputs = failing_outputs;
                 });
             }
