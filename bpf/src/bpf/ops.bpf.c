@@ -58,7 +58,7 @@ static __always_inline __u32 fd_walk(char *dst, long fd, struct ev_hdr *h)
 	return walk_into(dst, &fp, h, VF_CUT_S1);
 }
 
-/* Record one on-demand syscall of `t` with arguments `a` (x86_64 order),
+/* Record one on-demand syscall of `t` (it passed sysop_pass) with arguments `a` (x86_64 order),
  * user strings in argument slots `s1` / `s2` (OP_STR_NONE: none). What a
  * kind needs beyond its arguments is read here, once, while the syscall's
  * objects still exist: the socket behind the fd (dup, listen), the file
@@ -67,14 +67,8 @@ static __always_inline __u32 fd_walk(char *dst, long fd, struct ev_hdr *h)
 static __always_inline int sysop_emit(__u8 op, __u32 nr, long ret, struct task_struct *t,
 				      __u64 *a, int s1, int s2)
 {
-	struct filter_state *st = get_state();
-	struct ev_sys *e;
+	struct ev_sys *e = scratch_buf();
 
-	if (!st || t->tgid == st->self_tgid)
-		return 0;
-	if (!pass_current(st, VG_SYSOP, t))
-		return 0;
-	e = scratch_buf();
 	if (!e)
 		return 0;
 	fill_hdr(&e->h, t, VG_SYSOP, VF_PASSED, 0);
@@ -136,12 +130,24 @@ static __always_inline int sysop_emit(__u8 op, __u32 nr, long ret, struct task_s
 	return 0;
 }
 
+/* The first-stage filter for an on-demand record of `t` (vigil itself is
+ * never reported); counts `seen` and `passed`. Runs before anything else
+ * is read, so a scoped-away call costs the filter only. */
+static __always_inline bool sysop_pass(struct task_struct *t)
+{
+	struct filter_state *st = get_state();
+
+	return st && t->tgid != st->self_tgid && pass_current(st, VG_SYSOP, t);
+}
+
 static __always_inline int sysop_exit(__u8 op, __u32 nr, long ret, struct task_struct *t,
 				      int s1, int s2)
 {
+	if (!sysop_pass(t))
+		return 0;
+	/* direct loads through the BTF pointer (no helper call per register) */
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	__u64 a[5] = { BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx),
-		       BPF_CORE_READ(regs, r10), BPF_CORE_READ(regs, r8) };
+	__u64 a[5] = { regs->di, regs->si, regs->dx, regs->r10, regs->r8 };
 
 	return sysop_emit(op, nr, ret, t, a, s1, s2);
 }
@@ -242,6 +248,8 @@ static __always_inline int compat_sysop(struct op_call *c, long ret, struct pt_r
 		       (__u32)regs->di };
 	if (c->nr == NR_fcntl && a[1] != F_DUPFD_ && a[1] != F_DUPFD_CLOEXEC_)
 		return 0;
+	if (!sysop_pass(t))
+		return 0;
 	return sysop_emit(c->op, c->nr, ret, t, a, c->s1, c->s2);
 }
 
@@ -308,7 +316,7 @@ int vigil_op_fcntl(struct trace_event_raw_sys_exit *ctx)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(t);
-	__u64 cmd = BPF_CORE_READ(regs, si);
+	__u64 cmd = regs->si;
 
 	if (cmd != F_DUPFD_ && cmd != F_DUPFD_CLOEXEC_)
 		return 0;
