@@ -1,14 +1,8 @@
 //! The `vigil` command line: argument parsing and dispatch to one module per
-//! subcommand (`commands::*`). Logging goes to stderr through `tracing`.
+//! subcommand (`commands::*`), each calling the `vigil` library (`src/lib.rs`).
+//! Logging goes to stderr through `tracing`.
 
 mod commands;
-mod config;
-mod daemon;
-mod fleet;
-mod metrics;
-mod perms;
-mod pipeline;
-mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +27,8 @@ pub enum Command {
     Test(commands::test::Args),
     /// Evaluate recorded JSONL events against rules, alerts out.
     Replay(commands::replay::Args),
+    /// Per-rule evaluation cost on recorded events, slowest first.
+    Profile(commands::profile::Args),
     /// Capture live events to JSONL (the format `replay` reads).
     Record(commands::record::Args),
     /// Live table of one event type, like the BCC tools.
@@ -42,7 +38,7 @@ pub enum Command {
     /// List the fields rules can read.
     Fields(commands::fields::Args),
     /// A fleet over NATS: push rule sets to a KV bucket, show hosts' status.
-    Fleet(fleet::cli::Args),
+    Fleet(commands::fleet::Args),
     /// Print a shell completion script (e.g. `vigil completions bash > /etc/bash_completion.d/vigil`).
     Completions(commands::docs::CompletionsArgs),
     /// Write the man pages (vigil.1, vigil-run.1, ...) into DIR.
@@ -69,11 +65,12 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a),
         Command::Test(a) => commands::test::run(a),
         Command::Replay(a) => commands::replay::run(a),
+        Command::Profile(a) => commands::profile::run(a),
         Command::Record(a) => commands::record::run(a),
         Command::Snoop(a) => commands::snoop::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fields(a) => commands::fields::run(a),
-        Command::Fleet(a) => fleet::cli::run(a),
+        Command::Fleet(a) => commands::fleet::run(a),
         Command::Completions(a) => commands::docs::completions(a),
         Command::Man(a) => commands::docs::man(a),
     };

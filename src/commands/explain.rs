@@ -17,7 +17,7 @@ pub struct Args {
     pub rules: crate::RulesArg,
     /// The rule selection `vigil run` would apply (a disabled rule contributes nothing).
     #[command(flatten)]
-    pub select: crate::config::SelectArgs,
+    pub select: vigil::config::SelectArgs,
     /// JSON output (same as `--format json`).
     #[arg(long)]
     pub json: bool,
@@ -79,7 +79,7 @@ const BASE_HOOKS: &[&str] = &[
 /// The on-demand hooks the filter's event types attach, and one line per
 /// kind this kernel cannot report (its syscalls do not exist here).
 fn on_demand_hooks(f: &vigil_engine::KernelFilter) -> (Vec<String>, Vec<String>) {
-    let kinds = crate::pipeline::op_kinds(f);
+    let kinds = vigil::pipeline::op_kinds(f);
     let mut hooks: Vec<String> = Vec::new();
     let mut unavailable = Vec::new();
     for k in kinds {
@@ -117,9 +117,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rs = RuleSet::load(&args.rules.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("rules failed to load")?;
-    let mut select = crate::config::Select::default();
-    args.select.merge_into(&mut select);
-    select.apply(&mut rs);
+    let select = vigil::config::Selection {
+        config: Default::default(),
+        flags: args.select.to_select(),
+    };
+    select.apply(&mut rs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let f = rs.kernel_filter();
     let contribs = rs.filter_contributions();
     let (on_demand, unavailable) = on_demand_hooks(&f);
