@@ -995,6 +995,126 @@ mod tests {
         (d, t)
     }
 
+    /// An on-demand record of kind `op`, syscall `nr`, arguments `args`.
+    fn op_raw(op: OpKind, nr: u32, ret: i64, args: [u64; 5], s: [&str; 3]) -> RawOp {
+        RawOp {
+            op,
+            nr,
+            ret,
+            args,
+            s1: s[0].into(),
+            s2: s[1].into(),
+            s3: s[2].into(),
+            s1_cut: false,
+            s2_cut: false,
+            s3_cut: false,
+            s1_walked: false,
+            aux: 0,
+            sock: None,
+            sock_type: 0,
+        }
+    }
+
+    #[test]
+    fn the_second_on_demand_kinds_name_their_arguments() {
+        use vigil_engine::fields::{lookup, FieldValue};
+        let (_d, mut t) = empty_table(10);
+        t.apply(exec(5_000_003, 0, "x", "/tmp/x", &["x"]));
+        let mut conv = |o: RawOp| {
+            t.apply(raw(RawKind::SysOp, 5_000_003, 0, "x", RawBody::Op(o)))
+                .unwrap()
+        };
+        let get = |ev: &Event, name: &str| ev.get(lookup(name).unwrap()).map(|v| v.render());
+        // dup2(3, 0) of a TCP socket: the new fd is the argument, net.* the socket
+        let mut o = op_raw(OpKind::Dup, 33, 0, [3, 0, 0, 0, 0], ["", "", ""]);
+        o.sock = Some(RawNet {
+            family: 2,
+            proto: 6,
+            daddr: "10.0.0.9".into(),
+            dport: 4444,
+            ..Default::default()
+        });
+        let ev = conv(o);
+        assert_eq!(ev.kind, EventType::Dup);
+        assert_eq!(get(&ev, "dup.newfd").as_deref(), Some("0"));
+        assert_eq!(get(&ev, "net.daddr").as_deref(), Some("10.0.0.9"));
+        assert_eq!(get(&ev, "net.proto").as_deref(), Some("tcp"));
+        // fcntl(F_DUPFD): the new fd is the result; a failed dup has none
+        let ev = conv(op_raw(OpKind::Dup, 72, 10, [1, 0, 10, 0, 0], ["", "", ""]));
+        assert_eq!(get(&ev, "dup.newfd").as_deref(), Some("10"));
+        assert_eq!(get(&ev, "net.family").as_deref(), Some(""), "not a socket");
+        let ev = conv(op_raw(OpKind::Dup, 33, -9, [99, 1, 0, 0, 0], ["", "", ""]));
+        assert_eq!(get(&ev, "dup.newfd").as_deref(), Some("-1"));
+        // fchownat(AT_FDCWD, "/etc/shadow", 1000, -1, 0)
+        let ev = conv(op_raw(
+            OpKind::Chown,
+            260,
+            0,
+            [(-100i32) as u32 as u64, 0, 1000, u32::MAX as u64, 0],
+            ["/etc//shadow", "", ""],
+        ));
+        assert_eq!(get(&ev, "fs.path").as_deref(), Some("/etc/shadow"));
+        assert_eq!(
+            (
+                get(&ev, "chown.uid").as_deref(),
+                get(&ev, "chown.gid").as_deref()
+            ),
+            (Some("1000"), Some("-1"))
+        );
+        // mount("/dev/sdb1", "/mnt/x", "ext4", MS_RDONLY, NULL)
+        let ev = conv(op_raw(
+            OpKind::Mount,
+            165,
+            0,
+            [0, 0, 0, 1, 0],
+            ["/dev/sdb1", "/mnt/x", "ext4"],
+        ));
+        assert_eq!(
+            [
+                "mount.call",
+                "mount.source",
+                "mount.target",
+                "mount.fstype",
+                "mount.flags"
+            ]
+            .map(|f| get(&ev, f).unwrap()),
+            ["mount", "/dev/sdb1", "/mnt/x", "ext4", "1"]
+        );
+        // bpf(BPF_PROG_LOAD) of a kprobe program named hide
+        let mut o = op_raw(OpKind::Bpf, 321, 5, [5, 0, 0, 0, 0], ["hide", "", ""]);
+        o.aux = 2;
+        let ev = conv(o);
+        assert_eq!(
+            ["bpf.cmd", "bpf.prog_type", "bpf.map_type", "bpf.name"].map(|f| get(&ev, f).unwrap()),
+            ["BPF_PROG_LOAD", "BPF_PROG_TYPE_KPROBE", "", "hide"]
+        );
+        // finit_module: the kernel's walk of the fd is the module file
+        let mut o = op_raw(
+            OpKind::Module,
+            313,
+            -38,
+            [4, 0, 0, 0, 0],
+            ["/tmp/rk.ko", "x=1", ""],
+        );
+        o.s1_walked = true;
+        let ev = conv(o);
+        assert_eq!(get(&ev, "module.path").as_deref(), Some("/tmp/rk.ko"));
+        assert_eq!(get(&ev, "module.params").as_deref(), Some("x=1"));
+        assert_eq!(ev.ret, -38);
+        let ev = conv(op_raw(
+            OpKind::Truncate,
+            76,
+            0,
+            [0, 0, 0, 0, 0],
+            ["/root/.bash_history", "", ""],
+        ));
+        assert_eq!(get(&ev, "fs.path").as_deref(), Some("/root/.bash_history"));
+        assert!(matches!(
+            ev.get(lookup("truncate.length").unwrap()),
+            Some(FieldValue::Int(0))
+        ));
+    }
+
     #[test]
     fn exec_fork_exec_builds_ancestry() {
         // pid numbers far above pid_max so a real /proc could never answer
