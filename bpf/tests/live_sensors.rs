@@ -1231,6 +1231,44 @@ async fn dup_listen_chown_truncate_mount_bpf_userfaultfd_are_seen() {
     reader.stop().await;
 }
 
+/// The socket kind through ia32 `socketcall(SYS_SOCKET, ...)` (what 32-bit
+/// shellcode uses; the per-syscall socket tracepoint never sees it): the
+/// compat program decodes the argument array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_int80_socketcall_socket_is_seen_once_asked_for() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vg32k");
+    let srv = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port().to_string();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    s.set_ops(&[OpKind::Socket]).unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_INT80_CHILD", name.as_str()),
+        ("VIGIL_INT80_CONNECT", &port),
+    ];
+    let res = evasion::child_result("int80_child", &envs, "INT80C");
+    let fd: i64 = res.split(' ').next().unwrap().parse().unwrap();
+    assert!(fd >= 0, "socketcall socket: {res}");
+    let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::SysOp && e.comm == name)
+        .await
+        .expect("the socketcall socket was not seen");
+    let RawBody::Op(op) = ev.body else {
+        panic!("not an op body")
+    };
+    assert_eq!((op.op, op.nr, op.ret), (OpKind::Socket, 41, fd));
+    assert_eq!(
+        (op.args[0], op.args[1], op.args[2]),
+        (2, 1, 0),
+        "AF_INET, SOCK_STREAM, 0"
+    );
+    reader.stop().await;
+}
+
 /// dup2 through `int 0x80` (ia32 dup2, 63) of a TCP socket onto fd 100:
 /// the compat program reports it with the socket behind the old fd.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,6 +253,42 @@ static __always_inline int compat_sysop(struct op_call *c, long ret, struct pt_r
 	return sysop_emit(c->op, c->nr, ret, t, a, c->s1, c->s2);
 }
 
+/* ia32 socketcall(2) (what 32-bit shellcode uses): SYS_SOCKET and
+ * SYS_LISTEN make the socket and listen kinds, their arguments read from
+ * the user array of 32-bit words. -1 for the other calls (connect and
+ * accept go on to the open/connect/accept body). */
+#define SYS_SOCKET_ 1
+#define SYS_LISTEN_ 4
+static __always_inline int compat_socketcall_op(long ret, struct pt_regs *regs,
+						struct task_struct *t)
+{
+	__u32 call = (__u32)regs->bx;
+	__u8 op;
+	__u32 nr;
+
+	if (call == SYS_SOCKET_) {
+		op = VO_SOCKET;
+		nr = 41;
+	} else if (call == SYS_LISTEN_) {
+		op = VO_LISTEN;
+		nr = 50;
+	} else {
+		return -1;
+	}
+	if (!op_wanted(op))
+		return 0;
+	__u32 w[3] = {};
+	void *arr = (void *)(__u64)(__u32)regs->cx;
+	if (bpf_probe_read_user(w, 2 * sizeof(__u32), arr))
+		return 0;
+	if (op == VO_SOCKET && bpf_probe_read_user(&w[2], sizeof(__u32), arr + 8))
+		return 0;
+	if (!sysop_pass(t))
+		return 0;
+	__u64 a[5] = { w[0], w[1], w[2], 0, 0 };
+	return sysop_emit(op, nr, ret, t, a, OP_STR_NONE, OP_STR_NONE);
+}
+
 /* `name`'s exit: kind `op`, syscall number `nr`, user strings in argument
  * slots `s1` / `s2` (OP_STR_NONE: none). */
 #define SYSOP_TP(name, op, nr, s1, s2)                                                \
