@@ -1,5 +1,7 @@
 //! Criterion benches for the rule engine (no kernel): evaluation throughput
-//! of the default rules (`rules/`) and of 10 / 100 / 1,000 generated rules on
+//! of the default rules (`rules/`), of Falco's stable rule file unchanged
+//! (`falco-stable`, read from `<repo>/../shared/falco/`, skipped when absent)
+//! and of 10 / 100 / 1,000 generated rules on
 //! a mixed event stream where about 1 event in 100 matches; the cost of an
 //! event that meets no candidate rule; and rule-set compile time for the same
 //! sets. Before criterion runs, a short fixed-time pass prints how the cost
@@ -22,6 +24,9 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use vigil_engine::{
     Alert, Detail, Evaluator, Event, EventType, FileInfo, NetInfo, Process, RuleSet,
 };
+
+#[path = "../engine/tests/common/falco.rs"]
+mod falco;
 
 /// Sizes of the generated rule sets.
 const SIZES: [usize; 3] = [10, 100, 1000];
@@ -137,6 +142,24 @@ fn sets() -> Vec<Set> {
             Err(e) => eprintln!("rule_eval: default rules failed to load, skipped:\n{e}"),
         }
     }
+    // Falco's stable rules, unchanged (their active ones), on the same stream.
+    let stable = falco::falco_file("falco_rules.yaml")
+        .and_then(|p| Some((p.display().to_string(), std::fs::read_to_string(&p).ok()?)));
+    if let Some(src) = stable {
+        match RuleSet::from_sources(std::slice::from_ref(&src)) {
+            Ok(rs) => {
+                let (idle_event, idle_note) = idle_event_for(&rs);
+                out.push(Set {
+                    name: "falco-stable".into(),
+                    sources: vec![src],
+                    rules: Arc::new(rs),
+                    idle_event,
+                    idle_note,
+                });
+            }
+            Err(e) => eprintln!("rule_eval: Falco's stable rules failed to load, skipped:\n{e}"),
+        }
+    }
     for n in SIZES {
         let sources = vec![(format!("generated-{n}.yaml"), generated_rules(n))];
         let rs = RuleSet::from_sources(&sources)
@@ -155,7 +178,7 @@ fn sets() -> Vec<Set> {
     out
 }
 
-/// For the default rules: an event of a type no enabled rule handles if there
+/// For the default (and Falco) rules: an event of a type no enabled rule handles if there
 /// is one (the evaluator's cheapest path), else an exec of an unknown comm.
 fn idle_event_for(rs: &RuleSet) -> (Event, &'static str) {
     let used: Vec<EventType> = rs
@@ -164,8 +187,11 @@ fn idle_event_for(rs: &RuleSet) -> (Event, &'static str) {
         .flat_map(|r| r.events)
         .collect();
     for (t, note) in [
-        (EventType::Exit, "exit, a type no default rule handles"),
-        (EventType::Accept, "accept, a type no default rule handles"),
+        (EventType::Exit, "exit, a type no rule of the set handles"),
+        (
+            EventType::Accept,
+            "accept, a type no rule of the set handles",
+        ),
     ] {
         if !used.contains(&t) {
             let mut ev = Event::new(t);
@@ -358,7 +384,7 @@ fn scaling_report(sets: &[Set], stream: &[Event]) {
         stream.len()
     );
     println!(
-        "{:<10} {:>6} {:>12} {:>14} {:>16} {:>14} {:>12}",
+        "{:<12} {:>6} {:>12} {:>14} {:>16} {:>14} {:>12}",
         "set", "rules", "ns/event", "events/s", "conds/event", "alerts/1000ev", "idle ns"
     );
     for s in sets {
@@ -386,7 +412,7 @@ fn scaling_report(sets: &[Set], stream: &[Event]) {
         let idle_ns = idle_start.elapsed().as_nanos() as f64 / m as f64;
         let errors: u64 = st.errors.values().sum();
         println!(
-            "{:<10} {:>6} {:>12.0} {:>14.0} {:>16.2} {:>14} {:>12.1}{}",
+            "{:<12} {:>6} {:>12.0} {:>14.0} {:>16.2} {:>14} {:>12.1}{}",
             s.name,
             s.rules.rules().filter(|r| r.enabled).count(),
             ns,

@@ -15,6 +15,9 @@ PKGS=(
   bpftool
   # live tests: network namespaces, packet loss, listeners
   iproute2 nftables netcat-openbsd
+  # live tests: setpriv (drop to an unprivileged user), unshare (private mounts);
+  # essential on Debian, listed for minimal images: CI fails without them
+  util-linux
   # sink tests: a real syslog daemon
   rsyslog
   # NATS output and fleet tests: real JetStream servers and clusters (2.9.x: JetStream + KV)

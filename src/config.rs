@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use vigil_engine::alert::OutputFields;
 use vigil_engine::ruleset::{RuleInfo, RuleSet};
 use vigil_engine::{LoadError, LoadErrors, Location, Priority};
 use vigil_sinks::config::{de_duration, Format};
@@ -60,6 +61,11 @@ pub struct Config {
     /// config reloads.
     #[serde(default)]
     pub select: Select,
+    /// What alerts' `output_fields` carry: `auto` (Falco rules: their output
+    /// template's fields, as Falco; vigil's rules: every event field), `all`
+    /// or `template`.
+    #[serde(default)]
+    pub output_fields: OutputFields,
 }
 
 /// One layer of rule selection: the config file's `select:` block, or the
@@ -244,6 +250,7 @@ impl Default for Config {
             compat_syscalls: true,
             shutdown_timeout: default_shutdown_timeout(),
             select: Select::default(),
+            output_fields: OutputFields::default(),
         }
     }
 }
@@ -342,8 +349,14 @@ impl Config {
         let base = origin.parent().unwrap_or(Path::new("."));
         for r in &mut cfg.rules {
             // `nats-kv://BUCKET` is a rules source, not a path (see crate::fleet).
-            if r.is_relative() && !r.starts_with("nats-kv:") {
-                *r = base.join(&*r);
+            // `falco:PATH` declares the dialect of PATH (kept, PATH resolved).
+            let (dialect, path) = vigil_engine::falco::split_dialect(r);
+            if path.is_relative() && !r.starts_with("nats-kv:") {
+                let abs = base.join(path);
+                *r = match dialect {
+                    Some(d) => PathBuf::from(format!("{}{}", d.prefix(), abs.display())),
+                    None => abs,
+                };
             }
         }
         cfg.outputs.nats_connection = cfg.nats.clone();
@@ -511,6 +524,40 @@ outputs:
         assert!(e.contains("forever"), "{e}");
         let e = parse("rule: [/x]\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `rule`"), "{e}");
+    }
+
+    #[test]
+    fn dialect_declaration_survives_relative_resolution() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vigil.yaml");
+        std::fs::write(
+            &p,
+            "rules: [\"falco:falco.d\", \"falco:/abs/f.yaml\", local.yaml]\n",
+        )
+        .unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(
+            c.rules,
+            vec![
+                PathBuf::from(format!("falco:{}", dir.path().join("falco.d").display())),
+                PathBuf::from("falco:/abs/f.yaml"),
+                dir.path().join("local.yaml"),
+            ]
+        );
+    }
+
+    #[test]
+    fn output_fields_key() {
+        assert_eq!(
+            parse("output_fields: template\n").unwrap().output_fields,
+            OutputFields::Template
+        );
+        assert_eq!(
+            parse("output_fields: all\n").unwrap().output_fields,
+            OutputFields::All
+        );
+        let e = parse("output_fields: some\n").unwrap_err().to_string();
+        assert!(e.contains("some") && e.contains("line 1"), "{e}");
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub enum Command {
 /// Rule paths given with `--rules`; shared by several subcommands.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RulesArg {
-    /// Rule file or directory (its *.yaml in name order); repeatable.
+    /// Rule file or directory (its *.yaml in name order); `falco:PATH` reads
+    /// PATH as Falco rules, `vigil:PATH` as vigil's (else detected); repeatable.
     #[arg(long = "rules", short = 'r', value_name = "PATH")]
     pub rules: Vec<PathBuf>,
 }

@@ -29,6 +29,9 @@ pub struct Snapshot {
     /// Rule evaluation errors per rule.
     pub eval_errors: BTreeMap<String, u64>,
     pub rules_loaded: usize,
+    /// Loaded rules that cannot run on vigil (Falco rules needing an event
+    /// kind or field vigil lacks): (rule, reason).
+    pub rules_inactive: Vec<(String, String)>,
     /// Every sensor is attached (set once the daemon runs).
     pub attached: bool,
     /// The hooks attached (always-on and on-demand), by name.
@@ -245,6 +248,27 @@ impl Metrics {
             "Rules in the active rule set.",
         );
         let _ = writeln!(o, "vigil_rules_loaded {}", s.rules_loaded);
+        family(
+            &mut o,
+            "vigil_rules_inactive",
+            "gauge",
+            "Loaded rules that cannot run on vigil (e.g. a Falco rule needing a syscall or field vigil lacks).",
+        );
+        let _ = writeln!(o, "vigil_rules_inactive {}", s.rules_inactive.len());
+        family(
+            &mut o,
+            "vigil_rule_inactive",
+            "gauge",
+            "1 for each inactive rule, with the reason it cannot run.",
+        );
+        for (rule, reason) in &s.rules_inactive {
+            let _ = writeln!(
+                o,
+                "vigil_rule_inactive{{rule=\"{}\",reason=\"{}\"}} 1",
+                esc(rule),
+                esc(reason)
+            );
+        }
         if let Ok(v) = self.sources.lock() {
             for f in v.iter() {
                 o.push_str(&f());
@@ -252,6 +276,14 @@ impl Metrics {
         }
         o
     }
+}
+
+/// The rules of `rules` that cannot run on vigil, with the reason: (rule, reason).
+pub fn inactive_rules(rules: &vigil_engine::RuleSet) -> Vec<(String, String)> {
+    rules
+        .rules()
+        .filter_map(|r| Some((r.name, r.falco?.inactive?)))
+        .collect()
 }
 
 /// Bind `addr` and serve `GET /metrics` until the task is aborted.
@@ -320,6 +352,32 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inactive_rules_with_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("falco.yaml");
+        std::fs::write(
+            &f,
+            "- required_engine_version: 0.31.0\n\
+             - rule: Trace\n  desc: d\n  condition: evt.type = init_module and proc.name = x\n  output: o\n  priority: WARNING\n\
+             - rule: Shell\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n  output: o\n  priority: WARNING\n",
+        )
+        .unwrap();
+        let rs = vigil_engine::RuleSet::load(&[f]).unwrap();
+        let inactive = inactive_rules(&rs);
+        assert_eq!(inactive.len(), 1, "{inactive:?}");
+        assert_eq!(inactive[0].0, "Trace");
+        assert!(inactive[0].1.contains("init_module"), "{inactive:?}");
+        let m = Metrics::default();
+        m.update(|s| s.rules_inactive = inactive);
+        let t = m.render();
+        assert!(t.contains("vigil_rules_inactive 1\n"), "{t}");
+        assert!(
+            t.contains("vigil_rule_inactive{rule=\"Trace\",reason=\"needs syscall(s) init_module"),
+            "{t}"
+        );
+    }
 
     #[test]
     fn renders_counters_and_labels() {

@@ -77,9 +77,10 @@ pub fn check(rule_paths: &[PathBuf], config: Option<&Path>) -> Vec<Insecure> {
         links_followed: 0,
     };
     for p in rule_paths {
+        let p = crate::reload::fs_path(p);
         if p.is_dir() {
             c.path(p, Role::RuleDir);
-            for f in crate::reload::list_rule_files(std::slice::from_ref(p)) {
+            for f in crate::reload::list_rule_files(&[p.to_path_buf()]) {
                 c.path(&f, Role::RuleFile);
             }
         } else {

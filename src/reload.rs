@@ -58,6 +58,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -287,8 +288,8 @@ impl Relevant {
             }
         };
         for p in &cfg.rule_paths {
-            add(p);
-            add(&parent_dir(p));
+            add(fs_path(p));
+            add(&parent_dir(fs_path(p)));
         }
         if let Some(c) = &cfg.config_path {
             add(c);
@@ -352,6 +353,8 @@ impl RateLimit {
 pub struct Watcher {
     inbox: Arc<Inbox>,
     thread: Option<JoinHandle<()>>,
+    /// Rounds (re-hash, maybe reload) completed: what a test waits on.
+    rounds: Arc<AtomicU64>,
 }
 
 impl Watcher {
@@ -424,10 +427,12 @@ impl Watcher {
         let changed_since_load =
             snapshot(&worker.cfg.rule_paths, config.as_deref()).hash != worker.last_hash;
         let worker_inbox = inbox.clone();
+        let rounds = Arc::new(AtomicU64::new(0));
+        let worker_rounds = rounds.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-reload".into())
             .spawn(move || {
-                worker.run(&worker_inbox, changed_since_load);
+                worker.run(&worker_inbox, changed_since_load, &worker_rounds);
                 worker_inbox.close();
             })
             .map_err(WatchError::Thread)?;
@@ -435,6 +440,7 @@ impl Watcher {
             Watcher {
                 inbox,
                 thread: Some(thread),
+                rounds,
             },
             out_rx,
         ))
@@ -448,6 +454,12 @@ impl Watcher {
     /// Re-hash now; reload only if the content changed.
     pub fn rescan(&self) -> bool {
         self.inbox.post(|p| p.rescan = true)
+    }
+
+    /// Rounds completed so far (each request, filesystem event or period
+    /// that made the worker re-hash, whether or not it reloaded).
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::SeqCst)
     }
 
     /// A cloneable trigger for other tasks.
@@ -515,7 +527,7 @@ where
     L: Fn(&[PathBuf]) -> Result<T, E>,
     Df: Fn(&T, &T) -> D,
 {
-    fn run(mut self, inbox: &Inbox, changed_since_load: bool) {
+    fn run(mut self, inbox: &Inbox, changed_since_load: bool, rounds: &AtomicU64) {
         let mut next = changed_since_load.then_some(Cause::Startup);
         loop {
             let mut cause = match next.take() {
@@ -548,7 +560,9 @@ where
             if p.trigger {
                 cause = Cause::Trigger;
             }
-            if !self.round(cause) {
+            let go_on = self.round(cause);
+            rounds.fetch_add(1, Ordering::SeqCst);
+            if !go_on {
                 debug!("reload: receiver gone, watcher stops");
                 return;
             }
@@ -653,8 +667,9 @@ where
     fn rewatch(&mut self) {
         let mut wanted: Vec<PathBuf> = Vec::new();
         for p in &self.cfg.rule_paths {
+            let p = fs_path(p);
             if p.is_dir() {
-                wanted.push(p.clone());
+                wanted.push(p.to_path_buf());
             }
             wanted.push(parent_dir(p));
         }
@@ -724,15 +739,21 @@ pub fn short(hash: &str) -> &str {
 pub fn list_rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
+        let p = fs_path(p);
         if p.is_dir() {
             files.extend(
                 vigil_engine::rules::list_dir_report(p, &mut |_, _| {}).unwrap_or_default(),
             );
         } else {
-            files.push(p.clone());
+            files.push(p.to_path_buf());
         }
     }
     files
+}
+
+/// A rules path as on disk: without its dialect declaration (`falco:PATH`).
+pub fn fs_path(p: &Path) -> &Path {
+    vigil_engine::falco::split_dialect(p).1
 }
 
 /// Lists and hashes the rule paths and the config. Never fails: an unreadable or missing
@@ -741,6 +762,7 @@ pub fn snapshot(rule_paths: &[PathBuf], config_path: Option<&Path>) -> Snapshot 
     let mut h = Sha256::new();
     let files = list_rule_files(rule_paths);
     for p in rule_paths {
+        let p = fs_path(p);
         h.update(b"root\0");
         h.update(p.as_os_str().as_encoded_bytes());
         if p.is_dir() {
@@ -879,23 +901,17 @@ pub fn reload_failed_alert(hostname: Arc<str>, f: &ReloadFailed<LoadErrors>) -> 
             .collect::<Vec<_>>()
             .into(),
     );
-    let time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    Alert {
-        time,
-        rule: Arc::from(RELOAD_FAILED_RULE),
-        priority: Priority::Error,
-        output: format!(
+    Alert::internal(
+        RELOAD_FAILED_RULE,
+        Priority::Error,
+        "reload",
+        format!(
             "vigil rule reload failed ({} error(s)); the previous rules stay in force. First: {first}",
             f.error.0.len()
         ),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
-        source: "internal",
+        fields,
         hostname,
-    }
+    )
 }
 
 #[cfg(test)]

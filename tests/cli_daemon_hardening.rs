@@ -28,11 +28,6 @@ fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 const RULE: &str = r#"
 - rule: Hardening probe
   desc: test
@@ -116,8 +111,8 @@ fn run_refuses_a_world_writable_rule_file_parent_and_config() {
 
 #[test]
 fn run_refuses_files_owned_by_another_user() {
-    if !is_root() {
-        eprintln!("SKIP: chown to nobody needs root");
+    // chown to nobody needs root.
+    if vigil_testkit::root().is_none() {
         return;
     }
     let (d, rules) = rules_dir();

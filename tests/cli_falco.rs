@@ -49,7 +49,7 @@ fn validate_falco_files_reports_each_rule() {
         "{out}"
     );
     assert!(
-        out.contains("falco: PTRACE attached to process: inactive: needs syscall(s) ptrace that vigil does not observe"),
+        out.contains("falco: Linux Kernel Module Injection Detected: inactive: needs syscall(s) finit_module, init_module that vigil does not observe"),
         "{out}"
     );
     let rules = out.lines().filter(|l| l.starts_with("falco: ")).count();
@@ -77,7 +77,18 @@ fn explain_falco_file_gives_a_kernel_filter() {
         out.contains("Run shell untrusted [exec]: comm in {\"ash\", \"bash\""),
         "{out}"
     );
-    assert!(out.contains("PTRACE attached to process [inactive]: needs syscall(s) ptrace"));
+    assert!(out.contains(
+        "Linux Kernel Module Injection Detected [inactive]: needs syscall(s) finit_module"
+    ));
+    // vigil's on-demand kinds serve Falco's rules on those syscalls.
+    assert!(out.contains("PTRACE attached to process [ptrace]"), "{out}");
+    // Directory traversal narrows opens to unnormalised paths, as vigil's
+    // own rule does: opens are not pass-all.
+    assert!(!out.contains("  open        pass all"), "{out}");
+    assert!(
+        out.contains("Directory traversal monitored file read [open]: unnormalised path"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -118,4 +129,46 @@ fn falco_mistakes_are_errors_and_dialects_mix_in_a_directory() {
         err.contains(&format!("{f}:8:36: rule `Typo`: unknown field `proc.nmae`")),
         "{err}"
     );
+}
+
+/// A Falco file that detection cannot recognise (no Falco-only key, no
+/// Falco word in its conditions) loads as Falco when its rules path declares
+/// it (`falco:PATH`), for a file or a directory, without editing the file
+/// (the config file's `rules:` takes the same form: src/config.rs tests it).
+#[test]
+fn falco_prefix_declares_the_dialect_of_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let fdir = dir.path().join("falco.d");
+    std::fs::create_dir(&fdir).unwrap();
+    let file = fdir.join("quiet.yaml");
+    std::fs::write(
+        &file,
+        "- list: web\n  items: [nginx, httpd]\n\
+         - rule: Quiet Falco rule\n  desc: d\n  condition: proc.pname in (web)\n  output: shell %proc.name\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    // Detection reads it as vigil's dialect: a vigil rule needs `events`.
+    let o = vigil(&["validate", f]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    for declared in [format!("falco:{f}"), format!("falco:{}", fdir.display())] {
+        let o = vigil(&["validate", &declared]);
+        let out = text(&o.stdout);
+        assert!(o.status.success(), "{declared}: {out}{}", text(&o.stderr));
+        assert!(out.contains("falco: Quiet Falco rule: active"), "{out}");
+    }
+    // `vigil:` declares vigil's dialect: a Falco file then fails as vigil's.
+    let falco = dir.path().join("loud.yaml");
+    std::fs::write(
+        &falco,
+        "- rule: Loud\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n  output: x\n  priority: WARNING\n",
+    )
+    .unwrap();
+    let o = vigil(&["validate", &format!("vigil:{}", falco.display())]);
+    assert_eq!(o.status.code(), Some(1));
+    // explain (and run) take the same declaration through --rules.
+    let o = vigil(&["explain", "--rules", &format!("falco:{}", fdir.display())]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("Quiet Falco rule"), "{out}");
 }

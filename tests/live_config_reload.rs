@@ -88,7 +88,12 @@ fn outputs_follow_config_edits_and_a_broken_config_keeps_them() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args, &[]);
+    // `info`: the log line saying the replaced outputs have shut down.
+    let mut v = Vigil::spawn(
+        tempfile::tempdir().unwrap(),
+        &args,
+        &[("VIGIL_LOG", "info")],
+    );
     let bin_dir = tempfile::tempdir().unwrap();
     let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
 
@@ -105,10 +110,17 @@ fn outputs_follow_config_edits_and_a_broken_config_keeps_them() {
         wait_for_tag(&bash, &second, "phase-two", 20),
         "after the config edit, alerts reach the second file"
     );
-    // Once switched, nothing goes to the first file any more.
+    // Once switched, nothing goes to the first file any more: phase three
+    // reached the second file, and the replaced outputs have shut down (their
+    // queues flushed, the file closed), so the first file is final.
     trigger(&bash, "phase-three");
     assert!(wait_for_tag(&bash, &second, "phase-three", 10));
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        v.wait_log(20, |l| l.contains("alert sinks flushed")
+            || l.contains("alert sinks shut down"))
+            .is_some(),
+        "the replaced outputs never shut down"
+    );
     assert!(
         !alerts_in(&first)
             .iter()

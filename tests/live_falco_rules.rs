@@ -1,8 +1,10 @@
 //! Live test of Falco's stable rule file, unchanged, in `vigil run` (issue
 //! 12): a real shell started by a process named nginx trips "Run shell
-//! untrusted" and a real /etc/shadow read by an unknown program trips "Read
-//! sensitive file untrusted", each with the output rendered from Falco's
-//! `%field` template. The file is read from `<repo>/../shared/falco/` (never
+//! untrusted", a real /etc/shadow read by an unknown program "Read sensitive
+//! file untrusted", and a real symlink over /etc/shadow "Create Symlink Over
+//! Sensitive Files" (symlinkat, a kind vigil hooks on demand), each with the
+//! output rendered from Falco's `%field` template and Falco-shaped
+//! `output_fields`. The file is read from `<repo>/../shared/falco/` (never
 //! copied in). Needs root, BPF and BTF; skipped with a message otherwise,
 //! unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
 
@@ -52,6 +54,15 @@ fn falco_stable_rules_fire_on_live_events() {
         "{out}"
     );
     assert!(!out.contains('%'), "{out}");
+    // Falco-shaped output_fields: the template's fields by Falco's names
+    // with Falco's types (numbers as numbers), nothing else but evt.time.
+    assert_eq!(field(&a, "evt.type"), "execve");
+    assert!(field(&a, "user.uid").is_i64(), "{a}");
+    assert!(field(&a, "proc.tty").is_i64(), "{a}");
+    assert!(field(&a, "evt.time").is_i64(), "{a}");
+    assert_eq!(field(&a, "proc.pname"), "nginx");
+    assert!(field(&a, "proc.aname[2]").is_string(), "{a}");
+    assert!(a["output_fields"].get("proc.ancestors").is_none(), "{a}");
 
     // /etc/shadow read by a program no list trusts.
     let name = unique("shr");
@@ -73,5 +84,22 @@ fn falco_stable_rules_fire_on_live_events() {
         out.contains("file=/etc/shadow ") && out.contains(&format!("process={name} ")),
         "{out}"
     );
+    assert_eq!(field(&a, "fd.name"), "/etc/shadow");
+    assert_eq!(field(&a, "evt.type"), "openat");
+    assert!(a["output_fields"].get("file.path").is_none(), "{a}");
+
+    // A symlink over /etc/shadow: a Falco rule on a syscall vigil hooks on
+    // demand (symlinkat), its evt.arg.* read from vigil's fields.
+    let link = work.path().join(unique("lnk"));
+    std::os::unix::fs::symlink("/etc/shadow", &link).unwrap();
+    let linkpath = link.display().to_string();
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Create Symlink Over Sensitive Files"
+                && field(a, "evt.arg.linkpath") == linkpath.as_str()
+        })
+        .expect("Falco rule `Create Symlink Over Sensitive Files` for the symlink");
+    assert_eq!(field(&a, "evt.arg.target"), "/etc/shadow");
+    assert_eq!(field(&a, "evt.type"), "symlinkat");
     v.stop();
 }

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -359,8 +359,22 @@ outputs:
     );
     assert_eq!(a["tags"], serde_json::json!(["e2e", "outputs"]));
 
-    // The webhook comes up 2 s after the alert: delivery needs a retry.
-    std::thread::sleep(Duration::from_secs(2));
+    // The webhook comes up only after a delivery attempt failed (the
+    // failure counter says so): delivery needs a retry.
+    let failed_once = |body: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix("vigil_sink_delivery_failures_total{sink=\"webhook\"} "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .is_some_and(|n| n >= 1)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !failed_once(&scrape(metrics_port)) {
+        assert!(
+            Instant::now() < deadline,
+            "no failed webhook delivery was counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let hook = TcpListener::bind(("127.0.0.1", hook_port)).unwrap();
     let (hook_tx, hook_rx) = mpsc::channel();
     serve_http(hook, hook_tx);

@@ -11,17 +11,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_named, field, live_capable, require_live, unique, Vigil};
+use common::{copy_named, field, live_capable, tool, unique, Vigil};
 use serde_json::Value;
-
-fn tool_available(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
 
 #[test]
 fn shell_spawned_by_nginx_fires_and_sigterm_exits_zero() {
@@ -243,11 +234,7 @@ fn syn_retransmit_is_attributed_to_the_connecting_process() {
     if live_capable().is_none() {
         return;
     }
-    if !tool_available("ip") || !tool_available("nft") {
-        if require_live() {
-            panic!("retransmit test needs `ip` and `nft` (scripts/install-deps.sh)");
-        }
-        eprintln!("SKIP: retransmit test needs `ip` and `nft`");
+    if tool("ip", "iproute2").is_none() || tool("nft", "nftables").is_none() {
         return;
     }
     let name = unique("rtx");
@@ -289,9 +276,8 @@ fn syn_retransmit_is_attributed_to_the_connecting_process() {
 
 #[test]
 fn without_root_run_fails_with_one_sentence() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !tool_available("setpriv") {
-        eprintln!("SKIP: needs root and setpriv to drop to an unprivileged user");
+    // setpriv drops to an unprivileged user; missing it fails under CI.
+    if vigil_testkit::root().is_none() || tool("setpriv", "util-linux").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -20,20 +20,7 @@ const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 
 /// True if `tool` is on PATH; otherwise skips (or fails under VIGIL_REQUIRE_LIVE=1).
 fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1") {
-            panic!(
-                "{tool} is required (VIGIL_REQUIRE_LIVE=1); install it (scripts/install-deps.sh)"
-            );
-        }
-        eprintln!("SKIP: {tool} not found; install it to run this packaging check");
-    }
-    found
+    vigil_testkit::tool(tool, tool).is_some()
 }
 
 fn run(cmd: &mut Command) -> Output {

@@ -10,20 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn have_logrotate() -> bool {
-    let found = Command::new("sh")
-        .args(["-c", "command -v logrotate"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1") {
-            panic!(
-                "logrotate is required (VIGIL_REQUIRE_LIVE=1); scripts/install-deps.sh installs it"
-            );
-        }
-        eprintln!("SKIP: logrotate not found");
-    }
-    found
+    vigil_testkit::tool("logrotate", "logrotate").is_some()
 }
 
 #[test]

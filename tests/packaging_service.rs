@@ -20,18 +20,7 @@ const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
 const WAIT: Duration = Duration::from_secs(60);
 
 fn live_capable() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    if root && btf {
-        return true;
-    }
-    let why = if root { "no kernel BTF" } else { "not root" };
-    if std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("live service test required (VIGIL_REQUIRE_LIVE=1) but {why}");
-    }
-    eprintln!("SKIP: live service test needs root and BPF ({why})");
-    false
+    vigil_testkit::live_capable().is_some()
 }
 
 struct Daemon {

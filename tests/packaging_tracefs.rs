@@ -24,13 +24,7 @@ fn exec_start_pre() -> String {
 
 #[test]
 fn exec_start_pre_mounts_tracefs_when_absent_and_is_idempotent() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || Command::new("unshare").arg("--help").output().is_err() {
-        assert!(
-            std::env::var("VIGIL_REQUIRE_LIVE").as_deref() != Ok("1"),
-            "needs root and unshare (VIGIL_REQUIRE_LIVE=1)"
-        );
-        eprintln!("SKIP: needs root and unshare");
+    if vigil_testkit::root().is_none() || vigil_testkit::tool("unshare", "util-linux").is_none() {
         return;
     }
     let script = exec_start_pre();

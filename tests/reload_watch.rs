@@ -459,11 +459,22 @@ async fn rescan_reloads_only_changed_content() {
     .unwrap();
     let handle = w.handle();
     // Nothing changed: a rescan loads nothing. Then a change plus a rescan loads once.
+    let before = w.rounds();
     assert!(handle.rescan());
-    // Let the worker take that rescan before the files change: were the rename
-    // to land in the middle of its snapshot, it would (rightly) see unstable
-    // content and load twice, which this test cannot tell from a bad rescan.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the worker has done that rescan before the files change: were
+    // the rename to land in the middle of its snapshot, it would (rightly) see
+    // unstable content and load twice, which this test cannot tell from a bad
+    // rescan.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while w.rounds() == before {
+        assert!(std::time::Instant::now() < deadline, "the rescan never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        0,
+        "the no-change rescan loaded"
+    );
     let staging = d.path().join("staging");
     fs::create_dir_all(staging.join("rules.d")).unwrap();
     write(&staging.join("rules.d/a.yaml"), "1");

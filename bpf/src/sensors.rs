@@ -41,6 +41,58 @@ pub enum SensorError {
     Map { map: &'static str, reason: String },
 }
 
+impl SensorError {
+    /// True when this host cannot run BPF at all (not root, no kernel BTF,
+    /// loading denied: lockdown, seccomp, a container without CAP_BPF);
+    /// false for a defect of vigil's programs (the verifier rejecting one, a
+    /// missing map, a hook that does not attach), which tests treat as a
+    /// failure everywhere.
+    pub fn kernel_lacks_capability(&self) -> bool {
+        matches!(
+            self,
+            SensorError::NotRoot | SensorError::NoBtf | SensorError::LoadDenied(_)
+        )
+    }
+
+    /// EPERM: this process may not load BPF here (capabilities, lockdown,
+    /// seccomp). The verifier's rejections are EACCES or EINVAL: a defect
+    /// of the programs. (libbpf-rs folds both into one kind; its text keeps
+    /// the errno.)
+    fn of_load(e: libbpf_rs::Error) -> SensorError {
+        let eacces = format!("(os error {})", libc::EACCES);
+        if e.kind() == libbpf_rs::ErrorKind::PermissionDenied && !e.to_string().contains(&eacces) {
+            SensorError::LoadDenied(e.to_string())
+        } else {
+            SensorError::Load(e.to_string())
+        }
+    }
+}
+
+/// Root and kernel BTF, the preconditions of loading anything.
+fn host_ready() -> Result<(), SensorError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(SensorError::NotRoot);
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(SensorError::NoBtf);
+    }
+    Ok(())
+}
+
+/// Loads (then drops) the BPF object `obj` with [`Sensors::load`]'s checks
+/// and error classification. For tests proving that a broken object is
+/// reported as a defect, not as a kernel without BPF.
+#[doc(hidden)]
+pub fn check_object(obj: &[u8]) -> Result<(), SensorError> {
+    host_ready()?;
+    ObjectBuilder::default()
+        .open_memory(obj)
+        .and_then(|o| o.load())
+        .map(drop)
+        .map_err(SensorError::of_load)
+}
+
 /// Kernel counters for one record kind, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TypeCounters {
@@ -180,13 +232,7 @@ impl Sensors {
     /// until [`Sensors::set_filter`]; vigil's own process always dropped) and
     /// attach every hook, each on its own so a failure names the hook.
     pub fn load_with(opts: SensorOptions) -> Result<Sensors, SensorError> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(SensorError::NotRoot);
-        }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-            return Err(SensorError::NoBtf);
-        }
+        host_ready()?;
         libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_log)));
         // Per-syscall tracepoints need tracefs (libbpf reads their ids from
         // it); without it the raw sys_exit program is used, which
@@ -226,13 +272,7 @@ impl Sensors {
                 }
             }
         }
-        let obj = attempt.map_err(|e| {
-            if e.kind() == libbpf_rs::ErrorKind::PermissionDenied {
-                SensorError::LoadDenied(e.to_string())
-            } else {
-                SensorError::Load(e.to_string())
-            }
-        })?;
+        let obj = attempt.map_err(SensorError::of_load)?;
         let handle = |name: &'static str| -> Result<MapHandle, SensorError> {
             let m = obj
                 .maps()

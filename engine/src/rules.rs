@@ -78,6 +78,8 @@ pub struct Source {
     pub name: String,
     pub path: Option<PathBuf>,
     pub text: String,
+    /// The dialect its rules path declared (`falco:PATH`); None: detected.
+    pub dialect: Option<crate::falco::Dialect>,
 }
 
 /// Read rule files/directories in order.
@@ -90,7 +92,7 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors
         col: 0,
     };
     for p in paths {
-        let p = p.as_ref();
+        let (dialect, p) = crate::falco::split_dialect(p.as_ref());
         let meta = match std::fs::metadata(p) {
             Ok(m) => m,
             Err(e) => {
@@ -123,6 +125,7 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors
                     name: f.display().to_string(),
                     path: Some(f),
                     text,
+                    dialect,
                 }),
                 Err(e) => errs.push(crate::error::LoadError {
                     loc: loc(&f),
@@ -407,6 +410,8 @@ pub struct FalcoStatus {
     pub notes: Vec<String>,
     /// The rule's own `enabled`.
     pub enabled: bool,
+    /// Its output, rendered as Falco does (`None` for inactive rules).
+    pub output: Option<std::sync::Arc<crate::falco::FalcoOutput>>,
 }
 
 impl RuleDef {
@@ -495,26 +500,15 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// Parse a duration: `500ms`, `10s`, `5m`, `1h`, `2d`, `100us`, `10ns`, or an int (seconds).
+/// A rule file's duration ([`crate::duration`]'s grammar; an integer is
+/// seconds) in nanoseconds; None when it does not parse or is zero.
 pub fn parse_duration(v: &Value) -> Option<i64> {
-    if let Some(i) = v.as_i64() {
-        return i.checked_mul(1_000_000_000).filter(|d| *d > 0);
-    }
-    let s = v.as_str()?.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().ok()?;
-    let mult: i64 = match unit.trim() {
-        "ns" => 1,
-        "us" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "d" => 86_400_000_000_000,
+    let d = match v {
+        Value::Number(n) => std::time::Duration::from_secs(n.as_u64()?),
+        Value::String(s) => crate::duration::parse_duration(s).ok()?,
         _ => return None,
     };
-    n.checked_mul(mult).filter(|d| *d > 0)
+    i64::try_from(d.as_nanos()).ok().filter(|d| *d > 0)
 }
 
 /// Quote a YAML scalar as a Rhai literal.
@@ -573,7 +567,10 @@ impl Defs {
                 return;
             }
         };
-        let falco = crate::falco::is_falco_file(&items);
+        let falco = match src.dialect {
+            Some(d) => d == crate::falco::Dialect::Falco,
+            None => crate::falco::is_falco_file(&items),
+        };
         let mut starts = lines.item_lines();
         let mut aligned = starts.len() == items.len();
         if !aligned {

@@ -16,14 +16,14 @@ mod build;
 mod lint;
 pub mod profile;
 
-use crate::alert::{Alert, Priority};
+use crate::alert::{Alert, OutputFields, Priority};
 use crate::condition::{make_scope, EventSlot, FxHashMap, ListSet, Node, Patterns, RhaiCtx};
 use crate::error::{Diag, LoadErrors, LoadWarning};
 use crate::event::{Event, EventMask, EventType};
 use crate::fields::Field;
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
 use crate::rules::{self, FalcoStatus, Source, Threshold, MAX_THRESHOLD_KEYS};
-use crate::template::{Template, COUNT_FIELD};
+use crate::template::Template;
 
 /// Public description of one rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,8 +92,6 @@ pub(crate) struct Rule {
     pub exceptions: Vec<(String, Node)>,
     pub output: Template,
     pub threshold: Option<Threshold>,
-    /// The whole condition compiled by Rhai alone (tests compare both paths).
-    pub rhai_full: Option<Arc<rhai::AST>>,
     fingerprint: String,
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
@@ -332,6 +330,7 @@ impl RuleSet {
                     name: n.clone(),
                     path: None,
                     text: t.clone(),
+                    dialect: None,
                 })
                 .collect(),
             limits,
@@ -600,6 +599,38 @@ impl RuleSet {
     }
 
     /// Test support: evaluate a rule's condition natively (with Rhai leaves)
+    /// and, when `rhai_too`, with Rhai alone. `None` when the rule does not exist.
+    fn eval_paths(
+        &self,
+        rule: &str,
+        ev: &Event,
+        rhai_too: bool,
+    ) -> Option<(Result<bool, String>, Result<bool, String>)> {
+        let r = &self.rules[*self.by_name.get(rule)? as usize];
+        let slot = Arc::new(EventSlot::default());
+        let mut scope = make_scope(&self.lists, &slot);
+        // The whole condition by Rhai alone, compiled here, when a test asks:
+        // rule sets loaded by the daemon never pay for this second AST.
+        let full = if rhai_too {
+            self.engine
+                .compile_expression_with_scope(&scope, &r.cond_text)
+                .map_err(|e| e.to_string())
+        } else {
+            Err("not asked for".into())
+        };
+        slot.set(Some(ev));
+        let mut ctx = RhaiCtx {
+            engine: &self.engine,
+            scope: &mut scope,
+        };
+        let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
+        let rhai = full
+            .and_then(|ast| crate::condition::eval_rhai(&ast, &mut ctx).map_err(|e| e.to_string()));
+        slot.set(None);
+        Some((native, rhai))
+    }
+
+    /// Test support: evaluate a rule's condition natively (with Rhai leaves)
     /// and with Rhai alone. `None` when the rule does not exist.
     #[doc(hidden)]
     pub fn eval_both(
@@ -607,21 +638,14 @@ impl RuleSet {
         rule: &str,
         ev: &Event,
     ) -> Option<(Result<bool, String>, Result<bool, String>)> {
-        let r = &self.rules[*self.by_name.get(rule)? as usize];
-        let slot = Arc::new(EventSlot::default());
-        let mut scope = make_scope(&self.lists, &slot);
-        slot.set(Some(ev));
-        let mut ctx = RhaiCtx {
-            engine: &self.engine,
-            scope: &mut scope,
-        };
-        let native = r.cond.eval(ev, &mut ctx).map_err(|e| e.to_string());
-        let rhai = match &r.rhai_full {
-            Some(ast) => crate::condition::eval_rhai(ast, &mut ctx).map_err(|e| e.to_string()),
-            None => Err("not compiled".into()),
-        };
-        slot.set(None);
-        Some((native, rhai))
+        self.eval_paths(rule, ev, true)
+    }
+
+    /// Test support: evaluate a rule's condition natively (with Rhai leaves)
+    /// only. `None` when the rule does not exist.
+    #[doc(hidden)]
+    pub fn eval_native(&self, rule: &str, ev: &Event) -> Option<Result<bool, String>> {
+        self.eval_paths(rule, ev, false).map(|(n, _)| n)
     }
 
     /// The texts of a rule's top-level `&&` clauses, one per clause that
@@ -667,6 +691,8 @@ pub struct Evaluator {
     matches: Vec<u64>,
     errors: Vec<u64>,
     thresholds: HashMap<u32, HashMap<String, KeyState>>,
+    /// What alerts' `output_fields` carry.
+    output_fields: OutputFields,
 }
 
 impl Evaluator {
@@ -685,7 +711,13 @@ impl Evaluator {
             matches: vec![0; n],
             errors: vec![0; n],
             thresholds: HashMap::new(),
+            output_fields: OutputFields::default(),
         }
+    }
+
+    /// Chooses what alerts' `output_fields` carry (kept across `swap_rules`).
+    pub fn set_output_fields(&mut self, shape: OutputFields) {
+        self.output_fields = shape;
     }
 
     /// Hot reload: replaces the rules. A rule whose definition did not change
@@ -736,6 +768,7 @@ impl Evaluator {
             matches,
             errors,
             thresholds,
+            output_fields,
         } = self;
         *events += 1;
         let rs: &RuleSet = rules;
@@ -798,7 +831,7 @@ impl Evaluator {
                         },
                     };
                     matches[i] += 1;
-                    out.push(make_alert(r, ev, count, hostname));
+                    out.push(make_alert(r, ev, count, hostname, *output_fields));
                 }
                 Err(e) => {
                     errors[i] += 1;
@@ -984,16 +1017,20 @@ fn threshold_step(
     }
 }
 
-fn make_alert(r: &Rule, ev: &Event, count: Option<u64>, hostname: &Arc<str>) -> Alert {
-    let mut fields = ev.to_flat_json();
-    if let Some(c) = count {
-        fields.insert(COUNT_FIELD.to_string(), serde_json::Value::from(c));
-    }
+fn make_alert(
+    r: &Rule,
+    ev: &Event,
+    count: Option<u64>,
+    hostname: &Arc<str>,
+    shape: OutputFields,
+) -> Alert {
+    let falco = r.falco.as_ref().and_then(|f| f.output.as_deref());
+    let (output, fields) = crate::alert::render(&r.output, falco, ev, count, shape);
     Alert {
         time: ev.time,
         rule: r.name.clone(),
         priority: r.priority,
-        output: r.output.render(ev, count),
+        output,
         output_fields: fields,
         tags: r.tags.clone(),
         source: "syscall",

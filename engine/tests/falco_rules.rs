@@ -174,7 +174,11 @@ fn directory_traversal_monitored_file_read() {
     };
     let rule = "Directory traversal monitored file read".to_string();
     assert!(fired(&rs, &open("/var/www/../../etc/passwd", "/etc/passwd")).contains(&rule));
+    assert!(fired(&rs, &open("../../../etc/shadow", "/etc/shadow")).contains(&rule));
     assert!(!fired(&rs, &open("/etc/passwd", "/etc/passwd")).contains(&rule));
+    // Names ending in `..` in a clean absolute path are no traversal (the
+    // kernel filter, which passes unnormalised paths only, agrees).
+    assert!(!fired(&rs, &open("/etc/a../b../passwd", "/etc/a../b../passwd")).contains(&rule));
 }
 
 /// A user file appending an exception in Falco's fields/comps/values form
@@ -237,6 +241,32 @@ fn kernel_filter_terms_from_falco_rules() {
         .expect("a term");
     assert!(read.path_prefixes.contains("/etc/shadow"), "{read:?}");
     assert!(read.path_prefixes.contains("/etc/pam.d/"), "{read:?}");
+
+    // Directory traversal: unnormalised raw paths only, as the shipped
+    // rule's, so opens are not pass-all.
+    let trav = terms["Directory traversal monitored file read"]
+        .as_ref()
+        .expect("a term");
+    let shipped = load(&[shipped_rules()]);
+    let shipped_terms: std::collections::HashMap<String, _> = shipped
+        .filter_contributions()
+        .into_iter()
+        .map(|c| (c.rule.clone(), c.term))
+        .collect();
+    let equivalent = shipped_terms["Directory traversal to sensitive file"]
+        .as_ref()
+        .expect("a term");
+    assert!(trav.unclean_paths, "{trav:?}");
+    assert_eq!(trav, equivalent);
+    let open = vigil_engine::EventType::Open.index();
+    assert!(
+        matches!(
+            rs.kernel_filter().types[open],
+            vigil_engine::TypeFilter::Match(_)
+        ),
+        "{:?}",
+        rs.kernel_filter().types[open]
+    );
 }
 
 /// A plain override file (`enabled: false`, as in falco_rules.local.yaml)
@@ -257,4 +287,338 @@ fn override_file_disables_a_falco_rule() {
     assert!(!r.enabled);
     let st = r.falco.unwrap();
     assert!(st.inactive.is_none() && !st.enabled);
+}
+
+/// What falcosidekick reads from a Falco alert (its `types.FalcoPayload`:
+/// `output`, `priority` parsed case-insensitively from Falco's names with
+/// `informational` for info, `rule`, `time` as RFC 3339, `output_fields` as a
+/// map of scalars, `source`, `tags`, `hostname`), checked on the JSON of a
+/// Falco rule's alert; `output_fields` holds the template's fields by
+/// Falco's names with Falco's types, vigil's own rules keep every event field.
+fn assert_falcosidekick_payload(j: &serde_json::Value) {
+    let o = j.as_object().expect("an object");
+    for k in ["output", "priority", "rule", "time", "source", "hostname"] {
+        assert!(o[k].is_string(), "{k}: {j}");
+    }
+    let p = o["priority"].as_str().unwrap().to_ascii_lowercase();
+    let sidekick = [
+        "emergency",
+        "alert",
+        "critical",
+        "error",
+        "warning",
+        "notice",
+        "informational",
+        "debug",
+    ];
+    assert!(sidekick.contains(&p.as_str()), "{p}");
+    let t = o["time"].as_str().unwrap();
+    assert!(
+        vigil_engine::alert::parse_rfc3339_nanos(t).is_some() && t.ends_with('Z'),
+        "{t}"
+    );
+    assert!(o["tags"].as_array().unwrap().iter().all(|t| t.is_string()));
+    assert!(o["output_fields"].is_object(), "{j}");
+}
+
+#[test]
+fn falco_rule_alerts_are_falco_shaped() {
+    let Some(rs) = stable() else { return };
+    let e = ev(
+        json!({"evt.type": "open", "evt.time": 1_795_000_000_123_456_789i64,
+        "proc.name": "evilprog", "proc.pid": 4242, "proc.uid": 0, "user.name": "root",
+        "proc.loginuid": 1000, "proc.exe": "/usr/bin/evilprog",
+        "proc.cmdline": "evilprog /etc/shadow", "proc.args": ["/etc/shadow"],
+        "proc.pname": "bash", "proc.ancestors": ["bash", "sshd", "systemd"],
+        "file.path": "/etc/shadow", "file.path_raw": "/etc/shadow",
+        "file.flags": ["O_RDONLY"], "evt.ret": 3}),
+    );
+    let mut evaluator = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    evaluator.evaluate(&e, &mut out);
+    let a = out
+        .iter()
+        .find(|a| &*a.rule == "Read sensitive file untrusted")
+        .expect("the rule fires");
+    let j = a.to_json();
+    assert_falcosidekick_payload(&j);
+    assert_eq!(j["priority"], "Warning");
+    assert_eq!(j["source"], "syscall");
+    assert!(j["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "filesystem"));
+    let f = j["output_fields"].as_object().unwrap();
+    // Falco's names and types, the template's fields only (and evt.time).
+    assert!(
+        f.values().all(|v| !v.is_array() && !v.is_object()),
+        "Falco's output_fields hold scalars: {f:?}"
+    );
+    assert_eq!(f["evt.time"], 1_795_000_000_123_456_789i64);
+    assert_eq!(f["fd.name"], "/etc/shadow");
+    assert_eq!(f["evt.type"], "openat");
+    assert_eq!(f["user.uid"], 0);
+    assert_eq!(f["user.loginuid"], 1000);
+    assert_eq!(f["proc.aname[2]"], "sshd");
+    assert_eq!(f["proc.aname[4]"], serde_json::Value::Null);
+    assert_eq!(f["proc.exepath"], "/usr/bin/evilprog");
+    assert_eq!(f["proc.tty"], 0);
+    assert!(!f.contains_key("file.path") && !f.contains_key("proc.ancestors"));
+    let out_text = j["output"].as_str().unwrap();
+    assert!(
+        out_text.starts_with("Sensitive file opened for reading by non-trusted program | file=/etc/shadow gparent=sshd ggparent=systemd gggparent=<NA> evt_type=openat user=root user_uid=0"),
+        "{out_text}"
+    );
+
+    // `output_fields: all` adds every event field (vigil's names) to Falco's.
+    evaluator.set_output_fields(vigil_engine::alert::OutputFields::All);
+    out.clear();
+    evaluator.evaluate(&e, &mut out);
+    let a = out
+        .iter()
+        .find(|a| &*a.rule == "Read sensitive file untrusted")
+        .unwrap();
+    assert_eq!(a.output_fields["evt.type"], "openat");
+    assert_eq!(a.output_fields["file.path"], "/etc/shadow");
+    assert_eq!(a.output_fields["proc.pid"], 4242);
+
+    // A vigil rule beside it keeps today's shape: every event field.
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine.yaml");
+    std::fs::write(
+        &mine,
+        "- rule: Shadow read\n  events: [open]\n  condition: file.path == \"/etc/shadow\"\n  output: \"{proc.name} read it\"\n  priority: info\n",
+    )
+    .unwrap();
+    let both = Arc::new(load(&[falco_file("falco_rules.yaml").unwrap(), mine]));
+    let mut evaluator = Evaluator::new(both, "h");
+    let mut out = Vec::new();
+    evaluator.evaluate(&e, &mut out);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let mine = out.iter().find(|a| &*a.rule == "Shadow read").unwrap();
+    assert_eq!(mine.output, "evilprog read it");
+    assert_eq!(mine.output_fields, e.to_flat_json());
+    assert_eq!(mine.output_fields["evt.type"], "open");
+    assert_falcosidekick_payload(&mine.to_json());
+}
+
+/// Falco's transformers (`tolower`, `toupper`, `b64`, `basename`, `len`),
+/// `val()` and the byte operators run on vigil: rules using them are active
+/// and match what Falco's would.
+#[test]
+fn transformers_val_and_byte_operators() {
+    let rules = r#"
+- required_engine_version: 0.38.0
+- rule: Lower
+  desc: d
+  condition: evt.type = execve and tolower(proc.name) = curl
+  output: "%proc.name"
+  priority: WARNING
+- rule: Upper base
+  desc: d
+  condition: evt.type = openat and toupper(basename(fd.name)) startswith AUTHORIZED_KEYS
+  output: "%fd.name"
+  priority: WARNING
+- rule: Encoded
+  desc: d
+  condition: evt.type = execve and b64(proc.cmdline) contains "bash -i"
+  output: "%proc.cmdline"
+  priority: WARNING
+- rule: Long name
+  desc: d
+  condition: evt.type = execve and len(proc.name) > 12
+  output: "%proc.name"
+  priority: WARNING
+- rule: Same name as parent
+  desc: d
+  condition: evt.type = execve and proc.name = val(proc.pname)
+  output: "%proc.name"
+  priority: WARNING
+- rule: Bytes
+  desc: d
+  condition: evt.type = openat and fd.name bcontains 2f746d70 and fd.name bstartswith 2F
+  output: "%fd.name"
+  priority: WARNING
+"#;
+    let rs = Arc::new(
+        RuleSet::from_sources(&[("t.yaml".into(), rules.into())]).unwrap_or_else(|e| panic!("{e}")),
+    );
+    for r in rs.rules() {
+        assert!(r.enabled, "{}: {:?}", r.name, r.falco);
+    }
+    let exec = |name: &str, pname: &str, cmdline: &str| {
+        ev(
+            json!({"evt.type": "exec", "proc.name": name, "proc.pname": pname,
+                  "proc.cmdline": cmdline}),
+        )
+    };
+    let open = |path: &str| {
+        ev(
+            json!({"evt.type": "open", "proc.name": "x", "file.path": path,
+                  "file.flags": ["O_RDONLY"], "evt.ret": 3}),
+        )
+    };
+    let has = |e: &Event, r: &str| fired(&rs, e).contains(&r.to_string());
+    assert!(has(&exec("CURL", "sh", "CURL"), "Lower"));
+    assert!(!has(&exec("wget", "sh", "wget"), "Lower"));
+    assert!(has(&open("/root/.ssh/authorized_keys2"), "Upper base"));
+    assert!(!has(&open("/root/.ssh/known_hosts"), "Upper base"));
+    // base64 of "bash -i >& /dev/tcp/..." as the whole command line.
+    assert!(has(
+        &exec("sh", "x", "YmFzaCAtaSA+JiAvZGV2L3RjcA=="),
+        "Encoded"
+    ));
+    assert!(!has(&exec("sh", "x", "bm90aGluZw=="), "Encoded"));
+    assert!(!has(&exec("sh", "x", "not base64!"), "Encoded"));
+    assert!(has(&exec("averyverylongname", "x", ""), "Long name"));
+    assert!(!has(&exec("short", "x", ""), "Long name"));
+    assert!(has(&exec("bash", "bash", ""), "Same name as parent"));
+    assert!(!has(&exec("bash", "sshd", ""), "Same name as parent"));
+    assert!(has(&open("/tmp/x"), "Bytes"));
+    // bcontains: anywhere in the path.
+    assert!(has(&open("/etc/tmpx/y"), "Bytes"));
+    assert!(!has(&open("/var/x"), "Bytes"));
+
+    // A transformer on a field that is not one vigil field: inactive, said so.
+    let rs = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n- rule: T\n  desc: d\n  condition: evt.type = openat and tolower(fd.directory) = /etc\n  output: o\n  priority: WARNING\n".into(),
+    )])
+    .unwrap();
+    let st = rs.rules().next().unwrap().falco.unwrap();
+    assert!(
+        st.inactive
+            .as_deref()
+            .unwrap_or("")
+            .contains("`tolower()` on `fd.directory`"),
+        "{st:?}"
+    );
+    // Bad hex is an error at the rule.
+    let e = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n- rule: T\n  desc: d\n  condition: evt.type = openat and fd.name bcontains xyz\n  output: o\n  priority: WARNING\n".into(),
+    )])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("takes hex bytes"), "{e}");
+}
+
+/// Falco's rules on the syscalls vigil hooks on demand (symlink, link,
+/// rename, unlink, mkdir, chmod, ptrace, socket, setns, ...) are active and
+/// read those syscalls' arguments (`evt.arg.target`, `evt.arg.request`,
+/// `evt.arg.mode`, ...) from vigil's fields.
+#[test]
+fn falco_rules_on_the_on_demand_kinds() {
+    let Some(stable) = falco_file("falco_rules.yaml") else {
+        return;
+    };
+    let Some(sandbox) = falco_file("falco-sandbox_rules.yaml") else {
+        return;
+    };
+    let Some(incubating) = falco_file("falco-incubating_rules.yaml") else {
+        return;
+    };
+    let rs = Arc::new(load(std::slice::from_ref(&stable)));
+    let base = json!({"proc.name": "evil", "proc.pname": "bash", "proc.cmdline": "evil",
+                      "proc.exe": "/tmp/evil", "proc.uid": 1000, "user.name": "alice"});
+    let with = |extra: serde_json::Value| {
+        let mut m = base.as_object().unwrap().clone();
+        m.extend(extra.as_object().unwrap().clone());
+        Event::from_flat_json(&m).unwrap()
+    };
+    let has = |rs: &Arc<RuleSet>, e: &Event, r: &str| fired(rs, e).contains(&r.to_string());
+    let symlink = |target: &str| {
+        with(json!({"evt.type": "symlink", "fs.path": "/tmp/x", "fs.source": target}))
+    };
+    assert!(has(
+        &rs,
+        &symlink("/etc/shadow"),
+        "Create Symlink Over Sensitive Files"
+    ));
+    assert!(!has(
+        &rs,
+        &symlink("/tmp/notes"),
+        "Create Symlink Over Sensitive Files"
+    ));
+    let link = |old: &str| with(json!({"evt.type": "link", "fs.path": "/tmp/x", "fs.source": old}));
+    assert!(has(
+        &rs,
+        &link("/etc/shadow"),
+        "Create Hardlink Over Sensitive Files"
+    ));
+    assert!(!has(
+        &rs,
+        &link("/tmp/a"),
+        "Create Hardlink Over Sensitive Files"
+    ));
+    let ptrace =
+        |req: &str| with(json!({"evt.type": "ptrace", "ptrace.request": req, "ptrace.pid": 1}));
+    assert!(has(
+        &rs,
+        &ptrace("PTRACE_ATTACH"),
+        "PTRACE attached to process"
+    ));
+    assert!(!has(
+        &rs,
+        &ptrace("PTRACE_GETREGS"),
+        "PTRACE attached to process"
+    ));
+    assert!(has(
+        &rs,
+        &ptrace("PTRACE_TRACEME"),
+        "PTRACE anti-debug attempt"
+    ));
+    // Alert fields by Falco's names, per syscall.
+    let mut ev = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    ev.evaluate(&symlink("/etc/shadow"), &mut out);
+    let a = out
+        .iter()
+        .find(|a| &*a.rule == "Create Symlink Over Sensitive Files")
+        .unwrap();
+    assert_eq!(a.output_fields["evt.arg.target"], "/etc/shadow");
+    assert_eq!(a.output_fields["evt.arg.linkpath"], "/tmp/x");
+    assert_eq!(a.output_fields["evt.type"], "symlinkat");
+
+    let all = Arc::new(load(&[stable, incubating, sandbox]));
+    let chmod =
+        |mode: i64| with(json!({"evt.type": "chmod", "fs.path": "/tmp/x", "fs.mode": mode}));
+    assert!(has(&all, &chmod(0o4755), "Set Setuid or Setgid bit"));
+    assert!(!has(&all, &chmod(0o755), "Set Setuid or Setgid bit"));
+    let mkdir = |p: &str| with(json!({"evt.type": "mkdir", "fs.path": p, "fs.mode": 0o755}));
+    assert!(has(&all, &mkdir("/bin/evil"), "Mkdir binary dirs"));
+    assert!(!has(&all, &mkdir("/tmp/evil"), "Mkdir binary dirs"));
+    // unlinkat is unlink or, with AT_REMOVEDIR, rmdir: both kinds count.
+    for kind in ["unlink", "rmdir"] {
+        let e = with(json!({"evt.type": kind, "fs.path": "/usr/bin/x"}));
+        assert!(has(&all, &e, "Modify binary dirs"), "{kind}");
+    }
+}
+
+/// A field none of the rule's event kinds carry has no value there: the
+/// comparison is false, as in Falco, not a load error.
+#[test]
+fn a_field_the_rules_kinds_lack_compares_false() {
+    let rs = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n\
+         - rule: Exec with fd\n  desc: d\n  condition: evt.type = execve and (proc.name = sh or fd.name = /etc/passwd)\n  output: o\n  priority: WARNING\n\
+         - rule: Never\n  desc: d\n  condition: evt.type = execve and fd.name = /etc/passwd\n  output: o\n  priority: WARNING\n"
+            .into(),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rs = Arc::new(rs);
+    let names: Vec<_> = rs.rules().map(|r| (r.name, r.enabled)).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("Exec with fd".to_string(), true),
+            ("Never".to_string(), false)
+        ]
+    );
+    assert!(
+        fired(&rs, &ev(json!({"evt.type": "exec", "proc.name": "sh"})))
+            .contains(&"Exec with fd".to_string())
+    );
 }

@@ -1,8 +1,19 @@
-//! vigil's alert outputs. [`Router`] fans every alert out to the configured
-//! sinks ([`stdout`], [`file`], [`syslog`], [`webhook`], [`email`], [`nats`]), each
-//! behind its own bounded queue and task with retry and counters, after
-//! optional deduplication ([`dedup`]). [`config`] holds the serde types of the
-//! config file's `outputs:` section (documented in `sinks/CONFIG.md`).
+//! vigil's alert outputs, shaped like vector's sinks:
+//!
+//! - [`router`]: the fan-out. Dedup ([`dedup`]) first, then each alert is
+//!   encoded once ([`encode`]) and offered to every sink's queue.
+//! - [`delivery`]: what every sink shares: the `Sink` trait, the bounded
+//!   queue, the retry worker and batching, the loss-notice slots, counters.
+//! - one module folder per sink, each with its `config` type and its I/O:
+//!   [`stdout`], [`file`], [`syslog`], [`webhook`], [`email`], [`nats`].
+//!   No sink imports another; shared TLS setup is [`tls`].
+//! - [`topology`] builds the configured sinks; [`config`] composes their
+//!   config types into the `outputs:` section (documented in
+//!   `sinks/CONFIG.md`); [`loss`] raises the "vigil alerts dropped"
+//!   self-alert; [`metrics`] renders the counters for Prometheus.
+//!
+//! Imports point down that list (router -> topology -> sinks -> delivery ->
+//! encode), never back: `sinks/tests/layering.rs` checks there is no cycle.
 //!
 //! Wiring in the daemon (inside the tokio runtime):
 //! ```ignore
@@ -14,67 +25,28 @@
 //! ```
 
 pub mod config;
+pub mod de;
 pub mod dedup;
+pub mod delivery;
 pub mod email;
+pub mod encode;
+pub mod error;
 pub mod file;
+pub mod loss;
+pub mod metrics;
 pub mod nats;
-pub mod nats_config;
 pub mod router;
 pub mod stdout;
 pub mod syslog;
 mod tls;
+mod topology;
 pub mod webhook;
 
 pub use config::OutputsConfig;
-pub use router::{render_prometheus, DedupStats, FlushReport, Router, SinkStats};
-
-/// Errors starting the sinks (bad settings that only show at start, missing
-/// environment variables, TLS setup).
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("outputs: no sink configured")]
-    NoSinks,
-    #[error("outputs.{sink}: {msg}")]
-    Config { sink: &'static str, msg: String },
-    #[error("outputs.{sink}: environment variable `{var}` ({key}) is not set")]
-    MissingEnv {
-        sink: &'static str,
-        key: &'static str,
-        var: String,
-    },
-    #[error("outputs.{sink}: {source}")]
-    Io {
-        sink: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Nats(#[from] nats_config::NatsConfigError),
-    #[error("Router::start must be called inside a tokio runtime")]
-    NoRuntime,
-}
-
-/// Why one delivery attempt failed; `retryable` decides whether the router
-/// tries again (network errors, 5xx, 429) or gives the alert up (4xx, a
-/// message the server refuses permanently).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{msg}")]
-pub struct DeliveryError {
-    pub retryable: bool,
-    pub msg: String,
-}
-
-impl DeliveryError {
-    pub fn transient(msg: impl Into<String>) -> Self {
-        DeliveryError {
-            retryable: true,
-            msg: msg.into(),
-        }
-    }
-    pub fn permanent(msg: impl Into<String>) -> Self {
-        DeliveryError {
-            retryable: false,
-            msg: msg.into(),
-        }
-    }
-}
+pub use dedup::DedupStats;
+pub use delivery::SinkStats;
+pub use error::{DeliveryError, SinkError};
+pub use loss::LOSS_RULE;
+pub use metrics::render_prometheus;
+pub use nats::connection as nats_config;
+pub use router::{FlushReport, Router};

@@ -1,4 +1,5 @@
-//! TLS client settings shared by the sinks: rustls with the ring provider,
+//! TLS client settings shared by the sinks: rustls with the ring provider
+//! (installed as the process default for the HTTP and SMTP clients),
 //! trusting the system's roots plus the certificates of an optional
 //! `ca_file` (PEM), for private CAs and tests.
 
@@ -9,7 +10,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::SinkError;
+use crate::error::SinkError;
+
+/// Installs rustls' ring provider as the process default (once; a provider
+/// installed earlier by someone else is kept). reqwest and lettre use it.
+pub(crate) fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// Reads every certificate of a PEM file.
 pub(crate) fn read_ca_file(

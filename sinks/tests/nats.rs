@@ -138,7 +138,7 @@ async fn an_outage_longer_than_the_queue_is_counted_and_alerted() {
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str::<Json>(l).unwrap())
-            .find(|v| v["rule"] == vigil_sinks::router::LOSS_RULE)
+            .find(|v| v["rule"] == vigil_sinks::LOSS_RULE)
     })
     .await;
     assert_eq!(

@@ -98,6 +98,7 @@ fn run_all(args: &Args, rs: Arc<RuleSet>) -> anyhow::Result<Outcome> {
     };
     let mut files = Vec::new();
     for p in &args.paths {
+        let p = vigil::reload::fs_path(p);
         let dir = p.join("tests");
         if p.is_dir() && dir.is_dir() {
             files.extend(vigil_engine::rules::list_dir(&dir)?);
@@ -149,8 +150,10 @@ fn run_all(args: &Args, rs: Arc<RuleSet>) -> anyhow::Result<Outcome> {
         all_cases.extend(file.cases);
     }
     let mut benign = Vec::new();
-    for p in args.paths.iter().filter(|p| p.is_dir()) {
-        benign.extend(corpus::files(p)?);
+    for p in args.paths.iter().map(|p| vigil::reload::fs_path(p)) {
+        if p.is_dir() {
+            benign.extend(corpus::files(p)?);
+        }
     }
     if !benign.is_empty() {
         let corpus = corpus::replay(&rs, &benign)?;

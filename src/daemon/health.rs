@@ -42,17 +42,14 @@ fn loss_alert(
     for (t, c) in by_type {
         fields.insert(format!("vigil.lost.{t}"), (*c).into());
     }
-    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
-    Alert {
-        time: now,
-        rule: Arc::from("vigil events lost"),
-        priority: Priority::Warning,
-        output: format!("vigil lost {total} events since start ({new} new; {what}): {by_type:?}"),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "loss".to_string()]),
-        source: "syscall",
-        hostname: host.clone(),
-    }
+    Alert::internal(
+        "vigil events lost",
+        Priority::Warning,
+        "loss",
+        format!("vigil lost {total} events since start ({new} new; {what}): {by_type:?}"),
+        fields,
+        host.clone(),
+    )
 }
 
 /// Minimum time between two "events lost" warnings in the log.

@@ -218,6 +218,9 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.compat_syscalls != new.compat_syscalls {
         need_restart.push("compat_syscalls");
     }
+    if old.output_fields != new.output_fields {
+        need_restart.push("output_fields");
+    }
     ConfigChange {
         outputs: old.outputs != new.outputs,
         need_restart,
@@ -233,17 +236,14 @@ pub(super) fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> 
         path.display().to_string().into(),
     );
     fields.insert("vigil.config.error".into(), error.into());
-    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
-    Alert {
-        time: now,
-        rule: Arc::from("vigil config reload failed"),
-        priority: Priority::Error,
-        output: format!("vigil config reload failed, previous outputs kept: {error}"),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "reload".to_string()]),
-        source: "internal",
-        hostname: host.clone(),
-    }
+    Alert::internal(
+        "vigil config reload failed",
+        Priority::Error,
+        "reload",
+        format!("vigil config reload failed, previous outputs kept: {error}"),
+        fields,
+        host.clone(),
+    )
 }
 
 /// The permission check (`crate::perms`) on `rule_paths` and `config`: Ok when
@@ -498,7 +498,8 @@ async fn run_async(
     let mut signals = Signals::install().map_err(RunError::Signals)?;
     let filter = rules.kernel_filter();
     let host: Arc<str> = Arc::from(st.cfg.hostname.clone().unwrap_or_else(hostname));
-    let evaluator = Evaluator::new(rules.clone(), &host);
+    let mut evaluator = Evaluator::new(rules.clone(), &host);
+    evaluator.set_output_fields(st.cfg.output_fields);
     let mut live = Live::start(
         &filter,
         LiveOptions {
@@ -541,6 +542,9 @@ async fn run_async(
         "vigil running"
     );
     live.note_inactive_rules(&rules);
+    for (rule, reason) in crate::metrics::inactive_rules(&rules) {
+        tracing::info!(rule = %rule, reason = %reason, "rule inactive");
+    }
     let allow_insecure = st.insecure_permissions;
     if let Some(f) = &fleet {
         f.loaded(&rules, live.hooks());
@@ -709,6 +713,7 @@ async fn run_async(
                     s.alerts = h.per_rule.clone();
                     s.eval_errors = stats.errors.clone();
                     s.rules_loaded = h.evaluator.rules().rules().filter(|r| r.enabled).count();
+                    s.rules_inactive = crate::metrics::inactive_rules(h.evaluator.rules());
                     s.attached = true;
                     s.hooks = live.hooks();
                     s.unavailable_kinds = live.unavailable_kinds().iter().map(|k| k.as_str().to_string()).collect();

@@ -15,12 +15,19 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Runs this test binary again as a child process, only test `test`, with
-/// `envs`; returns what the child printed after `TAG ` (the `*_child` tests
-/// print their results that way).
+/// Runs this test binary again as a child process, only the `#[ignore]`d
+/// entry point `test` (a `*_child` function: not a test, a program the
+/// parent test runs), with `envs`; returns what the child printed after
+/// `TAG ` (the entry points print their results that way).
 pub fn child_result(test: &str, envs: &[(&str, &str)], tag: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            test,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .envs(envs.iter().copied())
         .output()
         .unwrap();

@@ -17,27 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub fn require_live() -> bool {
-    std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1")
-}
-
-/// None (with a printed reason) when live tests cannot run here.
-pub fn live_capable() -> Option<()> {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let why = if !root {
-        "not root"
-    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        "no kernel BTF"
-    } else {
-        return Some(());
-    };
-    if require_live() {
-        panic!("live test cannot run ({why}) but VIGIL_REQUIRE_LIVE=1");
-    }
-    eprintln!("SKIP: live test needs root + BPF + BTF ({why})");
-    None
-}
+/// The one skip-or-fail helper of every crate's tests (`vigil-testkit`).
+#[allow(unused_imports)] // each test file uses some
+pub use vigil_testkit::{cannot_run, live_capable, tool};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -66,6 +48,8 @@ pub fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
 pub struct Vigil {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    /// The daemon's stderr (its log), line by line.
+    log: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -157,10 +141,12 @@ impl Vigil {
         // stderr: drained (and echoed) so a chatty daemon never blocks on a
         // full pipe.
         let err = child.stderr.take().unwrap();
+        let (log_tx, log) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("vigil stderr: {line}");
+                let _ = log_tx.send(line);
             }
         });
         let out = child.stdout.take().unwrap();
@@ -176,7 +162,23 @@ impl Vigil {
         Vigil {
             child,
             lines: rx,
+            log,
             _dir: dir,
+        }
+    }
+
+    /// The first log (stderr) line for which `pred` holds, waiting up to
+    /// `secs`. The log level is the child's `VIGIL_LOG` (`warn` unless the
+    /// test passed another).
+    pub fn wait_log(&self, secs: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
         }
     }
 

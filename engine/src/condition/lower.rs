@@ -167,15 +167,6 @@ impl Compiler<'_> {
         found
     }
 
-    /// The whole condition compiled by Rhai alone, for tests comparing both
-    /// paths; `None` (and no error) when Rhai refuses it, e.g. too complex.
-    pub fn compile_rhai_quiet(&mut self, text: &str) -> Option<Arc<AST>> {
-        self.engine
-            .compile_expression_with_scope(self.scope, text)
-            .ok()
-            .map(Arc::new)
-    }
-
     /// Compile the whole text with Rhai (used for syntax checks and tests).
     pub fn compile_rhai(&mut self, text: &str) -> Option<Arc<AST>> {
         match self.engine.compile_expression_with_scope(self.scope, text) {

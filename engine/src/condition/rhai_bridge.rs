@@ -124,6 +124,19 @@ pub(crate) fn make_engine(patterns: Arc<OnceLock<Patterns>>) -> Engine {
     e.register_fn("contains", |l: &mut Arc<ListSet>, i: i64| {
         l.ints.contains(&i)
     });
+    // Falco's transformers `basename()` and `b64()` (`to_lower`/`to_upper`
+    // and `len` are Rhai's own).
+    e.register_fn("basename", |s: &str| -> ImmutableString {
+        s.rsplit('/').next().unwrap_or(s).into()
+    });
+    e.register_fn("b64", |s: &str| -> ImmutableString {
+        use base64::Engine as _;
+        // Undecodable input reads as "" (Falco: the field has no value).
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map(|b| String::from_utf8_lossy(&b).into_owned().into())
+            .unwrap_or_default()
+    });
     let p = patterns.clone();
     e.register_fn(
         "regex",

@@ -6,15 +6,33 @@ use std::collections::BTreeSet;
 use crate::event::EventType;
 
 /// Falco syscall / event names vigil observes, and the kind they map to.
-pub(super) fn syscall_kind(name: &str) -> Option<EventType> {
-    Some(match name {
-        "execve" | "execveat" => EventType::Exec,
-        "open" | "openat" | "openat2" | "creat" => EventType::Open,
-        "connect" => EventType::Connect,
-        "accept" | "accept4" => EventType::Accept,
-        "procexit" => EventType::Exit,
-        _ => return None,
-    })
+/// Empty when vigil does not observe it; `unlinkat` is vigil's unlink or,
+/// with `AT_REMOVEDIR`, its rmdir.
+pub(super) fn syscall_kinds(name: &str) -> &'static [EventType] {
+    use EventType as E;
+    match name {
+        "execve" | "execveat" => &[E::Exec],
+        "open" | "openat" | "openat2" | "creat" => &[E::Open],
+        "connect" => &[E::Connect],
+        "accept" | "accept4" => &[E::Accept],
+        "procexit" => &[E::Exit],
+        "symlink" | "symlinkat" => &[E::Symlink],
+        "link" | "linkat" => &[E::Link],
+        "rename" | "renameat" | "renameat2" => &[E::Rename],
+        "unlink" => &[E::Unlink],
+        "unlinkat" => &[E::Unlink, E::Rmdir],
+        "rmdir" => &[E::Rmdir],
+        "mkdir" | "mkdirat" => &[E::Mkdir],
+        "chmod" | "fchmod" | "fchmodat" => &[E::Chmod],
+        "ptrace" => &[E::Ptrace],
+        "socket" => &[E::Socket],
+        "setuid" => &[E::Setuid],
+        "setgid" => &[E::Setgid],
+        "setns" => &[E::Setns],
+        "unshare" => &[E::Unshare],
+        "memfd_create" => &[E::Memfd],
+        _ => &[],
+    }
 }
 
 /// The event types a (sub)condition can match: `neg` = every type but `set`.
@@ -56,33 +74,20 @@ impl TSet {
             },
         }
     }
+    /// `a or b` is `not (not a and not b)` on the sets.
     pub(super) fn or(self, o: TSet) -> TSet {
-        let exact = self.exact && o.exact;
-        match (self.neg, o.neg) {
-            (false, false) => TSet {
-                neg: false,
-                set: self.set.union(&o.set).cloned().collect(),
-                exact,
-            },
-            (false, true) => TSet {
-                neg: true,
-                set: o.set.difference(&self.set).cloned().collect(),
-                exact,
-            },
-            (true, false) => o.or(TSet { exact, ..self }),
-            (true, true) => TSet {
-                neg: true,
-                set: self.set.intersection(&o.set).cloned().collect(),
-                exact,
-            },
+        self.complement().and(o.complement()).complement()
+    }
+    /// The complement of the set (whatever `exact` says).
+    fn complement(self) -> TSet {
+        TSet {
+            neg: !self.neg,
+            ..self
         }
     }
     pub(super) fn not(self) -> TSet {
         if self.exact {
-            TSet {
-                neg: !self.neg,
-                ..self
-            }
+            self.complement()
         } else {
             TSet::all()
         }

@@ -1,14 +1,17 @@
 //! Falco's field catalogue as vigil reads it: the fields mapped onto
 //! vigil's (with Falco's meaning), the ones vigil cannot produce yet
 //! (rules reading them are inactive), container metadata (empty on the
-//! host), `evt.arg.*` and errno names.
+//! host), `evt.arg.*` (per syscall) and errno names.
+
+use crate::event::EventType;
 
 /// How a Falco field reads in vigil.
 pub(super) enum Subject {
     /// A vigil field (or expression) of a type.
     Expr(String, Kind),
-    /// Per event kind: (gate, expression) alternatives, exactly one gate holds.
-    Gated(Vec<(String, String)>, Kind),
+    /// Per event kind: (kinds, vigil field) alternatives with disjoint kinds;
+    /// on other kinds the field has no value.
+    Gated(Vec<(&'static [EventType], String)>, Kind),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -105,21 +108,52 @@ pub(super) fn is_metadata(name: &str) -> bool {
         || name.starts_with("k8smeta.")
 }
 
-/// `evt.arg.NAME` vigil records (open's arguments).
+/// `evt.arg.NAME` vigil records, per syscall: open's (the raw path as
+/// passed), the path-changing calls' (`target`/`linkpath` of symlink,
+/// `oldpath`/`newpath` of link and rename, the path of unlink, rmdir, mkdir,
+/// chmod: absolute), ptrace's, socket's, memfd_create's. (setuid's `uid`
+/// is a user name in Falco; vigil has the number only.)
+/// `mode` is [`super::lower::Lowerer::special`]'s.
 pub(super) fn evt_arg(name: &str) -> Option<Subject> {
+    use EventType as E;
+    use Kind::*;
+    let g = |alts: &[(&'static [EventType], &str)], k: Kind| {
+        Subject::Gated(alts.iter().map(|(t, f)| (*t, f.to_string())).collect(), k)
+    };
+    const FS_PATH: &[EventType] = &[E::Unlink, E::Rmdir, E::Mkdir, E::Chmod];
     Some(match name {
-        "flags" => Subject::Expr("file.flags".into(), Kind::Str),
-        "name" | "path" | "filename" => Subject::Expr("file.path_raw".into(), Kind::Str),
-        "fd" | "res" => Subject::Expr("evt.ret".into(), Kind::Int),
+        "flags" => Subject::Expr("file.flags".into(), Str),
+        "fd" | "res" => Subject::Expr("evt.ret".into(), Int),
+        "name" => g(
+            &[
+                (&[E::Open], "file.path_raw"),
+                (FS_PATH, "fs.path"),
+                (&[E::Memfd], "memfd.name"),
+            ],
+            Str,
+        ),
+        "path" | "filename" => g(&[(&[E::Open], "file.path_raw"), (FS_PATH, "fs.path")], Str),
+        "target" => g(&[(&[E::Symlink], "fs.source")], Str),
+        "linkpath" => g(&[(&[E::Symlink], "fs.path")], Str),
+        "oldpath" => g(&[(&[E::Link, E::Rename], "fs.source")], Str),
+        "newpath" => g(&[(&[E::Link, E::Rename], "fs.path")], Str),
+        "request" => g(&[(&[E::Ptrace], "ptrace.request")], Str),
+        "pid" => g(&[(&[E::Ptrace], "ptrace.pid")], Int),
+        "domain" => g(&[(&[E::Socket], "socket.domain")], Str),
+        "type" => g(&[(&[E::Socket], "socket.type")], Str),
+        "proto" => g(&[(&[E::Socket], "socket.protocol")], Int),
         _ => return None,
     })
 }
 
+/// The server / client side of a connection: connect's own side, accept's
+/// (and a retransmit's) the other.
 pub(super) fn net_side(connect: &str, accept: &str, kind: Kind) -> Subject {
+    use EventType as E;
     Subject::Gated(
         vec![
-            ("evt.type == \"connect\"".into(), connect.into()),
-            ("evt.type != \"connect\"".into(), accept.into()),
+            (&[E::Connect], connect.into()),
+            (&[E::Accept, E::Retransmit], accept.into()),
         ],
         kind,
     )
@@ -161,6 +195,7 @@ pub(super) fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, 
         ("fd.sport", None) => Ok(Some(net_side("net.dport", "net.sport", Int))),
         ("fd.cip", None) => Ok(Some(net_side("net.saddr", "net.daddr", Str))),
         ("fd.cport", None) => Ok(Some(net_side("net.sport", "net.dport", Int))),
+        ("evt.arg", Some("mode")) | ("evt.arg.mode", None) => Ok(None),
         ("evt.arg", Some(a)) => evt_arg(a).map(Some).ok_or(true),
         (n, None) if n.starts_with("evt.arg.") => {
             evt_arg(&n["evt.arg.".len()..]).map(Some).ok_or(true)
@@ -185,37 +220,74 @@ pub(super) fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, 
     }
 }
 
-/// Errno names for `evt.res`.
+/// Errno names for `evt.res` (the first name of a number is the one shown).
+const ERRNO: &[(&str, i64)] = &[
+    ("EPERM", 1),
+    ("ENOENT", 2),
+    ("ESRCH", 3),
+    ("EINTR", 4),
+    ("EIO", 5),
+    ("ENXIO", 6),
+    ("E2BIG", 7),
+    ("ENOEXEC", 8),
+    ("EBADF", 9),
+    ("EAGAIN", 11),
+    ("ENOMEM", 12),
+    ("EACCES", 13),
+    ("EACCESS", 13),
+    ("EFAULT", 14),
+    ("EBUSY", 16),
+    ("EEXIST", 17),
+    ("ENOTDIR", 20),
+    ("EISDIR", 21),
+    ("EINVAL", 22),
+    ("ENFILE", 23),
+    ("EMFILE", 24),
+    ("ETXTBSY", 26),
+    ("ENOSPC", 28),
+    ("EROFS", 30),
+    ("ENAMETOOLONG", 36),
+    ("ELOOP", 40),
+    ("ECONNREFUSED", 111),
+    ("ETIMEDOUT", 110),
+    ("EINPROGRESS", 115),
+    ("EWOULDBLOCK", 11),
+    ("ECHILD", 10),
+    ("ENOTBLK", 15),
+    ("EXDEV", 18),
+    ("ENODEV", 19),
+    ("ENOTTY", 25),
+    ("EFBIG", 27),
+    ("ESPIPE", 29),
+    ("EMLINK", 31),
+    ("EPIPE", 32),
+    ("ERANGE", 34),
+    ("ENOSYS", 38),
+    ("ENOTEMPTY", 39),
+    ("ENOTSOCK", 88),
+    ("EPROTONOSUPPORT", 93),
+    ("EOPNOTSUPP", 95),
+    ("EAFNOSUPPORT", 97),
+    ("EADDRINUSE", 98),
+    ("EADDRNOTAVAIL", 99),
+    ("ENETDOWN", 100),
+    ("ENETUNREACH", 101),
+    ("ECONNABORTED", 103),
+    ("ECONNRESET", 104),
+    ("ENOBUFS", 105),
+    ("EISCONN", 106),
+    ("ENOTCONN", 107),
+    ("EHOSTUNREACH", 113),
+    ("EALREADY", 114),
+    ("EDQUOT", 122),
+];
+
+/// The number of an errno name.
 pub(super) fn errno(name: &str) -> Option<i64> {
-    Some(match name {
-        "EPERM" => 1,
-        "ENOENT" => 2,
-        "ESRCH" => 3,
-        "EINTR" => 4,
-        "EIO" => 5,
-        "ENXIO" => 6,
-        "E2BIG" => 7,
-        "ENOEXEC" => 8,
-        "EBADF" => 9,
-        "EAGAIN" => 11,
-        "ENOMEM" => 12,
-        "EACCES" | "EACCESS" => 13,
-        "EFAULT" => 14,
-        "EBUSY" => 16,
-        "EEXIST" => 17,
-        "ENOTDIR" => 20,
-        "EISDIR" => 21,
-        "EINVAL" => 22,
-        "ENFILE" => 23,
-        "EMFILE" => 24,
-        "ETXTBSY" => 26,
-        "ENOSPC" => 28,
-        "EROFS" => 30,
-        "ENAMETOOLONG" => 36,
-        "ELOOP" => 40,
-        "ECONNREFUSED" => 111,
-        "ETIMEDOUT" => 110,
-        "EINPROGRESS" => 115,
-        _ => return None,
-    })
+    ERRNO.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// The name of an errno number (`None`: not in the table).
+pub(super) fn errno_name(n: i64) -> Option<&'static str> {
+    ERRNO.iter().find(|(_, v)| *v == n).map(|(name, _)| *name)
 }

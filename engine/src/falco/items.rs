@@ -3,13 +3,14 @@
 //! in one namespace, then turned into vigil rule definitions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::evtypes::syscall_kind;
-use super::lower::{LowerError, Lowerer, Needs, Out};
-use super::output::output_template;
-use super::parser::{parse, Expr, Val};
+use super::evtypes::syscall_kinds;
+use super::lower::{LowerError, Lowerer, Out};
+use super::output::{output_template, FalcoOutput};
+use super::parser::{parse, Cmp, Expr, Val};
 use super::{LIST_KEYS, MACRO_KEYS, RULE_KEYS};
 use crate::alert::Priority;
 use crate::error::{Diag, Location};
@@ -408,12 +409,7 @@ impl FalcoDefs {
         for r in &self.rules {
             let label = format!("rule `{}`", r.name);
             let l = Some(label.as_str());
-            let mut lw = Lowerer {
-                lists: &self.lists,
-                macros: &self.macros,
-                needs: Needs::default(),
-                stack: Vec::new(),
-            };
+            let lowerer = |kinds| Lowerer::new(&self.lists, &self.macros, kinds);
             let report = |e: LowerError, base: &Location, text: &str, diag: &mut Diag| {
                 if e.pos == usize::MAX {
                     return; // reported at its macro
@@ -442,8 +438,37 @@ impl FalcoDefs {
                     continue;
                 }
             };
-            let (cond, types) = match lw.lower(&ast) {
-                Ok(x) => x,
+            // First the event kinds, as Falco infers them from `evt.type`;
+            // then the condition for those kinds (per-kind fields keep only
+            // their alternatives).
+            let types = match lowerer(None).lower(&ast) {
+                Ok((_, types)) => types,
+                Err(e) => {
+                    report(e, &r.cond_loc, &r.cond, diag);
+                    continue;
+                }
+            };
+            let (kinds, missing_sys): (Vec<EventType>, Vec<String>) = if types.neg {
+                (EventType::ALL.to_vec(), Vec::new())
+            } else {
+                let mut k: Vec<EventType> = types
+                    .set
+                    .iter()
+                    .flat_map(|n| syscall_kinds(n).iter().copied())
+                    .collect();
+                k.sort();
+                k.dedup();
+                let miss = types
+                    .set
+                    .iter()
+                    .filter(|n| syscall_kinds(n).is_empty())
+                    .cloned()
+                    .collect();
+                (k, miss)
+            };
+            let mut lw = lowerer(Some(kinds.clone()));
+            let cond = match lw.lower(&ast) {
+                Ok((cond, _)) => cond,
                 Err(e) => {
                     report(e, &r.cond_loc, &r.cond, diag);
                     continue;
@@ -481,22 +506,6 @@ impl FalcoDefs {
             if bad {
                 continue;
             }
-            // Event kinds, as Falco infers them from `evt.type`.
-            let (kinds, missing_sys): (Vec<EventType>, Vec<String>) = if types.neg {
-                (EventType::ALL.to_vec(), Vec::new())
-            } else {
-                let mut k: Vec<EventType> =
-                    types.set.iter().filter_map(|n| syscall_kind(n)).collect();
-                k.sort();
-                k.dedup();
-                let miss = types
-                    .set
-                    .iter()
-                    .filter(|n| syscall_kind(n).is_none())
-                    .cloned()
-                    .collect();
-                (k, miss)
-            };
             let needs = lw.needs;
             let mut reasons = Vec::new();
             if let Some(s) = &r.skip {
@@ -515,14 +524,11 @@ impl FalcoDefs {
             if !needs.fields.is_empty() {
                 reasons.push(format!(
                     "needs field(s) {} that vigil does not have",
-                    needs.fields.iter().cloned().collect::<Vec<_>>().join(", ")
+                    names(&needs.fields)
                 ));
             }
             if !needs.other.is_empty() {
-                reasons.push(format!(
-                    "uses {}",
-                    needs.other.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
+                reasons.push(format!("uses {}", names(&needs.other)));
             }
             if reasons.is_empty() && cond == Out::Const(false) {
                 reasons.push("its condition is always false on vigil's events".into());
@@ -537,10 +543,11 @@ impl FalcoDefs {
             if !needs.empty.is_empty() {
                 notes.push(format!(
                     "{} read as empty (no container metadata)",
-                    needs.empty.iter().cloned().collect::<Vec<_>>().join(", ")
+                    names(&needs.empty)
                 ));
             }
             let inactive = (!reasons.is_empty()).then(|| reasons.join("; "));
+            let active = inactive.is_none();
             let text = match (&inactive, cond) {
                 (Some(_), _) => "false".to_string(),
                 (None, Out::Text(t)) => t,
@@ -581,11 +588,17 @@ impl FalcoDefs {
                     inactive,
                     notes,
                     enabled: r.enabled,
+                    output: active.then(|| Arc::new(FalcoOutput::parse(&r.output))),
                 }),
             });
         }
         out
     }
+}
+
+/// Names joined for a message (`a, b`).
+fn names(s: &std::collections::BTreeSet<String>) -> String {
+    s.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
 }
 
 /// The file position of byte `pos` of a condition whose `condition:` key is at `base`.
@@ -741,14 +754,15 @@ pub(super) fn exception_expr(
                 Some((a, b)) => (a.to_string(), Some(b.trim_end_matches(']').to_string())),
                 None => (f.clone(), None),
             };
-            terms.push(Expr::Cmp {
+            terms.push(Expr::Cmp(Cmp {
                 field,
                 arg,
+                xf: Vec::new(),
                 op: comp,
                 vals,
                 list,
                 pos: 0,
-            });
+            }));
         }
         rows.push(Expr::And(terms));
     }

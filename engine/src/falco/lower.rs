@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::evtypes::{syscall_kind, TSet};
+use super::evtypes::{syscall_kinds, TSet};
 use super::fields::{is_metadata, subject, Kind, Subject};
 use super::items::MacroEntry;
-use super::parser::{Expr, Val};
+use super::parser::{Cmp, Expr, Val};
 use crate::event::EventType;
 
 /// A lowered (sub)condition: a constant or vigil condition text.
@@ -54,6 +54,38 @@ pub(super) struct Needs {
     pub(super) other: BTreeSet<String>,
     /// Fields read as empty because vigil has no container metadata.
     pub(super) empty: BTreeSet<String>,
+}
+
+/// `evt.type == "k"` / `evt.type in [...]` for these kinds (false: none).
+pub(super) fn evt_type_test(kinds: impl Iterator<Item = EventType>) -> Out {
+    let kinds: BTreeSet<&str> = kinds.map(EventType::as_str).collect();
+    match kinds.len() {
+        0 => Out::Const(false),
+        1 => Out::Text(format!(
+            "evt.type == {}",
+            quote(kinds.first().copied().unwrap_or(""))
+        )),
+        _ => Out::Text(format!(
+            "evt.type in [{}]",
+            kinds
+                .iter()
+                .map(|k| quote(k))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Falco's byte-operator value: hex digits (any case), two per byte.
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 pub(super) fn re_esc(s: &str) -> String {
@@ -103,6 +135,18 @@ pub(super) struct Lowerer<'a> {
     pub(super) needs: Needs,
     /// Macros being expanded (cycle detection).
     pub(super) stack: Vec<String>,
+    /// The rule's event kinds once inferred: per-kind fields keep only the
+    /// alternatives of these kinds (None: all, while inferring them).
+    pub(super) kinds: Option<Vec<EventType>>,
+}
+
+/// How a Falco field reads (see [`Lowerer::read`]).
+enum Read {
+    Subject(Subject),
+    /// Handled by [`Lowerer::special`].
+    Special,
+    /// vigil lacks it (noted in `needs`).
+    Missing,
 }
 
 /// A lowering failure: a real error, with the text to point at.
@@ -113,7 +157,22 @@ pub(super) struct LowerError {
     pub(super) msg: String,
 }
 
-impl Lowerer<'_> {
+impl<'a> Lowerer<'a> {
+    /// A lowerer for one rule (`kinds`: its event kinds once inferred).
+    pub(super) fn new(
+        lists: &'a HashMap<String, Vec<String>>,
+        macros: &'a HashMap<String, MacroEntry>,
+        kinds: Option<Vec<EventType>>,
+    ) -> Lowerer<'a> {
+        Lowerer {
+            lists,
+            macros,
+            needs: Needs::default(),
+            stack: Vec::new(),
+            kinds,
+        }
+    }
+
     fn err<T>(&self, pos: usize, msg: String) -> Result<T, LowerError> {
         Err(LowerError {
             in_macro: self.stack.last().cloned(),
@@ -142,10 +201,6 @@ impl Lowerer<'_> {
             Expr::Not(x) => {
                 let (o, t) = self.lower(x)?;
                 (negate(o), t.not())
-            }
-            Expr::Unsupported(what) => {
-                self.needs.other.insert(what.clone());
-                (Out::Const(false), TSet::all())
             }
             Expr::Macro(name, pos) => {
                 let Some(m) = self.macros.get(name) else {
@@ -185,14 +240,7 @@ impl Lowerer<'_> {
                 let (o, t) = r?;
                 (o, t)
             }
-            Expr::Cmp {
-                field,
-                arg,
-                op,
-                vals,
-                list,
-                pos,
-            } => self.cmp(field, arg.as_deref(), op, vals, *list, *pos)?,
+            Expr::Cmp(c) => self.cmp(c)?,
         })
     }
 
@@ -206,57 +254,53 @@ impl Lowerer<'_> {
                     None => out.push(w.clone()),
                 },
                 Val::Bare(w) | Val::Quoted(w) => out.push(w.clone()),
+                // Handled by `field_cmp` before values are read.
+                Val::Field(f) => out.push(f.clone()),
             }
         }
         out
     }
 
-    fn cmp(
-        &mut self,
-        field: &str,
-        arg: Option<&str>,
-        op: &str,
-        vals: &[Val],
-        list: bool,
-        pos: usize,
-    ) -> Result<(Out, TSet), LowerError> {
-        let full = match arg {
-            Some(a) => format!("{field}[{a}]"),
-            None => field.to_string(),
-        };
-        let vs = self.values(vals, list);
+    fn cmp(&mut self, c: &Cmp) -> Result<(Out, TSet), LowerError> {
+        let full = c.full();
+        let (op, pos) = (c.op.as_str(), c.pos);
+        if let [Val::Field(other)] = c.vals.as_slice() {
+            return Ok((self.field_cmp(c, other)?, TSet::all()));
+        }
+        if c.vals.iter().any(|v| matches!(v, Val::Field(_))) {
+            return self.err(pos, "`val()` compares with one field, not in a list".into());
+        }
+        let vs = self.values(&c.vals, c.list);
         let setop = matches!(op, "in" | "intersects" | "pmatch");
         if !setop && op != "exists" && vs.len() != 1 {
             return self.err(pos, format!("`{full} {op}` takes one value, not a list"));
         }
-        if field == "evt.type" {
+        if !c.xf.is_empty() {
+            let o = match self.plain(c, &c.field, c.arg.as_deref())? {
+                Some((x, k, full)) => self.compare(&x, k, op, &vs, &full, pos)?,
+                None => Out::Const(false),
+            };
+            return Ok((o, TSet::all()));
+        }
+        if c.field == "evt.type" {
             return self.evt_type(op, &vs, pos);
         }
-        let subj = match subject(field, arg) {
-            Ok(Some(s)) => s,
-            Ok(None) => return self.special(field, arg, op, &vs).map(|o| (o, TSet::all())),
-            Err(true) if is_metadata(field) => {
-                self.needs.empty.insert(full.clone());
-                Subject::Expr("\"\"".into(), Kind::Str)
+        let o = match self.read(&c.field, c.arg.as_deref(), &full, pos)? {
+            Read::Missing => Out::Const(false),
+            Read::Special => self.special(&c.field, c.arg.as_deref(), op, &vs)?,
+            // A field none of the rule's kinds carry has no value: false, as
+            // in Falco (vigil's compiler would refuse to read it).
+            Read::Subject(Subject::Expr(x, k)) if !self.carried(&x) => {
+                // (compared anyway for its errors: a bad value stays an error)
+                self.compare(&x, k, op, &vs, &full, pos)?;
+                Out::Const(false)
             }
-            Err(true) => {
-                self.needs.fields.insert(full);
-                return Ok((Out::Const(false), TSet::all()));
-            }
-            Err(false) => {
-                return self.err(
-                    pos,
-                    format!("unknown field `{full}` (not a Falco field vigil knows)"),
-                )
-            }
-        };
-        let o = match subj {
-            Subject::Expr(x, k) => self.compare(&x, k, op, &vs, &full, pos)?,
-            Subject::Gated(alts, k) => {
+            Read::Subject(Subject::Expr(x, k)) => self.compare(&x, k, op, &vs, &full, pos)?,
+            Read::Subject(Subject::Gated(alts, k)) => {
                 let mut outs = Vec::new();
-                for (gate, x) in alts {
+                for (gate, x) in self.gates(alts) {
                     let c = self.compare(&x, k, op, &vs, &full, pos)?;
-                    outs.push(join(vec![Out::Text(gate), c], true));
+                    outs.push(join(vec![gate, c], true));
                 }
                 join(outs, false)
             }
@@ -264,28 +308,142 @@ impl Lowerer<'_> {
         Ok((o, TSet::all()))
     }
 
+    /// Per-kind alternatives as (gate, field), kept to the rule's kinds; the
+    /// gate is `true` when the alternative covers all of them.
+    pub(super) fn gates(&self, alts: Vec<(&'static [EventType], String)>) -> Vec<(Out, String)> {
+        alts.into_iter()
+            .filter_map(|(ts, x)| {
+                let gate = match &self.kinds {
+                    Some(ks) if ks.iter().all(|k| ts.contains(k)) => Out::Const(true),
+                    Some(ks) if !ks.iter().any(|k| ts.contains(k)) => return None,
+                    _ => evt_type_test(ts.iter().copied()),
+                };
+                Some((gate, x))
+            })
+            .collect()
+    }
+
+    /// False when `x` is a vigil field none of the rule's kinds carry.
+    fn carried(&self, x: &str) -> bool {
+        match (&self.kinds, crate::fields::lookup(x)) {
+            (Some(ks), Some(f)) => ks.iter().any(|k| f.def().events.contains(*k)),
+            _ => true,
+        }
+    }
+
+    /// How a Falco field reads in vigil; a field vigil lacks is noted in
+    /// `needs` (`Missing`), one Falco does not know is an error.
+    fn read(
+        &mut self,
+        field: &str,
+        arg: Option<&str>,
+        full: &str,
+        pos: usize,
+    ) -> Result<Read, LowerError> {
+        Ok(match subject(field, arg) {
+            Ok(Some(s)) => Read::Subject(s),
+            Ok(None) => Read::Special,
+            Err(true) if is_metadata(field) => {
+                self.needs.empty.insert(full.to_string());
+                Read::Subject(Subject::Expr("\"\"".into(), Kind::Str))
+            }
+            Err(true) => {
+                self.needs.fields.insert(full.to_string());
+                Read::Missing
+            }
+            Err(false) => {
+                return self.err(
+                    pos,
+                    format!("unknown field `{full}` (not a Falco field vigil knows)"),
+                )
+            }
+        })
+    }
+
+    /// `field` (of comparison `c`) as one vigil expression with `c`'s
+    /// transformers applied: (expression, kind, Falco text). None (noted in
+    /// `needs`) when vigil lacks it or it is not one plain vigil field.
+    fn plain(
+        &mut self,
+        c: &Cmp,
+        field: &str,
+        arg: Option<&str>,
+    ) -> Result<Option<(String, Kind, String)>, LowerError> {
+        let mut full = match arg {
+            Some(a) => format!("{field}[{a}]"),
+            None => field.to_string(),
+        };
+        let (mut x, mut k) = match self.read(field, arg, &full, c.pos)? {
+            Read::Subject(Subject::Expr(x, k)) => (x, k),
+            Read::Missing => return Ok(None),
+            _ => {
+                let what = match c.xf.as_slice() {
+                    [] => format!("`val({full})`"),
+                    xf => format!("`{}()` on `{full}`", xf.join("()`/`")),
+                };
+                self.needs
+                    .other
+                    .insert(format!("{what} (not one plain vigil field)"));
+                return Ok(None);
+            }
+        };
+        for t in &c.xf {
+            if k != Kind::Str {
+                return self.err(c.pos, format!("`{t}()` needs a string; `{full}` is not"));
+            }
+            (x, k) = match t.as_str() {
+                "tolower" => (format!("{x}.to_lower()"), Kind::Str),
+                "toupper" => (format!("{x}.to_upper()"), Kind::Str),
+                "b64" => (format!("b64({x})"), Kind::Str),
+                "basename" => (format!("basename({x})"), Kind::Str),
+                _ => (format!("{x}.len()"), Kind::Int),
+            };
+            full = format!("{t}({full})");
+        }
+        Ok(Some((x, k, full)))
+    }
+
+    /// `field op val(other)`: two fields compared.
+    fn field_cmp(&mut self, c: &Cmp, other: &str) -> Result<Out, LowerError> {
+        let (op, pos) = (c.op.as_str(), c.pos);
+        let Some((x, k, full)) = self.plain(c, &c.field, c.arg.as_deref())? else {
+            return Ok(Out::Const(false));
+        };
+        let (of, oa) = match other.split_once('[') {
+            Some((f, a)) => (f, Some(a.trim_end_matches(']'))),
+            None => (other, None),
+        };
+        let bare = Cmp {
+            xf: Vec::new(),
+            ..c.clone()
+        };
+        let Some((y, ky, _)) = self.plain(&bare, of, oa)? else {
+            return Ok(Out::Const(false));
+        };
+        if k != ky {
+            return self.err(
+                pos,
+                format!("`{full} {op} val({other})` compares different types"),
+            );
+        }
+        Ok(Out::Text(match op {
+            "=" | "==" => format!("{x} == {y}"),
+            "!=" | "<" | "<=" | ">" | ">=" => format!("{x} {op} {y}"),
+            "contains" if k == Kind::Str => format!("{x}.contains({y})"),
+            "startswith" if k == Kind::Str => format!("{x}.starts_with({y})"),
+            "endswith" if k == Kind::Str => format!("{x}.ends_with({y})"),
+            _ => {
+                self.needs
+                    .other
+                    .insert(format!("`{op} val()` (not supported with a field)"));
+                return Ok(Out::Const(false));
+            }
+        }))
+    }
+
     fn evt_type(&mut self, op: &str, vs: &[String], pos: usize) -> Result<(Out, TSet), LowerError> {
         let names: BTreeSet<String> = vs.iter().cloned().collect();
-        let kinds: BTreeSet<&str> = names
-            .iter()
-            .filter_map(|n| syscall_kind(n))
-            .map(EventType::as_str)
-            .collect();
-        let test = match kinds.len() {
-            0 => Out::Const(false),
-            1 => Out::Text(format!(
-                "evt.type == {}",
-                quote(kinds.iter().next().copied().unwrap_or(""))
-            )),
-            _ => Out::Text(format!(
-                "evt.type in [{}]",
-                kinds
-                    .iter()
-                    .map(|k| quote(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        };
+        let test = evt_type_test(names.iter().flat_map(|n| syscall_kinds(n).iter().copied()));
         let ts = TSet {
             neg: false,
             set: names,
@@ -400,6 +558,13 @@ impl Lowerer<'_> {
                 )
             }
             "contains" if x == "file.flags" => Out::Text(format!("{} in file.flags", quote(v0))),
+            // `fd.nameraw contains "../"`: a traversal, i.e. a relative raw
+            // path or one with a `/../` segment, which the kernel filter
+            // passes as unnormalised (a clean absolute path whose names
+            // end in `..`, `/etc/a../b`, is no traversal and not matched).
+            "contains" if x == "file.path_raw" && v0.contains("../") => Out::Text(format!(
+                "({x}.contains({lit1}) && (!{x}.starts_with(\"/\") || {x}.contains(\"/../\")))"
+            )),
             "contains" => {
                 stronly(self)?;
                 Out::Text(format!("{x}.contains({lit1})"))
@@ -442,10 +607,16 @@ impl Lowerer<'_> {
                 _ => Out::Const(true),
             },
             "bcontains" | "bstartswith" => {
-                self.needs
-                    .other
-                    .insert(format!("`{full} {op}` (byte comparisons)"));
-                Out::Const(false)
+                stronly(self)?;
+                let Some(bytes) = hex_bytes(v0) else {
+                    return self.err(pos, format!("`{op}` takes hex bytes; `{v0}` is not"));
+                };
+                // vigil's strings are UTF-8: bytes that are not never match.
+                match String::from_utf8(bytes) {
+                    Ok(s) if op == "bcontains" => Out::Text(format!("{x}.contains({})", quote(&s))),
+                    Ok(s) => Out::Text(format!("{x}.starts_with({})", quote(&s))),
+                    Err(_) => Out::Const(false),
+                }
             }
             other => return self.err(pos, format!("unknown operator `{other}`")),
         })
@@ -476,12 +647,7 @@ mod tests {
                 )
             })
             .collect();
-        let mut lw = Lowerer {
-            lists: &lists,
-            macros: &macros,
-            needs: Needs::default(),
-            stack: vec![],
-        };
+        let mut lw = Lowerer::new(&lists, &macros, None);
         let ast = parse(cond).unwrap_or_else(|e| panic!("{e:?}"));
         let (o, t) = lw.lower(&ast).unwrap_or_else(|e| panic!("{}", e.msg));
         (o, t, lw.needs)
@@ -561,12 +727,7 @@ mod tests {
         assert_eq!(parse("proc.name = a b").unwrap_err().0, 14);
         let lists = HashMap::new();
         let macros = HashMap::new();
-        let mut lw = Lowerer {
-            lists: &lists,
-            macros: &macros,
-            needs: Needs::default(),
-            stack: vec![],
-        };
+        let mut lw = Lowerer::new(&lists, &macros, None);
         let e = lw
             .lower(&parse("nosuch_macro and proc.name=a").unwrap())
             .err()

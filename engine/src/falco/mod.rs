@@ -5,7 +5,8 @@
 //! `required_engine_version` / `required_plugin_versions`, a Falco-only key
 //! (`override`, `source`, `warn_evttypes`, `skip-if-unknown-filter`), or rules
 //! with no `events:` whose conditions use Falco's words (`and`, `or`, `not`,
-//! `=`, `startswith`, ...). A directory may mix both dialects.
+//! `=`, `startswith`, ...), or when its rules path declares it
+//! (`falco:PATH`, see [`split_dialect`]). A directory may mix both dialects.
 //!
 //! Falco items are collected per rule set ([`FalcoDefs`]: lists, macros and
 //! rules share one namespace across Falco files, apart from vigil's own) and
@@ -38,6 +39,7 @@ mod parser;
 mod special;
 
 pub(crate) use items::FalcoDefs;
+pub use output::FalcoOutput;
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -76,6 +78,39 @@ pub(super) const MACRO_KEYS: &[&str] = &[
     "required_engine_version",
 ];
 pub(super) const LIST_KEYS: &[&str] = &["list", "items", "append", "override"];
+
+/// A rule file's dialect, when a rules path declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Vigil,
+    Falco,
+}
+
+impl Dialect {
+    /// How a rules path declares it: `falco:` / `vigil:`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Dialect::Vigil => "vigil:",
+            Dialect::Falco => "falco:",
+        }
+    }
+}
+
+/// A rules path with its declared dialect: `falco:PATH` and `vigil:PATH`
+/// declare it for the file or every file of the directory, a plain path
+/// leaves it to detection ([`is_falco_file`]). Everything that touches the
+/// file system uses the returned path.
+pub fn split_dialect(p: &std::path::Path) -> (Option<Dialect>, &std::path::Path) {
+    let Some(s) = p.to_str() else {
+        return (None, p);
+    };
+    for (prefix, d) in [("falco:", Dialect::Falco), ("vigil:", Dialect::Vigil)] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            return (Some(d), std::path::Path::new(rest));
+        }
+    }
+    (None, p)
+}
 
 /// True when the file's items are Falco's dialect (see the module doc).
 pub(crate) fn is_falco_file(items: &[Value]) -> bool {

@@ -4,11 +4,13 @@
 
 use super::lexer::{lex, Tok, T};
 
-/// A value in a comparison: a bare word (which may name a list) or a quoted string.
+/// A value in a comparison: a bare word (which may name a list), a quoted
+/// string, or another field's value (`val(proc.pname)`).
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Val {
     Bare(String),
     Quoted(String),
+    Field(String),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -17,17 +19,33 @@ pub(super) enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     Macro(String, usize),
-    Cmp {
-        field: String,
-        arg: Option<String>,
-        op: String,
-        vals: Vec<Val>,
-        /// The right side was a parenthesised list.
-        list: bool,
-        pos: usize,
-    },
-    /// A transformer (`tolower(x)`, ...) vigil does not run: inactive.
-    Unsupported(String),
+    Cmp(Cmp),
+}
+
+/// One comparison: `field op value(s)`.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Cmp {
+    pub(super) field: String,
+    pub(super) arg: Option<String>,
+    /// Transformers applied to the field, innermost first
+    /// (`tolower(basename(fd.name))`: basename, tolower).
+    pub(super) xf: Vec<String>,
+    pub(super) op: String,
+    pub(super) vals: Vec<Val>,
+    /// The right side was a parenthesised list.
+    pub(super) list: bool,
+    /// Byte offset in the condition (for errors).
+    pub(super) pos: usize,
+}
+
+impl Cmp {
+    /// The field as written, with its argument (`proc.aname[2]`).
+    pub(super) fn full(&self) -> String {
+        match &self.arg {
+            Some(a) => format!("{}[{a}]", self.field),
+            None => self.field.clone(),
+        }
+    }
 }
 
 pub(super) const CMP_WORDS: &[&str] = &[
@@ -44,7 +62,7 @@ pub(super) const CMP_WORDS: &[&str] = &[
     "intersects",
     "pmatch",
 ];
-pub(super) const TRANSFORMERS: &[&str] = &["tolower", "toupper", "b64", "basename", "len", "val"];
+pub(super) const TRANSFORMERS: &[&str] = &["tolower", "toupper", "b64", "basename", "len"];
 
 pub(super) struct Parser {
     toks: Vec<Tok>,
@@ -79,28 +97,24 @@ impl Parser {
         matches!(self.peek(), Some(T::Word(x)) if x == w)
     }
     fn or(&mut self) -> PResult<Expr> {
-        let mut v = vec![self.and()?];
-        while self.word_is("or") {
-            self.i += 1;
-            v.push(self.and()?);
-        }
-        Ok(if v.len() == 1 {
-            v.remove(0)
-        } else {
-            Expr::Or(v)
-        })
+        self.chain("or", Self::and, Expr::Or)
     }
     fn and(&mut self) -> PResult<Expr> {
-        let mut v = vec![self.not()?];
-        while self.word_is("and") {
+        self.chain("and", Self::not, Expr::And)
+    }
+    /// `operand (word operand)*`, one operand alone as itself.
+    fn chain(
+        &mut self,
+        word: &str,
+        operand: fn(&mut Self) -> PResult<Expr>,
+        make: fn(Vec<Expr>) -> Expr,
+    ) -> PResult<Expr> {
+        let mut v = vec![operand(self)?];
+        while self.word_is(word) {
             self.i += 1;
-            v.push(self.not()?);
+            v.push(operand(self)?);
         }
-        Ok(if v.len() == 1 {
-            v.remove(0)
-        } else {
-            Expr::And(v)
-        })
+        Ok(if v.len() == 1 { v.remove(0) } else { make(v) })
     }
     fn not(&mut self) -> PResult<Expr> {
         if self.word_is("not") {
@@ -121,40 +135,26 @@ impl Parser {
                 self.i += 1;
                 Ok(e)
             }
-            Some(T::Word(w)) if TRANSFORMERS.contains(&w.as_str()) => {
-                self.i += 1;
-                // Skip the transformer's argument and its comparison.
-                let mut depth = 0;
-                while let Some(t) = self.peek() {
-                    match t {
-                        T::LParen => depth += 1,
-                        T::RParen if depth == 0 => break,
-                        T::RParen => depth -= 1,
-                        T::Word(x) if depth == 0 && (x == "and" || x == "or") => break,
-                        _ => {}
-                    }
-                    self.i += 1;
-                }
-                Ok(Expr::Unsupported(format!("transformer `{w}()`")))
-            }
-            Some(T::Word(w)) if is_field_name(&w) => {
-                self.i += 1;
-                let (field, arg) = match w.split_once('[') {
-                    Some((f, a)) => (f.to_string(), Some(a.trim_end_matches(']').to_string())),
-                    None => (w.clone(), None),
-                };
+            Some(T::Word(w))
+                if is_field_name(&w)
+                    || (TRANSFORMERS.contains(&w.as_str())
+                        && self.toks.get(self.i + 1).map(|t| &t.tok) == Some(&T::LParen)) =>
+            {
+                let (field, arg, xf) = self.subject()?;
+                let w = field.clone();
                 let op = match self.peek() {
                     Some(T::Op(o)) => o.to_string(),
                     Some(T::Word(o)) if o == "exists" => {
                         self.i += 1;
-                        return Ok(Expr::Cmp {
+                        return Ok(Expr::Cmp(Cmp {
                             field,
                             arg,
+                            xf,
                             op: "exists".into(),
                             vals: vec![],
                             list: false,
                             pos,
-                        });
+                        }));
                     }
                     Some(T::Word(o)) if CMP_WORDS.contains(&o.as_str()) => o.clone(),
                     _ => {
@@ -193,14 +193,15 @@ impl Parser {
                         _ => return Err((self.pos(), format!("expected a value after `{op}`"))),
                     }
                 };
-                Ok(Expr::Cmp {
+                Ok(Expr::Cmp(Cmp {
                     field,
                     arg,
+                    xf,
                     op,
                     vals,
                     list,
                     pos,
-                })
+                }))
             }
             Some(T::Word(w)) if is_ident(&w) && !matches!(w.as_str(), "and" | "or") => {
                 self.i += 1;
@@ -210,7 +211,58 @@ impl Parser {
             None => Err((pos, "unexpected end of condition".into())),
         }
     }
-    fn value(&self, t: T) -> PResult<Val> {
+    /// `field`, `field[arg]`, or transformers around one
+    /// (`tolower(basename(fd.name))`): (field, arg, transformers innermost first).
+    fn subject(&mut self) -> PResult<(String, Option<String>, Vec<String>)> {
+        let pos = self.pos();
+        match self.peek().cloned() {
+            Some(T::Word(w)) if TRANSFORMERS.contains(&w.as_str()) => {
+                self.i += 1;
+                if self.peek() != Some(&T::LParen) {
+                    return Err((self.pos(), format!("expected `(` after `{w}`")));
+                }
+                self.i += 1;
+                let (f, a, mut xf) = self.subject()?;
+                if self.peek() != Some(&T::RParen) {
+                    return Err((self.pos(), format!("expected `)` closing `{w}(`")));
+                }
+                self.i += 1;
+                xf.push(w);
+                Ok((f, a, xf))
+            }
+            Some(T::Word(w)) if is_field_name(&w) => {
+                self.i += 1;
+                Ok(match w.split_once('[') {
+                    Some((f, a)) => (
+                        f.to_string(),
+                        Some(a.trim_end_matches(']').to_string()),
+                        vec![],
+                    ),
+                    None => (w, None, vec![]),
+                })
+            }
+            _ => Err((pos, "expected a field".into())),
+        }
+    }
+
+    fn value(&mut self, t: T) -> PResult<Val> {
+        if matches!(&t, T::Word(w) if w == "val")
+            && self.toks.get(self.i + 1).map(|t| &t.tok) == Some(&T::LParen)
+        {
+            // `val(field)`: the other field's value; leaves `i` on the `)`.
+            self.i += 2;
+            let (f, a, xf) = self.subject()?;
+            if !xf.is_empty() {
+                return Err((self.pos(), "`val()` takes a plain field".into()));
+            }
+            if self.peek() != Some(&T::RParen) {
+                return Err((self.pos(), "expected `)` closing `val(`".into()));
+            }
+            return Ok(Val::Field(match a {
+                Some(a) => format!("{f}[{a}]"),
+                None => f,
+            }));
+        }
         match t {
             T::Word(w) => Ok(Val::Bare(w)),
             T::Quoted(q) => Ok(Val::Quoted(q)),

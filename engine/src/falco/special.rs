@@ -5,6 +5,7 @@
 
 use super::fields::errno;
 use super::lower::{join, negate, quote, re_esc, LowerError, Lowerer, Out};
+use crate::event::EventType;
 
 impl Lowerer<'_> {
     /// Falco fields that are not a plain vigil field.
@@ -21,6 +22,23 @@ impl Lowerer<'_> {
         let flip = |o: Out| if neg { negate(o) } else { o };
         let any = |f: &dyn Fn(&str) -> Out| join(vs.iter().map(|v| f(v)).collect(), false);
         Ok(match field {
+            // chmod's / mkdir's mode, by the names of its special bits.
+            "evt.arg" | "evt.arg.mode" if op == "contains" => {
+                let bit = match v0 {
+                    "S_ISUID" => "fs.setuid",
+                    "S_ISGID" => "fs.setgid",
+                    "S_ISVTX" => "fs.sticky",
+                    _ => return self.unsupported_op(field, op),
+                };
+                const MODE: &[EventType] = &[EventType::Chmod, EventType::Mkdir];
+                let alts = self.gates(vec![(MODE, bit.to_string())]);
+                join(
+                    alts.into_iter()
+                        .map(|(gate, x)| join(vec![gate, Out::Text(x)], true))
+                        .collect(),
+                    false,
+                )
+            }
             "evt.dir" if eqop => flip(Out::Const(v0 == "<")),
             "evt.num" => {
                 // vigil numbers no events; Falco's start at 1, so `never_true`

@@ -602,8 +602,7 @@ impl<'a> RuleCompiler<'a> {
             .last()
             .map(|f| f.loc.clone())
             .unwrap_or_else(|| r.loc.clone());
-        let (cond, rhai_full, exceptions, cost) =
-            self.compile_conditions(&exp, &base, l, &mut ok, diag);
+        let (cond, exceptions, cost) = self.compile_conditions(&exp, &base, l, &mut ok, diag);
         if ok && (!cond.is_native() || exceptions.iter().any(|(_, n)| !n.is_native())) {
             ok &= self.probe_rhai(r, &cond, &exceptions, &base, l, diag);
         }
@@ -669,7 +668,6 @@ impl<'a> RuleCompiler<'a> {
             exceptions,
             output,
             threshold: r.threshold.clone(),
-            rhai_full,
             fingerprint,
             cost,
             falco: r.falco.clone(),
@@ -888,7 +886,7 @@ impl<'a> RuleCompiler<'a> {
         l: Option<&str>,
         ok: &mut bool,
         diag: &mut Diag,
-    ) -> (Node, Option<Arc<rhai::AST>>, Vec<(String, Node)>, RuleCost) {
+    ) -> (Node, Vec<(String, Node)>, RuleCost) {
         let max_rule_nodes = self.limits.rule_nodes;
         let mut comp = Compiler {
             engine: self.engine,
@@ -898,7 +896,6 @@ impl<'a> RuleCompiler<'a> {
             problems: Vec::new(),
         };
         let cond = comp.compile(&exp.cond_text);
-        let rhai_full = comp.compile_rhai_quiet(&exp.cond_text);
         let mut problems: Vec<(Location, CompileProblem)> =
             comp.problems.drain(..).map(|p| (base.clone(), p)).collect();
         let mut exceptions = Vec::new();
@@ -943,7 +940,7 @@ impl<'a> RuleCompiler<'a> {
                 *ok = false;
             }
         }
-        (cond, rhai_full, exceptions, cost)
+        (cond, exceptions, cost)
     }
 
     /// Warnings for a rule that can never fire ([`super::lint`]).

@@ -435,8 +435,3 @@ pub fn small_window_listener(port: u16) -> TcpListener {
         .unwrap();
     sock.listen(16).unwrap()
 }
-
-/// Is the live-test requirement on (CI)?
-pub fn require_live() -> bool {
-    std::env::var("VIGIL_REQUIRE_LIVE").is_ok_and(|v| v == "1")
-}

@@ -18,10 +18,7 @@ pub fn nats_server_bin() -> Option<PathBuf> {
             return Some(PathBuf::from(p));
         }
     }
-    if std::env::var("VIGIL_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("nats-server not installed (scripts/install-deps.sh) but VIGIL_REQUIRE_LIVE=1");
-    }
-    eprintln!("SKIP: nats-server not installed (apt-get install nats-server)");
+    vigil_testkit::cannot_run("nats-server is not installed (apt-get install nats-server)");
     None
 }
 

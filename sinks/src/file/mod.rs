@@ -4,15 +4,18 @@
 //! rename + SIGHUP). A failed write closes the file and is retried (the batch
 //! may then be written twice: at-least-once).
 
+pub mod config;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{FileConfig, Format};
-use crate::router::{Batch, BatchPolicy, Sink};
-use crate::{DeliveryError, SinkError};
+use crate::delivery::{Batch, BatchPolicy, Sink};
+use crate::encode::Format;
+use crate::error::{DeliveryError, SinkError};
+use config::FileConfig;
 
 pub(crate) struct FileSink {
     path: PathBuf,
@@ -54,12 +57,7 @@ pub(crate) fn build(
             generation,
             reopen,
         },
-        BatchPolicy {
-            window: std::time::Duration::ZERO,
-            max: 256,
-            count_rest: false,
-            lead_alone: false,
-        },
+        BatchPolicy::queued(256),
     ))
 }
 
@@ -81,15 +79,15 @@ impl Sink for FileSink {
                 })?;
             self.file = Some(tokio::fs::File::from_std(f));
         }
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         for a in &batch.alerts {
-            crate::stdout::render_line(a, self.format, &mut buf);
+            a.push_line(self.format, &mut buf);
         }
         let Some(f) = self.file.as_mut() else {
             return Err(DeliveryError::transient("file not open"));
         };
         let res = async {
-            f.write_all(buf.as_bytes()).await?;
+            f.write_all(&buf).await?;
             f.flush().await
         }
         .await;

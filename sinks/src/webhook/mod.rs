@@ -13,11 +13,14 @@
 //! retried by the router with backoff (a batch is retried whole, with the
 //! same body); other statuses are permanent.
 
+pub mod config;
+
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
-use crate::config::{WebhookBatchFormat, WebhookConfig};
-use crate::router::{Batch, BatchPolicy, Sink};
-use crate::{DeliveryError, SinkError};
+use crate::delivery::{Batch, BatchPolicy, Sink};
+use crate::error::{DeliveryError, SinkError};
+use config::{WebhookBatchFormat, WebhookConfig};
 
 /// The signature header name.
 pub const SIGNATURE_HEADER: &str = "x-vigil-signature";
@@ -32,12 +35,6 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
         s.push_str(&format!("{b:02x}"));
     }
     s
-}
-
-/// Installs rustls' ring provider as the process default (once; a provider
-/// installed earlier by someone else is kept).
-pub(crate) fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// `Content-Type` of an `ndjson` batch.
@@ -61,26 +58,27 @@ pub(crate) struct WebhookSink {
 }
 
 /// The request body of a batch: a JSON array of the alert objects, or one
-/// object per line (every line ending in `\n`), in queue order.
+/// object per line (every line ending in `\n`), in queue order. `jsons`
+/// are the alerts' JSON lines.
 pub fn batch_body<'a>(
-    alerts: impl IntoIterator<Item = &'a vigil_engine::Alert>,
+    jsons: impl IntoIterator<Item = &'a str>,
     format: WebhookBatchFormat,
 ) -> String {
     let mut out = String::new();
     match format {
         WebhookBatchFormat::Array => {
             out.push('[');
-            for (i, a) in alerts.into_iter().enumerate() {
+            for (i, j) in jsons.into_iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&a.to_json_line());
+                out.push_str(j);
             }
             out.push(']');
         }
         WebhookBatchFormat::Ndjson => {
-            for a in alerts {
-                out.push_str(&a.to_json_line());
+            for j in jsons {
+                out.push_str(j);
                 out.push('\n');
             }
         }
@@ -126,7 +124,7 @@ pub(crate) fn build(cfg: &WebhookConfig) -> Result<(WebhookSink, BatchPolicy), S
             }
         },
     };
-    install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let mut builder = reqwest::Client::builder();
     if let Some(p) = &cfg.ca_file {
         for der in crate::tls::read_ca_file("webhook", p)? {
@@ -144,12 +142,7 @@ pub(crate) fn build(cfg: &WebhookConfig) -> Result<(WebhookSink, BatchPolicy), S
         .build()
         .map_err(|e| err(format!("HTTP client: {e}")))?;
     let policy = match &cfg.batch {
-        None => BatchPolicy {
-            window: std::time::Duration::ZERO,
-            max: 1,
-            count_rest: false,
-            lead_alone: false,
-        },
+        None => BatchPolicy::queued(1),
         // count_rest false: a full batch goes out at once and the next
         // alerts start the next batch (none is only counted).
         Some(b) => BatchPolicy {
@@ -198,13 +191,13 @@ async fn read_some(mut resp: reqwest::Response) -> Vec<u8> {
 
 impl WebhookSink {
     /// POSTs one body; Ok on 2xx.
-    async fn post(&self, body: String) -> Result<(), DeliveryError> {
+    async fn post(&self, body: Bytes) -> Result<(), DeliveryError> {
         let mut req = self
             .client
             .post(self.url.clone())
             .headers(self.headers.clone());
         if let Some(k) = &self.key {
-            req = req.header(SIGNATURE_HEADER, signature(k, body.as_bytes()));
+            req = req.header(SIGNATURE_HEADER, signature(k, &body));
         }
         let resp = req
             .body(body)
@@ -238,20 +231,20 @@ impl Sink for WebhookSink {
         match self.body {
             Body::Single => {
                 for a in &batch.alerts {
-                    self.post(a.to_json_line()).await?;
+                    self.post(a.json_bytes().clone()).await?;
                 }
             }
             Body::Batch(format) => {
                 if batch.alerts.is_empty() {
                     return Ok(());
                 }
-                let body = batch_body(batch.alerts.iter().map(|a| &**a), format);
+                let body = batch_body(batch.alerts.iter().map(|a| a.json()), format);
                 tracing::debug!(
                     alerts = batch.alerts.len(),
                     bytes = body.len(),
                     "posting webhook batch"
                 );
-                self.post(body).await?;
+                self.post(Bytes::from(body)).await?;
             }
         }
         Ok(())
@@ -261,6 +254,7 @@ impl Sink for WebhookSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::Encoded;
     use std::sync::Arc;
     use std::time::Duration;
     use vigil_engine::{Alert, Priority};
@@ -287,8 +281,8 @@ mod tests {
 
     #[test]
     fn array_body_is_one_json_array_in_order() {
-        let alerts: Vec<Alert> = (0..3).map(alert).collect();
-        let body = batch_body(&alerts, WebhookBatchFormat::Array);
+        let alerts: Vec<Arc<Encoded>> = (0..3).map(|i| Encoded::new(Arc::new(alert(i)))).collect();
+        let body = batch_body(alerts.iter().map(|a| a.json()), WebhookBatchFormat::Array);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let arr = v.as_array().unwrap();
         assert_eq!(arr.len(), 3);
@@ -296,13 +290,13 @@ mod tests {
             assert_eq!(a["output_fields"]["proc.pid"], i as i64);
             assert_eq!(*a, alerts[i].to_json());
         }
-        assert_eq!(batch_body(&[] as &[Alert], WebhookBatchFormat::Array), "[]");
+        assert_eq!(batch_body([], WebhookBatchFormat::Array), "[]");
     }
 
     #[test]
     fn ndjson_body_is_one_object_per_line() {
-        let alerts: Vec<Alert> = (0..3).map(alert).collect();
-        let body = batch_body(&alerts, WebhookBatchFormat::Ndjson);
+        let alerts: Vec<Arc<Encoded>> = (0..3).map(|i| Encoded::new(Arc::new(alert(i)))).collect();
+        let body = batch_body(alerts.iter().map(|a| a.json()), WebhookBatchFormat::Ndjson);
         assert!(body.ends_with('\n'));
         let lines: Vec<&str> = body.lines().collect();
         assert_eq!(lines.len(), 3, "{body}");

@@ -1,21 +1,14 @@
 //! The stdout sink: one alert a line, Falco JSON or text, written in batches
 //! of what is queued.
 
+pub mod config;
+
 use tokio::io::AsyncWriteExt;
-use vigil_engine::Alert;
 
-use crate::config::{Format, StdoutConfig};
-use crate::router::{Batch, BatchPolicy, Sink};
-use crate::DeliveryError;
-
-/// Renders one alert line (with trailing newline) in `format`.
-pub fn render_line(a: &Alert, format: Format, out: &mut String) {
-    match format {
-        Format::Json => out.push_str(&a.to_json_line()),
-        Format::Text => out.push_str(&a.to_text_line()),
-    }
-    out.push('\n');
-}
+use crate::delivery::{Batch, BatchPolicy, Sink};
+use crate::encode::Format;
+use crate::error::DeliveryError;
+use config::StdoutConfig;
 
 pub(crate) struct StdoutSink {
     format: Format,
@@ -28,23 +21,18 @@ pub(crate) fn build(cfg: &StdoutConfig) -> (StdoutSink, BatchPolicy) {
             format: cfg.format,
             out: tokio::io::stdout(),
         },
-        BatchPolicy {
-            window: std::time::Duration::ZERO,
-            max: 256,
-            count_rest: false,
-            lead_alone: false,
-        },
+        BatchPolicy::queued(256),
     )
 }
 
 impl Sink for StdoutSink {
     async fn deliver(&mut self, batch: &Batch) -> Result<(), DeliveryError> {
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         for a in &batch.alerts {
-            render_line(a, self.format, &mut buf);
+            a.push_line(self.format, &mut buf);
         }
         self.out
-            .write_all(buf.as_bytes())
+            .write_all(&buf)
             .await
             .map_err(|e| DeliveryError::transient(format!("write stdout: {e}")))?;
         self.out

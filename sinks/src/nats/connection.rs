@@ -11,16 +11,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use crate::config::de_duration;
-
-/// Errors preparing or opening a NATS connection. The text names the key
-/// (`nats.password`) and the variable or file, never the secret.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("nats.{key}: {msg}")]
-pub struct NatsConfigError {
-    pub key: &'static str,
-    pub msg: String,
-}
+use crate::de::de_duration;
+pub use crate::error::NatsConfigError;
 
 fn err(key: &'static str, msg: impl Into<String>) -> NatsConfigError {
     NatsConfigError {
@@ -303,7 +295,7 @@ impl NatsConnection {
     /// tokio runtime. Returns at once: the first connection is made in the
     /// background and every request waits for it.
     pub async fn connect(&self, name: &str) -> Result<async_nats::Client, NatsConfigError> {
-        crate::webhook::install_crypto_provider();
+        crate::tls::install_crypto_provider();
         self.options(name)?
             .connect(self.servers.clone())
             .await

@@ -14,14 +14,76 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
+use vigil_engine::template::COUNT_FIELD;
 use vigil_engine::Alert;
 
-use crate::config::DedupConfig;
-use crate::router::DedupStats;
+pub mod config;
+
+use config::DedupConfig;
+
+/// Dedup counters, as returned by [`crate::Router::dedup_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DedupStats {
+    /// Keys currently tracked (bounded by `dedup.max_keys`).
+    pub keys: usize,
+    /// Alerts folded into a summary.
+    pub suppressed: u64,
+    /// Summary alerts emitted (carrying `vigil.count`).
+    pub summaries: u64,
+    /// Alerts passed through undeduplicated because the key table was full.
+    pub over_capacity: u64,
+}
+
+/// One part of a dedup key, resolved from its name once, when the config
+/// is read: the alert's own fields by type, anything else an output field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyPart {
+    /// `rule`: already in every key.
+    Rule,
+    Priority,
+    Hostname,
+    Output,
+    Field(String),
+}
+
+impl KeyPart {
+    fn of(name: &str) -> KeyPart {
+        match name {
+            "rule" => KeyPart::Rule,
+            "priority" => KeyPart::Priority,
+            "hostname" => KeyPart::Hostname,
+            "output" => KeyPart::Output,
+            f => KeyPart::Field(f.to_string()),
+        }
+    }
+
+    fn push(&self, a: &Alert, k: &mut String) {
+        match self {
+            KeyPart::Rule => {}
+            KeyPart::Priority => k.push_str(a.priority.as_str()),
+            KeyPart::Hostname => k.push_str(&a.hostname),
+            KeyPart::Output => k.push_str(&a.output),
+            KeyPart::Field(f) => match a.output_fields.get(f) {
+                Some(Json::String(s)) => k.push_str(s),
+                Some(v) => k.push_str(&v.to_string()),
+                None => {}
+            },
+        }
+    }
+}
 
 struct Policy {
     window: Duration,
-    by: Vec<String>,
+    by: Vec<KeyPart>,
+}
+
+impl Policy {
+    fn new(window: Duration, by: &[String]) -> Policy {
+        Policy {
+            window,
+            by: by.iter().map(|f| KeyPart::of(f)).collect(),
+        }
+    }
 }
 
 struct Entry {
@@ -49,18 +111,15 @@ impl Dedup {
             .map(|(name, r)| {
                 (
                     name.clone(),
-                    Policy {
-                        window: r.window.unwrap_or(cfg.window),
-                        by: r.by.clone().unwrap_or_else(|| cfg.by.clone()),
-                    },
+                    Policy::new(
+                        r.window.unwrap_or(cfg.window),
+                        r.by.as_deref().unwrap_or(&cfg.by),
+                    ),
                 )
             })
             .collect();
         Dedup {
-            default: Policy {
-                window: cfg.window,
-                by: cfg.by.clone(),
-            },
+            default: Policy::new(cfg.window, &cfg.by),
             rules,
             max_keys: cfg.max_keys,
             map: HashMap::new(),
@@ -71,19 +130,9 @@ impl Dedup {
     fn key(p: &Policy, a: &Alert) -> String {
         let mut k = String::with_capacity(64);
         k.push_str(&a.rule);
-        for f in &p.by {
+        for part in &p.by {
             k.push('\u{1f}');
-            match f.as_str() {
-                "rule" => {}
-                "priority" => k.push_str(a.priority.as_str()),
-                "hostname" => k.push_str(&a.hostname),
-                "output" => k.push_str(&a.output),
-                _ => match a.output_fields.get(f) {
-                    Some(Json::String(s)) => k.push_str(s),
-                    Some(v) => k.push_str(&v.to_string()),
-                    None => {}
-                },
-            }
+            part.push(a, &mut k);
         }
         k
     }
@@ -174,7 +223,7 @@ fn summarize(e: &Entry) -> Option<Arc<Alert>> {
     }
     let mut a = (*e.last).clone();
     a.output_fields
-        .insert("vigil.count".into(), Json::from(e.suppressed));
+        .insert(COUNT_FIELD.into(), Json::from(e.suppressed));
     a.output_fields
         .insert("vigil.first_time".into(), Json::from(e.first_time));
     a.output_fields
@@ -191,7 +240,7 @@ fn summarize(e: &Entry) -> Option<Arc<Alert>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DedupRuleConfig;
+    use config::DedupRuleConfig;
     use serde_json::Map;
     use vigil_engine::Priority;
 
@@ -279,5 +328,25 @@ mod tests {
         assert_eq!(d.stats().over_capacity, 2);
         d.admit(alert("r", "a", 1), t0);
         assert_eq!(d.drain().len(), 1);
+    }
+
+    #[test]
+    fn key_parts_read_the_alert_fields_they_name() {
+        let mut c = cfg();
+        c.by = vec!["priority".into(), "rule".into()];
+        let mut d = Dedup::new(&c);
+        let t0 = Instant::now();
+        let mut crit = (*alert("r", "bash", 1)).clone();
+        crit.priority = Priority::Critical;
+        assert!(d.admit(alert("r", "bash", 1), t0)[1].is_some());
+        assert!(
+            d.admit(alert("r", "sh", 2), t0)[1].is_none(),
+            "same priority and rule: one key"
+        );
+        assert!(
+            d.admit(Arc::new(crit), t0)[1].is_some(),
+            "another priority: another key"
+        );
+        assert_eq!(d.stats().keys, 2);
     }
 }

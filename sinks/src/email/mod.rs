@@ -9,6 +9,8 @@
 //! for a digest, naming the most severe alert). Date, From, To and a
 //! Message-ID are set on every mail.
 
+pub mod config;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -21,9 +23,9 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use vigil_engine::Priority;
 
-use crate::config::{is_loopback_host, parse_smtp_url, EmailConfig, SmtpTls};
-use crate::router::{Batch, BatchPolicy, Sink};
-use crate::{DeliveryError, SinkError};
+use crate::delivery::{Batch, BatchPolicy, Sink};
+use crate::error::{DeliveryError, SinkError};
+use config::{is_loopback_host, parse_smtp_url, EmailConfig, SmtpTls};
 
 pub(crate) struct EmailSink {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -52,7 +54,7 @@ pub(crate) fn build(
 ) -> Result<(EmailSink, BatchPolicy), SinkError> {
     let err = |msg: String| SinkError::Config { sink: "email", msg };
     let (host, port) = parse_smtp_url(&cfg.smtp).map_err(|e| err(format!("smtp: {e}")))?;
-    crate::webhook::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let builder = match cfg.tls {
         SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
         SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
@@ -112,12 +114,7 @@ pub(crate) fn build(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let policy = if cfg.digest_window.is_zero() {
-        BatchPolicy {
-            window: std::time::Duration::ZERO,
-            max: 1,
-            count_rest: false,
-            lead_alone: false,
-        }
+        BatchPolicy::queued(1)
     } else {
         BatchPolicy {
             window: cfg.digest_window,
