@@ -34,6 +34,10 @@ pub struct Snapshot {
     pub rules_inactive: Vec<(String, String)>,
     /// Every sensor is attached (set once the daemon runs).
     pub attached: bool,
+    /// The hooks attached (always-on and on-demand), by name.
+    pub hooks: Vec<String>,
+    /// On-demand kinds the rules need that this kernel cannot report.
+    pub unavailable_kinds: Vec<String>,
     /// Outputs that gave up alerts after their retry budget and have not
     /// delivered since, each with its reason.
     pub failing_outputs: Vec<String>,
@@ -156,6 +160,24 @@ impl Metrics {
                 k.as_str(),
                 s.queue_drops[k as usize]
             );
+        }
+        family(
+            &mut o,
+            "vigil_hook_attached",
+            "gauge",
+            "Kernel hooks attached (1 per hook; on-demand hooks follow the loaded rules).",
+        );
+        for h in &s.hooks {
+            let _ = writeln!(o, "vigil_hook_attached{{hook=\"{}\"}} 1", esc(h));
+        }
+        family(
+            &mut o,
+            "vigil_event_kind_unavailable",
+            "gauge",
+            "On-demand event kinds the loaded rules take that this kernel cannot report.",
+        );
+        for k in &s.unavailable_kinds {
+            let _ = writeln!(o, "vigil_event_kind_unavailable{{kind=\"{}\"}} 1", esc(k));
         }
         family(
             &mut o,
@@ -367,8 +389,12 @@ mod tests {
             s.alerts
                 .insert(("Shell \"x\"".into(), "Critical".into()), 3);
             s.proc_table_size = 7;
+            s.hooks = vec!["sched_process_exec".into(), "sys_exit_dup2".into()];
+            s.unavailable_kinds = vec!["module".into()];
         });
         let t = m.render();
+        assert!(t.contains("vigil_hook_attached{hook=\"sys_exit_dup2\"} 1\n"));
+        assert!(t.contains("vigil_event_kind_unavailable{kind=\"module\"} 1\n"));
         assert!(t.contains("vigil_kernel_events_seen_total{type=\"open\"} 10\n"));
         assert!(t.contains("vigil_kernel_events_passed_total{type=\"open\"} 4\n"));
         assert!(t.contains("vigil_queue_dropped_total{type=\"exec\"} 2\n"));

@@ -53,3 +53,38 @@ fn shipped_open_rules_are_scoped_by_path() {
         "{text}"
     );
 }
+
+/// explain lists the hooks: the always-on set, the on-demand tracepoints the
+/// shipped rules' event types attach, and the kinds this kernel cannot
+/// report (module, where there are no module syscalls).
+#[test]
+fn explain_lists_the_hooks_the_rules_attach() {
+    let j: serde_json::Value = serde_json::from_str(&explain(true)).unwrap();
+    let hooks = &j["hooks"];
+    let has = |key: &str, v: &str| hooks[key].as_array().unwrap().iter().any(|x| x == v);
+    assert!(has("always", "sched_process_exec"), "{hooks}");
+    for h in [
+        "sys_exit_dup2",
+        "sys_exit_fcntl",
+        "sys_exit_symlinkat",
+        "sys_exit_bpf",
+        "io_uring_submit_req",
+    ] {
+        assert!(has("on_demand", h), "{h} in {hooks}");
+    }
+    let tracefs = std::path::Path::new("/sys/kernel/tracing/events/syscalls");
+    if tracefs.join("sys_exit_openat").exists() && !tracefs.join("sys_exit_finit_module").exists() {
+        let u = hooks["unavailable"].as_array().unwrap();
+        assert!(
+            u.iter().any(|x| x.as_str().unwrap().starts_with("module:")),
+            "{hooks}"
+        );
+        assert!(!has("on_demand", "sys_exit_finit_module"));
+    }
+    let text = explain(false);
+    assert!(
+        text.contains("hooks:\n  always      sched_process_exec"),
+        "{text}"
+    );
+    assert!(text.contains("  on demand   "), "{text}");
+}

@@ -471,13 +471,14 @@ fn alias_child() {
     );
 }
 
-/// What `NEW_EVENTS_CHILD` does in `argv[1]` (a temp dir) and `argv[2]` (a
-/// directory name to create below /usr/local/bin): each action the
-/// on-demand kinds reveal, once.
+/// What `NEW_EVENTS_CHILD` does in `argv[1]` (a temp dir), `argv[2]` (a
+/// directory name to create below /usr/local/bin) and with a TCP listener
+/// on port `argv[3]`: each action the on-demand kinds reveal, once.
 const NEW_EVENTS_CHILD: &str = r#"
-import ctypes, os, signal, socket, subprocess, sys, time
-d, bindir = sys.argv[1], sys.argv[2]
+import ctypes, os, signal, socket, struct, subprocess, sys, time
+d, bindir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
 victim = subprocess.Popen(["sleep", "30"])
 time.sleep(0.2)
 libc.ptrace(16, victim.pid, 0, 0)
@@ -486,21 +487,41 @@ libc.ptrace(17, victim.pid, 0, 0)
 victim.kill()
 victim.wait()
 os.symlink("/etc/shadow", d + "/sl")
+try:
+    os.link("/etc/shadow", d + "/hl")
+    os.unlink(d + "/hl")
+except OSError:
+    pass  # another file system: the refused attempt is reported too
 open(d + "/f", "w").close()
 os.chmod(d + "/f", 0o4755)
 libc.ptrace(0, 0, 0, 0)
 socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()
 libc.unshare(0x04000000)
+ns = os.open("/proc/self/ns/uts", os.O_RDONLY)
+libc.setns(ns, 0)
+conn = socket.create_connection(("127.0.0.1", port))
+os.dup2(conn.fileno(), 0)
+insns = struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0)
+lic = ctypes.create_string_buffer(b"GPL")
+ibuf = ctypes.create_string_buffer(insns)
+attr = ctypes.create_string_buffer(struct.pack("<IIQQIIQII16s", 1, 2, ctypes.addressof(ibuf), ctypes.addressof(lic), 0, 0, 0, 0, 0, b"vgprog"), 128)
+libc.syscall(321, 5, attr, 128)
+os.mkdir(d + "/mnt")
+libc.mount(b"vgtmp", (d + "/mnt").encode(), b"tmpfs", 0, None)
+libc.umount2((d + "/mnt").encode(), 0)
 os.mkdir(bindir)
 os.rmdir(bindir)
-open(d + "/.bash_history", "w").close()
+with open(d + "/.bash_history", "a") as h:
+    h.write("ls\n")
+os.truncate(d + "/.bash_history", 0)
 os.unlink(d + "/.bash_history")
 os.memfd_create("vgfileless")
 "#;
 
-/// Through `vigil run` on the shipped rules, each action of issue 11 that
-/// the on-demand kinds landed so far raises its alert about the acting
-/// process, from the new event (evt.type), not from an exec or open.
+/// Through `vigil run` on the shipped rules, each of the 13 actions of issue
+/// 11 (and the BPF load, mount and history truncation the later kinds
+/// reveal) raises its alert about the acting process, from the new event
+/// (evt.type), not from an exec or open it also did.
 #[test]
 fn shipped_rules_see_the_on_demand_kinds() {
     let Some(v) = Vigil::on_shipped_rules() else {
@@ -510,12 +531,28 @@ fn shipped_rules_see_the_on_demand_kinds() {
     let d = dir.path().to_str().unwrap().to_string();
     let bindir = format!("/usr/local/bin/.{}", unique("vgnew"));
     std::fs::create_dir_all("/usr/local/bin").unwrap();
+    let srv = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port().to_string();
     let mut c = Command::new("/usr/bin/python3")
-        .args(["-c", NEW_EVENTS_CHILD, &d, &bindir])
+        .args(["-c", NEW_EVENTS_CHILD, &d, &bindir, &port])
         .spawn()
         .unwrap();
     let pid = c.id() as i64;
+    let _conn = srv.accept().unwrap();
     assert!(c.wait().unwrap().success(), "the actions child failed");
+    // an unprivileged userfaultfd (refused or not: the attempt is the signal)
+    let st = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg("import ctypes\nctypes.CDLL(None).syscall(323, 0o2000000)")
+        .status()
+        .unwrap();
+    assert!(st.success());
     // a non-root user asking for uid 0 (refused: the attempt is the signal)
     let st = Command::new("setpriv")
         .args([
@@ -548,6 +585,17 @@ fn shipped_rules_see_the_on_demand_kinds() {
     let setuid = |a: &serde_json::Value| {
         a["rule"] == "Setuid attempt by non-root user" && field(a, "proc.uid") == 65534
     };
+    let hardlink = by("Link to sensitive file", "link");
+    let setns = by("Namespace change outside container runtime", "setns");
+    let dup = by("Stdio redirected to network connection", "dup");
+    let uffd = |a: &serde_json::Value| {
+        a["rule"] == "Unprivileged userfaultfd"
+            && field(a, "evt.type") == "userfaultfd"
+            && field(a, "proc.uid") == 65534
+    };
+    let bpf = by("BPF program loaded by unexpected process", "bpf");
+    let mount = by("Mount by unexpected process", "mount");
+    let trunc = by("Shell history truncated by path", "truncate");
     let got = wait_each(
         &v,
         30,
@@ -562,7 +610,27 @@ fn shipped_rules_see_the_on_demand_kinds() {
             ("memfd", &memfd),
             ("setuid(0) by nobody", &setuid),
             ("PTRACE_ATTACH", &attach),
+            ("hard link to /etc/shadow", &hardlink),
+            ("setns", &setns),
+            ("stdin dup2'd onto a TCP connection", &dup),
+            ("unprivileged userfaultfd", &uffd),
+            ("BPF program load", &bpf),
+            ("tmpfs mount", &mount),
+            ("history truncated", &trunc),
         ],
+    );
+    assert_eq!(field(&got[10], "fs.source"), "/etc/shadow");
+    assert_eq!(field(&got[12], "dup.newfd"), 0);
+    assert_eq!(field(&got[12], "net.dport").to_string(), port);
+    assert_eq!(
+        field(&got[14], "bpf.prog_type"),
+        "BPF_PROG_TYPE_SOCKET_FILTER"
+    );
+    assert_eq!(field(&got[14], "bpf.name"), "vgprog");
+    assert_eq!(field(&got[15], "mount.fstype"), "tmpfs");
+    assert_eq!(
+        field(&got[16], "fs.path"),
+        format!("{d}/.bash_history").as_str()
     );
     assert_eq!(field(&got[9], "ptrace.request"), "PTRACE_ATTACH");
     assert_eq!(field(&got[9], "ptrace.target_name"), "sleep");

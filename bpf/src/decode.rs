@@ -140,10 +140,18 @@ pub enum OpKind {
     Setns,
     Unshare,
     Memfd,
+    Dup,
+    Listen,
+    Chown,
+    Mount,
+    Bpf,
+    Userfaultfd,
+    Module,
+    Truncate,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 14] = [
+    pub const ALL: [OpKind; 22] = [
         OpKind::Symlink,
         OpKind::Link,
         OpKind::Rename,
@@ -158,6 +166,14 @@ impl OpKind {
         OpKind::Setns,
         OpKind::Unshare,
         OpKind::Memfd,
+        OpKind::Dup,
+        OpKind::Listen,
+        OpKind::Chown,
+        OpKind::Mount,
+        OpKind::Bpf,
+        OpKind::Userfaultfd,
+        OpKind::Module,
+        OpKind::Truncate,
     ];
 
     pub fn from_u8(v: u8) -> Option<OpKind> {
@@ -181,6 +197,14 @@ impl OpKind {
             OpKind::Setns => "setns",
             OpKind::Unshare => "unshare",
             OpKind::Memfd => "memfd",
+            OpKind::Dup => "dup",
+            OpKind::Listen => "listen",
+            OpKind::Chown => "chown",
+            OpKind::Mount => "mount",
+            OpKind::Bpf => "bpf",
+            OpKind::Userfaultfd => "userfaultfd",
+            OpKind::Module => "module",
+            OpKind::Truncate => "truncate",
         }
     }
 
@@ -194,6 +218,49 @@ impl OpKind {
     /// The kind of an on-demand engine event type.
     pub fn from_event_type(t: EventType) -> Option<OpKind> {
         OpKind::ALL.into_iter().find(|k| k.as_str() == t.as_str())
+    }
+
+    /// The hooks this kind attaches: its syscalls' exit tracepoints
+    /// (`sys_exit_<syscall>`), and `io_uring_submit_req` for the path kinds.
+    pub fn hooks(self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .syscalls()
+            .iter()
+            .map(|sc| format!("sys_exit_{sc}"))
+            .collect();
+        if self.uring_paths() {
+            v.push("io_uring_submit_req".into());
+        }
+        v
+    }
+
+    /// Whether this kernel can report the kind: at least one of its
+    /// syscalls has an exit tracepoint (`None` when tracefs is not mounted).
+    pub fn available(self) -> Option<bool> {
+        let mut any = None;
+        for sc in self.syscalls() {
+            match crate::tracefs::has_syscall_exit(sc) {
+                Some(true) => return Some(true),
+                Some(false) => any = Some(false),
+                None => {}
+            }
+        }
+        any
+    }
+
+    /// io_uring path operations (IORING_OP_RENAMEAT, UNLINKAT, MKDIRAT,
+    /// SYMLINKAT, LINKAT) make this kind too; their paths are kept at
+    /// submission, which needs the submission hook.
+    pub fn uring_paths(self) -> bool {
+        matches!(
+            self,
+            OpKind::Symlink
+                | OpKind::Link
+                | OpKind::Rename
+                | OpKind::Unlink
+                | OpKind::Mkdir
+                | OpKind::Rmdir
+        )
     }
 
     /// The syscalls (exit tracepoint names) that make this kind.
@@ -213,13 +280,26 @@ impl OpKind {
             OpKind::Setns => &["setns"],
             OpKind::Unshare => &["unshare"],
             OpKind::Memfd => &["memfd_create"],
+            // fcntl: only F_DUPFD / F_DUPFD_CLOEXEC are reported
+            OpKind::Dup => &["dup", "dup2", "dup3", "fcntl"],
+            OpKind::Listen => &["listen"],
+            OpKind::Chown => &["chown", "fchown", "lchown", "fchownat"],
+            // umount is umount2's tracepoint
+            OpKind::Mount => &["mount", "umount", "move_mount", "fsmount"],
+            OpKind::Bpf => &["bpf"],
+            OpKind::Userfaultfd => &["userfaultfd"],
+            OpKind::Module => &["init_module", "finit_module"],
+            // by path only: ftruncate follows an open the open hooks see
+            OpKind::Truncate => &["truncate"],
         }
     }
 }
 
-/// An on-demand syscall: its raw arguments and up to two user strings
-/// (paths, a memfd name) as passed. Which argument means what depends on
-/// `nr` (x86_64 numbering) and is named when the engine event is built.
+/// An on-demand syscall: its raw arguments, up to three user strings
+/// (paths, a memfd name, a mount's fs type) as passed, and what the kernel
+/// read about the objects it named (a socket, an fd's file). Which argument
+/// means what depends on `nr` (x86_64 numbering) and is named when the
+/// engine event is built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawOp {
     pub op: OpKind,
@@ -232,9 +312,22 @@ pub struct RawOp {
     pub s1: String,
     /// Second string (the new link / new name); "" if none.
     pub s2: String,
-    /// `s1` / `s2` were cut at the kernel's bound (1023 bytes).
+    /// Third string (mount: the fs type); "" if none.
+    pub s3: String,
+    /// `s1` / `s2` / `s3` were cut at the kernel's bound (1023 bytes).
     pub s1_cut: bool,
     pub s2_cut: bool,
+    pub s3_cut: bool,
+    /// `s1` is the path of the fd argument from the kernel's dentry walk
+    /// (fchmod, fchown, finit_module), not a user string.
+    pub s1_walked: bool,
+    /// bpf: the map or program type created (BPF_MAP_CREATE, BPF_PROG_LOAD).
+    pub aux: u32,
+    /// dup (the old fd) / listen (the fd): its socket's endpoints, read in
+    /// the kernel (`None`: not a socket).
+    pub sock: Option<RawNet>,
+    /// The socket's type (SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_RAW 3, ...).
+    pub sock_type: u16,
 }
 
 /// Which exec strings the kernel cut at their bound.
@@ -353,11 +446,13 @@ const F_WALKED: u8 = records::VF_WALKED as u8;
 const _: () = assert!(HDR == 48 && OPEN == 88);
 const _: () = assert!(size_of::<ev_exec>() == 80 && size_of::<ev_fork>() == 64);
 const _: () = assert!(size_of::<ev_exit>() == 56 && size_of::<ev_net>() == 104);
-const _: () = assert!(size_of::<ev_sys>() == 112);
-// OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, Memfd last).
+const _: () = assert!(size_of::<ev_sys>() == 160);
+// OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, Module last).
 const _: () = assert!(OpKind::Symlink as u32 == records::VO_SYMLINK);
 const _: () = assert!(OpKind::Memfd as u32 == records::VO_MEMFD);
-const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MEMFD);
+const _: () = assert!(OpKind::Dup as u32 == records::VO_DUP);
+const _: () = assert!(OpKind::Truncate as u32 == records::VO_TRUNCATE);
+const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MAX);
 
 /// x86_64 unlinkat(2) and its flag that makes it an rmdir.
 const NR_UNLINKAT: u32 = 263;
@@ -565,17 +660,40 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                 }
                 op => op,
             };
-            let (l1, l2) = (o.s1_len as usize, o.s2_len as usize);
-            let data = tail(b, size_of::<ev_sys>(), l1 + l2)?;
+            let (l1, l2, l3) = (o.s1_len as usize, o.s2_len as usize, o.s3_len as usize);
+            let data = tail(b, size_of::<ev_sys>(), l1 + l2 + l3)?;
+            let s1_walked = flags & F_WALKED != 0;
+            let k = &o.sock;
+            let sock = (k.family != 0).then(|| RawNet {
+                ret: 0,
+                family: k.family,
+                proto: k.proto,
+                state: k.state,
+                saddr: addr(k.family, &k.saddr),
+                sport: k.sport,
+                daddr: addr(k.family, &k.daddr),
+                dport: k.dport,
+                unix_path: String::new(),
+            });
             RawBody::Op(RawOp {
                 op,
                 nr: o.nr,
                 ret: o.ret,
                 args: o.arg,
-                s1: cstr(&data[..l1]),
-                s2: cstr(&data[l1..]),
+                s1: if s1_walked {
+                    walk_to_path(&data[..l1])
+                } else {
+                    cstr(&data[..l1])
+                },
+                s2: cstr(&data[l1..l1 + l2]),
+                s3: cstr(&data[l1 + l2..]),
                 s1_cut: cut(records::VF_CUT_S1),
                 s2_cut: cut(records::VF_CUT_S2),
+                s3_cut: cut(records::VF_CUT_S3),
+                s1_walked,
+                aux: o.aux,
+                sock,
+                sock_type: k.type_,
             })
         }
     };
@@ -838,8 +956,14 @@ mod tests {
                 args: [0x1000, 0, 0, 0, 0],
                 s1: "/etc/shadow".into(),
                 s2: "x".into(),
+                s3: String::new(),
                 s1_cut: false,
                 s2_cut: true,
+                s3_cut: false,
+                s1_walked: false,
+                aux: 0,
+                sock: None,
+                sock_type: 0,
             })
         );
         rec[op_at] = 99;
@@ -854,6 +978,81 @@ mod tests {
             EventType::ALL.iter().filter(|t| t.on_demand()).count(),
             OpKind::ALL.len()
         );
+    }
+
+    /// An ev_sys record of kind `op`, syscall `nr`, with `strings` (s1, s2, s3).
+    fn sys_rec(flags: u8, op: u32, nr: u32, strings: [&[u8]; 3]) -> Vec<u8> {
+        let mut b = hdr(7, flags);
+        b.resize(size_of::<ev_sys>(), 0);
+        b[96..100].copy_from_slice(&nr.to_ne_bytes());
+        b[100..102].copy_from_slice(&(strings[0].len() as u16).to_ne_bytes());
+        b[102..104].copy_from_slice(&(strings[1].len() as u16).to_ne_bytes());
+        b[104] = op as u8;
+        b[106..108].copy_from_slice(&(strings[2].len() as u16).to_ne_bytes());
+        for s in strings {
+            b.extend_from_slice(s);
+        }
+        b
+    }
+
+    #[test]
+    fn decodes_the_socket_of_a_dup_and_the_strings_of_a_mount() {
+        let mut b = sys_rec(F_PASSED, records::VO_DUP, 33, [b"", b"", b""]);
+        // struct op_sock at 112: family, type, sport, dport, proto, state, pad, saddr, daddr
+        b[112..114].copy_from_slice(&2u16.to_ne_bytes());
+        b[114..116].copy_from_slice(&1u16.to_ne_bytes());
+        b[116..118].copy_from_slice(&40000u16.to_ne_bytes());
+        b[118..120].copy_from_slice(&4444u16.to_ne_bytes());
+        b[120] = 6;
+        b[121] = 1;
+        b[128..132].copy_from_slice(&[127, 0, 0, 1]);
+        b[144..148].copy_from_slice(&[10, 1, 2, 3]);
+        let RawBody::Op(o) = decode(&b).unwrap().body else {
+            panic!("not an op")
+        };
+        assert_eq!(o.op, OpKind::Dup);
+        assert_eq!(o.sock_type, 1);
+        let n = o.sock.expect("a socket");
+        assert_eq!(
+            (
+                n.proto_name(),
+                n.saddr.as_str(),
+                n.sport,
+                n.daddr.as_str(),
+                n.dport
+            ),
+            ("tcp", "127.0.0.1", 40000, "10.1.2.3", 4444)
+        );
+        let b = sys_rec(
+            F_PASSED,
+            records::VO_MOUNT,
+            165,
+            [b"/dev/sdb1\0", b"/mnt/x\0", b"ext4\0"],
+        );
+        let RawBody::Op(o) = decode(&b).unwrap().body else {
+            panic!("not an op")
+        };
+        assert_eq!(
+            (o.s1.as_str(), o.s2.as_str(), o.s3.as_str()),
+            ("/dev/sdb1", "/mnt/x", "ext4")
+        );
+        assert!(o.sock.is_none());
+        // fchown: s1 is the fd's walk (leaf first)
+        let b = sys_rec(
+            F_PASSED | F_WALKED,
+            records::VO_CHOWN,
+            93,
+            [b"passwd\0etc\0", b"", b""],
+        );
+        let RawBody::Op(o) = decode(&b).unwrap().body else {
+            panic!("not an op")
+        };
+        assert!(o.s1_walked);
+        assert_eq!(o.s1, "/etc/passwd");
+        // a string length past the record is an error, not a panic
+        let mut b = sys_rec(F_PASSED, records::VO_MOUNT, 165, [b"", b"", b""]);
+        b[106..108].copy_from_slice(&9u16.to_ne_bytes());
+        assert!(matches!(decode(&b), Err(DecodeError::Short(..))));
     }
 
     #[test]

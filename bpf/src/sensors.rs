@@ -17,6 +17,11 @@ static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vigil.bpf.o"));
 /// Name prefix of the on-demand syscall programs (`vigil_op_<syscall>`).
 const OP_PREFIX: &str = "vigil_op_";
 
+/// The on-demand io_uring submission hook (`vigil_op_uring_submit`): it keeps
+/// the paths of ring RENAMEAT/UNLINKAT/MKDIRAT/SYMLINKAT/LINKAT requests
+/// for their completion; attached while one of those kinds is asked for.
+const URING_SUBMIT: &str = "uring_submit";
+
 /// Why the sensors could not start. Each message is one sentence a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
@@ -146,6 +151,9 @@ pub struct Sensors {
     op_links: BTreeMap<&'static str, (String, Link)>,
     /// The on-demand kinds asked for.
     ops: BTreeSet<OpKind>,
+    /// Kinds asked for whose syscalls this kernel does not have (no exit
+    /// tracepoint: e.g. `module` on a kernel without module support).
+    unavailable: BTreeSet<OpKind>,
 }
 
 fn libbpf_log(level: PrintLevel, msg: String) {
@@ -301,6 +309,7 @@ impl Sensors {
             ident: Identity::default(),
             op_links: BTreeMap::new(),
             ops: BTreeSet::new(),
+            unavailable: BTreeSet::new(),
         };
         s.write_state(0)?;
         let mut links = Vec::new();
@@ -359,7 +368,8 @@ impl Sensors {
             // Per-syscall tracepoints (+ the compat-only raw program when
             // asked), or the raw fallback alone (it sees compat syscalls itself).
             let skip = (!with_iter && section.starts_with("iter/"))
-                || (!with_uring && name == "vigil_uring_complete")
+                || (!with_uring
+                    && (name == "vigil_uring_complete" || name == "vigil_op_uring_submit"))
                 || (per_syscall && name == "vigil_sys_exit")
                 || (name == "vigil_compat_exit" && !(per_syscall && compat))
                 || (!per_syscall && section.starts_with("tracepoint/syscalls/"));
@@ -407,6 +417,12 @@ impl Sensors {
         self.ops.iter().copied().collect()
     }
 
+    /// The kinds asked for that this kernel cannot report: none of their
+    /// syscalls exists here (see [`Sensors::set_ops`]).
+    pub fn unavailable_ops(&self) -> Vec<OpKind> {
+        self.unavailable.iter().copied().collect()
+    }
+
     /// Attach the hooks of exactly `kinds` (their syscalls' exit
     /// tracepoints, each once even when two kinds share it), detaching the
     /// rest: a kind no loaded rule (or snoop/record request) needs costs
@@ -415,11 +431,40 @@ impl Sensors {
     /// the live filter's on-demand types (comm / parent comm / pid, see
     /// [`FilterPlan::from_filter`]) while any hook is attached. A shared
     /// syscall (unlinkat makes both unlink and rmdir) may deliver kinds not
-    /// asked for. On an error the hooks attached so far stay attached.
+    /// asked for. A syscall this kernel does not have (no exit tracepoint,
+    /// e.g. `init_module` without module support) is skipped; a kind left
+    /// with none is reported by [`Sensors::unavailable_ops`] and warned
+    /// about, never an error. On an error the hooks attached so far stay
+    /// attached.
     pub fn set_ops(&mut self, kinds: &[OpKind]) -> Result<(), SensorError> {
         let want: BTreeSet<OpKind> = kinds.iter().copied().collect();
-        let calls: BTreeSet<&'static str> =
-            want.iter().flat_map(|k| k.syscalls()).copied().collect();
+        let exists = |sc: &&str| crate::tracefs::has_syscall_exit(sc) != Some(false);
+        let unavailable: BTreeSet<OpKind> = want
+            .iter()
+            .copied()
+            .filter(|k| !k.syscalls().iter().any(exists))
+            .collect();
+        for k in unavailable.difference(&self.unavailable) {
+            tracing::warn!(
+                kind = k.as_str(),
+                syscalls = ?k.syscalls(),
+                "this kernel has none of the syscalls of this event kind (no exit tracepoint): rules on it never match here"
+            );
+        }
+        self.unavailable = unavailable;
+        let mut calls: BTreeSet<&'static str> = want
+            .iter()
+            .flat_map(|k| k.syscalls())
+            .filter(|sc| exists(sc))
+            .copied()
+            .collect();
+        let uring_loaded = self
+            ._obj
+            .progs()
+            .any(|p| p.name().to_string_lossy() == "vigil_op_uring_submit");
+        if uring_loaded && want.iter().any(|k| k.uring_paths()) {
+            calls.insert(URING_SUBMIT);
+        }
         self.op_links.retain(|sc, _| calls.contains(sc));
         if !calls.is_empty() {
             // pass first, then attach: nothing attached is filtered away
@@ -442,7 +487,13 @@ impl Sensors {
                 continue;
             }
             let name = format!("{OP_PREFIX}{sc}");
-            let hook = || format!("sys_exit_{sc}");
+            let hook = || {
+                if sc == URING_SUBMIT {
+                    "io_uring_submit_req".to_string()
+                } else {
+                    format!("sys_exit_{sc}")
+                }
+            };
             let prog = self
                 ._obj
                 .progs_mut()

@@ -40,9 +40,27 @@ pub fn ensure_mounted() -> bool {
 }
 
 fn mounted() -> bool {
-    PLACES.iter().any(|p| {
+    root().is_some()
+}
+
+/// The first place of [`PLACES`] where tracefs is mounted.
+fn root() -> Option<&'static str> {
+    PLACES.iter().copied().find(|p| {
         Path::new(p)
             .join("events/syscalls/sys_enter_openat/id")
             .exists()
     })
+}
+
+/// Whether this kernel has the exit tracepoint of syscall `name`
+/// (`syscalls:sys_exit_<name>`); `None` when tracefs is not mounted. A
+/// kernel built without a syscall (e.g. `init_module` without module
+/// support) has no tracepoint for it.
+pub fn has_syscall_exit(name: &str) -> Option<bool> {
+    let root = root()?;
+    Some(
+        Path::new(root)
+            .join(format!("events/syscalls/sys_exit_{name}/id"))
+            .exists(),
+    )
 }

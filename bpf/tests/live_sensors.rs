@@ -618,6 +618,20 @@ fn int80_child() {
         .ok()
         .map(|p| p.parse().unwrap());
     let t = std::thread::Builder::new().name(name);
+    if let Ok(port) = std::env::var("VIGIL_INT80_DUP2") {
+        // stdout onto a TCP connection, the reverse-shell way
+        let r = t
+            .spawn(move || {
+                let c = std::net::TcpStream::connect(("127.0.0.1", port.parse().unwrap())).unwrap();
+                use std::os::fd::AsRawFd;
+                evasion::int80_dup2(c.as_raw_fd(), 100)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        println!("INT80D {r}");
+        return;
+    }
     if let Ok(link) = std::env::var("VIGIL_INT80_SYMLINK") {
         let (r, u) = t
             .spawn(move || evasion::int80_symlink("/etc/shadow", &link))
@@ -806,6 +820,19 @@ fn uring_child() {
         return;
     };
     evasion::name_process(&name);
+    if let Ok(dir) = std::env::var("VIGIL_URING_OPS") {
+        match evasion::uring_path_ops(&dir) {
+            Some(r) => println!(
+                "URING {}",
+                r.iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => println!("URING unsupported"),
+        }
+        return;
+    }
     let res = match std::env::var("VIGIL_URING_CONNECT") {
         Ok(port) => evasion::uring_connect(port.parse().unwrap()),
         Err(_) => evasion::uring_open("/etc/../etc/hostname"),
@@ -1049,6 +1076,321 @@ async fn compat_int80_symlink_is_seen_once_asked_for() {
     assert!(
         more.is_none(),
         "a kind not asked for was reported: {more:?}"
+    );
+    reader.stop().await;
+}
+
+/// What `MORE_OPS_CHILD` does in directory `argv[1]`, with a TCP listener
+/// on port `argv[2]`: dup2 and fcntl(F_DUPFD) of a connected TCP socket
+/// (stdio redirected to the network), listen, chown, fchown, truncate, a tmpfs
+/// mount and its umount2, a BPF array map named vgmap, userfaultfd, and
+/// memfd_create last (the end marker).
+const MORE_OPS_CHILD: &str = r#"
+import ctypes, fcntl, os, socket, struct, sys
+d, port = sys.argv[1], int(sys.argv[2])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+c = socket.create_connection(("127.0.0.1", port))
+os.dup2(c.fileno(), 50)
+fcntl.fcntl(c.fileno(), fcntl.F_DUPFD, 60)
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(7)
+open(d + "/f", "w").close()
+os.chown(d + "/f", 65534, -1)
+fd = os.open(d + "/f", os.O_RDONLY)
+os.fchown(fd, -1, 65534)
+os.truncate(d + "/f", 0)
+os.mkdir(d + "/m")
+libc.mount(b"none", (d + "/m").encode(), b"tmpfs", 0, None)
+libc.umount2((d + "/m").encode(), 0)
+attr = ctypes.create_string_buffer(struct.pack("7I16s", 2, 4, 4, 1, 0, 0, 0, b"vgmap"), 128)
+libc.syscall(321, 0, attr, 128)
+libc.syscall(323, os.O_CLOEXEC)
+os.memfd_create("vgend")
+"#;
+
+/// dup (with the socket behind the old fd), listen, chown, mount, bpf and
+/// userfaultfd reach userspace once asked for, from a child process; the
+/// module kind is reported unavailable where the kernel has no module
+/// syscalls (no tracepoint), never an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dup_listen_chown_truncate_mount_bpf_userfaultfd_are_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vgmore");
+    let (dir, py) = copy_named("/usr/bin/python3", &name);
+    let work = dir.path().join("w");
+    std::fs::create_dir(&work).unwrap();
+    let srv = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    let kinds = [
+        OpKind::Dup,
+        OpKind::Listen,
+        OpKind::Chown,
+        OpKind::Mount,
+        OpKind::Bpf,
+        OpKind::Userfaultfd,
+        OpKind::Module,
+        OpKind::Truncate,
+        OpKind::Memfd,
+    ];
+    s.set_ops(&kinds).unwrap();
+    let module_here = vigil_bpf::tracefs::has_syscall_exit("finit_module") == Some(true);
+    assert_eq!(
+        s.unavailable_ops().contains(&OpKind::Module),
+        !module_here,
+        "module is unavailable exactly when the kernel lacks its syscalls"
+    );
+    for h in [
+        "sys_exit_dup2",
+        "sys_exit_fcntl",
+        "sys_exit_listen",
+        "sys_exit_fchown",
+        "sys_exit_mount",
+        "sys_exit_bpf",
+        "sys_exit_userfaultfd",
+    ] {
+        assert!(s.hooks().contains(&h), "{h} attached: {:?}", s.hooks());
+    }
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let mut c = Command::new(&py)
+        .args(["-c", MORE_OPS_CHILD])
+        .arg(&work)
+        .arg(port.to_string())
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    let _conn = srv.accept().unwrap();
+    assert!(c.wait().unwrap().success(), "child failed");
+    let ops = ops_of(&mut rx, pid).await;
+    let w = work.display().to_string();
+    let find = |what: &str, f: &dyn Fn(&vigil_bpf::RawOp) -> bool| {
+        ops.iter()
+            .find(|o| f(o))
+            .unwrap_or_else(|| panic!("no {what} record in {ops:#?}"))
+            .clone()
+    };
+    let d2 = find("dup2", &|o| {
+        o.op == OpKind::Dup && o.args[1] == 50 && o.nr != 72
+    });
+    let n = d2.sock.expect("the old fd's socket");
+    assert_eq!(
+        (n.family, n.proto, n.daddr.as_str(), n.dport),
+        (2, 6, "127.0.0.1", port),
+        "dup2's old fd is the TCP connection"
+    );
+    assert_eq!(d2.sock_type, 1, "SOCK_STREAM");
+    let fc = find("fcntl F_DUPFD", &|o| {
+        o.op == OpKind::Dup && o.nr == 72 && o.args[2] == 60
+    });
+    assert!(fc.ret >= 60 && fc.sock.as_ref().is_some_and(|n| n.dport == port));
+    let li = find("listen", &|o| o.op == OpKind::Listen);
+    let n = li.sock.expect("listen's socket");
+    assert_eq!(
+        (li.args[1], n.family, n.saddr.as_str()),
+        (7, 2, "127.0.0.1")
+    );
+    assert_ne!(n.sport, 0, "the bound port");
+    let ch = find("chown", &|o| o.op == OpKind::Chown && !o.s1_walked);
+    assert_eq!((ch.s1.clone(), ch.args[1]), (format!("{w}/f"), 65534));
+    let fch = find("fchown", &|o| o.op == OpKind::Chown && o.s1_walked);
+    assert_eq!(
+        (fch.s1.clone(), fch.args[2]),
+        (format!("{w}/f"), 65534),
+        "fchown's fd walked in the kernel"
+    );
+    let tr = find("truncate", &|o| o.op == OpKind::Truncate);
+    assert_eq!(
+        (tr.s1.clone(), tr.args[1], tr.ret),
+        (format!("{w}/f"), 0, 0)
+    );
+    let mo = find("mount", &|o| o.op == OpKind::Mount && o.nr == 165);
+    assert_eq!(
+        (mo.s1.as_str(), mo.s2.clone(), mo.s3.as_str()),
+        ("none", format!("{w}/m"), "tmpfs")
+    );
+    let um = find("umount2", &|o| o.op == OpKind::Mount && o.nr == 166);
+    assert_eq!(um.s1, format!("{w}/m"));
+    let bp = find("bpf", &|o| o.op == OpKind::Bpf && o.args[0] == 0);
+    assert_eq!(
+        (bp.aux, bp.s1.as_str()),
+        (2, "vgmap"),
+        "BPF_MAP_TYPE_ARRAY named vgmap"
+    );
+    assert!(bp.ret > 0, "the map was created: {}", bp.ret);
+    find("userfaultfd", &|o| o.op == OpKind::Userfaultfd);
+    assert!(!ops.iter().any(|o| o.op == OpKind::Module));
+    reader.stop().await;
+}
+
+/// The socket kind through ia32 `socketcall(SYS_SOCKET, ...)` (what 32-bit
+/// shellcode uses; the per-syscall socket tracepoint never sees it): the
+/// compat program decodes the argument array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_int80_socketcall_socket_is_seen_once_asked_for() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vg32k");
+    let srv = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port().to_string();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    s.set_ops(&[OpKind::Socket]).unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_INT80_CHILD", name.as_str()),
+        ("VIGIL_INT80_CONNECT", &port),
+    ];
+    let res = evasion::child_result("int80_child", &envs, "INT80C");
+    let fd: i64 = res.split(' ').next().unwrap().parse().unwrap();
+    assert!(fd >= 0, "socketcall socket: {res}");
+    let ev = wait_for(&mut rx, 5, |e| e.kind == RawKind::SysOp && e.comm == name)
+        .await
+        .expect("the socketcall socket was not seen");
+    let RawBody::Op(op) = ev.body else {
+        panic!("not an op body")
+    };
+    assert_eq!((op.op, op.nr, op.ret), (OpKind::Socket, 41, fd));
+    assert_eq!(
+        (op.args[0], op.args[1], op.args[2]),
+        (2, 1, 0),
+        "AF_INET, SOCK_STREAM, 0"
+    );
+    reader.stop().await;
+}
+
+/// dup2 through `int 0x80` (ia32 dup2, 63) of a TCP socket onto fd 100:
+/// the compat program reports it with the socket behind the old fd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compat_int80_dup2_of_a_socket_is_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vg32d");
+    let srv = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = srv.local_addr().unwrap().port().to_string();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    s.set_ops(&[OpKind::Dup]).unwrap();
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_INT80_CHILD", name.as_str()),
+        ("VIGIL_INT80_DUP2", &port),
+    ];
+    let res = evasion::child_result("int80_child", &envs, "INT80D");
+    assert_eq!(res, "100", "int 0x80 dup2");
+    let ev = wait_for(&mut rx, 5, |e| {
+        e.kind == RawKind::SysOp
+            && e.comm == name
+            && matches!(&e.body, RawBody::Op(o) if o.nr == 33)
+    })
+    .await
+    .expect("the int 0x80 dup2 was not seen");
+    let RawBody::Op(op) = ev.body else {
+        panic!("not an op body")
+    };
+    assert_eq!((op.op, op.args[1], op.ret), (OpKind::Dup, 100, 100));
+    let n = op.sock.expect("the old fd's socket");
+    assert_eq!(n.dport.to_string(), port);
+    reader.stop().await;
+}
+
+/// The on-demand path kinds and socket through io_uring (no syscall hook
+/// sees them): MKDIRAT, SYMLINKAT, LINKAT, RENAMEAT, UNLINKAT (both ways)
+/// and SOCKET reach the same records as their syscalls, with the paths kept
+/// at submission, the results, and the process's comm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_uring_path_ops_and_socket_are_seen() {
+    let Some(mut s) = sensors_or_skip() else {
+        return;
+    };
+    let name = unique("vgurop");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    s.set_filter(&match_comms(&on_demand_types(), &[&name]))
+        .unwrap();
+    let kinds = [
+        OpKind::Mkdir,
+        OpKind::Symlink,
+        OpKind::Link,
+        OpKind::Rename,
+        OpKind::Unlink,
+        OpKind::Rmdir,
+        OpKind::Socket,
+    ];
+    s.set_ops(&kinds).unwrap();
+    assert!(
+        s.hooks().contains(&"io_uring_submit_req"),
+        "{:?}",
+        s.hooks()
+    );
+    let (tx, mut rx) = mpsc::channel(65536);
+    let reader = Reader::spawn(&s, tx).unwrap();
+    let envs = [
+        ("VIGIL_URING_CHILD", name.as_str()),
+        ("VIGIL_URING_OPS", &d),
+    ];
+    let Some(res) = uring_child_result(&envs) else {
+        return;
+    };
+    let res: Vec<i64> = res.split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(&res[..6], [0, 0, 0, 0, 0, 0], "ring path ops");
+    let mut seen = Vec::new();
+    while let Some(ev) = wait_for(&mut rx, 5, |e| e.kind == RawKind::SysOp && e.comm == name).await
+    {
+        if let RawBody::Op(op) = ev.body {
+            let last = op.op == OpKind::Socket;
+            seen.push(op);
+            if last {
+                break;
+            }
+        }
+    }
+    let find = |k: OpKind| {
+        seen.iter()
+            .find(|o| o.op == k)
+            .unwrap_or_else(|| panic!("no ring {} record in {seen:#?}", k.as_str()))
+    };
+    let mk = find(OpKind::Mkdir);
+    assert_eq!(
+        (mk.nr, mk.s1.clone(), mk.args[2], mk.ret),
+        (258, format!("{d}/ud"), 0o755, 0)
+    );
+    let sl = find(OpKind::Symlink);
+    assert_eq!(
+        (sl.s1.as_str(), sl.s2.clone()),
+        ("/etc/shadow", format!("{d}/us"))
+    );
+    let ln = find(OpKind::Link);
+    assert_eq!(
+        (ln.s1.clone(), ln.s2.clone()),
+        (format!("{d}/f"), format!("{d}/ul"))
+    );
+    let rn = find(OpKind::Rename);
+    assert_eq!(
+        (rn.s1.clone(), rn.s2.clone()),
+        (format!("{d}/ul"), format!("{d}/ur"))
+    );
+    assert_eq!(find(OpKind::Unlink).s1, format!("{d}/ur"));
+    assert_eq!(
+        find(OpKind::Rmdir).s1,
+        format!("{d}/ud"),
+        "UNLINKAT with AT_REMOVEDIR"
+    );
+    let so = find(OpKind::Socket);
+    assert_eq!(
+        (so.args[0], so.args[1] & 0xf, so.ret),
+        (17, 3, res[6]),
+        "AF_PACKET, SOCK_RAW"
     );
     reader.stop().await;
 }

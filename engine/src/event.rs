@@ -38,11 +38,19 @@ pub enum EventType {
     Setns,
     Unshare,
     Memfd,
+    Dup,
+    Listen,
+    Chown,
+    Mount,
+    Bpf,
+    Userfaultfd,
+    Module,
+    Truncate,
 }
 
 impl EventType {
     /// Number of event types.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 28;
 
     /// Every event type, in a fixed order (the first six are also the
     /// kernel's record numbering; the rest share its on-demand record).
@@ -67,6 +75,14 @@ impl EventType {
         EventType::Setns,
         EventType::Unshare,
         EventType::Memfd,
+        EventType::Dup,
+        EventType::Listen,
+        EventType::Chown,
+        EventType::Mount,
+        EventType::Bpf,
+        EventType::Userfaultfd,
+        EventType::Module,
+        EventType::Truncate,
     ];
 
     /// The name rules and JSON use (`exec`, `open`, ...).
@@ -92,6 +108,14 @@ impl EventType {
             EventType::Setns => "setns",
             EventType::Unshare => "unshare",
             EventType::Memfd => "memfd",
+            EventType::Dup => "dup",
+            EventType::Listen => "listen",
+            EventType::Chown => "chown",
+            EventType::Mount => "mount",
+            EventType::Bpf => "bpf",
+            EventType::Userfaultfd => "userfaultfd",
+            EventType::Module => "module",
+            EventType::Truncate => "truncate",
         }
     }
 
@@ -103,6 +127,12 @@ impl EventType {
     /// A one-bit mask for sets of event types.
     pub fn bit(self) -> u32 {
         1 << (self as u32)
+    }
+
+    /// An on-demand kind whose fd may be a socket (its endpoints are the
+    /// `net.*` fields): dup, listen.
+    pub fn carries_socket(self) -> bool {
+        matches!(self, EventType::Dup | EventType::Listen)
     }
 
     /// An on-demand kind: its syscalls are hooked only while needed.
@@ -119,7 +149,7 @@ impl fmt::Display for EventType {
 
 /// Error for an event type name that is not one of [`EventType::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd)")]
+#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate)")]
 pub struct UnknownEventType(pub String);
 
 impl FromStr for EventType {
@@ -285,10 +315,60 @@ pub struct OpInfo {
     pub requested_id: i64,
     /// setns / unshare: namespace type names (mnt, uts, ipc, user, pid, net, cgroup, time).
     pub ns_types: Vec<String>,
-    /// memfd_create: name and flags.
+    /// memfd_create: name and flags; bpf: the map or program name;
+    /// userfaultfd and mount: flags.
     pub name: String,
     pub flags: i64,
+    /// dup: the duplicated fd and the new one (-1 when the call failed).
+    pub oldfd: i64,
+    pub newfd: i64,
+    /// dup (the old fd) and listen: the socket's endpoints, read in the
+    /// kernel (`None`: not a socket); the `net.*` fields read it.
+    pub sock: Option<NetInfo>,
+    /// listen: the backlog asked for.
+    pub backlog: i64,
+    /// chown family: the owner and group asked for (-1: unchanged).
+    pub uid: i64,
+    pub gid: i64,
+    /// mount: the syscall (mount, umount2, move_mount, fsmount) and the
+    /// file system type (mount(2) only); source in `source`, target in `path`.
+    pub call: String,
+    pub fstype: String,
+    /// bpf: the command name (BPF_PROG_LOAD, ...) and, for map / program
+    /// creation, the type created (BPF_PROG_TYPE_KPROBE, BPF_MAP_TYPE_HASH).
+    pub cmd: String,
+    pub prog_type: String,
+    pub map_type: String,
+    /// module: the parameters passed (the module file is in `path`).
+    pub params: String,
+    /// truncate: the length asked for.
+    pub length: i64,
 }
+
+impl OpInfo {
+    /// An empty detail: numbers that mean "none" at -1.
+    pub fn new() -> OpInfo {
+        OpInfo {
+            mode: -1,
+            requested_id: -1,
+            uid: -1,
+            gid: -1,
+            oldfd: -1,
+            newfd: -1,
+            ..OpInfo::default()
+        }
+    }
+}
+
+/// The endpoints of an fd that is not a socket (dup, listen): all empty.
+static NO_SOCKET: NetInfo = NetInfo {
+    proto: String::new(),
+    family: String::new(),
+    saddr: String::new(),
+    sport: 0,
+    daddr: String::new(),
+    dport: 0,
+};
 
 /// The type-specific part of an event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -337,11 +417,7 @@ impl Event {
                 state: String::new(),
             },
             EventType::Exit => Detail::Exit { code: 0, signal: 0 },
-            _ => Detail::Op(Box::new(OpInfo {
-                mode: -1,
-                requested_id: -1,
-                ..OpInfo::default()
-            })),
+            _ => Detail::Op(Box::new(OpInfo::new())),
         };
         Event {
             kind,
@@ -360,9 +436,16 @@ impl Event {
         }
     }
 
+    /// The endpoints: a connect/accept/retransmit's, or the socket a dup
+    /// or listen named.
     pub fn net(&self) -> Option<&NetInfo> {
         match &self.detail {
             Detail::Net(n) | Detail::Retransmit { net: n, .. } => Some(n),
+            Detail::Op(_) if self.kind.carries_socket() => Some(
+                self.op()
+                    .and_then(|o| o.sock.as_ref())
+                    .unwrap_or(&NO_SOCKET),
+            ),
             _ => None,
         }
     }
@@ -522,6 +605,145 @@ pub fn ns_type_names(flags: u64) -> Vec<String> {
         .collect()
 }
 
+/// bpf(2) command names (uapi `enum bpf_cmd`), by number.
+const BPF_CMDS: [&str; 37] = [
+    "BPF_MAP_CREATE",
+    "BPF_MAP_LOOKUP_ELEM",
+    "BPF_MAP_UPDATE_ELEM",
+    "BPF_MAP_DELETE_ELEM",
+    "BPF_MAP_GET_NEXT_KEY",
+    "BPF_PROG_LOAD",
+    "BPF_OBJ_PIN",
+    "BPF_OBJ_GET",
+    "BPF_PROG_ATTACH",
+    "BPF_PROG_DETACH",
+    "BPF_PROG_TEST_RUN",
+    "BPF_PROG_GET_NEXT_ID",
+    "BPF_MAP_GET_NEXT_ID",
+    "BPF_PROG_GET_FD_BY_ID",
+    "BPF_MAP_GET_FD_BY_ID",
+    "BPF_OBJ_GET_INFO_BY_FD",
+    "BPF_PROG_QUERY",
+    "BPF_RAW_TRACEPOINT_OPEN",
+    "BPF_BTF_LOAD",
+    "BPF_BTF_GET_FD_BY_ID",
+    "BPF_TASK_FD_QUERY",
+    "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+    "BPF_MAP_FREEZE",
+    "BPF_BTF_GET_NEXT_ID",
+    "BPF_MAP_LOOKUP_BATCH",
+    "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+    "BPF_MAP_UPDATE_BATCH",
+    "BPF_MAP_DELETE_BATCH",
+    "BPF_LINK_CREATE",
+    "BPF_LINK_UPDATE",
+    "BPF_LINK_GET_FD_BY_ID",
+    "BPF_LINK_GET_NEXT_ID",
+    "BPF_ENABLE_STATS",
+    "BPF_ITER_CREATE",
+    "BPF_LINK_DETACH",
+    "BPF_PROG_BIND_MAP",
+    "BPF_TOKEN_CREATE",
+];
+
+/// BPF program type names (uapi `enum bpf_prog_type`), by number.
+const BPF_PROG_TYPES: [&str; 33] = [
+    "BPF_PROG_TYPE_UNSPEC",
+    "BPF_PROG_TYPE_SOCKET_FILTER",
+    "BPF_PROG_TYPE_KPROBE",
+    "BPF_PROG_TYPE_SCHED_CLS",
+    "BPF_PROG_TYPE_SCHED_ACT",
+    "BPF_PROG_TYPE_TRACEPOINT",
+    "BPF_PROG_TYPE_XDP",
+    "BPF_PROG_TYPE_PERF_EVENT",
+    "BPF_PROG_TYPE_CGROUP_SKB",
+    "BPF_PROG_TYPE_CGROUP_SOCK",
+    "BPF_PROG_TYPE_LWT_IN",
+    "BPF_PROG_TYPE_LWT_OUT",
+    "BPF_PROG_TYPE_LWT_XMIT",
+    "BPF_PROG_TYPE_SOCK_OPS",
+    "BPF_PROG_TYPE_SK_SKB",
+    "BPF_PROG_TYPE_CGROUP_DEVICE",
+    "BPF_PROG_TYPE_SK_MSG",
+    "BPF_PROG_TYPE_RAW_TRACEPOINT",
+    "BPF_PROG_TYPE_CGROUP_SOCK_ADDR",
+    "BPF_PROG_TYPE_LWT_SEG6LOCAL",
+    "BPF_PROG_TYPE_LIRC_MODE2",
+    "BPF_PROG_TYPE_SK_REUSEPORT",
+    "BPF_PROG_TYPE_FLOW_DISSECTOR",
+    "BPF_PROG_TYPE_CGROUP_SYSCTL",
+    "BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE",
+    "BPF_PROG_TYPE_CGROUP_SOCKOPT",
+    "BPF_PROG_TYPE_TRACING",
+    "BPF_PROG_TYPE_STRUCT_OPS",
+    "BPF_PROG_TYPE_EXT",
+    "BPF_PROG_TYPE_LSM",
+    "BPF_PROG_TYPE_SK_LOOKUP",
+    "BPF_PROG_TYPE_SYSCALL",
+    "BPF_PROG_TYPE_NETFILTER",
+];
+
+/// BPF map type names (uapi `enum bpf_map_type`), by number.
+const BPF_MAP_TYPES: [&str; 34] = [
+    "BPF_MAP_TYPE_UNSPEC",
+    "BPF_MAP_TYPE_HASH",
+    "BPF_MAP_TYPE_ARRAY",
+    "BPF_MAP_TYPE_PROG_ARRAY",
+    "BPF_MAP_TYPE_PERF_EVENT_ARRAY",
+    "BPF_MAP_TYPE_PERCPU_HASH",
+    "BPF_MAP_TYPE_PERCPU_ARRAY",
+    "BPF_MAP_TYPE_STACK_TRACE",
+    "BPF_MAP_TYPE_CGROUP_ARRAY",
+    "BPF_MAP_TYPE_LRU_HASH",
+    "BPF_MAP_TYPE_LRU_PERCPU_HASH",
+    "BPF_MAP_TYPE_LPM_TRIE",
+    "BPF_MAP_TYPE_ARRAY_OF_MAPS",
+    "BPF_MAP_TYPE_HASH_OF_MAPS",
+    "BPF_MAP_TYPE_DEVMAP",
+    "BPF_MAP_TYPE_SOCKMAP",
+    "BPF_MAP_TYPE_CPUMAP",
+    "BPF_MAP_TYPE_XSKMAP",
+    "BPF_MAP_TYPE_SOCKHASH",
+    "BPF_MAP_TYPE_CGROUP_STORAGE",
+    "BPF_MAP_TYPE_REUSEPORT_SOCKARRAY",
+    "BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE",
+    "BPF_MAP_TYPE_QUEUE",
+    "BPF_MAP_TYPE_STACK",
+    "BPF_MAP_TYPE_SK_STORAGE",
+    "BPF_MAP_TYPE_DEVMAP_HASH",
+    "BPF_MAP_TYPE_STRUCT_OPS",
+    "BPF_MAP_TYPE_RINGBUF",
+    "BPF_MAP_TYPE_INODE_STORAGE",
+    "BPF_MAP_TYPE_TASK_STORAGE",
+    "BPF_MAP_TYPE_BLOOM_FILTER",
+    "BPF_MAP_TYPE_USER_RINGBUF",
+    "BPF_MAP_TYPE_CGRP_STORAGE",
+    "BPF_MAP_TYPE_ARENA",
+];
+
+/// A name from one of the tables above; the number when unknown.
+fn uapi_name(table: &[&str], n: u64) -> String {
+    usize::try_from(n)
+        .ok()
+        .and_then(|i| table.get(i))
+        .map_or_else(|| n.to_string(), |s| (*s).to_string())
+}
+
+/// bpf(2) command name (BPF_PROG_LOAD, ...); the number when unknown.
+pub fn bpf_cmd_name(cmd: u64) -> String {
+    uapi_name(&BPF_CMDS, cmd)
+}
+
+/// BPF program type name (BPF_PROG_TYPE_KPROBE, ...); the number when unknown.
+pub fn bpf_prog_type_name(t: u64) -> String {
+    uapi_name(&BPF_PROG_TYPES, t)
+}
+
+/// BPF map type name (BPF_MAP_TYPE_HASH, ...); the number when unknown.
+pub fn bpf_map_type_name(t: u64) -> String {
+    uapi_name(&BPF_MAP_TYPES, t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +754,16 @@ mod tests {
             assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
         }
         assert!("execve".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn bpf_names_follow_the_uapi_numbering() {
+        assert_eq!(bpf_cmd_name(5), "BPF_PROG_LOAD");
+        assert_eq!(bpf_cmd_name(28), "BPF_LINK_CREATE");
+        assert_eq!(bpf_prog_type_name(2), "BPF_PROG_TYPE_KPROBE");
+        assert_eq!(bpf_prog_type_name(29), "BPF_PROG_TYPE_LSM");
+        assert_eq!(bpf_map_type_name(27), "BPF_MAP_TYPE_RINGBUF");
+        assert_eq!(bpf_cmd_name(999), "999");
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub struct FieldDef {
 
 const ALL: EventMask = EventMask::ALL;
 const OPEN: EventMask = EventMask(1 << 1);
-const NET: EventMask = EventMask((1 << 2) | (1 << 3) | (1 << 4));
+/// connect, accept, retransmit, and the sockets dup and listen name.
+const NET: EventMask =
+    EventMask((1 << 2) | (1 << 3) | (1 << 4) | (1 << T::Dup as u32) | (1 << T::Listen as u32));
 const RETRANS: EventMask = EventMask(1 << 4);
 const EXIT: EventMask = EventMask(1 << 5);
 const fn kinds(ts: &[EventType]) -> EventMask {
@@ -101,6 +103,8 @@ const FS: EventMask = kinds(&[
     T::Mkdir,
     T::Rmdir,
     T::Chmod,
+    T::Chown,
+    T::Truncate,
 ]);
 /// Kinds with a second path (`fs.source`).
 const FS2: EventMask = kinds(&[T::Symlink, T::Link, T::Rename]);
@@ -110,6 +114,14 @@ const SOCKET: EventMask = kinds(&[T::Socket]);
 const SETID: EventMask = kinds(&[T::Setuid, T::Setgid]);
 const NS: EventMask = kinds(&[T::Setns, T::Unshare]);
 const MEMFD: EventMask = kinds(&[T::Memfd]);
+const DUP: EventMask = kinds(&[T::Dup]);
+const LISTEN: EventMask = kinds(&[T::Listen]);
+const CHOWN: EventMask = kinds(&[T::Chown]);
+const MOUNT: EventMask = kinds(&[T::Mount]);
+const BPF: EventMask = kinds(&[T::Bpf]);
+const UFFD: EventMask = kinds(&[T::Userfaultfd]);
+const MODULE: EventMask = kinds(&[T::Module]);
+const TRUNCATE: EventMask = kinds(&[T::Truncate]);
 
 macro_rules! catalogue {
     ($( $variant:ident => $name:literal, $ty:ident, $ev:expr, $desc:literal; )*) => {
@@ -126,7 +138,7 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd";
+    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate";
     EvtTime => "evt.time", Int, ALL, "event time, nanoseconds since the epoch";
     EvtRet => "evt.ret", Int, ALL, "syscall result where there is one (fd, 0, -errno)";
     ProcPid => "proc.pid", Int, ALL, "process id (host view)";
@@ -163,8 +175,8 @@ catalogue! {
     FilePathRawTruncated => "file.path_raw_truncated", Bool, OPEN, "the raw path was longer than the kernel copies (1 KiB): file.path_raw holds its start";
     FileFlags => "file.flags", StrList, OPEN, "open flag names (O_WRONLY, O_CREAT, ...)";
     FileWrite => "file.write", Bool, OPEN, "opened for writing";
-    NetProto => "net.proto", Str, NET, "tcp / udp";
-    NetFamily => "net.family", Str, NET, "inet / inet6 / unix";
+    NetProto => "net.proto", Str, NET, "tcp / udp (dup, listen: of the socket the fd is; \"\" when it is not one)";
+    NetFamily => "net.family", Str, NET, "inet / inet6 / unix (dup, listen: \"\" when the fd is not a socket)";
     NetSaddr => "net.saddr", Str, NET, "local address";
     NetSport => "net.sport", Int, NET, "local port";
     NetDaddr => "net.daddr", Str, NET, "remote address (connect: destination; accept: peer)";
@@ -172,7 +184,7 @@ catalogue! {
     TcpState => "tcp.state", Str, RETRANS, "TCP state name at the retransmit";
     ExitCode => "exit.code", Int, EXIT, "exit status";
     ExitSignal => "exit.signal", Int, EXIT, "signal that ended the process (0 if none)";
-    FsPathName => "fs.path", Str, FS, "the path created or changed (link, symlink: the new link; rename: the new name; unlink, mkdir, rmdir, chmod: the path), absolute and normalised as text (\"\" for fchmod)";
+    FsPathName => "fs.path", Str, FS, "the path created or changed (link, symlink: the new link; rename: the new name; unlink, mkdir, rmdir, chmod, chown: the path; fchmod, fchown: the fd's file as the kernel resolved it), absolute and normalised as text";
     FsPathNameRaw => "fs.path_raw", Str, FS, "fs.path as the process passed it";
     FsPathSource => "fs.source", Str, FS2, "link: the existing file; symlink: what the link points to (relative targets made absolute against the link's directory); rename: the old name";
     FsPathSourceRaw => "fs.source_raw", Str, FS2, "fs.source as the process passed it";
@@ -191,6 +203,24 @@ catalogue! {
     NsTypes => "ns.types", StrList, NS, "namespace types entered or unshared (mnt, uts, ipc, user, pid, net, cgroup, time; setns with nstype 0: none named)";
     MemfdName => "memfd.name", Str, MEMFD, "the name given to memfd_create";
     MemfdFlags => "memfd.flags", Int, MEMFD, "memfd_create flags";
+    DupOldfd => "dup.oldfd", Int, DUP, "the fd duplicated (dup, dup2, dup3, fcntl F_DUPFD*); net.* describe it when it is a socket";
+    DupNewfd => "dup.newfd", Int, DUP, "the new fd (dup2/dup3: the one asked for; -1 when the call failed)";
+    ListenBacklog => "listen.backlog", Int, LISTEN, "the backlog asked for; net.saddr / net.sport are the listening endpoint";
+    ChownUid => "chown.uid", Int, CHOWN, "the owner asked for (-1: unchanged)";
+    ChownGid => "chown.gid", Int, CHOWN, "the group asked for (-1: unchanged)";
+    MountCall => "mount.call", Str, MOUNT, "mount, umount2, move_mount or fsmount";
+    MountSource => "mount.source", Str, MOUNT, "mount: the device or source as passed; move_mount: the path moved (\"\" when none)";
+    MountTarget => "mount.target", Str, MOUNT, "the mount point (mount, umount2: as passed; move_mount: the destination), made absolute";
+    MountFstype => "mount.fstype", Str, MOUNT, "the file system type (mount(2): ext4, tmpfs, proc, overlay, ...)";
+    MountFlags => "mount.flags", Int, MOUNT, "the flags argument (mount: MS_*; umount2: MNT_*; move_mount: MOVE_MOUNT_*)";
+    BpfCmd => "bpf.cmd", Str, BPF, "bpf(2) command name (BPF_PROG_LOAD, BPF_MAP_CREATE, BPF_LINK_CREATE, ...)";
+    BpfProgType => "bpf.prog_type", Str, BPF, "BPF_PROG_LOAD: the program type (BPF_PROG_TYPE_KPROBE, ...; \"\" otherwise)";
+    BpfMapType => "bpf.map_type", Str, BPF, "BPF_MAP_CREATE: the map type (BPF_MAP_TYPE_HASH, ...; \"\" otherwise)";
+    BpfName => "bpf.name", Str, BPF, "BPF_PROG_LOAD / BPF_MAP_CREATE: the object's name (up to 15 bytes)";
+    UffdFlags => "userfaultfd.flags", Int, UFFD, "userfaultfd flags (O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY 1)";
+    ModulePath => "module.path", Str, MODULE, "finit_module: the module file as the kernel resolved the fd (\"\" for init_module)";
+    ModuleParams => "module.params", Str, MODULE, "the module parameters passed";
+    TruncateLength => "truncate.length", Int, TRUNCATE, "truncate(2): the length asked for (fs.path is the file)";
 }
 
 /// Look a field up by name.
@@ -317,6 +347,24 @@ impl Event {
             Field::NsTypes => StrList(Borrowed(&self.op()?.ns_types)),
             Field::MemfdName => Str(Borrowed(&self.op()?.name)),
             Field::MemfdFlags => Int(self.op()?.flags),
+            Field::DupOldfd => Int(self.op()?.oldfd),
+            Field::DupNewfd => Int(self.op()?.newfd),
+            Field::ListenBacklog => Int(self.op()?.backlog),
+            Field::ChownUid => Int(self.op()?.uid),
+            Field::ChownGid => Int(self.op()?.gid),
+            Field::MountCall => Str(Borrowed(&self.op()?.call)),
+            Field::MountSource => Str(Borrowed(&self.op()?.source)),
+            Field::MountTarget => Str(Borrowed(&self.op()?.path)),
+            Field::MountFstype => Str(Borrowed(&self.op()?.fstype)),
+            Field::MountFlags => Int(self.op()?.flags),
+            Field::BpfCmd => Str(Borrowed(&self.op()?.cmd)),
+            Field::BpfProgType => Str(Borrowed(&self.op()?.prog_type)),
+            Field::BpfMapType => Str(Borrowed(&self.op()?.map_type)),
+            Field::BpfName => Str(Borrowed(&self.op()?.name)),
+            Field::UffdFlags => Int(self.op()?.flags),
+            Field::ModulePath => Str(Borrowed(&self.op()?.path)),
+            Field::ModuleParams => Str(Borrowed(&self.op()?.params)),
+            Field::TruncateLength => Int(self.op()?.length),
         })
     }
 
@@ -472,7 +520,15 @@ impl Event {
                         || op_field.starts_with("socket.")
                         || op_field.starts_with("setid.")
                         || op_field.starts_with("ns.")
-                        || op_field.starts_with("memfd.") =>
+                        || op_field.starts_with("memfd.")
+                        || op_field.starts_with("dup.")
+                        || op_field.starts_with("listen.")
+                        || op_field.starts_with("chown.")
+                        || op_field.starts_with("mount.")
+                        || op_field.starts_with("bpf.")
+                        || op_field.starts_with("userfaultfd.")
+                        || op_field.starts_with("module.")
+                        || op_field.starts_with("truncate.") =>
                 {
                     let Detail::Op(o) = &mut ev.detail else {
                         continue;
@@ -508,13 +564,30 @@ impl Event {
                         "setid.requested" => o.requested_id = i()?,
                         "ns.types" => o.ns_types = list()?,
                         "memfd.name" => o.name = s()?,
-                        "memfd.flags" => o.flags = i()?,
+                        "memfd.flags" | "mount.flags" | "userfaultfd.flags" => o.flags = i()?,
+                        "dup.oldfd" => o.oldfd = i()?,
+                        "dup.newfd" => o.newfd = i()?,
+                        "listen.backlog" => o.backlog = i()?,
+                        "chown.uid" => o.uid = i()?,
+                        "chown.gid" => o.gid = i()?,
+                        "mount.call" => o.call = s()?,
+                        "mount.source" => o.source = s()?,
+                        "mount.target" | "module.path" => o.path = s()?,
+                        "mount.fstype" => o.fstype = s()?,
+                        "bpf.cmd" => o.cmd = s()?,
+                        "bpf.prog_type" => o.prog_type = s()?,
+                        "bpf.map_type" => o.map_type = s()?,
+                        "bpf.name" => o.name = s()?,
+                        "module.params" => o.params = s()?,
+                        "truncate.length" => o.length = i()?,
                         other => unreachable!("field {other} has no writer"),
                     }
                 }
                 net_field => {
                     let n = match &mut ev.detail {
                         Detail::Net(n) | Detail::Retransmit { net: n, .. } => n,
+                        // dup / listen: the socket the fd is
+                        Detail::Op(o) => o.sock.get_or_insert_with(Default::default),
                         _ => continue,
                     };
                     match net_field {

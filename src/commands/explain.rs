@@ -57,6 +57,49 @@ fn wrap(text: &str, first: usize, indent: usize) -> String {
     out
 }
 
+/// The hooks `vigil run` attaches whatever the rules (with tracefs; without
+/// it the raw `sys_exit` replaces the per-syscall ones).
+const BASE_HOOKS: &[&str] = &[
+    "sched_process_exec",
+    "sched_process_fork",
+    "sched_process_exit",
+    "sys_exit_open",
+    "sys_exit_openat",
+    "sys_exit_openat2",
+    "sys_exit_open_by_handle_at",
+    "sys_exit_connect",
+    "sys_exit_accept",
+    "sys_exit_accept4",
+    "sys_exit (compat syscalls)",
+    "io_uring_complete",
+    "inet_sock_set_state",
+    "tcp_retransmit_skb",
+];
+
+/// The on-demand hooks the filter's event types attach, and one line per
+/// kind this kernel cannot report (its syscalls do not exist here).
+fn on_demand_hooks(f: &vigil_engine::KernelFilter) -> (Vec<String>, Vec<String>) {
+    let kinds = vigil::pipeline::op_kinds(f);
+    let mut hooks: Vec<String> = Vec::new();
+    let mut unavailable = Vec::new();
+    for k in kinds {
+        if k.available() == Some(false) {
+            unavailable.push(format!(
+                "{}: this kernel has no {} (rules on it are inactive)",
+                k.as_str(),
+                k.syscalls().join(", ")
+            ));
+            continue;
+        }
+        for h in k.hooks() {
+            if !hooks.contains(&h) {
+                hooks.push(h);
+            }
+        }
+    }
+    (hooks, unavailable)
+}
+
 fn sets_json(s: &FilterSets) -> Value {
     json!({
         "comms": s.comms, "pcomms": s.pcomms, "pids": s.pids, "cgroups": s.cgroups,
@@ -81,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     select.apply(&mut rs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let f = rs.kernel_filter();
     let contribs = rs.filter_contributions();
+    let (on_demand, unavailable) = on_demand_hooks(&f);
     if args.json || args.format == OutFormat::Json {
         let mut types = serde_json::Map::new();
         for t in EventType::ALL {
@@ -110,9 +154,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({"hash": rs.hash(), "types": types, "rules": rules})
-            )?
+            serde_json::to_string_pretty(&json!({
+                "hash": rs.hash(), "types": types, "rules": rules,
+                "hooks": {"always": BASE_HOOKS, "on_demand": on_demand, "unavailable": unavailable},
+            }))?
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -125,6 +170,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             TypeFilter::Match(s) => format!("match: {}", s.describe()),
         };
         println!("  {:<11} {}", t.as_str(), wrap(&d, 14, 16));
+    }
+    println!("hooks:");
+    println!("  always      {}", wrap(&BASE_HOOKS.join(", "), 14, 16));
+    let od = if on_demand.is_empty() {
+        "none (no rule takes an on-demand event type)".to_string()
+    } else {
+        on_demand.join(", ")
+    };
+    println!("  on demand   {}", wrap(&od, 14, 16));
+    for u in &unavailable {
+        println!("  unavailable {}", wrap(u, 14, 16));
     }
     println!("rules:");
     for c in &contribs {

@@ -541,6 +541,7 @@ async fn run_async(
         hooks = ?live.hooks(),
         "vigil running"
     );
+    live.note_inactive_rules(&rules);
     for (rule, reason) in crate::metrics::inactive_rules(&rules) {
         tracing::info!(rule = %rule, reason = %reason, "rule inactive");
     }
@@ -619,6 +620,7 @@ async fn run_async(
                                 let old_hash = h.evaluator.rules().hash().to_string();
                                 h.evaluator.swap_rules(r.value.clone());
                                 crate::reload::log_reloaded(&r, &old_hash);
+                                live.note_inactive_rules(&r.value);
                                 if let Some(f) = &fleet {
                                     f.loaded(&r.value, live.hooks());
                                 }
@@ -713,6 +715,8 @@ async fn run_async(
                     s.rules_loaded = h.evaluator.rules().rules().filter(|r| r.enabled).count();
                     s.rules_inactive = crate::metrics::inactive_rules(h.evaluator.rules());
                     s.attached = true;
+                    s.hooks = live.hooks();
+                    s.unavailable_kinds = live.unavailable_kinds().iter().map(|k| k.as_str().to_string()).collect();
                     s.failing_outputs = failing_outputs;
                 });
             }

@@ -175,6 +175,46 @@ impl Live {
         self.table.stats()
     }
 
+    /// The on-demand kinds the loaded rules need that this kernel cannot
+    /// report (none of their syscalls exists here, e.g. `module`).
+    pub fn unavailable_kinds(&self) -> Vec<vigil_bpf::OpKind> {
+        self.sensors.unavailable_ops()
+    }
+
+    /// Warn, once per load, about each enabled rule that can never match on
+    /// this kernel because every event type it takes is unavailable here:
+    /// the rule stays loaded (the same rule files work on every host) and is
+    /// inactive, with the reason. Returns those (rule, reason) pairs.
+    pub fn note_inactive_rules(&self, rules: &vigil_engine::RuleSet) -> Vec<(String, String)> {
+        let gone = self.unavailable_kinds();
+        let mut out = Vec::new();
+        for r in rules.rules().filter(|r| r.enabled) {
+            let lost: Vec<_> = r
+                .events
+                .iter()
+                .filter_map(|t| vigil_bpf::OpKind::from_event_type(*t))
+                .filter(|k| gone.contains(k))
+                .collect();
+            if lost.is_empty() || lost.len() != r.events.len() {
+                continue;
+            }
+            let why = lost
+                .iter()
+                .map(|k| {
+                    format!(
+                        "`{}` events need {} which this kernel does not have",
+                        k.as_str(),
+                        k.syscalls().join("/")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(rule = %r.name, reason = %why, "rule inactive on this kernel");
+            out.push((r.name, why));
+        }
+        out
+    }
+
     pub fn hooks(&self) -> Vec<String> {
         self.sensors
             .hooks()

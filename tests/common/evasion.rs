@@ -222,6 +222,11 @@ pub fn int80_symlink(target: &str, link: &str) -> (i64, i64) {
     (r, u)
 }
 
+/// ia32 `dup2` (63) of `old` onto `new`; the result (fd or -errno).
+pub fn int80_dup2(old: i32, new: i32) -> i64 {
+    int80(63, old as u32 as u64, new as u32 as u64, 0)
+}
+
 /// socketcall(SYS_SOCKET, [AF_INET, SOCK_STREAM, 0]) then
 /// socketcall(SYS_CONNECT, [fd, &sockaddr_in{127.0.0.1:port}, 16]); returns
 /// (fd, connect result) after closing the socket.
@@ -297,4 +302,36 @@ pub fn uring_connect(port: u16) -> Option<i32> {
     let res = uring_one(op);
     close(fd.into());
     res
+}
+
+/// In directory `dir`, through io_uring only: MKDIRAT `ud`, SYMLINKAT `us`
+/// -> /etc/shadow, LINKAT `f` -> `ul` (`f` must exist), RENAMEAT `ul` ->
+/// `ur`, UNLINKAT `ur`, UNLINKAT(AT_REMOVEDIR) `ud`, then SOCKET(AF_PACKET,
+/// SOCK_RAW); the results in that order, None without io_uring.
+pub fn uring_path_ops(dir: &str) -> Option<Vec<i32>> {
+    use io_uring::{opcode, types::Fd};
+    let c = |name: &str| CString::new(format!("{dir}/{name}")).unwrap();
+    let (ud, us, f, ul, ur) = (c("ud"), c("us"), c("f"), c("ul"), c("ur"));
+    let shadow = CString::new("/etc/shadow").unwrap();
+    let cwd = Fd(libc::AT_FDCWD);
+    let ops = [
+        opcode::MkDirAt::new(cwd, ud.as_ptr()).mode(0o755).build(),
+        opcode::SymlinkAt::new(cwd, shadow.as_ptr(), us.as_ptr()).build(),
+        opcode::LinkAt::new(cwd, f.as_ptr(), cwd, ul.as_ptr()).build(),
+        opcode::RenameAt::new(cwd, ul.as_ptr(), cwd, ur.as_ptr()).build(),
+        opcode::UnlinkAt::new(cwd, ur.as_ptr()).build(),
+        opcode::UnlinkAt::new(cwd, ud.as_ptr())
+            .flags(libc::AT_REMOVEDIR)
+            .build(),
+        opcode::Socket::new(libc::AF_PACKET, libc::SOCK_RAW, 0).build(),
+    ];
+    let mut out = Vec::new();
+    for op in ops {
+        let res = uring_one(op)?;
+        if res >= 0 && out.len() == 6 {
+            close(res.into());
+        }
+        out.push(res);
+    }
+    Some(out)
 }

@@ -227,7 +227,7 @@ struct {
  * the compat path, always attached, reports only these. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 16);
+	__uint(max_entries, 32);
 	__type(key, __u32);
 	__type(value, __u8);
 } op_on SEC(".maps");

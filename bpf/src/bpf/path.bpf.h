@@ -126,9 +126,9 @@ static __always_inline __u32 walk_path(struct path *p, bool *trunc)
 	return c.off;
 }
 
-/* The walk of `base` appended to the record at byte `at` of its path
- * area; returns its length (0 when unknown) and flags a cut walk. */
-static __always_inline __u32 append_walk(struct ev_open *e, __u32 at, struct path *base)
+/* The walk of `base` copied to `dst` (the record's string area); returns
+ * its length (0 when unknown) and flags `cut` in `h` when the walk was cut. */
+static __always_inline __u32 walk_into(char *dst, struct path *base, struct ev_hdr *h, __u8 cut)
 {
 	char *wb = walk_buf();
 	bool trunc = false;
@@ -136,11 +136,18 @@ static __always_inline __u32 append_walk(struct ev_open *e, __u32 at, struct pat
 	if (!wb)
 		return 0;
 	__u32 n = walk_path(base, &trunc) & (VG_DIR_MAX - 1);
-	if (n && bpf_probe_read_kernel(e->path + (at & (2 * VG_PATH_MAX - 1)), n, wb))
+	if (n && bpf_probe_read_kernel(dst, n, wb))
 		n = 0;
 	if (trunc)
-		e->h.flags |= VF_TRUNC | VF_CUT_WALK;
+		h->flags |= VF_TRUNC | cut;
 	return n;
+}
+
+/* The walk of `base` appended to the open record at byte `at` of its path
+ * area; returns its length (0 when unknown) and flags a cut walk. */
+static __always_inline __u32 append_walk(struct ev_open *e, __u32 at, struct path *base)
+{
+	return walk_into(e->path + (at & (2 * VG_PATH_MAX - 1)), base, &e->h, VF_CUT_WALK);
 }
 
 /* A user string (at most VG_PATH_MAX bytes incl. its NUL) into `dst`;

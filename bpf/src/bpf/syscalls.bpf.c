@@ -221,5 +221,7 @@ int BPF_PROG(vigil_compat_exit, struct pt_regs *regs, long ret)
 	struct op_call c;
 	if (compat_op(regs->orig_ax, &c))
 		return compat_sysop(&c, ret, regs, t);
+	if (regs->orig_ax == NR32_socketcall && compat_socketcall_op(ret, regs, t) >= 0)
+		return 0;
 	return sys_exit_common(regs->orig_ax, ret, regs, t);
 }

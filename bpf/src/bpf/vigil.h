@@ -31,6 +31,16 @@
 #define VO_SETNS 12  /* setns: arg0 = fd, arg1 = nstype */
 #define VO_UNSHARE 13 /* unshare: arg0 = flags */
 #define VO_MEMFD 14  /* memfd_create: s1 = name, arg1 = flags */
+#define VO_DUP 15    /* dup, dup2, dup3, fcntl(F_DUPFD*): arg0 = old fd; sock = its socket */
+#define VO_LISTEN 16 /* listen: arg0 = fd, arg1 = backlog; sock = the socket */
+#define VO_CHOWN 17  /* chown, fchown, lchown, fchownat: s1 = path (fchown: the fd's walk) */
+#define VO_MOUNT 18  /* mount: s1 = source, s2 = target, s3 = fs type; umount2: s1 = target;
+		      * move_mount: s1 = from, s2 = to; fsmount: none */
+#define VO_BPF 19    /* bpf: arg0 = command; map/prog creation: aux = type, s1 = name */
+#define VO_USERFAULTFD 20 /* userfaultfd: arg0 = flags */
+#define VO_MODULE 21 /* init_module: s2 = params; finit_module: s1 = the fd's walk, s2 = params */
+#define VO_TRUNCATE 22 /* truncate: s1 = path, arg1 = length */
+#define VO_MAX 22
 
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
@@ -44,6 +54,8 @@
 #define VF_CUT_WALK 16    /* open: the walk (opened file or base directory) */
 #define VF_CUT_S1 8       /* sysop: the first string */
 #define VF_CUT_S2 16      /* sysop: the second string */
+#define VF_CUT_S3 32      /* sysop: the third string */
+/* sysop: VF_WALKED = s1 is the dentry walk of the fd argument (fchmod, fchown, finit_module) */
 
 /* filter modes (per event type) */
 #define VM_DROP 0
@@ -152,7 +164,21 @@ struct ev_net { /* 104 (+ unix path) */
 	char path[];
 };
 
-struct ev_sys { /* 112 + s1 + s2 */
+/* ev_sys.sock: a socket the syscall named (dup: the old fd; listen: the fd),
+ * read in the kernel while the fd is open; family 0: not a socket */
+struct op_sock { /* 48 */
+	__u16 family; /* AF_INET / AF_INET6 / AF_UNIX / ... */
+	__u16 type;   /* SOCK_STREAM / SOCK_DGRAM / SOCK_RAW / ... */
+	__u16 sport;  /* host order */
+	__u16 dport;  /* host order */
+	__u8 proto;   /* IPPROTO_TCP / IPPROTO_UDP / ... */
+	__u8 state;   /* TCP state */
+	__u8 pad[6];
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct ev_sys { /* 160 + s1 + s2 + s3 */
 	struct ev_hdr h;
 	__s64 ret;
 	__u64 arg[5]; /* the syscall's arguments as passed (x86_64 order) */
@@ -160,8 +186,11 @@ struct ev_sys { /* 112 + s1 + s2 */
 	__u16 s1_len; /* bytes of the first user string incl. NUL (0: none) */
 	__u16 s2_len; /* bytes of the second */
 	__u8 op;      /* VO_* */
-	__u8 pad[7];
-	char data[];  /* s1, then s2 */
+	__u8 pad;
+	__u16 s3_len; /* bytes of the third */
+	__u32 aux;    /* bpf: the map or program type created */
+	struct op_sock sock;
+	char data[];  /* s1, then s2, then s3 */
 };
 
 struct counters {

@@ -73,6 +73,14 @@ pub const NAMESPACES: &[&str] = &[
     "setid",
     "ns",
     "memfd",
+    "dup",
+    "listen",
+    "chown",
+    "mount",
+    "bpf",
+    "userfaultfd",
+    "module",
+    "truncate",
 ];
 
 /// Helper functions beyond Rhai's own.

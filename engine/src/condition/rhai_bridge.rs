@@ -65,7 +65,9 @@ trait NsView: Clone + Send + Sync + 'static {
 namespaces!(EvtNs => "evt", ProcNs => "proc", UserNs => "user", ContainerNs => "container",
     FileNs => "file", NetNs => "net", TcpNs => "tcp", ExitNs => "exit",
     FsNs => "fs", PtraceNs => "ptrace", SocketNs => "socket", SetidNs => "setid", NsNs => "ns",
-    MemfdNs => "memfd");
+    MemfdNs => "memfd", DupNs => "dup", ListenNs => "listen", ChownNs => "chown",
+    MountNs => "mount", BpfNs => "bpf", UffdNs => "userfaultfd", ModuleNs => "module",
+    TruncateNs => "truncate");
 
 fn to_dynamic(v: FieldValue<'_>) -> Dynamic {
     match v {
