@@ -612,8 +612,6 @@ const MISSING: &[&str] = &[
     "proc.pid.ts",
     "proc.ppid.duration",
     "proc.env",
-    "proc.is_exe_upper_layer",
-    "proc.is_exe_from_memfd",
     "proc.is_exe_writable",
     "proc.exe_ino",
     "proc.exe_ino.mtime",
@@ -628,8 +626,6 @@ const MISSING: &[&str] = &[
     "proc.stdout.name",
     "proc.fdopencount",
     "proc.nthreads",
-    "thread.cap_effective",
-    "thread.cap_permitted",
     "thread.cap_inheritable",
     "thread.tid",
     "thread.vtid",
@@ -728,6 +724,13 @@ fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, bool> {
         ("fd.name" | "fs.path.name", None) => e("file.path", Str),
         ("fd.nameraw", None) => e("file.path_raw", Str),
         ("evt.rawres", None) => e("evt.ret", Int),
+        // capability sets: `contains`/`in` test membership (see LIST_FIELDS)
+        ("thread.cap_effective", None) => e("proc.cap_effective", Str),
+        ("thread.cap_permitted", None) => e("proc.cap_permitted", Str),
+        ("proc.is_exe_from_memfd", None) => e("proc.exe_from_memfd", Bool),
+        ("proc.is_exe_upper_layer", None) => e("proc.exe_upper_layer", Bool),
+        // the allow-listed variables only (`proc_env`), as NAME=value text
+        ("proc.env", None) => e("proc.env", Str),
         ("evt.is_open_write", None) => e("file.write", Bool),
         ("fd.l4proto", None) => e("net.proto", Str),
         ("fd.lip", None) => e("net.saddr", Str),
@@ -759,6 +762,20 @@ fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, bool> {
         (n, _) if MISSING.contains(&n) || is_metadata(n) => Err(true),
         (n, Some(_)) if MISSING.contains(&format!("{n}[]").as_str()) => Err(true),
         _ => Err(false),
+    }
+}
+
+/// vigil list fields that Falco reads as space-separated text: `contains`,
+/// `in` and `intersects` test membership of the names.
+const LIST_FIELDS: &[&str] = &["file.flags", "proc.cap_effective", "proc.cap_permitted"];
+
+/// A Falco value as an item of list field `x`: capability names gain the
+/// `CAP_` Falco's text match lets rules leave out (`contains SYS_ADMIN`).
+fn list_item(x: &str, v: &str) -> String {
+    if x.starts_with("proc.cap_") && !v.starts_with("CAP_") {
+        format!("CAP_{v}")
+    } else {
+        v.to_string()
     }
 }
 
@@ -1338,10 +1355,10 @@ impl Lowerer<'_> {
             }),
             "<" | "<=" | ">" | ">=" => Out::Text(format!("{x} {op} {lit1}")),
             "in" | "intersects" => {
-                if x == "file.flags" {
+                if LIST_FIELDS.contains(&x) {
                     return Ok(join(
                         vs.iter()
-                            .map(|v| Out::Text(format!("{} in file.flags", quote(v))))
+                            .map(|v| Out::Text(format!("{} in {x}", quote(&list_item(x, v)))))
                             .collect(),
                         false,
                     ));
@@ -1375,7 +1392,9 @@ impl Lowerer<'_> {
                     false,
                 )
             }
-            "contains" if x == "file.flags" => Out::Text(format!("{} in file.flags", quote(v0))),
+            "contains" if LIST_FIELDS.contains(&x) => {
+                Out::Text(format!("{} in {x}", quote(&list_item(x, v0))))
+            }
             "contains" => {
                 stronly(self)?;
                 Out::Text(format!("{x}.contains({lit1})"))
@@ -2316,8 +2335,24 @@ mod tests {
             &[],
             &[],
         );
+        assert_eq!(
+            text(o),
+            "(proc.name == \"a\" && \"CAP_SYS_ADMIN\" in proc.cap_effective)"
+        );
+        assert!(n.fields.is_empty());
+        let (o, _, n) = lower(
+            "thread.cap_permitted contains CAP_BPF and proc.is_exe_from_memfd=true and proc.env icontains http_proxy",
+            &[],
+            &[],
+        );
+        let t = text(o);
+        assert!(t.contains("\"CAP_BPF\" in proc.cap_permitted"), "{t}");
+        assert!(t.contains("proc.exe_from_memfd"), "{t}");
+        assert!(t.contains("regex(proc.env, \"(?i)http_proxy\")"), "{t}");
+        assert!(n.fields.is_empty());
+        let (o, _, n) = lower("thread.cap_inheritable contains CAP_BPF", &[], &[]);
         assert_eq!(o, Out::Const(false));
-        assert!(n.fields.contains("thread.cap_effective"));
+        assert!(n.fields.contains("thread.cap_inheritable"));
         let (_, _, n) = lower("container.image.repository = x", &[], &[]);
         assert!(n.empty.contains("container.image.repository"));
     }
