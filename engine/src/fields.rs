@@ -633,8 +633,7 @@ impl Event {
 /// `CAP_SYS_ADMIN`, or `CAP_N` for a capability without a name here.
 fn is_capability_name(n: &str) -> bool {
     crate::event::CAPABILITIES.contains(&n)
-        || n
-            .strip_prefix("CAP_")
+        || n.strip_prefix("CAP_")
             .is_some_and(|d| d.parse::<u8>().is_ok_and(|b| b < 64))
 }
 
