@@ -59,6 +59,10 @@ pub struct Config {
     /// Which loaded rules run (`--min-priority`, `-T`, `-t`, `-D`).
     #[serde(default)]
     pub select: Select,
+    /// Environment variables recorded at exec in `proc.env` (by exact name;
+    /// never the whole environment).
+    #[serde(default = "default_proc_env")]
+    pub proc_env: Vec<String>,
 }
 
 /// Rule selection, applied to every rule set loaded (at start and on each
@@ -169,6 +173,12 @@ fn default_event_queue() -> usize {
 fn default_max_procs() -> usize {
     65_536
 }
+fn default_proc_env() -> Vec<String> {
+    crate::pipeline::proctable::DEFAULT_ENV
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
 fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(5)
 }
@@ -186,6 +196,7 @@ impl Default for Config {
             compat_syscalls: true,
             shutdown_timeout: default_shutdown_timeout(),
             select: Select::default(),
+            proc_env: default_proc_env(),
         }
     }
 }
@@ -291,6 +302,8 @@ impl Config {
         if self.max_procs == 0 {
             return Err("max_procs: must be at least 1".into());
         }
+        crate::pipeline::proctable::check_env_names(&self.proc_env)
+            .map_err(|e| format!("proc_env: {e}"))?;
         if let Some(h) = &self.hostname {
             if h.trim().is_empty() {
                 return Err("hostname: must not be empty".into());

@@ -178,6 +178,9 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.compat_syscalls != new.compat_syscalls {
         need_restart.push("compat_syscalls");
     }
+    if old.proc_env != new.proc_env {
+        need_restart.push("proc_env");
+    }
     if old.select != new.select {
         need_restart.push("select");
     }
@@ -636,6 +639,7 @@ async fn run_async(
             queue: st.queue,
             max_procs: st.max_procs,
             compat_syscalls: st.cfg.compat_syscalls,
+            proc_env: st.cfg.proc_env.clone(),
         },
     )?;
     let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;

@@ -25,6 +25,97 @@ pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub const MAX_ANCESTORS: usize = 16;
 const AT_FDCWD: i32 = -100;
 
+/// Environment variables recorded in `proc.env` unless the config's
+/// `proc_env` says otherwise.
+pub const DEFAULT_ENV: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+];
+/// At most this many names in `proc_env`, each at most `ENV_NAME_MAX` bytes.
+pub const ENV_NAMES_MAX: usize = 16;
+pub const ENV_NAME_MAX: usize = 64;
+/// A recorded value is cut at this many bytes.
+pub const ENV_VALUE_MAX: usize = 256;
+/// Bytes of /proc/PID/environ read at most.
+pub const ENVIRON_READ_MAX: u64 = 128 * 1024;
+
+/// Checks the `proc_env` names: environment variable names (letters,
+/// digits, `_`), bounded in number and length.
+pub fn check_env_names(names: &[String]) -> Result<(), String> {
+    if names.len() > ENV_NAMES_MAX {
+        return Err(format!(
+            "{} names; at most {ENV_NAMES_MAX} (only named variables are recorded, never the whole environment)",
+            names.len()
+        ));
+    }
+    for n in names {
+        if n.is_empty()
+            || n.len() > ENV_NAME_MAX
+            || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(format!(
+                "`{n}` is not a variable name (letters, digits and _, at most {ENV_NAME_MAX} bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The allow-listed variables of a NUL-separated environment block:
+/// (`NAME=value` joined by spaces, names), in block order, each value cut
+/// at `ENV_VALUE_MAX` bytes. A name set twice is recorded once (the first,
+/// which is what getenv(3) returns).
+pub fn pick_env(block: &[u8], names: &[String]) -> (String, Vec<String>) {
+    let mut env = String::new();
+    let mut found: Vec<String> = Vec::new();
+    for var in block.split(|&b| b == 0) {
+        let Some(eq) = var.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let Some(name) = names.iter().find(|n| n.as_bytes() == &var[..eq]) else {
+            continue;
+        };
+        if found.contains(name) {
+            continue;
+        }
+        let value = &var[eq + 1..];
+        let value = String::from_utf8_lossy(&value[..value.len().min(ENV_VALUE_MAX)]);
+        if !env.is_empty() {
+            env.push(' ');
+        }
+        env.push_str(name);
+        env.push('=');
+        env.push_str(&value);
+        found.push(name.clone());
+    }
+    (env, found)
+}
+
+/// What the executable's /proc link says about its file: (from a memfd,
+/// deleted). The kernel names a memfd `/memfd:NAME (deleted)`.
+pub fn exe_link_flags(link: &str) -> (bool, bool) {
+    let memfd = link.starts_with("/memfd:");
+    (memfd, !memfd && link.ends_with(" (deleted)"))
+}
+
+/// Process attributes set at exec: capabilities, where the executable came
+/// from, the allow-listed environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecAttrs {
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub exe_from_memfd: bool,
+    pub exe_deleted: bool,
+    pub exe_upper_layer: bool,
+    /// `NAME=value` joined by spaces, and the names.
+    pub env: String,
+    pub env_names: Vec<String>,
+}
+
 struct Entry {
     proc: Arc<Process>,
 }
@@ -158,6 +249,17 @@ struct ProcInfo {
     loginuid: i64,
     cgroup: String,
     tty: bool,
+    cap_effective: u64,
+    cap_permitted: u64,
+}
+
+/// A capability mask line (`CapEff:\t000001ffffffffff`) of /proc/PID/status.
+fn status_cap(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
 }
 
 fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
@@ -181,6 +283,7 @@ fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1)
     };
+    let cap = |key: &str| status_cap(&status, key);
     let argv = std::fs::read(base.join("cmdline"))
         .map(|b| {
             let b = b.strip_suffix(&[0]).unwrap_or(&b).to_vec();
@@ -218,6 +321,8 @@ fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
         loginuid,
         cgroup,
         tty,
+        cap_effective: cap("CapEff:"),
+        cap_permitted: cap("CapPrm:"),
     })
 }
 
@@ -244,6 +349,10 @@ pub struct ProcTable {
     /// Watched files and directories by identity (canonical open paths).
     ident: Identity,
     stats: TableStats,
+    /// Environment variables recorded in `proc.env`.
+    env_names: Vec<String>,
+    /// Capability mask → names, shared by the processes holding it.
+    cap_names: HashMap<u64, Arc<[String]>>,
 }
 
 impl ProcTable {
@@ -263,7 +372,78 @@ impl ProcTable {
             cgroups: HashMap::new(),
             ident: Identity::default(),
             stats: TableStats::default(),
+            env_names: DEFAULT_ENV.iter().map(|s| s.to_string()).collect(),
+            cap_names: HashMap::new(),
         }
+    }
+
+    /// The environment variables recorded in `proc.env` (config `proc_env`).
+    pub fn set_env_names(&mut self, names: Vec<String>) {
+        self.env_names = names;
+    }
+
+    /// The names of a capability mask (one shared list per distinct mask).
+    fn caps(&mut self, mask: u64) -> Arc<[String]> {
+        if self.cap_names.len() > 1024 {
+            self.cap_names.clear();
+        }
+        self.cap_names
+            .entry(mask)
+            .or_insert_with(|| vigil_engine::event::capability_names(mask).into())
+            .clone()
+    }
+
+    /// The allow-listed variables of /proc/PID/environ (bounded read); empty
+    /// when the process is gone or no name is asked for.
+    fn proc_env(&self, pid: u32) -> (String, Vec<String>) {
+        use std::io::Read;
+        if self.env_names.is_empty() {
+            return Default::default();
+        }
+        let mut block = Vec::new();
+        let path = self.proc_root.join(pid.to_string()).join("environ");
+        if let Ok(f) = std::fs::File::open(path) {
+            let _ = f.take(ENVIRON_READ_MAX).read_to_end(&mut block);
+        }
+        pick_env(&block, &self.env_names)
+    }
+
+    /// The attributes of a live process from /proc (processes that were
+    /// there before vigil, and execs whose record carries none).
+    fn proc_attrs(&self, pid: u32, exe_link: &str, cap_eff: u64, cap_prm: u64) -> ExecAttrs {
+        let (exe_from_memfd, exe_deleted) = exe_link_flags(exe_link);
+        let (env, env_names) = self.proc_env(pid);
+        ExecAttrs {
+            cap_effective: cap_eff,
+            cap_permitted: cap_prm,
+            exe_from_memfd,
+            exe_deleted,
+            exe_upper_layer: false,
+            env,
+            env_names,
+        }
+    }
+
+    /// Effective and permitted capabilities from /proc/PID/status (0 when
+    /// the process is gone).
+    fn proc_caps(&self, pid: u32) -> (u64, u64) {
+        let status = std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("status"))
+            .unwrap_or_default();
+        (
+            status_cap(&status, "CapEff:"),
+            status_cap(&status, "CapPrm:"),
+        )
+    }
+
+    /// Set `p`'s attributes.
+    fn set_attrs(&mut self, p: &mut Process, a: ExecAttrs) {
+        p.cap_effective = self.caps(a.cap_effective);
+        p.cap_permitted = self.caps(a.cap_permitted);
+        p.exe_from_memfd = a.exe_from_memfd;
+        p.exe_deleted = a.exe_deleted;
+        p.exe_upper_layer = a.exe_upper_layer;
+        p.env = a.env;
+        p.env_names = a.env_names;
     }
 
     /// The identities of the watched files and directories (see
@@ -358,6 +538,13 @@ impl ProcTable {
             tty: info.tty,
             ..Default::default()
         };
+        let attrs = self.proc_attrs(
+            info.pid as u32,
+            &info.exe,
+            info.cap_effective,
+            info.cap_permitted,
+        );
+        self.set_attrs(&mut p, attrs);
         self.set_parent(&mut p);
         p
     }
@@ -571,6 +758,11 @@ impl ProcTable {
                     cwd_truncated,
                     ..Default::default()
                 };
+                let attrs = {
+                    let (eff, prm) = self.proc_caps(raw.tgid);
+                    self.proc_attrs(raw.tgid, &proc_link("exe").unwrap_or_default(), eff, prm)
+                };
+                self.set_attrs(&mut p, attrs);
                 self.set_parent(&mut p);
                 (self.insert(raw.tgid, p), Detail::None, 0)
             }
@@ -1227,6 +1419,72 @@ mod tests {
         );
         assert!(!me.cwd.is_empty());
         assert!(me.start > 1_577_836_800_000_000_000, "epoch start time");
+    }
+
+    #[test]
+    fn exec_attributes_from_proc_and_inherited_by_fork() {
+        let (d, mut t) = empty_table(100);
+        t.set_env_names(vec!["LD_PRELOAD".into(), "http_proxy".into()]);
+        let pid = 5_000_001u32;
+        let dir = d.path().join("proc").join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("status"),
+            "Name:\tx\nCapInh:\t0000000000000000\nCapPrm:\t0000000000210000\nCapEff:\t0000000000200000\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("environ"),
+            b"HOME=/root\0LD_PRELOAD=/tmp/evil.so\0SECRET=x\0LD_PRELOAD=/second.so\0http_proxy=http://p:3128\0",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/memfd:payload (deleted)", dir.join("exe")).unwrap();
+        let ev = t.apply(exec(pid, 1, "x", "/dev/fd/3", &["x"])).unwrap();
+        let p = &ev.proc;
+        assert_eq!(&*p.cap_effective, ["CAP_SYS_ADMIN"]);
+        assert_eq!(&*p.cap_permitted, ["CAP_SYS_MODULE", "CAP_SYS_ADMIN"]);
+        assert!(p.exe_from_memfd && !p.exe_deleted && !p.exe_upper_layer);
+        assert_eq!(p.env, "LD_PRELOAD=/tmp/evil.so http_proxy=http://p:3128");
+        assert_eq!(p.env_names, ["LD_PRELOAD", "http_proxy"]);
+        // a child keeps its parent's attributes until it execs
+        let child = pid + 1;
+        t.apply(raw(
+            RawKind::Fork,
+            child,
+            pid,
+            "x",
+            RawBody::Fork {
+                start_boot_ns: 9,
+                uid: 0,
+                gid: 0,
+            },
+        ));
+        assert!(t.get(child).unwrap().exe_from_memfd);
+        assert_eq!(t.get(child).unwrap().env, p.env);
+        // the same mask is one shared list
+        assert!(Arc::ptr_eq(
+            &t.get(child).unwrap().cap_effective,
+            &p.cap_effective
+        ));
+    }
+
+    #[test]
+    fn env_and_exe_helpers() {
+        let names: Vec<String> = vec!["LD_PRELOAD".into(), "LD_LIBRARY_PATH".into()];
+        let long = format!("LD_LIBRARY_PATH={}", "a".repeat(1000));
+        let block = [b"LD_PRELOADX=1\0=x\0noequals\0".to_vec(), long.into_bytes()].concat();
+        let (env, found) = pick_env(&block, &names);
+        assert_eq!(found, ["LD_LIBRARY_PATH"]);
+        assert_eq!(env.len(), "LD_LIBRARY_PATH=".len() + ENV_VALUE_MAX);
+        assert_eq!(pick_env(b"LD_PRELOAD=a", &[]), (String::new(), vec![]));
+        assert_eq!(exe_link_flags("/memfd:x (deleted)"), (true, false));
+        assert_eq!(exe_link_flags("/tmp/a.out (deleted)"), (false, true));
+        assert_eq!(exe_link_flags("/usr/bin/ls"), (false, false));
+        assert!(check_env_names(&names).is_ok());
+        assert!(check_env_names(&["A B".into()])
+            .unwrap_err()
+            .contains("`A B`"));
+        assert!(check_env_names(&vec!["A".to_string(); 17]).is_err());
     }
 
     #[test]
