@@ -1,4 +1,5 @@
-//! Compiles `src/bpf/vigil.bpf.c` into a BPF object (CO-RE, against the
+//! Compiles `src/bpf/vigil.bpf.c` (which includes the other `src/bpf/*.bpf.{h,c}`
+//! parts) into a BPF object (CO-RE, against the
 //! committed `include/<arch>/vmlinux.h`) that the crate embeds, and generates
 //! the Rust view of the record layouts and constants in `src/bpf/vigil.h`
 //! (`$OUT_DIR/records.rs`, bindgen) so the decoder cannot read a field at a
@@ -35,8 +36,8 @@ fn main() {
         .build()
         .expect("vigil-bpf: compiling the BPF programs failed (needs clang)");
     records(&manifest);
-    println!("cargo:rerun-if-changed={SRC}");
-    println!("cargo:rerun-if-changed=src/bpf/vigil.h");
+    // vigil.bpf.c includes the other parts of the object from src/bpf
+    println!("cargo:rerun-if-changed=src/bpf");
     println!("cargo:rerun-if-changed=include");
 }
 

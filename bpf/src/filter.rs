@@ -80,7 +80,7 @@ pub struct FilterPlan {
 }
 
 /// The kernel's 16-bit hash of a NUL-padded comm (`comm_hash16` in
-/// vigil.bpf.c: the same multiply-xor over the two little-endian words). It
+/// filter.bpf.h: the same multiply-xor over the two little-endian words). It
 /// indexes the comm pre-check arrays that spare the hash lookup for comms no
 /// rule names.
 pub fn comm_hash16(comm: &[u8; 16]) -> u16 {

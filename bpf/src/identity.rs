@@ -48,7 +48,7 @@ pub struct Identity {
     pub capped: bool,
 }
 
-/// The kernel's 16-bit hash of an identity (`ident_hash16` in vigil.bpf.c),
+/// The kernel's 16-bit hash of an identity (`ident_hash16` in filter.bpf.h),
 /// indexing the `f_ident_pre` pre-check array.
 pub fn ident_hash16(dev: u32, ino: u64) -> u16 {
     let h = u64::from(dev).wrapping_mul(0x9E37_79B9_7F4A_7C15)

@@ -117,7 +117,7 @@ async fn run(
     // Records written before the task started.
     let _ = rb.consume();
     // High-rate records wake the reader at most once a millisecond per CPU
-    // (see `rb_flags` in vigil.bpf.c); this 5 ms consume delivers the tail of
+    // (see `rb_flags` in emit.bpf.h); this 5 ms consume delivers the tail of
     // a burst that no later record woke, bounds the latency of any missed
     // wake-up, and is one load of the producer position when the ring is
     // empty. Lifecycle records and a backlog over 512 KiB wake it at once.

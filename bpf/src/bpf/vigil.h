@@ -203,13 +203,14 @@ struct path_key {
 	__u8 data[VG_PKEY_DATA]; /* generation, then the path (no NUL) */
 };
 
-/* per-CPU buffer the enter-time path check copies the path into (`k`) and
+/* per-CPU buffer the open filter reads the raw path into, once and whole
+ * (`k.data[1..]`, running on into `more` for paths longer than a key), and
  * reverses it into (`r`, for the suffix trie); the pads let the 8-byte
  * loads and stores run past either end */
 struct path_buf {
 	__u8 pad[8];
 	struct path_key k;
-	__u8 slack[8];
+	__u8 more[VG_PATH_MAX - VG_PKEY_DATA + 8];
 	struct path_key r;
 	__u8 slack2[8];
 };
