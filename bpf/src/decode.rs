@@ -88,6 +88,9 @@ pub enum RawBody {
         cwd: String,
         /// Which of the strings were cut at their kernel-side bound.
         cut: ExecCut,
+        /// Capabilities and where the executable came from, read by the
+        /// kernel at exec (None: the record did not carry them).
+        attrs: Option<ExecKernelAttrs>,
     },
     Fork {
         start_boot_ns: u64,
@@ -140,10 +143,11 @@ pub enum OpKind {
     Setns,
     Unshare,
     Memfd,
+    ExecFailed,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 14] = [
+    pub const ALL: [OpKind; 15] = [
         OpKind::Symlink,
         OpKind::Link,
         OpKind::Rename,
@@ -158,6 +162,7 @@ impl OpKind {
         OpKind::Setns,
         OpKind::Unshare,
         OpKind::Memfd,
+        OpKind::ExecFailed,
     ];
 
     pub fn from_u8(v: u8) -> Option<OpKind> {
@@ -181,6 +186,7 @@ impl OpKind {
             OpKind::Setns => "setns",
             OpKind::Unshare => "unshare",
             OpKind::Memfd => "memfd",
+            OpKind::ExecFailed => "exec_failed",
         }
     }
 
@@ -213,6 +219,7 @@ impl OpKind {
             OpKind::Setns => &["setns"],
             OpKind::Unshare => &["unshare"],
             OpKind::Memfd => &["memfd_create"],
+            OpKind::ExecFailed => &["execve", "execveat"],
         }
     }
 }
@@ -235,6 +242,17 @@ pub struct RawOp {
     /// `s1` / `s2` were cut at the kernel's bound (1023 bytes).
     pub s1_cut: bool,
     pub s2_cut: bool,
+}
+
+/// Process attributes the kernel read at exec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecKernelAttrs {
+    /// Effective / permitted capability masks (bit N = capability N).
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub exe_from_memfd: bool,
+    pub exe_deleted: bool,
+    pub exe_upper_layer: bool,
 }
 
 /// Which exec strings the kernel cut at their bound.
@@ -351,13 +369,14 @@ const F_WALKED: u8 = records::VF_WALKED as u8;
 
 // The layouts the kernel writes (and the tests below build by hand).
 const _: () = assert!(HDR == 48 && OPEN == 88);
-const _: () = assert!(size_of::<ev_exec>() == 80 && size_of::<ev_fork>() == 64);
+const _: () = assert!(size_of::<ev_exec>() == 96 && size_of::<ev_fork>() == 64);
 const _: () = assert!(size_of::<ev_exit>() == 56 && size_of::<ev_net>() == 104);
 const _: () = assert!(size_of::<ev_sys>() == 112);
 // OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, Memfd last).
 const _: () = assert!(OpKind::Symlink as u32 == records::VO_SYMLINK);
 const _: () = assert!(OpKind::Memfd as u32 == records::VO_MEMFD);
-const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MEMFD);
+const _: () = assert!(OpKind::ExecFailed as u32 == records::VO_EXECFAIL);
+const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_EXECFAIL);
 
 /// x86_64 unlinkat(2) and its flag that makes it an rmdir.
 const NR_UNLINKAT: u32 = 263;
@@ -474,6 +493,16 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                     walk_to_path(cwd_bytes)
                 } else {
                     String::new()
+                },
+                attrs: {
+                    let x = |bit: u32| e.exe_flags & bit as u8 != 0;
+                    x(records::VX_KNOWN).then_some(ExecKernelAttrs {
+                        cap_effective: e.cap_eff,
+                        cap_permitted: e.cap_prm,
+                        exe_from_memfd: x(records::VX_MEMFD),
+                        exe_deleted: x(records::VX_DELETED),
+                        exe_upper_layer: x(records::VX_UPPER),
+                    })
                 },
                 cut: ExecCut {
                     filename: cut(records::VF_CUT_FILENAME),
@@ -691,8 +720,11 @@ mod tests {
     #[test]
     fn decodes_exec_with_argv() {
         let mut b = hdr(0, F_PASSED);
-        b.resize(80, 0);
+        b.resize(96, 0);
         b[48..52].copy_from_slice(&1000u32.to_ne_bytes());
+        // exe_flags: known, from a memfd; effective capabilities
+        b[73] = (records::VX_KNOWN | records::VX_MEMFD) as u8;
+        b[80..88].copy_from_slice(&(1u64 << 21).to_ne_bytes());
         b[56..60].copy_from_slice(&u32::MAX.to_ne_bytes());
         let fname = b"/bin/sh\0";
         let args = b"sh\0-c\0true\0";
@@ -731,8 +763,12 @@ mod tests {
                 argv,
                 cwd,
                 cut,
+                attrs,
                 ..
             } => {
+                let a = attrs.expect("the kernel's attributes");
+                assert_eq!((a.cap_effective, a.cap_permitted), (1 << 21, 0));
+                assert!(a.exe_from_memfd && !a.exe_deleted && !a.exe_upper_layer);
                 assert_eq!(cut, ExecCut::default());
                 assert_eq!(cwd, "/var/www");
                 assert_eq!((uid, loginuid, tty), (1000, u32::MAX, true));

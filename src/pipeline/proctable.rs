@@ -696,6 +696,7 @@ impl ProcTable {
                 ref argv,
                 ref cwd,
                 cut,
+                attrs,
             } => {
                 let old = self.procs.get(&raw.tgid).map(|e| e.proc.clone());
                 let base = self.proc_root.join(raw.tgid.to_string());
@@ -758,9 +759,24 @@ impl ProcTable {
                     cwd_truncated,
                     ..Default::default()
                 };
-                let attrs = {
-                    let (eff, prm) = self.proc_caps(raw.tgid);
-                    self.proc_attrs(raw.tgid, &proc_link("exe").unwrap_or_default(), eff, prm)
+                // the kernel's view at exec; /proc for a record without it
+                let attrs = match attrs {
+                    Some(k) => {
+                        let (env, env_names) = self.proc_env(raw.tgid);
+                        ExecAttrs {
+                            cap_effective: k.cap_effective,
+                            cap_permitted: k.cap_permitted,
+                            exe_from_memfd: k.exe_from_memfd,
+                            exe_deleted: k.exe_deleted,
+                            exe_upper_layer: k.exe_upper_layer,
+                            env,
+                            env_names,
+                        }
+                    }
+                    None => {
+                        let (eff, prm) = self.proc_caps(raw.tgid);
+                        self.proc_attrs(raw.tgid, &proc_link("exe").unwrap_or_default(), eff, prm)
+                    }
                 };
                 self.set_attrs(&mut p, attrs);
                 self.set_parent(&mut p);
@@ -962,6 +978,22 @@ impl ProcTable {
                 info.name = o.s1.clone();
                 info.flags = a(1).into();
             }
+            OpKind::ExecFailed => {
+                // execve(path, ...); execveat(dirfd, path, ..., flags):
+                // AT_EMPTY_PATH with "" executes the dirfd itself
+                let dirfd = if o.nr == 322 { a(0) } else { AT_FDCWD };
+                info.path = if o.nr == 322 && o.s1.is_empty() && o.args[4] & 0x1000 != 0 {
+                    let fd = self
+                        .proc_root
+                        .join(raw.tgid.to_string())
+                        .join("fd")
+                        .join(dirfd.to_string());
+                    readlink(fd.to_string_lossy().into_owned()).unwrap_or_default()
+                } else {
+                    abs(dirfd, &o.s1)
+                };
+                info.path_raw = o.s1.clone();
+            }
         }
         info
     }
@@ -1084,6 +1116,7 @@ mod tests {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
                 cwd: "/srv".into(),
                 cut: Default::default(),
+                attrs: None,
             },
         )
     }
@@ -1466,6 +1499,61 @@ mod tests {
             &t.get(child).unwrap().cap_effective,
             &p.cap_effective
         ));
+        // the kernel's attributes win over /proc's (read later, racy)
+        let mut e = exec(pid, 1, "x", "/bin/x", &["x"]);
+        if let RawBody::Exec { attrs, .. } = &mut e.body {
+            *attrs = Some(vigil_bpf::decode::ExecKernelAttrs {
+                cap_effective: 0,
+                cap_permitted: 1 << 39,
+                exe_upper_layer: true,
+                ..Default::default()
+            });
+        }
+        let ev = t.apply(e).unwrap();
+        let p = &ev.proc;
+        assert!(p.cap_effective.is_empty());
+        assert_eq!(&*p.cap_permitted, ["CAP_BPF"]);
+        assert!(p.exe_upper_layer && !p.exe_from_memfd);
+        assert_eq!(p.env_names, ["LD_PRELOAD", "http_proxy"]);
+    }
+
+    #[test]
+    fn failed_exec_names_the_file_without_touching_the_table() {
+        let (_d, mut t) = empty_table(100);
+        t.apply(exec(5_000_010, 1, "sh", "/bin/sh", &["sh"]));
+        let op = |nr: u32, args: [u64; 5], s1: &str| {
+            raw(
+                RawKind::SysOp,
+                5_000_010,
+                1,
+                "sh",
+                RawBody::Op(RawOp {
+                    op: OpKind::ExecFailed,
+                    nr,
+                    ret: -2,
+                    args,
+                    s1: s1.into(),
+                    s2: String::new(),
+                    s1_cut: false,
+                    s2_cut: false,
+                }),
+            )
+        };
+        let ev = t.apply(op(59, [0; 5], "./nope")).unwrap();
+        assert_eq!(ev.kind, EventType::ExecFailed);
+        assert_eq!(ev.ret, -2);
+        let o = ev.op().unwrap();
+        assert_eq!(
+            (o.path.as_str(), o.path_raw.as_str()),
+            ("/srv/nope", "./nope")
+        );
+        // the caller's process is unchanged
+        assert_eq!(ev.proc.exe, "/bin/sh");
+        assert_eq!(t.get(5_000_010).unwrap().exe, "/bin/sh");
+        let ev = t
+            .apply(op(322, [(-100i64) as u64, 0, 0, 0, 0], "/usr/bin/../bin/x"))
+            .unwrap();
+        assert_eq!(ev.op().unwrap().path, "/usr/bin/x");
     }
 
     #[test]

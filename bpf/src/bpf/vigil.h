@@ -31,6 +31,7 @@
 #define VO_SETNS 12  /* setns: arg0 = fd, arg1 = nstype */
 #define VO_UNSHARE 13 /* unshare: arg0 = flags */
 #define VO_MEMFD 14  /* memfd_create: s1 = name, arg1 = flags */
+#define VO_EXECFAIL 15 /* execve, execveat the kernel refused (ret < 0 only): s1 = filename */
 
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
@@ -95,7 +96,7 @@ struct ev_hdr { /* 48 bytes */
 	char comm[VG_COMM_LEN];
 };
 
-struct ev_exec { /* 80 + filename + args */
+struct ev_exec { /* 96 + filename + args + cwd */
 	struct ev_hdr h;
 	__u32 uid;
 	__u32 gid;
@@ -104,11 +105,19 @@ struct ev_exec { /* 80 + filename + args */
 	__u16 args_len;     /* bytes of NUL-separated argv */
 	__u64 start_ns;     /* boottime ns of the process start */
 	__u8 tty;
-	__u8 pad1;
+	__u8 exe_flags; /* VX_*: where the executable came from */
 	__u16 cwd_len; /* bytes of the cwd walk (components leaf first) */
 	__u8 pad[4];
+	__u64 cap_eff; /* capabilities after the exec (bit N = capability N) */
+	__u64 cap_prm;
 	char data[]; /* filename, argv, cwd walk */
 };
+
+/* ev_exec.exe_flags */
+#define VX_MEMFD 1   /* an anonymous memory file (memfd_create) */
+#define VX_DELETED 2 /* no link left on its file system (not a memfd) */
+#define VX_UPPER 4   /* an overlayfs file whose upper layer holds it */
+#define VX_KNOWN 8   /* the flags and capabilities were read (else: unknown) */
 
 struct ev_fork { /* 64 */
 	struct ev_hdr h;
