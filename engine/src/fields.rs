@@ -161,7 +161,7 @@ catalogue! {
     ProcExeFromMemfd => "proc.exe_from_memfd", Bool, ALL, "the executable was an anonymous memory file (memfd_create + fexecve)";
     ProcExeDeleted => "proc.exe_deleted", Bool, ALL, "the executable had no link left on its file system at exec (deleted, or an unlinked O_TMPFILE; not a memfd)";
     ProcExeUpperLayer => "proc.exe_upper_layer", Bool, ALL, "the executable came from an overlayfs upper layer (a container's writable layer: written after the container started)";
-    ProcEnv => "proc.env", Str, ALL, "the allow-listed environment variables present at exec (config key proc_env; default LD_PRELOAD, LD_LIBRARY_PATH, http_proxy, https_proxy, HTTP_PROXY, HTTPS_PROXY) as NAME=value joined by spaces; never the whole environment";
+    ProcEnv => "proc.env", Str, ALL, "the allow-listed environment variables present at exec (config key proc_env; default LD_PRELOAD, LD_LIBRARY_PATH, http_proxy, https_proxy, HTTP_PROXY, HTTPS_PROXY, GLIBC_TUNABLES) as NAME=value joined by spaces; never the whole environment";
     ProcEnvNames => "proc.env_names", StrList, ALL, "the names of the variables in proc.env: `\"LD_PRELOAD\" in proc.env_names`";
     FilePath => "file.path", Str, OPEN, "canonical absolute path: the name the rules use for a watched file reached through an alias (hard link, bind mount), else the path the kernel resolved (successful opens: symlinks, /proc/self/root, padding undone), else file.path_lexical";
     FilePathRaw => "file.path_raw", Str, OPEN, "the path exactly as the process passed it";

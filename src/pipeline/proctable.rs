@@ -34,6 +34,7 @@ pub const DEFAULT_ENV: &[&str] = &[
     "https_proxy",
     "HTTP_PROXY",
     "HTTPS_PROXY",
+    "GLIBC_TUNABLES",
 ];
 /// At most this many names in `proc_env`, each at most `ENV_NAME_MAX` bytes.
 pub const ENV_NAMES_MAX: usize = 16;
