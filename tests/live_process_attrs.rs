@@ -32,7 +32,7 @@ const PROBES: &str = r#"
 fn collect(v: &Vigil, secs: u64, wants: &[&dyn Fn(&Value) -> bool]) -> Vec<Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let mut seen: Vec<Value> = Vec::new();
-    while !wants.iter().all(|w| seen.iter().any(|a| w(a))) {
+    while !wants.iter().all(|w| seen.iter().any(w)) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             break;

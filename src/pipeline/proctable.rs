@@ -25,46 +25,11 @@ pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub const MAX_ANCESTORS: usize = 16;
 const AT_FDCWD: i32 = -100;
 
-/// Environment variables recorded in `proc.env` unless the config's
-/// `proc_env` says otherwise.
-pub const DEFAULT_ENV: &[&str] = &[
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "http_proxy",
-    "https_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "GLIBC_TUNABLES",
-];
-/// At most this many names in `proc_env`, each at most `ENV_NAME_MAX` bytes.
-pub const ENV_NAMES_MAX: usize = 16;
-pub const ENV_NAME_MAX: usize = 64;
+pub use crate::config::DEFAULT_ENV;
 /// A recorded value is cut at this many bytes.
 pub const ENV_VALUE_MAX: usize = 256;
 /// Bytes of /proc/PID/environ read at most.
 pub const ENVIRON_READ_MAX: u64 = 128 * 1024;
-
-/// Checks the `proc_env` names: environment variable names (letters,
-/// digits, `_`), bounded in number and length.
-pub fn check_env_names(names: &[String]) -> Result<(), String> {
-    if names.len() > ENV_NAMES_MAX {
-        return Err(format!(
-            "{} names; at most {ENV_NAMES_MAX} (only named variables are recorded, never the whole environment)",
-            names.len()
-        ));
-    }
-    for n in names {
-        if n.is_empty()
-            || n.len() > ENV_NAME_MAX
-            || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(format!(
-                "`{n}` is not a variable name (letters, digits and _, at most {ENV_NAME_MAX} bytes)"
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// The allow-listed variables of a NUL-separated environment block:
 /// (`NAME=value` joined by spaces, names), in block order, each value cut
@@ -1569,11 +1534,11 @@ mod tests {
         assert_eq!(exe_link_flags("/memfd:x (deleted)"), (true, false));
         assert_eq!(exe_link_flags("/tmp/a.out (deleted)"), (false, true));
         assert_eq!(exe_link_flags("/usr/bin/ls"), (false, false));
-        assert!(check_env_names(&names).is_ok());
-        assert!(check_env_names(&["A B".into()])
+        assert!(crate::config::check_env_names(&names).is_ok());
+        assert!(crate::config::check_env_names(&["A B".into()])
             .unwrap_err()
             .contains("`A B`"));
-        assert!(check_env_names(&vec!["A".to_string(); 17]).is_err());
+        assert!(crate::config::check_env_names(&vec!["A".to_string(); 17]).is_err());
     }
 
     #[test]
