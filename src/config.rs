@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Deserialize;
 use vigil_engine::ruleset::{RuleInfo, RuleSet};
-use vigil_engine::Priority;
+use vigil_engine::{LoadError, LoadErrors, Location, Priority};
 use vigil_sinks::config::{de_duration, Format};
 use vigil_sinks::nats_config::NatsConnection;
 use vigil_sinks::OutputsConfig;
@@ -93,7 +92,9 @@ pub struct Config {
     /// How long SIGTERM waits for the sinks to flush queued alerts.
     #[serde(default = "default_shutdown_timeout", deserialize_with = "de_duration")]
     pub shutdown_timeout: Duration,
-    /// Which loaded rules run (`--min-priority`, `-T`, `-t`, `-D`).
+    /// Which loaded rules run: the config's layer of the [`Selection`]
+    /// (the flags `--min-priority`, `-T`, `-t`, `-D` are the next); follows
+    /// config reloads.
     #[serde(default)]
     pub select: Select,
     /// Environment variables recorded at exec in `proc.env` (by exact name;
@@ -102,9 +103,9 @@ pub struct Config {
     pub proc_env: Vec<String>,
 }
 
-/// Rule selection, applied to every rule set loaded (at start and on each
-/// reload): a rule runs when the file enables it and nothing here disables
-/// it. Selection only disables; it never turns on a rule a file disabled.
+/// One layer of rule selection: the config file's `select:` block, or the
+/// command line's `--min-priority`/`-T`/`-t`/`-D` ([`SelectArgs`]). See
+/// [`Selection`] for how the layers combine.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Select {
@@ -114,7 +115,8 @@ pub struct Select {
     /// Disable rules carrying any of these tags (`-T TAG`).
     #[serde(default)]
     pub disable_tags: Vec<String>,
-    /// When non-empty, disable rules carrying none of these tags (`-t TAG`).
+    /// When non-empty, run the rules carrying any of these tags, even those
+    /// their file disables, and disable the others (`-t TAG`).
     #[serde(default)]
     pub enable_tags: Vec<String>,
     /// Disable rules whose name contains this text, or matches it as a glob
@@ -124,29 +126,84 @@ pub struct Select {
 }
 
 impl Select {
-    /// Whether the selection disables `rule`.
-    pub fn disables(&self, rule: &RuleInfo) -> bool {
+    /// What this layer says about `rule`: off when `min_priority`,
+    /// `disable_tags` or `disable_rules` match it (these win inside a layer:
+    /// `-t net -T noisy` runs the `net` rules but not the noisy ones); on
+    /// when `enable_tags` names one of its tags; off when `enable_tags` is
+    /// set and names none; `None` when the layer says nothing about it.
+    pub fn verdict(&self, rule: &RuleInfo) -> Option<bool> {
         let has = |tags: &[String]| rule.tags.iter().any(|t| tags.contains(t));
-        self.min_priority.is_some_and(|p| rule.priority > p)
+        let off = self.min_priority.is_some_and(|p| rule.priority > p)
             || has(&self.disable_tags)
-            || (!self.enable_tags.is_empty() && !has(&self.enable_tags))
             || self
                 .disable_rules
                 .iter()
-                .any(|pat| name_matches(pat, &rule.name))
-    }
-
-    /// Applies the selection to a loaded rule set; returns the names it disabled.
-    pub fn apply(&self, rules: &mut RuleSet) -> Vec<String> {
-        if *self == Select::default() {
-            return Vec::new();
+                .any(|pat| name_matches(pat, &rule.name));
+        if off {
+            Some(false)
+        } else if self.enable_tags.is_empty() {
+            None
+        } else {
+            Some(has(&self.enable_tags))
         }
-        rules.disable_where(|r| self.disables(r))
     }
 }
 
-/// The selection flags `run` and `explain` share; each adds to the config
-/// file's `select:` block.
+/// The rule selection in force, applied to every rule set loaded (at start
+/// and on each reload). Three layers decide whether a rule runs, each one
+/// overriding the one before for the rules it speaks about: the rule file's
+/// own `enabled`, then the config's `select:` (with its `-o select.*`
+/// overrides), then the command-line flags. So `-t TAG` runs a rule its
+/// file disables, and `-T TAG` stops a rule the config's `enable_tags`
+/// turned on. A Falco rule vigil cannot run stays off whatever the layers say.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// The config file's `select:`.
+    pub config: Select,
+    /// `--min-priority`, `-T`, `-t`, `-D`.
+    pub flags: Select,
+}
+
+impl Selection {
+    /// Whether the selection turns `rule` on (`Some(true)`), off
+    /// (`Some(false)`), or leaves its file's `enabled` (`None`).
+    pub fn verdict(&self, rule: &RuleInfo) -> Option<bool> {
+        self.flags
+            .verdict(rule)
+            .or_else(|| self.config.verdict(rule))
+    }
+
+    /// Applies the selection to a loaded rule set. Fails (a load error, so a
+    /// reload keeps the rules in force) when the rules it turns on would
+    /// exceed the set's evaluation budget.
+    pub fn apply(&self, rules: &mut RuleSet) -> Result<(), LoadErrors> {
+        if *self == Selection::default() {
+            return Ok(());
+        }
+        let off = rules.disable_where(|r| self.verdict(r) == Some(false));
+        let on = rules
+            .enable_where(
+                |r| self.verdict(r) == Some(true),
+                vigil_engine::ruleset::MAX_SET_NODES,
+            )
+            .map_err(|msg| {
+                LoadErrors(vec![LoadError {
+                    loc: Location {
+                        file: "(rule selection: select: / -t)".into(),
+                        line: 0,
+                        col: 0,
+                    },
+                    item: None,
+                    msg: format!("the rules the selection enables were not enabled: {msg}"),
+                }])
+            })?;
+        tracing::debug!(disabled = ?off, enabled = ?on, "rule selection applied");
+        Ok(())
+    }
+}
+
+/// The selection flags `run` and `explain` share: the command line's layer
+/// of the [`Selection`].
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SelectArgs {
     /// Disable rules less severe than PRIORITY (emergency .. debug) [config: select.min_priority].
@@ -155,7 +212,8 @@ pub struct SelectArgs {
     /// Disable rules tagged TAG; repeatable [config: select.disable_tags].
     #[arg(short = 'T', value_name = "TAG")]
     pub disable_tag: Vec<String>,
-    /// Run only rules tagged TAG (and enabled in their file); repeatable [config: select.enable_tags].
+    /// Run only rules tagged TAG, including those their file disables;
+    /// repeatable [config: select.enable_tags].
     #[arg(short = 't', value_name = "TAG")]
     pub enable_tag: Vec<String>,
     /// Disable rules whose name contains NAME, or matches it as a glob
@@ -165,14 +223,14 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
-    /// Adds the flags to `sel` (`--min-priority` replaces the file's).
-    pub fn merge_into(&self, sel: &mut Select) {
-        if self.min_priority.is_some() {
-            sel.min_priority = self.min_priority;
+    /// The flags as a selection layer.
+    pub fn to_select(&self) -> Select {
+        Select {
+            min_priority: self.min_priority,
+            disable_tags: self.disable_tag.clone(),
+            enable_tags: self.enable_tag.clone(),
+            disable_rules: self.disable_rule.clone(),
         }
-        sel.disable_tags.extend(self.disable_tag.iter().cloned());
-        sel.enable_tags.extend(self.enable_tag.iter().cloned());
-        sel.disable_rules.extend(self.disable_rule.iter().cloned());
     }
 }
 
@@ -235,16 +293,41 @@ impl Default for Config {
     }
 }
 
+/// Why a config file did not load; every error names the file (and, from
+/// the YAML reader, the key path and line).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {msg}", path.display())]
+    Invalid { path: PathBuf, msg: String },
+}
+
+impl ConfigError {
+    fn invalid(path: &Path, msg: impl std::fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            msg: msg.to_string(),
+        }
+    }
+}
+
 impl Config {
     /// Reads and checks `path`. Errors name the file, the key and the line.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::load_with(path, &[])
     }
 
     /// [`Config::load`] with `-o key.path=value` overrides applied on top.
-    pub fn load_with(path: &Path, overrides: &[Override]) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Config::parse_with(&text, path, overrides)
     }
 
@@ -255,7 +338,7 @@ impl Config {
         explicit: Option<&Path>,
         overrides: &[Override],
         no_file: &str,
-    ) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    ) -> Result<(Config, Option<PathBuf>), ConfigError> {
         if let Some(p) = explicit {
             return Ok((Config::load_with(p, overrides)?, Some(p.to_path_buf())));
         }
@@ -270,35 +353,36 @@ impl Config {
 
     /// Parses config text; `origin` names the file in errors and anchors
     /// relative rule paths.
-    #[cfg(test)]
-    pub fn parse(text: &str, origin: &Path) -> anyhow::Result<Config> {
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         Config::parse_with(text, origin, &[])
     }
 
     /// [`Config::parse`] with `-o` overrides applied to the parsed YAML before
     /// it is checked (so an override is checked like the file's own keys).
-    pub fn parse_with(text: &str, origin: &Path, overrides: &[Override]) -> anyhow::Result<Config> {
+    pub fn parse_with(
+        text: &str,
+        origin: &Path,
+        overrides: &[Override],
+    ) -> Result<Config, ConfigError> {
         let blank = text.trim().is_empty() || is_only_comments(text);
         let mut cfg: Config = if overrides.is_empty() {
             if blank {
                 Config::default()
             } else {
-                serde_yaml_ng::from_str(text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?
+                serde_yaml_ng::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?
             }
         } else {
             let mut doc: serde_yaml_ng::Value = if blank {
                 serde_yaml_ng::Value::Mapping(Default::default())
             } else {
-                serde_yaml_ng::from_str(text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?
+                serde_yaml_ng::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?
             };
             for o in overrides {
                 o.apply(&mut doc)
-                    .map_err(|e| anyhow::anyhow!("{}: -o {}: {e}", origin.display(), o.key))?;
+                    .map_err(|e| ConfigError::invalid(origin, format!("-o {}: {e}", o.key)))?;
             }
             serde_yaml_ng::from_value(doc)
-                .map_err(|e| anyhow::anyhow!("{} with the -o overrides: {e}", origin.display()))?
+                .map_err(|e| ConfigError::invalid(origin, format!("with the -o overrides: {e}")))?
         };
         let base = origin.parent().unwrap_or(Path::new("."));
         for r in &mut cfg.rules {
@@ -308,8 +392,7 @@ impl Config {
             }
         }
         cfg.outputs.nats_connection = cfg.nats.clone();
-        cfg.check()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", origin.display()))?;
+        cfg.check().map_err(|e| ConfigError::invalid(origin, e))?;
         Ok(cfg)
     }
 
@@ -408,7 +491,7 @@ mod tests {
     use super::*;
     use vigil_sinks::config::SyslogAddress;
 
-    fn parse(y: &str) -> anyhow::Result<Config> {
+    fn parse(y: &str) -> Result<Config, ConfigError> {
         Config::parse(y, Path::new("/etc/vigil/vigil.yaml"))
     }
 
@@ -588,37 +671,103 @@ outputs:
         assert!("a..b=1".parse::<Override>().is_err());
     }
 
-    #[test]
-    fn selection_by_priority_tag_and_name() {
-        let rule = |name: &str, p: Priority, tags: &[&str]| RuleInfo {
+    fn rule(name: &str, p: Priority, enabled: bool, tags: &[&str]) -> RuleInfo {
+        RuleInfo {
             name: name.into(),
             priority: p,
-            enabled: true,
+            enabled,
             events: vec![],
             tags: tags.iter().map(|t| t.to_string()).collect(),
             desc: String::new(),
             falco: None,
-        };
+        }
+    }
+
+    #[test]
+    fn selection_by_priority_tag_and_name() {
         let shell = rule(
             "Shell in container",
             Priority::Critical,
+            true,
             &["container", "shell"],
         );
-        let net = rule("Outbound to C2", Priority::Notice, &["network"]);
+        let net = rule("Outbound to C2", Priority::Notice, true, &["network"]);
         let sel = |y: &str| -> Select { serde_yaml_ng::from_str(y).unwrap() };
-        assert!(!Select::default().disables(&shell));
+        assert_eq!(Select::default().verdict(&shell), None);
         let s = sel("min_priority: WARN");
-        assert!(!s.disables(&shell) && s.disables(&net));
+        assert_eq!((s.verdict(&shell), s.verdict(&net)), (None, Some(false)));
         let s = sel("disable_tags: [network]");
-        assert!(!s.disables(&shell) && s.disables(&net));
+        assert_eq!((s.verdict(&shell), s.verdict(&net)), (None, Some(false)));
         let s = sel("enable_tags: [shell]");
-        assert!(!s.disables(&shell) && s.disables(&net));
-        let s = sel("disable_rules: [\"in contain\"]");
-        assert!(s.disables(&shell) && !s.disables(&net));
+        assert_eq!(
+            (s.verdict(&shell), s.verdict(&net)),
+            (Some(true), Some(false))
+        );
+        // Inside a layer, disabling wins over enable_tags.
+        let s = sel("enable_tags: [shell]\ndisable_rules: [\"in contain\"]");
+        assert_eq!(s.verdict(&shell), Some(false));
         let s = sel("disable_rules: [\"Outbound*\"]");
-        assert!(!s.disables(&shell) && s.disables(&net));
+        assert_eq!((s.verdict(&shell), s.verdict(&net)), (None, Some(false)));
         let s = sel("disable_rules: [\"Outbound\"]");
-        assert!(s.disables(&net), "substring");
+        assert_eq!(s.verdict(&net), Some(false), "substring");
         assert!(serde_yaml_ng::from_str::<Select>("min_priority: loud").is_err());
+    }
+
+    /// file < config `select:` < command line: each layer decides for the
+    /// rules it speaks about.
+    #[test]
+    fn selection_layers_override_in_order() {
+        let quiet = rule("Quiet", Priority::Notice, false, &["extra"]);
+        let net = rule("Net", Priority::Warning, true, &["network"]);
+        let sel = |config: &str, flags: &str| Selection {
+            config: serde_yaml_ng::from_str(config).unwrap(),
+            flags: serde_yaml_ng::from_str(flags).unwrap(),
+        };
+        // The config turns on a rule its file disables; the flags turn it off.
+        let s = sel("enable_tags: [extra, network]", "{}");
+        assert_eq!(
+            (s.verdict(&quiet), s.verdict(&net)),
+            (Some(true), Some(true))
+        );
+        let s = sel("enable_tags: [extra, network]", "disable_tags: [extra]");
+        assert_eq!(
+            (s.verdict(&quiet), s.verdict(&net)),
+            (Some(false), Some(true))
+        );
+        // The config disables; the flags' -t wins for the rules it names.
+        let s = sel(
+            "disable_tags: [network]\nmin_priority: error",
+            "enable_tags: [network]",
+        );
+        assert_eq!(
+            (s.verdict(&quiet), s.verdict(&net)),
+            (Some(false), Some(true))
+        );
+        let s = sel("disable_tags: [network]", "disable_rules: [Quiet]");
+        assert_eq!(
+            (s.verdict(&quiet), s.verdict(&net)),
+            (Some(false), Some(false))
+        );
+        assert_eq!(Selection::default().verdict(&quiet), None);
+    }
+
+    #[test]
+    fn the_flags_layer_is_the_flags() {
+        let a = SelectArgs {
+            min_priority: Some(Priority::Error),
+            disable_tag: vec!["a".into()],
+            enable_tag: vec!["b".into()],
+            disable_rule: vec!["c".into()],
+        };
+        let s = a.to_select();
+        assert_eq!(s.min_priority, Some(Priority::Error));
+        assert_eq!(
+            (s.disable_tags, s.enable_tags, s.disable_rules),
+            (
+                vec!["a".to_string()],
+                vec!["b".to_string()],
+                vec!["c".to_string()]
+            )
+        );
     }
 }

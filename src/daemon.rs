@@ -1,8 +1,11 @@
-//! Daemon lifecycle helpers: systemd readiness notification (`sd_notify` over
-//! `$NOTIFY_SOCKET`, no libsystemd) and signal handling (SIGHUP -> reload,
-//! first SIGTERM/SIGINT -> graceful shutdown, second -> exit at once).
+//! Daemon lifecycle: `vigil run` itself ([`run`], the event loop in
+//! `daemon/run.rs`, its health bookkeeping in `daemon/health.rs`), systemd
+//! readiness notification (`sd_notify` over `$NOTIFY_SOCKET`, no libsystemd)
+//! and the one signal handler every live command uses ([`Signals`]: SIGHUP ->
+//! reload, first SIGTERM/SIGINT -> graceful shutdown, second -> exit at once
+//! with 128 + the signal's number).
 //!
-//! Wiring (in `vigil run`, inside the tokio runtime):
+//! Wiring (in [`run`], inside the tokio runtime):
 //! ```ignore
 //! let mut signals = daemon::Signals::install()?;
 //! daemon::notify(&[NotifyState::Ready, NotifyState::Status("watching")])?; // after sensors attach
@@ -20,8 +23,10 @@
 //! router.shutdown(timeout).await;
 //! ```
 
-// The daemon wires in only part of this API; the rest is used by tests.
-#![allow(dead_code)]
+mod health;
+mod run;
+
+pub use run::{run, Options, RunError};
 
 use std::os::unix::net::UnixDatagram;
 
@@ -141,6 +146,15 @@ pub enum ShutdownSignal {
     Int,
 }
 
+impl std::fmt::Display for ShutdownSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ShutdownSignal::Term => "SIGTERM",
+            ShutdownSignal::Int => "SIGINT",
+        })
+    }
+}
+
 impl ShutdownSignal {
     /// Conventional exit status for dying by this signal (128 + signo).
     pub fn exit_code(self) -> i32 {
@@ -160,36 +174,67 @@ pub enum DaemonSignal {
     Shutdown(ShutdownSignal),
 }
 
-/// The daemon's signal streams. Installing replaces the default actions of
-/// SIGTERM, SIGINT and SIGHUP for the whole process.
+/// The signal streams of a live command. Installing replaces the default
+/// actions of SIGTERM and SIGINT (and SIGHUP for the daemon) for the whole
+/// process; install before READY=1 is sent, so an early signal is never
+/// lost to the default action.
 pub struct Signals {
     term: Signal,
     int: Signal,
-    hup: Signal,
+    /// SIGHUP, for the daemon only: a one-shot command (`snoop`, `record`)
+    /// keeps the default action (a closed terminal ends it).
+    hup: Option<Signal>,
 }
 
 impl Signals {
-    /// Registers the handlers. Must be called inside a tokio runtime.
+    /// The daemon's handlers: SIGTERM, SIGINT and SIGHUP. Must be called
+    /// inside a tokio runtime.
     pub fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hup: Some(signal(SignalKind::hangup())?),
+            ..Signals::install_shutdown()?
+        })
+    }
+
+    /// SIGTERM and SIGINT only, for the one-shot live commands. Must be
+    /// called inside a tokio runtime.
+    pub fn install_shutdown() -> std::io::Result<Signals> {
         Ok(Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
+            hup: None,
         })
     }
 
     /// Waits for the next signal.
     pub async fn recv(&mut self) -> DaemonSignal {
+        let Signals { term, int, hup } = self;
         loop {
+            let hup = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let got = tokio::select! {
-                v = self.term.recv() => v.map(|()| DaemonSignal::Shutdown(ShutdownSignal::Term)),
-                v = self.int.recv() => v.map(|()| DaemonSignal::Shutdown(ShutdownSignal::Int)),
-                v = self.hup.recv() => v.map(|()| DaemonSignal::Reload),
+                v = term.recv() => v.map(|()| DaemonSignal::Shutdown(ShutdownSignal::Term)),
+                v = int.recv() => v.map(|()| DaemonSignal::Shutdown(ShutdownSignal::Int)),
+                v = hup => v.map(|()| DaemonSignal::Reload),
             };
             match got {
                 Some(s) => return s,
                 // A stream ends only if the runtime's signal driver is gone; wait on the others.
                 None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Waits for the next SIGTERM or SIGINT (a SIGHUP meanwhile is ignored).
+    pub async fn shutdown(&mut self) -> ShutdownSignal {
+        loop {
+            match self.recv().await {
+                DaemonSignal::Shutdown(s) => return s,
+                DaemonSignal::Reload => debug!("SIGHUP ignored: nothing to reload"),
             }
         }
     }
@@ -200,24 +245,14 @@ impl Signals {
     where
         F: FnOnce(ShutdownSignal) + Send + 'static,
     {
-        tokio::spawn(async move {
-            loop {
-                match self.recv().await {
-                    DaemonSignal::Shutdown(s) => {
-                        on_second(s);
-                        return;
-                    }
-                    DaemonSignal::Reload => debug!("SIGHUP during shutdown ignored"),
-                }
-            }
-        })
+        tokio::spawn(async move { on_second(self.shutdown().await) })
     }
 
     /// [`Signals::on_second_shutdown`] that exits the process at once (status 128 + signo),
     /// skipping whatever flush is still running.
     pub fn exit_on_second_shutdown(self) -> tokio::task::JoinHandle<()> {
         self.on_second_shutdown(|s| {
-            warn!("second {s:?} signal: exiting without finishing the flush");
+            warn!("second {s}: exiting without finishing the flush");
             std::process::exit(s.exit_code());
         })
     }

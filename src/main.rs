@@ -1,14 +1,8 @@
 //! The `vigil` command line: argument parsing and dispatch to one module per
-//! subcommand (`commands::*`). Logging goes to stderr through `tracing`.
+//! subcommand (`commands::*`), each calling the `vigil` library (`src/lib.rs`).
+//! Logging goes to stderr through `tracing`.
 
 mod commands;
-mod config;
-mod daemon;
-mod fleet;
-mod metrics;
-mod perms;
-mod pipeline;
-mod reload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +36,7 @@ pub enum Command {
     /// List the fields rules can read.
     Fields(commands::fields::Args),
     /// A fleet over NATS: push rule sets to a KV bucket, show hosts' status.
-    Fleet(fleet::cli::Args),
+    Fleet(commands::fleet::Args),
     /// Print a shell completion script (e.g. `vigil completions bash > /etc/bash_completion.d/vigil`).
     Completions(commands::docs::CompletionsArgs),
     /// Write the man pages (vigil.1, vigil-run.1, ...) into DIR.
@@ -73,7 +67,7 @@ fn main() -> ExitCode {
         Command::Snoop(a) => commands::snoop::run(a),
         Command::Explain(a) => commands::explain::run(a),
         Command::Fields(a) => commands::fields::run(a),
-        Command::Fleet(a) => fleet::cli::run(a),
+        Command::Fleet(a) => commands::fleet::run(a),
         Command::Completions(a) => commands::docs::completions(a),
         Command::Man(a) => commands::docs::man(a),
     };

@@ -2,7 +2,7 @@
 //! a rule directory, the config file, or any directory above them can switch
 //! detection off (`- {rule: X, enabled: false}`), so `vigil run` checks them
 //! the way sshd (`StrictModes`) and sudo check their files: before the first
-//! load and again on every reload (`crate::commands::run`); `vigil validate`
+//! load and again on every reload (`crate::daemon::run`); `vigil validate`
 //! reports the same findings as warnings.
 //!
 //! A path passes when it is owned by root or by the user vigil runs as, is not

@@ -220,3 +220,51 @@ fn explain_wraps_the_shipped_rules_and_has_a_json_format() {
     assert!(v["types"]["open"]["mode"].is_string(), "{v}");
     assert!(v["rules"].as_array().is_some_and(|r| !r.is_empty()));
 }
+
+/// `ACTIVE` of rule `name` in `vigil run -L` output.
+fn active(out: &str, name: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in:\n{out}"));
+    line.split_whitespace().last().unwrap().to_string()
+}
+
+/// `-t TAG` and `select.enable_tags` run a rule its file disables, as
+/// Falco's `-t` does; precedence is file < config `select:` < command line.
+#[test]
+fn enable_tags_turn_on_a_file_disabled_rule_and_the_command_line_wins() {
+    let d = rules_dir();
+    std::fs::write(
+        d.path().join("quiet.yaml"),
+        "- rule: Quiet probe\n  desc: t\n  events: [exec]\n  condition: proc.name == \"quietprobe\"\n  output: q\n  priority: notice\n  tags: [extra]\n  enabled: false\n",
+    )
+    .unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let list = |cfg: &str, flags: &[&str]| -> String {
+        let c = etc.path().join("vigil.yaml");
+        std::fs::write(&c, cfg).unwrap();
+        let mut a = vec!["run", "-L", "--config", p(&c), "--rules", p(d.path())];
+        a.extend_from_slice(flags);
+        let o = vigil(&a);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let out = list("{}", &[]);
+    assert_eq!(active(&out, "Quiet probe"), "no", "the file disables it");
+    let out = list("{}", &["-t", "extra"]);
+    assert_eq!(active(&out, "Quiet probe"), "yes", "{out}");
+    assert_eq!(active(&out, "Shell probe"), "no", "{out}");
+    let out = list("select: { enable_tags: [extra, shell] }", &[]);
+    assert_eq!(active(&out, "Quiet probe"), "yes", "{out}");
+    assert_eq!(active(&out, "Net probe"), "no", "{out}");
+    // The command line over the config, both ways.
+    let out = list("select: { enable_tags: [extra, shell] }", &["-T", "extra"]);
+    assert_eq!(active(&out, "Quiet probe"), "no", "{out}");
+    assert_eq!(active(&out, "Shell probe"), "yes", "{out}");
+    let out = list("select: { disable_tags: [shell] }", &["-t", "shell"]);
+    assert_eq!(active(&out, "Shell probe"), "yes", "{out}");
+    // -t and -T in one layer: the disabling one wins.
+    let out = list("{}", &["-t", "extra", "-T", "extra"]);
+    assert_eq!(active(&out, "Quiet probe"), "no", "{out}");
+}

@@ -182,6 +182,30 @@ fn dry_run_loads_no_bpf_program() {
     );
 }
 
+/// `vigil run --config CFG` with its log (VIGIL_LOG=info) in `log`; killed
+/// when dropped, so a failed assertion leaves no daemon behind.
+struct Logged(std::process::Child);
+
+impl Logged {
+    fn run(cfg: &std::path::Path, log: &std::path::Path) -> Logged {
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .env("VIGIL_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        Logged(child)
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The value of `key=` in a log line.
 fn log_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let at = line.find(&format!(" {key}="))? + key.len() + 2;
@@ -239,21 +263,7 @@ fn reload_logs_are_consistent() {
     };
     std::fs::write(&cfg, config("")).unwrap();
     let log = d.path().join("vigil.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("VIGIL_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _guard = Kill(child);
+    let _guard = Logged::run(&cfg, &log);
     let start = wait_log(&log, "vigil running", 1).remove(0);
     assert_eq!(
         log_value(&start, "config"),
@@ -392,21 +402,7 @@ fn healthz_follows_the_webhook_and_shutdown_summarises() {
     )
     .unwrap();
     let log = d.path().join("vigil.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env("VIGIL_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut guard = Kill(child);
+    let mut guard = Logged::run(&cfg, &log);
     assert_eq!(wait_health(metrics_port, 200), "ok\n");
     exec_as(&name);
     let why = wait_health(metrics_port, 503);
@@ -578,4 +574,277 @@ fn hostname_of(v: &Vigil) -> String {
     v.wait_alert(10, |_| true)
         .and_then(|a| a["hostname"].as_str().map(String::from))
         .unwrap_or_default()
+}
+
+/// Issue 16: `vigil run` handles signals with `daemon::Signals` (the handler
+/// `tests/reload_daemon.rs` tests). The first SIGTERM (SIGINT) starts the
+/// flush; a second one during it exits at once with 128 + its number: 143
+/// for SIGTERM, 130 for SIGINT. The flush is held open by a webhook server
+/// that accepts the alert's connection and never answers (request timeout
+/// and `shutdown_timeout` 120 s).
+#[test]
+fn a_second_signal_during_the_flush_exits_with_its_own_code() {
+    if live_capable().is_none() {
+        return;
+    }
+    for (sig, name, code) in [
+        (libc::SIGTERM, "SIGTERM", 143),
+        (libc::SIGINT, "SIGINT", 130),
+    ] {
+        let hook = TcpListener::bind("127.0.0.1:0").unwrap();
+        let hook_port = hook.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for s in hook.incoming() {
+                let Ok(s) = s else { continue };
+                held.push(s);
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        let comm = unique("sig2");
+        let d = tempfile::tempdir().unwrap();
+        let rules = d.path().join("rules.yaml");
+        std::fs::write(&rules, probe_rule("Signal probe", &comm, "t")).unwrap();
+        let cfg_dir = d.path().join("etc");
+        std::fs::create_dir(&cfg_dir).unwrap();
+        let cfg = cfg_dir.join("vigil.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "rules: [{}]\nshutdown_timeout: 120s\noutputs:\n  webhook:\n    url: http://127.0.0.1:{hook_port}/a\n    timeout: 120s\n",
+                rules.display()
+            ),
+        )
+        .unwrap();
+        let log = d.path().join("vigil.log");
+        let mut daemon = Logged::run(&cfg, &log);
+        wait_log(&log, "vigil running", 1);
+        exec_as(&comm);
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("the alert's webhook request is in flight");
+        let pid = daemon.0.id() as i32;
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(pid, sig) };
+        wait_log(&log, &format!("{name}: shutting down"), 1);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, sig) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = daemon.0.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: no exit on the second signal (the flush waits 120 s)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(code), "{name}: {status:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains(&format!(
+                "second {name}: exiting without finishing the flush"
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// Issue 15: the rule selection follows config reloads without a restart.
+/// The config's `select:` changes from nothing to `enable_tags: [a]`: the
+/// rule its file disables (tag `a`) starts to fire, the other (tag `b`)
+/// stops (checked with a marker rule, also tagged `a`, fired after it).
+#[test]
+fn select_follows_a_config_reload() {
+    if live_capable().is_none() {
+        return;
+    }
+    let (a, b, c) = (unique("sela"), unique("selb"), unique("selc"));
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("r.yaml"),
+        format!(
+            "{}  enabled: false\n\n{}\n{}",
+            probe_rule("Select A", &a, "a"),
+            probe_rule("Select B", &b, "b"),
+            probe_rule("Select marker", &c, "a")
+        ),
+    )
+    .unwrap();
+    let etc = d.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let cfg = etc.join("vigil.yaml");
+    let config = |select: &str| {
+        format!(
+            "rules: [{}]\noutputs:\n  stdout: {{ format: json }}\n{select}",
+            rules.display()
+        )
+    };
+    std::fs::write(&cfg, config("")).unwrap();
+    let v = Vigil::spawn(
+        tempfile::tempdir().unwrap(),
+        &args(&["run", "--config", cfg.to_str().unwrap()]),
+        &[],
+    );
+    // A's process first, B's as the marker: B's alert comes first.
+    exec_as(&a);
+    exec_as(&b);
+    let first = v.wait_alert(20, |_| true).expect("an alert");
+    assert_eq!(first["rule"], "Select B", "{first}");
+
+    std::fs::write(&cfg, config("select: { enable_tags: [a] }\n")).unwrap();
+    // The reload lands when A's exec raises its alert.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        exec_as(&a);
+        if v.wait_alert(1, |x| x["rule"] == "Select A").is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Select A never fired after the config reload"
+        );
+    }
+    // B is off now: nothing from B before the marker's alert.
+    exec_as(&b);
+    exec_as(&c);
+    let seen = std::cell::RefCell::new(Vec::new());
+    v.wait_alert(20, |x| {
+        seen.borrow_mut().push(x["rule"].to_string());
+        x["rule"] == "Select marker"
+    })
+    .expect("the marker's alert");
+    let seen = seen.into_inner();
+    assert!(!seen.iter().any(|r| r.contains("Select B")), "{seen:?}");
+}
+
+/// A counter of a Prometheus scrape (`name{labels} value`), 0 when absent.
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue 15: a rule taken out with `-T` leaves the kernel filter, not only
+/// evaluation. Two open rules scoped to a process name each; the one tagged
+/// `noisy` is disabled. `explain` with the same flag keeps only the
+/// marker's name; live, the noisy process's 50+ opens pass the kernel
+/// filter zero times: once the marker process's last open has raised its
+/// alert, the kernel's passed-opens counter has grown by exactly the
+/// marker's alerts (every open that passes is the marker's, and each raises
+/// one).
+#[test]
+fn dash_t_keeps_a_disabled_rule_out_of_the_kernel_filter() {
+    if live_capable().is_none() {
+        return;
+    }
+    let (noisy, marker) = (unique("knoisy"), unique("kmark"));
+    let rule = |name: &str, comm: &str, tag: &str| {
+        format!(
+            "- rule: {name}\n  desc: t\n  events: [open]\n  condition: proc.name == \"{comm}\"\n  output: \"open {{file.path}} by {{proc.name}}\"\n  priority: warning\n  tags: [{tag}]\n"
+        )
+    };
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "{}\n{}",
+            rule("Noisy opens", &noisy, "noisy"),
+            rule("Marker opens", &marker, "kept")
+        ),
+    )
+    .unwrap();
+
+    let o = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["explain", "--format", "json", "-T", "noisy", "--rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let comms = &j["types"]["open"]["sets"]["comms"];
+    assert_eq!(comms, &serde_json::json!([marker.clone()]), "{j}");
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let etc = d.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let cfg = etc.join("vigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!("metrics: 127.0.0.1:{port}\noutputs:\n  stdout: {{ format: json }}\n"),
+    )
+    .unwrap();
+    let v = Vigil::spawn(
+        tempfile::tempdir().unwrap(),
+        &args(&[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "-T",
+            "noisy",
+        ]),
+        &[],
+    );
+    let passed = || {
+        let (_, body) = http_get(port, "/metrics").expect("metrics answer");
+        metric(&body, "vigil_kernel_events_passed_total{type=\"open\"}")
+    };
+    let before = passed();
+    let bin = tempfile::tempdir().unwrap();
+    let cat_noisy = copy_named(bin.path(), "/bin/cat", &noisy);
+    let o = Command::new(&cat_noisy)
+        .args(std::iter::repeat_n("/etc/hostname", 50))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let cat_marker = copy_named(bin.path(), "/bin/cat", &marker);
+    assert!(Command::new(&cat_marker)
+        .arg("/etc/hostname")
+        .output()
+        .unwrap()
+        .status
+        .success());
+    // Every alert up to the marker's open of /etc/hostname (its last open).
+    let alerts = std::cell::RefCell::new(Vec::new());
+    v.wait_alert(20, |a| {
+        alerts.borrow_mut().push(a["rule"].to_string());
+        a["rule"] == "Marker opens" && a["output_fields"]["file.path"] == "/etc/hostname"
+    })
+    .expect("the marker's open of /etc/hostname");
+    let alerts = alerts.into_inner();
+    assert!(
+        alerts.iter().all(|r| r.contains("Marker opens")),
+        "{alerts:?}"
+    );
+    // The counters reach the scrape on the daemon's next tick: wait until the
+    // marker's opens are all in, then nothing else may be.
+    let want = alerts.len() as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let grown = loop {
+        let n = passed() - before;
+        if n >= want {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "passed opens grew by {n}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        grown, want,
+        "only the marker's opens pass the kernel filter"
+    );
 }

@@ -4,13 +4,9 @@
 //! (syslog, webhook, email) switched on, so the examples cannot drift
 //! from the keys the loader accepts.
 
-#[allow(dead_code)] // the binary uses all of it; this test only parses
-#[path = "../src/config.rs"]
-mod config;
-
 use std::path::{Path, PathBuf};
 
-use config::Config;
+use vigil::config::Config;
 
 fn shipped() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/vigil.yaml"))

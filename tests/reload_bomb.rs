@@ -6,8 +6,7 @@
 
 #[path = "../engine/tests/common/bombs.rs"]
 mod bombs;
-#[path = "../src/reload.rs"]
-mod reload;
+use vigil::reload;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -3,14 +3,12 @@
 //! handling, and SIGHUP / SIGTERM / second-SIGINT behaviour in a child process
 //! (this test binary re-run with a filter, so the signals hit only the child).
 
-#[path = "../src/daemon.rs"]
-mod daemon;
-
 use std::io::{BufRead, BufReader};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vigil::daemon;
 
 use daemon::{DaemonSignal, NotifyState, ShutdownSignal, Signals};
 
@@ -182,4 +180,50 @@ fn signals_reload_then_graceful_then_forced_exit() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(ShutdownSignal::Int.exit_code()));
+}
+
+#[test]
+#[ignore = "child process of shutdown_only_signals_leave_sighup_alone"]
+fn child_shutdown_only() {
+    if std::env::var_os("VIGIL_TEST_CHILD").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut signals = Signals::install_shutdown().unwrap();
+        println!("CHILD READY");
+        let s = signals.shutdown().await;
+        println!("CHILD SHUTDOWN {s}");
+    });
+}
+
+/// `Signals::install_shutdown` (snoop, record) takes SIGTERM and SIGINT but
+/// leaves SIGHUP its default action: a closed terminal ends the command.
+#[test]
+fn shutdown_only_signals_leave_sighup_alone() {
+    use std::os::unix::process::ExitStatusExt;
+    for (sig, shown) in [(libc::SIGINT, "SIGINT"), (libc::SIGHUP, "")] {
+        let mut c = child("child_shutdown_only", &[]).spawn().unwrap();
+        let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+        assert!(lines
+            .by_ref()
+            .any(|l| l.is_ok_and(|l| l.contains("CHILD READY"))));
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(c.id() as libc::pid_t, sig) }, 0);
+        let rest: Vec<String> = lines.map_while(Result::ok).collect();
+        let status = c.wait().unwrap();
+        if sig == libc::SIGHUP {
+            assert_eq!(status.signal(), Some(libc::SIGHUP), "{rest:?}");
+        } else {
+            assert!(status.success(), "{status:?}");
+            assert!(
+                rest.iter()
+                    .any(|l| l.contains(&format!("CHILD SHUTDOWN {shown}"))),
+                "{rest:?}"
+            );
+        }
+    }
 }

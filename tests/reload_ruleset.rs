@@ -4,13 +4,11 @@
 //! file (old rules kept, error names file, line and rule), the fix, and an
 //! override that disables a shipped rule.
 
-#[path = "../src/reload.rs"]
-mod reload;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use vigil::reload;
 
 use reload::{ReloadEvent, WatchConfig, Watcher};
 use vigil_engine::{LoadErrors, RuleSet, RuleSetDiff};

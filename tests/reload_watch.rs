@@ -4,9 +4,6 @@
 //! config file, SIGHUP-style triggers, and (once the engine has it) the real
 //! `RuleSet::load`.
 
-#[path = "../src/reload.rs"]
-mod reload;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -14,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use vigil::reload;
 
 use reload::{Cause, ReloadEvent, WatchConfig, Watcher};
 use tokio::sync::mpsc::Receiver;

@@ -399,6 +399,48 @@ impl RuleSet {
         names
     }
 
+    /// Enables every disabled rule for which `on` returns true (the daemon's
+    /// rule selection turning on a rule its file disables: `-t TAG`) and
+    /// rebuilds the candidate index; returns the names enabled. A Falco rule
+    /// vigil cannot run (`falco.inactive`) stays off. Refused, with nothing
+    /// changed, when the enabled rules would then cost more than
+    /// `max_set_nodes` per event in all (the load's set budget,
+    /// [`Limits::set_nodes`]).
+    pub fn enable_where(
+        &mut self,
+        mut on: impl FnMut(&RuleInfo) -> bool,
+        max_set_nodes: usize,
+    ) -> Result<Vec<String>, String> {
+        let infos: Vec<RuleInfo> = self.rules().collect();
+        let turn_on: Vec<bool> = infos
+            .iter()
+            .map(|i| !i.enabled && i.falco.as_ref().is_none_or(|f| f.inactive.is_none()) && on(i))
+            .collect();
+        let total = self
+            .rules
+            .iter()
+            .zip(&turn_on)
+            .filter(|(r, on)| r.enabled || **on)
+            .fold(0usize, |n, (r, _)| n.saturating_add(r.cost.nodes));
+        if total > max_set_nodes {
+            return Err(format!(
+                "enabling them would make the enabled rules cost {total} nodes per event in all, \
+                 more than {max_set_nodes}"
+            ));
+        }
+        let mut names = Vec::new();
+        for ((r, info), on) in self.rules.iter_mut().zip(&infos).zip(turn_on) {
+            if on {
+                r.enabled = true;
+                names.push(info.name.clone());
+            }
+        }
+        if !names.is_empty() {
+            self.index = build_index(&self.rules);
+        }
+        Ok(names)
+    }
+
     /// Number of rules, macros, lists and files loaded.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         (
@@ -421,7 +463,11 @@ impl RuleSet {
         for r in &self.rules {
             match old.by_name.get(&*r.name) {
                 None => d.added.push(r.name.to_string()),
-                Some(i) if old.rules[*i as usize].fingerprint != r.fingerprint => {
+                // `enabled` also apart: the selection changes it after the load.
+                Some(i)
+                    if old.rules[*i as usize].fingerprint != r.fingerprint
+                        || old.rules[*i as usize].enabled != r.enabled =>
+                {
                     d.changed.push(r.name.to_string())
                 }
                 _ => {}

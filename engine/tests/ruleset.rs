@@ -607,3 +607,40 @@ fn disable_where_removes_rules_from_evaluation_and_filter() {
     ));
     assert!(fired(&Arc::new(rs), &exec).is_empty());
 }
+
+/// The selection's `-t TAG` turns on a rule its file disables: it fires, has
+/// its kernel-filter term back, and shows as changed in a diff; the set's
+/// node budget still holds (refused whole when it would not).
+#[test]
+fn enable_where_turns_on_a_rule_its_file_disables() {
+    let src = BASE.replace(
+        "  tags: [process]\n",
+        "  tags: [process]\n  enabled: false\n",
+    );
+    let mut rs = load(&src);
+    let exec = ev(
+        json!({"evt.type": "exec", "proc.name": "sh", "proc.pname": "nginx", "proc.cmdline": "sh -c id"}),
+    );
+    assert!(fired(&Arc::new(load(&src)), &exec).is_empty());
+    assert!(matches!(
+        rs.kernel_filter().types[EventType::Exec.index()],
+        TypeFilter::Drop
+    ));
+    let tagged = |r: &vigil_engine::RuleInfo| r.tags.iter().any(|t| t == "process");
+    let e = rs.enable_where(tagged, 1).unwrap_err();
+    assert!(e.contains("more than 1"), "{e}");
+    assert!(rs.rules().all(|r| r.enabled == (r.name == "Read shadow")));
+    let on = rs
+        .enable_where(tagged, vigil_engine::ruleset::MAX_SET_NODES)
+        .unwrap();
+    assert_eq!(on, vec!["Shell spawned by web server"]);
+    assert!(!matches!(
+        rs.kernel_filter().types[EventType::Exec.index()],
+        TypeFilter::Drop
+    ));
+    assert_eq!(rs.diff(&load(&src)).changed, on);
+    assert_eq!(
+        fired(&Arc::new(rs), &exec),
+        vec!["Shell spawned by web server"]
+    );
+}

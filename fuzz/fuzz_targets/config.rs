@@ -1,13 +1,8 @@
-//! Config loader: any text as vigil's config file. `src/config.rs` lives in
-//! the binary crate but depends only on serde and vigil-sinks, so it is
-//! included here as a module; its `Config::parse` reads the whole file,
+//! Config loader: any text as vigil's config file. `vigil::config::Config::parse`
+//! (the `vigil` library) reads the whole file,
 //! including the sinks' `outputs:` section (`vigil_sinks::OutputsConfig`),
 //! which is also parsed on its own.
 #![no_main]
-
-#[allow(dead_code)]
-#[path = "../../src/config.rs"]
-mod config;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -15,6 +10,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = config::Config::parse(text, std::path::Path::new("/etc/vigil/vigil.yaml"));
+    let _ = vigil::config::Config::parse(text, std::path::Path::new("/etc/vigil/vigil.yaml"));
     let _ = serde_yaml_ng::from_str::<vigil_sinks::OutputsConfig>(text);
 });

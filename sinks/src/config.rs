@@ -432,6 +432,11 @@ pub struct EmailConfig {
     /// digest mail. `0s` sends one mail per alert.
     #[serde(default = "default_digest_window", deserialize_with = "de_duration")]
     pub digest_window: Duration,
+    /// Mail the first alert of a quiet period at once, before its digest
+    /// window opens (default). `false`: digests only, every mail waits for
+    /// its window.
+    #[serde(default = "default_immediate_first")]
+    pub immediate_first: bool,
     /// Alerts listed in full in one mail; the rest of a digest is summarised
     /// as counts per rule.
     #[serde(default = "default_max_listed", deserialize_with = "de_queue_size")]
@@ -519,6 +524,10 @@ fn default_app_name() -> String {
 fn default_max_message_size() -> usize {
     8192
 }
+fn default_immediate_first() -> bool {
+    true
+}
+
 fn default_digest_window() -> Duration {
     Duration::from_secs(60)
 }

@@ -1,5 +1,6 @@
 //! The email sink (lettre, async SMTP over tokio; none / STARTTLS / TLS with
-//! rustls). The first alert after a quiet `digest_window` is mailed at once;
+//! rustls). The first alert after a quiet `digest_window` is mailed at once
+//! (unless `immediate_first: false`: digests only);
 //! alerts arriving within `digest_window` after it are one digest mail, so
 //! an alert storm sends a bounded number of mails (the router's
 //! `BatchPolicy::lead_alone`; counted as immediate batches and digests); the
@@ -122,7 +123,7 @@ pub(crate) fn build(
             window: cfg.digest_window,
             max: cfg.max_alerts_per_mail,
             count_rest: true,
-            lead_alone: true,
+            lead_alone: cfg.immediate_first,
         }
     };
     Ok((

@@ -923,7 +923,7 @@ impl Worker {
                 Outcome::Sent => {
                     if lead {
                         self.c.immediate.fetch_add(1, Ordering::Relaxed);
-                    } else if self.policy.lead_alone && !self.policy.window.is_zero() {
+                    } else if self.policy.count_rest && !self.policy.window.is_zero() {
                         self.c.digests.fetch_add(1, Ordering::Relaxed);
                     }
                     let n = self.notices.retry_given_up();

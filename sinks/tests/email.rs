@@ -182,6 +182,36 @@ async fn first_alert_at_once_then_a_burst_as_one_digest() {
     assert!(d.body().contains("vigil raised 20 alerts on testhost"));
 }
 
+/// Issue 15: `immediate_first: false` turns the mail at once off: the
+/// first alert of a quiet period waits in its window with the rest, and
+/// the one mail is a digest (counted as one, no immediate batch).
+#[tokio::test]
+async fn digests_only_when_immediate_first_is_off() {
+    let mut srv = SmtpServer::start().await;
+    let cfg = outputs(&format!(
+        "email:\n  smtp: smtp://{}\n  tls: none\n  from: vigil@example.invalid\n  to: [sec@example.invalid]\n  digest_window: 1h\n  immediate_first: false\n",
+        srv.addr
+    ));
+    let router = Router::start(&cfg, "testhost").unwrap();
+    router.submit(alert("Page me", Priority::Critical, 1));
+    for i in 0..3 {
+        router.submit(alert("Burst", Priority::Warning, 10 + i));
+    }
+    eventually(|| (router.stats()[0].queued == 4).then_some(())).await;
+    assert!(
+        srv.rx.try_recv().is_err(),
+        "nothing before the window closes"
+    );
+    let r = router.shutdown(Duration::from_secs(10)).await;
+    assert_eq!((r.sinks[0].immediate, r.sinks[0].digests), (0, 1));
+    let d = recv(&mut srv.rx).await;
+    assert!(srv.rx.try_recv().is_err(), "one digest");
+    assert_eq!(
+        d.header("subject").unwrap(),
+        "[vigil] Critical Page me on testhost (+3 more alerts)"
+    );
+}
+
 #[tokio::test]
 async fn smtp_down_then_up() {
     let port = free_port();

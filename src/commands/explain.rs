@@ -17,7 +17,7 @@ pub struct Args {
     pub rules: crate::RulesArg,
     /// The rule selection `vigil run` would apply (a disabled rule contributes nothing).
     #[command(flatten)]
-    pub select: crate::config::SelectArgs,
+    pub select: vigil::config::SelectArgs,
     /// JSON output (same as `--format json`).
     #[arg(long)]
     pub json: bool,
@@ -74,9 +74,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut rs = RuleSet::load(&args.rules.rules)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("rules failed to load")?;
-    let mut select = crate::config::Select::default();
-    args.select.merge_into(&mut select);
-    select.apply(&mut rs);
+    let select = vigil::config::Selection {
+        config: Default::default(),
+        flags: args.select.to_select(),
+    };
+    select.apply(&mut rs).map_err(|e| anyhow::anyhow!("{e}"))?;
     let f = rs.kernel_filter();
     let contribs = rs.filter_contributions();
     if args.json || args.format == OutFormat::Json {

@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod explain;
 pub mod fields;
+pub mod fleet;
 pub mod record;
 pub mod replay;
 pub mod run;

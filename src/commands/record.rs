@@ -13,7 +13,7 @@ use anyhow::Context;
 use vigil_engine::filter::KernelFilter;
 use vigil_engine::ruleset::RuleSet;
 
-use crate::pipeline::Live;
+use vigil::pipeline::Live;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -56,15 +56,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("creating {}", args.out.display()))?,
         ))
     };
-    let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
+    let rt = vigil::pipeline::runtime().context("starting the tokio runtime")?;
     let n = rt.block_on(async {
-        let mut shutdown = crate::pipeline::Shutdown::install()?;
+        let mut signals = vigil::daemon::Signals::install_shutdown()?;
         let mut live = Live::start_ready(&filter)?;
-        let deadline = tokio::time::sleep(crate::pipeline::run_time(args.duration));
+        let deadline = tokio::time::sleep(vigil::pipeline::run_time(args.duration));
         tokio::pin!(deadline);
         let mut n = 0u64;
         let mut write =
-            |le: crate::pipeline::LiveEvent, out: &mut dyn Write| -> anyhow::Result<()> {
+            |le: vigil::pipeline::LiveEvent, out: &mut dyn Write| -> anyhow::Result<()> {
                 if le.eligible {
                     let line = serde_json::Value::Object(le.event.to_flat_json());
                     writeln!(out, "{line}")?;
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
         loop {
             tokio::select! {
-                _ = shutdown.wait() => break,
+                _ = signals.shutdown() => break,
                 _ = &mut deadline => break,
                 ev = live.next() => {
                     let Some(le) = ev else { break };

@@ -12,7 +12,7 @@ use anyhow::Context;
 use vigil_engine::filter::{FilterSets, KernelFilter, TypeFilter};
 use vigil_engine::{Detail, Event, EventType};
 
-use crate::pipeline::Live;
+use vigil::pipeline::Live;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -482,7 +482,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn snoop(args: Args) -> anyhow::Result<ExitCode> {
-    let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
+    let rt = vigil::pipeline::runtime().context("starting the tokio runtime")?;
     let v = args.kind.view();
     rt.block_on(async move {
         let mut filter = snoop_filter(v.kind(), &v.common.comm, &v.common.pid);
@@ -491,9 +491,9 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
             filter.types[EventType::ExecFailed.index()] =
                 filter.types[EventType::Exec.index()].clone();
         }
-        let mut shutdown = crate::pipeline::Shutdown::install()?;
+        let mut signals = vigil::daemon::Signals::install_shutdown()?;
         let mut live = Live::start_ready(&filter)?;
-        let deadline = tokio::time::sleep(crate::pipeline::run_time(v.common.duration));
+        let deadline = tokio::time::sleep(vigil::pipeline::run_time(v.common.duration));
         tokio::pin!(deadline);
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", header(&v))?;
@@ -502,7 +502,7 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
         let mut rows = 0u64;
         loop {
             tokio::select! {
-                _ = shutdown.wait() => break,
+                _ = signals.shutdown() => break,
                 _ = &mut deadline => break,
                 ev = live.next() => {
                     let Some(le) = ev else { break };

@@ -2,7 +2,7 @@
 //! every error (`file:line:col: rule `X`: message`) and warning, then a
 //! summary with the worst-case condition cost per event (`--costs`: per
 //! rule); exit 0 when the rules load, 1 when they do not. Paths `vigil run`
-//! would refuse for their permissions (`crate::perms`) are warnings here.
+//! would refuse for their permissions (`vigil::perms`) are warnings here.
 //! Rules from Falco files are listed one per line, active or inactive with
 //! the reason; `--strict` makes an inactive Falco rule an error (exit 1).
 
@@ -28,7 +28,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The daemon's permission check, as warnings: `vigil run` would refuse these.
-    for f in crate::perms::check(&args.paths, None) {
+    for f in vigil::perms::check(&args.paths, None) {
         eprintln!(
             "{}: warning: insecure permissions: {} (`vigil run` refuses it)",
             f.path.display(),

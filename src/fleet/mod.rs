@@ -18,10 +18,9 @@
 //!
 //! Each host writes its [`HostStatus`] to a KV bucket (`vigil-status` by
 //! default, key = host name) after every load or reload and every
-//! [`STATUS_EVERY`]; `vigil fleet status` ([`cli`]) shows them side by side
-//! with the latest push.
+//! [`STATUS_EVERY`]; `vigil fleet status` (the binary's `commands::fleet`)
+//! shows them side by side with the latest push.
 
-pub mod cli;
 mod mirror;
 
 use std::collections::BTreeMap;

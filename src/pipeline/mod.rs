@@ -209,32 +209,6 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// SIGTERM / SIGINT handlers, installed when created (before READY=1 is
-/// sent, so an early signal is never lost to the default action).
-pub struct Shutdown {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    /// Must be called inside the tokio runtime.
-    pub fn install() -> std::io::Result<Shutdown> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Shutdown {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// Resolves on the next SIGTERM or SIGINT.
-    pub async fn wait(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {},
-            _ = self.int.recv() => {},
-        }
-    }
-}
-
 /// How long a one-shot command runs: `--duration S`, or (in effect) forever.
 pub fn run_time(duration_secs: Option<f64>) -> std::time::Duration {
     duration_secs

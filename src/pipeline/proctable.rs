@@ -419,7 +419,7 @@ impl ProcTable {
     }
 
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.procs.len()
     }
 

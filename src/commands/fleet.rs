@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use vigil_sinks::nats_config::NatsConnection;
 
-use super::{
+use vigil::fleet::{
     content_hash, is_rule_name, now_secs, HostStatus, KvSource, PushMarker, PushState, PUSH_KEY,
 };
 
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn connection(a: &ConnArgs) -> anyhow::Result<NatsConnection> {
     let mut conn = match &a.config {
-        Some(p) => crate::config::Config::load(p)?
+        Some(p) => vigil::config::Config::load(p)?
             .nats
             .with_context(|| format!("{}: no `nats:` block", p.display()))?,
         None if a.nats.is_empty() => {
@@ -115,7 +115,7 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, (PathBuf, Vec<u
         anyhow::bail!("{}: no such file or directory", p.display());
     }
     let mut out = BTreeMap::new();
-    for p in crate::reload::list_rule_files(paths) {
+    for p in vigil::reload::list_rule_files(paths) {
         let name = p
             .file_name()
             .and_then(|n| n.to_str())
@@ -144,8 +144,8 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<BTreeMap<String, (PathBuf, Vec<u
 
 async fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
     let src = KvSource::parse(&match &a.prefix {
-        Some(p) => format!("{}{}/{p}", super::SCHEME, a.bucket),
-        None => format!("{}{}", super::SCHEME, a.bucket),
+        Some(p) => format!("{}{}/{p}", vigil::fleet::SCHEME, a.bucket),
+        None => format!("{}{}", vigil::fleet::SCHEME, a.bucket),
     })
     .unwrap_or_else(|| Err("not a nats-kv source".into()))
     .map_err(|e| anyhow::anyhow!("--bucket/--prefix: {e}"))?;
@@ -164,7 +164,7 @@ async fn push(a: PushArgs) -> anyhow::Result<ExitCode> {
 
     let conn = connection(&a.conn)?;
     let js = jetstream(&conn).await?;
-    let store = super::open_or_create_bucket(&js, &src.bucket, 5).await?;
+    let store = vigil::fleet::open_or_create_bucket(&js, &src.bucket, 5).await?;
     let by = vigil_engine::ruleset::hostname();
     let marker = |state| PushMarker {
         state,
@@ -396,7 +396,7 @@ mod tests {
             version: "0.1.0".into(),
             fleet_hash: hash.into(),
             rule_count: 3,
-            last_reload: Some(super::super::LastReload {
+            last_reload: Some(vigil::fleet::LastReload {
                 time: now_secs(),
                 ok,
                 error: (!ok).then(|| "1 error(s); first: x.yaml:1:1: bad".to_string()),

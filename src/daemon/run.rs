@@ -1,16 +1,17 @@
-//! `vigil run`: the daemon. Reads the config file (`--config`, default
+//! [`run`]: the daemon (`vigil run`). Reads the config file (`--config`, default
 //! `/etc/vigil/vigil.yaml` when present), loads rules, attaches the sensors,
 //! writes the kernel filter, evaluates rules on live events and hands alerts
 //! to the sinks router (`vigil_sinks::Router`: stdout, file, syslog, webhook,
-//! email). Rule files hot-reload through `crate::reload` (and on SIGHUP, which
+//! email). Rule files hot-reload through [`crate::reload`] (and on SIGHUP, which
 //! also reopens output files); so do the config file's `outputs` (a new router
-//! is started, swapped in, and the old one drains in the background; other
-//! changed keys are logged as needing a restart). `--metrics` serves
+//! is started, swapped in, and the old one drains in the background) and its
+//! `select:` (the rules are loaded again with the new selection); other
+//! changed keys are logged as needing a restart. `--metrics` serves
 //! Prometheus text. `READY=1` goes to `$NOTIFY_SOCKET` once every sensor is
 //! attached; SIGTERM/SIGINT flush the queued alerts and exit 0; a second one
-//! exits at once. Rule files, rule directories, the config and the
+//! exits at once (128 + its number). Rule files, rule directories, the config and the
 //! directories above them must not be writable by users other than root (or
-//! the user vigil runs as): `crate::perms` checks them at start and on every
+//! the user vigil runs as): [`crate::perms`] checks them at start and on every
 //! reload, and `--insecure-permissions` turns a refusal into a warning.
 
 use std::collections::BTreeMap;
@@ -20,62 +21,94 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use vigil_bpf::RawKind;
 use vigil_engine::ruleset::{hostname, Evaluator, RuleSet};
 use vigil_engine::{Alert, Priority};
 use vigil_sinks::config::Format;
 use vigil_sinks::Router;
 
-use crate::config::{Config, Override, SelectArgs};
-use crate::daemon::{notify, NotifyState};
+use super::health::{metrics_exposure_warning, shutdown_summary, EventLoss, OutputHealth};
+use crate::config::{Config, ConfigError, Override, Select, Selection};
+use crate::daemon::{notify, DaemonSignal, NotifyState, Signals};
 use crate::metrics::Metrics;
 use crate::pipeline::{Live, LiveOptions};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    pub rules: crate::RulesArg,
-    /// Configuration file (rules, outputs, limits; see sinks/CONFIG.md).
-    /// Default: /etc/vigil/vigil.yaml when it exists. Flags override it.
-    #[arg(long, value_name = "FILE")]
+/// What `vigil run` was asked to do (its command-line flags; see
+/// `vigil run --help` for each).
+#[derive(Debug, Default)]
+pub struct Options {
+    /// `--rules`: rule files or directories, instead of the config's `rules:`.
+    pub rules: Vec<PathBuf>,
+    /// `--config`; default /etc/vigil/vigil.yaml when it exists.
     pub config: Option<PathBuf>,
-    /// Print alerts on stdout as JSON lines (Falco's keys) instead of text.
-    #[arg(long)]
+    /// `--json`: alerts on stdout as JSON lines.
     pub json: bool,
-    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9376).
-    #[arg(long, value_name = "ADDR")]
+    /// `--metrics`: serve Prometheus text (and `/healthz`) here.
     pub metrics: Option<SocketAddr>,
-    /// Userspace event queue capacity (records) [config: event_queue; default 65536].
-    #[arg(long)]
+    /// `--queue`: userspace event queue capacity.
     pub queue: Option<usize>,
-    /// Maximum processes tracked [config: max_procs; default 65536].
-    #[arg(long)]
+    /// `--max-procs`: processes tracked.
     pub max_procs: Option<usize>,
-    /// Load rule files, rule directories and a config that users other than
-    /// root can change, with a warning, instead of refusing them.
-    #[arg(long)]
+    /// `--insecure-permissions`: warn instead of refusing.
     pub insecure_permissions: bool,
-    /// Override a config key, e.g. `-o outputs.webhook.url=https://h/x` or
-    /// `-o select.min_priority=warning`; the value is YAML; repeatable.
-    #[arg(short = 'o', long = "option", value_name = "KEY.PATH=VALUE")]
+    /// `-o KEY.PATH=VALUE` config overrides.
     pub overrides: Vec<Override>,
-    #[command(flatten)]
-    pub select: SelectArgs,
-    /// List the loaded rules (name, priority, tags, events, enabled in the
-    /// file, active after the selection) and exit.
-    #[arg(short = 'L', long)]
+    /// `--min-priority`, `-T`, `-t`, `-D`: the command line's layer of the
+    /// rule [`Selection`] (over the config's `select:`).
+    pub select: Select,
+    /// `-L`: list the rules and exit.
     pub list_rules: bool,
-    /// Load the config and rules, start (and stop) the outputs, derive the
-    /// kernel filter, attach nothing; exit 0 when all of it worked.
-    #[arg(long)]
+    /// `--dry-run`: check everything, attach nothing.
     pub dry_run: bool,
-    /// Stop after this long (`30s`, `5m`, or seconds), as on SIGTERM.
-    #[arg(long, value_name = "DURATION", value_parser = vigil_sinks::config::parse_duration)]
+    /// `--duration`: stop after this long.
     pub duration: Option<Duration>,
-    /// Start even when no rule is enabled (e.g. all disabled by the selection).
-    #[arg(long)]
+    /// `--allow-empty`: start with no enabled rule.
     pub allow_empty: bool,
+}
+
+/// Why `vigil run` did not start, or stopped on an error (a signal or
+/// `--duration` is a normal stop).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "no rules: give a rule file or directory with --rules PATH, or `rules:` in the config file"
+    )]
+    NoRules,
+    /// The `nats-kv://` rules source could not be mirrored.
+    #[error("{0:#}")]
+    Fleet(anyhow::Error),
+    #[error("{0}\nthe rules did not load ({n} error(s))", n = .0.0.len())]
+    Rules(vigil_engine::LoadErrors),
+    #[error(
+        "refusing to start: users other than root can change what configures detection:\n{}\n{}",
+        .0.iter().map(|f| format!("  {f}")).collect::<Vec<_>>().join("\n"),
+        crate::perms::FIX_HINT
+    )]
+    Insecure(Vec<crate::perms::Insecure>),
+    #[error(
+        "no enabled rule ({total} loaded from {paths}; the files or the selection disable the rest): \
+         nothing would be detected. Give rules with --rules PATH, loosen -T/-t/-D/--min-priority, \
+         or pass --allow-empty to start anyway"
+    )]
+    NoEnabledRule { total: usize, paths: String },
+    #[error("starting the tokio runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("installing signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("starting the alert outputs")]
+    Outputs(#[source] vigil_sinks::SinkError),
+    #[error(transparent)]
+    Sensors(#[from] vigil_bpf::SensorError),
+    #[error("serving metrics on {addr}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the rule watcher")]
+    Watcher(#[source] crate::reload::WatchError),
 }
 
 /// What `run` settled on from the flags and the config file.
@@ -94,15 +127,25 @@ struct Settings {
     insecure_permissions: bool,
     /// `-o` overrides and selection flags (re-applied to a reloaded config).
     overrides: Vec<Override>,
-    select_flags: SelectArgs,
+    select_flags: Select,
     duration: Option<Duration>,
+}
+
+impl Settings {
+    /// The rule selection: the config's `select:` under the flags.
+    fn selection(&self) -> Selection {
+        Selection {
+            config: self.cfg.select.clone(),
+            flags: self.select_flags.clone(),
+        }
+    }
 }
 
 /// Merge flags over the config file. Without a config file, alerts go to
 /// stdout as text (JSON with `--json`); with one, its outputs apply and
 /// `--json` switches a configured stdout output to JSON. `-o` overrides
 /// apply to either.
-fn settings(args: &Args) -> anyhow::Result<Settings> {
+fn settings(args: &Options) -> Result<Settings, RunError> {
     let no_file = if args.json {
         "outputs: { stdout: { format: json } }"
     } else {
@@ -110,20 +153,18 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
     };
     let (mut cfg, config_path) =
         Config::load_or_default(args.config.as_deref(), &args.overrides, no_file)?;
-    apply_flags(&mut cfg, args.json, &args.select);
-    let rule_paths = if args.rules.rules.is_empty() {
+    apply_flags(&mut cfg, args.json);
+    let rule_paths = if args.rules.is_empty() {
         cfg.rules.clone()
     } else {
-        args.rules.rules.clone()
+        args.rules.clone()
     };
     if rule_paths.is_empty() && !args.allow_empty {
-        anyhow::bail!(
-            "no rules: give a rule file or directory with --rules PATH, or `rules:` in the config file"
-        );
+        return Err(RunError::NoRules);
     }
     Ok(Settings {
         rule_paths,
-        rules_from_flags: !args.rules.rules.is_empty(),
+        rules_from_flags: !args.rules.is_empty(),
         json: args.json,
         config_path,
         metrics: args.metrics.or(cfg.metrics),
@@ -138,14 +179,13 @@ fn settings(args: &Args) -> anyhow::Result<Settings> {
 }
 
 /// The flags that adjust a (re)loaded config: `--json` switches a configured
-/// stdout output to JSON; the selection flags add to `select:`.
-fn apply_flags(cfg: &mut Config, json: bool, select: &SelectArgs) {
+/// stdout output to JSON.
+fn apply_flags(cfg: &mut Config, json: bool) {
     if json {
         if let Some(s) = cfg.outputs.stdout.as_mut() {
             s.format = Format::Json;
         }
     }
-    select.merge_into(&mut cfg.select);
 }
 
 /// What a changed config file means for the running daemon.
@@ -181,9 +221,6 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.proc_env != new.proc_env {
         need_restart.push("proc_env");
     }
-    if old.select != new.select {
-        need_restart.push("select");
-    }
     ConfigChange {
         outputs: old.outputs != new.outputs,
         need_restart,
@@ -192,7 +229,7 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
 
 /// The "vigil config reload failed" alert: the file did not parse or its new
 /// outputs did not start; the previous outputs stay in force.
-fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> Alert {
+pub(super) fn config_failed_alert(host: &Arc<str>, path: &Path, error: &str) -> Alert {
     let mut fields = serde_json::Map::new();
     fields.insert(
         "vigil.config.file".into(),
@@ -233,19 +270,6 @@ fn check_permissions(
     Ok(())
 }
 
-/// The warning for a metrics address other hosts can reach, or None for loopback.
-fn metrics_exposure_warning(addr: SocketAddr) -> Option<String> {
-    let ip = addr.ip().to_canonical();
-    if ip.is_loopback() {
-        return None;
-    }
-    Some(format!(
-        "metrics served on {addr}, reachable from other hosts: it exposes vigil's internals \
-         (rule names, alert counts per rule, event drop counters, evaluation errors) to anyone \
-         who can connect; bind to 127.0.0.1 or firewall the port"
-    ))
-}
-
 /// The config file in force, as the logs name it.
 fn config_name(path: Option<&Path>) -> String {
     path.map_or_else(|| "none".to_string(), |p| p.display().to_string())
@@ -253,12 +277,9 @@ fn config_name(path: Option<&Path>) -> String {
 
 /// Loads the rules and applies the selection: what the daemon (and every
 /// reload) runs.
-fn load_rules(
-    paths: &[PathBuf],
-    select: &crate::config::Select,
-) -> Result<RuleSet, vigil_engine::LoadErrors> {
+fn load_rules(paths: &[PathBuf], select: &Selection) -> Result<RuleSet, vigil_engine::LoadErrors> {
     let mut rs = RuleSet::load(paths)?;
-    select.apply(&mut rs);
+    select.apply(&mut rs)?;
     Ok(rs)
 }
 
@@ -300,51 +321,42 @@ fn list_rules(loaded: &RuleSet, selected: &RuleSet) -> String {
     out
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Options) -> Result<ExitCode, RunError> {
     let mut st = settings(&args)?;
     // A nats-kv:// rules source becomes a local mirror directory (crate::fleet).
     let host_name = st.cfg.hostname.clone().unwrap_or_else(hostname);
-    let fleet = crate::fleet::Fleet::attach(&mut st.rule_paths, st.cfg.nats.as_ref(), &host_name)?;
+    let fleet = crate::fleet::Fleet::attach(&mut st.rule_paths, st.cfg.nats.as_ref(), &host_name)
+        .map_err(RunError::Fleet)?;
     if args.list_rules {
-        let loaded = RuleSet::load(&st.rule_paths).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let selected =
-            load_rules(&st.rule_paths, &st.cfg.select).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let loaded = RuleSet::load(&st.rule_paths).map_err(RunError::Rules)?;
+        let selected = load_rules(&st.rule_paths, &st.selection()).map_err(RunError::Rules)?;
         print!("{}", list_rules(&loaded, &selected));
         return Ok(ExitCode::SUCCESS);
     }
-    if let Err(found) = check_permissions(
+    check_permissions(
         &st.rule_paths,
         st.config_path.as_deref(),
         st.insecure_permissions,
-    ) {
-        let list: Vec<String> = found.iter().map(|f| format!("  {f}")).collect();
-        anyhow::bail!(
-            "refusing to start: users other than root can change what configures detection:\n{}\n{}",
-            list.join("\n"),
-            crate::perms::FIX_HINT
-        );
-    }
+    )
+    .map_err(RunError::Insecure)?;
     tracing::info!(config = %config_name(st.config_path.as_deref()), "config file in force");
     // Hash before loading: a change made during the load is then seen by the watcher.
     let snap = crate::reload::snapshot(&st.rule_paths, st.config_path.as_deref());
-    let rules = match load_rules(&st.rule_paths, &st.cfg.select) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("{e}");
-            anyhow::bail!("the rules did not load ({} error(s))", e.0.len());
-        }
-    };
+    let rules = Arc::new(load_rules(&st.rule_paths, &st.selection()).map_err(RunError::Rules)?);
     let total = rules.rules().count();
     let active = rules.rules().filter(|r| r.enabled).count();
     if active == 0 && !args.allow_empty {
-        anyhow::bail!(
-            "no enabled rule ({total} loaded from {}; the files or the selection disable the rest): \
-             nothing would be detected. Give rules with --rules PATH, loosen -T/-t/-D/--min-priority, \
-             or pass --allow-empty to start anyway",
-            st.rule_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
+        let paths: Vec<String> = st
+            .rule_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(RunError::NoEnabledRule {
+            total,
+            paths: paths.join(", "),
+        });
     }
-    let rt = crate::pipeline::runtime().context("starting the tokio runtime")?;
+    let rt = crate::pipeline::runtime().map_err(RunError::Runtime)?;
     if args.dry_run {
         return rt.block_on(dry_run(&st, &rules));
     }
@@ -352,9 +364,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// `--dry-run`: everything `run` checks before attaching, then exit.
-async fn dry_run(st: &Settings, rules: &RuleSet) -> anyhow::Result<ExitCode> {
+async fn dry_run(st: &Settings, rules: &RuleSet) -> Result<ExitCode, RunError> {
     let host = st.cfg.hostname.clone().unwrap_or_else(hostname);
-    let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;
+    let router = Router::start(&st.cfg.outputs, &host).map_err(RunError::Outputs)?;
     let outputs: Vec<String> = router.stats().iter().map(|s| s.name.to_string()).collect();
     router.shutdown(Duration::from_secs(1)).await;
     let filter = rules.kernel_filter();
@@ -376,146 +388,6 @@ async fn dry_run(st: &Settings, rules: &RuleSet) -> anyhow::Result<ExitCode> {
     }
     println!("dry run OK: nothing attached");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The "events lost" alert raised when the kernel or the queue dropped
-/// events: `total` (and the per-type counts) since start, `new` since the
-/// previous notice. Cumulative, so a notice that replaces an undelivered
-/// older one in the sinks' notice slots loses nothing.
-fn loss_alert(
-    host: &Arc<str>,
-    what: &str,
-    total: u64,
-    new: u64,
-    by_type: &BTreeMap<&'static str, u64>,
-) -> Alert {
-    let mut fields = serde_json::Map::new();
-    fields.insert("vigil.lost".into(), total.into());
-    fields.insert("vigil.lost_new".into(), new.into());
-    for (t, c) in by_type {
-        fields.insert(format!("vigil.lost.{t}"), (*c).into());
-    }
-    let now = vigil_bpf::time::boottime_ns() + vigil_bpf::time::boot_to_epoch_offset();
-    Alert {
-        time: now,
-        rule: Arc::from("vigil events lost"),
-        priority: Priority::Warning,
-        output: format!("vigil lost {total} events since start ({new} new; {what}): {by_type:?}"),
-        output_fields: fields,
-        tags: Arc::from(vec!["vigil".to_string(), "loss".to_string()]),
-        source: "syscall",
-        hostname: host.clone(),
-    }
-}
-
-/// Minimum time between two "events lost" warnings in the log.
-const LOSS_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// When to raise (and log) the "vigil events lost" notice. The notice goes
-/// through `Router::submit_notice`, which no full queue can drop, so the
-/// reported total may advance as soon as the notice is handed over.
-#[derive(Default)]
-struct EventLoss {
-    /// The total carried by the last notice.
-    reported: u64,
-    /// When the last warning was logged, and the losses since then.
-    logged_at: Option<std::time::Instant>,
-    unlogged: u64,
-}
-
-impl EventLoss {
-    /// A notice when `total` grew since the last one; the growth is also
-    /// logged as a warning, at most every [`LOSS_LOG_EVERY`].
-    fn observe(
-        &mut self,
-        host: &Arc<str>,
-        total: u64,
-        by_type: &BTreeMap<&'static str, u64>,
-        now: std::time::Instant,
-    ) -> Option<Alert> {
-        if total <= self.reported {
-            return None;
-        }
-        let new = total - self.reported;
-        self.reported = total;
-        self.unlogged += new;
-        if self
-            .logged_at
-            .is_none_or(|t| now.duration_since(t) >= LOSS_LOG_EVERY)
-        {
-            tracing::warn!(
-                lost = self.unlogged,
-                total,
-                by_type = ?by_type,
-                "events lost: kernel ring buffer or userspace queue full"
-            );
-            self.logged_at = Some(now);
-            self.unlogged = 0;
-        }
-        Some(loss_alert(
-            host,
-            "kernel ring buffer or userspace queue full",
-            total,
-            new,
-            by_type,
-        ))
-    }
-}
-
-/// Which outputs are failing beyond their retry budget, for `/healthz`: an
-/// output that abandoned alerts is failing until it delivers again. Fed the
-/// router's counters every tick (a new router after a config reload starts
-/// from zero).
-#[derive(Default)]
-struct OutputHealth {
-    /// (sent, abandoned) per output at the previous tick.
-    last: BTreeMap<String, (u64, u64)>,
-    failing: std::collections::BTreeSet<String>,
-}
-
-impl OutputHealth {
-    fn observe(&mut self, stats: &[vigil_sinks::SinkStats]) -> Vec<String> {
-        for s in stats {
-            let (sent, abandoned) = self.last.get(&s.name).copied().unwrap_or_default();
-            let (sent, abandoned) = if s.sent < sent || s.abandoned < abandoned {
-                (0, 0)
-            } else {
-                (sent, abandoned)
-            };
-            if s.abandoned > abandoned {
-                if self.failing.insert(s.name.clone()) {
-                    tracing::warn!(output = %s.name, abandoned = s.abandoned, "output failing: alerts given up after the retry budget (/healthz reports 503)");
-                }
-            } else if s.sent > sent && self.failing.remove(&s.name) {
-                tracing::info!(output = %s.name, "output delivering again");
-            }
-            self.last.insert(s.name.clone(), (s.sent, s.abandoned));
-        }
-        self.failing
-            .iter()
-            .map(|n| {
-                format!("output {n}: alerts abandoned after the retry budget, none delivered since")
-            })
-            .collect()
-    }
-}
-
-/// The one line logged at shutdown: events the kernel saw per kind, alerts
-/// raised per priority, events lost.
-fn shutdown_summary(
-    kernel: &vigil_bpf::KernelCounters,
-    per_rule: &BTreeMap<(String, String), u64>,
-    lost: u64,
-) {
-    let seen: BTreeMap<&str, u64> = RawKind::ALL
-        .iter()
-        .map(|k| (k.as_str(), kernel.get(*k).seen))
-        .collect();
-    let mut alerts: BTreeMap<&str, u64> = BTreeMap::new();
-    for ((_, prio), n) in per_rule {
-        *alerts.entry(prio.as_str()).or_default() += n;
-    }
-    tracing::info!(events_seen = ?seen, alerts = ?alerts, lost, "shutdown summary");
 }
 
 /// Evaluates eligible events and hands alerts to the sink.
@@ -591,7 +463,7 @@ fn reload_config(
             return None;
         }
     };
-    apply_flags(&mut new, st.json, &st.select_flags);
+    apply_flags(&mut new, st.json);
     if std::mem::take(failing) {
         tracing::info!(config = %path.display(), "config reload: the config loads again and is in force");
     }
@@ -625,11 +497,8 @@ async fn run_async(
     rules: Arc<RuleSet>,
     initial_hash: String,
     fleet: Option<crate::fleet::Fleet>,
-) -> anyhow::Result<ExitCode> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut sigterm = signal(SignalKind::terminate()).context("installing signal handlers")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing signal handlers")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing signal handlers")?;
+) -> Result<ExitCode, RunError> {
+    let mut signals = Signals::install().map_err(RunError::Signals)?;
     let filter = rules.kernel_filter();
     let host: Arc<str> = Arc::from(st.cfg.hostname.clone().unwrap_or_else(hostname));
     let evaluator = Evaluator::new(rules.clone(), &host);
@@ -642,7 +511,7 @@ async fn run_async(
             proc_env: st.cfg.proc_env.clone(),
         },
     )?;
-    let router = Router::start(&st.cfg.outputs, &host).context("starting the alert outputs")?;
+    let router = Router::start(&st.cfg.outputs, &host).map_err(RunError::Outputs)?;
     let metrics = Arc::new(Metrics::default());
     // The sinks' counters, refreshed every tick, appended to each scrape.
     let sink_metrics = Arc::new(std::sync::Mutex::new(String::new()));
@@ -659,7 +528,7 @@ async fn run_async(
             }
             let (local, task) = crate::metrics::serve(addr, metrics.clone())
                 .await
-                .with_context(|| format!("serving metrics on {addr}"))?;
+                .map_err(|source| RunError::Metrics { addr, source })?;
             tracing::info!(addr = %local, "metrics at http://{local}/metrics");
             Some(task)
         }
@@ -679,7 +548,9 @@ async fn run_async(
     if let Some(f) = &fleet {
         f.loaded(&rules, live.hooks());
     }
-    let select = st.cfg.select.clone();
+    // The selection in force: the config's layer follows config reloads.
+    let selection = Arc::new(std::sync::Mutex::new(st.selection()));
+    let select = selection.clone();
     let (watcher, mut reloads) = crate::reload::Watcher::spawn(
         crate::reload::WatchConfig::new(st.rule_paths.clone(), st.config_path.clone()),
         rules.clone(),
@@ -689,11 +560,12 @@ async fn run_async(
             // writable by others fails the whole reload (the old rules stay).
             check_permissions(p, None, allow_insecure)
                 .map_err(|found| crate::perms::load_errors(&found))?;
+            let select = select.lock().unwrap_or_else(|e| e.into_inner()).clone();
             load_rules(p, &select)
         },
         |new: &RuleSet, old: &RuleSet| new.diff(old),
     )
-    .context("starting the rule watcher")?;
+    .map_err(RunError::Watcher)?;
     let status = format!("watching with {n_rules} rules");
     if let Err(e) = notify(&[NotifyState::Ready, NotifyState::Status(&status)]) {
         tracing::warn!(error = %e, "sd_notify READY failed");
@@ -721,22 +593,20 @@ async fn run_async(
 
     loop {
         tokio::select! {
-            _ = sigterm.recv() => {
-                tracing::info!("SIGTERM: shutting down");
-                break;
-            }
-            _ = sigint.recv() => {
-                tracing::info!("SIGINT: shutting down");
-                break;
-            }
+            sig = signals.recv() => match sig {
+                DaemonSignal::Shutdown(which) => {
+                    tracing::info!("{which}: shutting down");
+                    break;
+                }
+                DaemonSignal::Reload => {
+                    tracing::info!("SIGHUP: reloading rules and reopening output files");
+                    h.sink.reopen_files();
+                    watcher.trigger();
+                }
+            },
             _ = &mut stop_at, if st.duration.is_some() => {
                 tracing::info!("--duration reached: shutting down");
                 break;
-            }
-            _ = sighup.recv() => {
-                tracing::info!("SIGHUP: reloading rules and reopening output files");
-                h.sink.reopen_files();
-                watcher.trigger();
             }
             Some(ev) = reloads.recv() => {
                 match ev {
@@ -769,6 +639,7 @@ async fn run_async(
                 }
                 // The config file is part of what the watcher hashes: re-read it too.
                 if let Some(path) = &st.config_path {
+                    let select_before = active_cfg.select.clone();
                     if let Some(router) = reload_config(path, &mut active_cfg, &mut config_failing, &st, &host, &h.sink) {
                         let old = std::mem::replace(&mut h.sink, router);
                         let timeout = active_cfg.shutdown_timeout;
@@ -778,6 +649,12 @@ async fn run_async(
                                 tracing::warn!(undelivered = report.undelivered, "config reload: the previous outputs did not deliver every queued alert in time");
                             }
                         });
+                    }
+                    // This round loaded the rules with the old selection: load them again with the new.
+                    if active_cfg.select != select_before {
+                        tracing::info!(select = ?active_cfg.select, "config reload: the rule selection changed; reloading the rules with it");
+                        selection.lock().unwrap_or_else(|e| e.into_inner()).config = active_cfg.select.clone();
+                        watcher.trigger();
                     }
                 }
             }
@@ -841,14 +718,8 @@ async fn run_async(
         }
     }
     let _ = notify(&[NotifyState::Stopping]);
-    // A second SIGTERM/SIGINT skips the flush.
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = sigterm.recv() => {},
-            _ = sigint.recv() => {},
-        }
-        std::process::exit(130);
-    });
+    // A second SIGTERM/SIGINT skips the flush (exit status 128 + its number).
+    signals.exit_on_second_shutdown();
     // A rule load still running (a huge rule set) is not waited for.
     if !watcher.stop_within(Duration::from_millis(500)) {
         tracing::warn!("shutdown: a rule reload is still running; not waiting for it");
@@ -902,31 +773,18 @@ mod tests {
         assert_eq!(c.need_restart, vec!["rules", "max_procs"]);
         // --rules overrides the config's list: a change there needs nothing.
         assert!(config_change(&old, &new, true).need_restart == vec!["max_procs"]);
+        // A changed selection reloads the rules instead (the event loop).
+        let new = cfg("rules: [/a]\nselect: { enable_tags: [x] }\noutputs:\n  file:\n    path: /tmp/one.jsonl\n");
+        assert_eq!(config_change(&old, &new, false), ConfigChange::default());
     }
 
     #[test]
     fn json_flag_applies_to_a_reloaded_stdout_output() {
         let mut c = cfg("rules: [/a]\noutputs:\n  stdout:\n    format: text\n");
-        apply_flags(&mut c, false, &SelectArgs::default());
+        apply_flags(&mut c, false);
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Text);
-        apply_flags(&mut c, true, &SelectArgs::default());
+        apply_flags(&mut c, true);
         assert_eq!(c.outputs.stdout.as_ref().unwrap().format, Format::Json);
-    }
-
-    #[test]
-    fn metrics_on_a_non_loopback_address_warns() {
-        for a in [
-            "127.0.0.1:9376",
-            "127.8.0.1:1",
-            "[::1]:9376",
-            "[::ffff:127.0.0.1]:1",
-        ] {
-            assert_eq!(metrics_exposure_warning(a.parse().unwrap()), None, "{a}");
-        }
-        for a in ["0.0.0.0:9376", "192.0.2.7:9376", "[::]:9376"] {
-            let w = metrics_exposure_warning(a.parse().unwrap()).unwrap_or_default();
-            assert!(w.contains(a) && w.contains("exposes"), "{a}: {w}");
-        }
     }
 
     #[test]
@@ -944,120 +802,5 @@ mod tests {
             "/etc/vigil/vigil.yaml"
         );
         assert!(a.output.contains("unknown field `x`"));
-    }
-
-    #[test]
-    fn loss_alert_names_counts_per_type() {
-        let host: Arc<str> = Arc::from("h");
-        let by_type: BTreeMap<&'static str, u64> = [("open", 3), ("exec", 2)].into_iter().collect();
-        let a = loss_alert(&host, "queue full", 5, 2, &by_type);
-        assert_eq!(&*a.rule, "vigil events lost");
-        assert_eq!(a.priority, Priority::Warning);
-        assert_eq!(a.output_fields["vigil.lost"], 5);
-        assert_eq!(a.output_fields["vigil.lost_new"], 2);
-        assert_eq!(a.output_fields["vigil.lost.open"], 3);
-        assert!(a
-            .output
-            .contains("lost 5 events since start (2 new; queue full)"));
-        let j: serde_json::Value = serde_json::from_str(&a.to_json_line()).unwrap();
-        assert_eq!(j["rule"], "vigil events lost");
-    }
-
-    #[test]
-    fn event_loss_notices_carry_cumulative_totals_and_log_rate_limited() {
-        let host: Arc<str> = Arc::from("h");
-        let t0 = std::time::Instant::now();
-        let mut el = EventLoss::default();
-        assert!(el.observe(&host, 0, &BTreeMap::new(), t0).is_none());
-        let by: BTreeMap<&'static str, u64> = [("open", 5)].into_iter().collect();
-        let a = el.observe(&host, 5, &by, t0).expect("first loss");
-        assert_eq!(a.output_fields["vigil.lost"], 5);
-        assert_eq!(a.output_fields["vigil.lost_new"], 5);
-        assert_eq!(el.logged_at, Some(t0));
-        assert!(el.observe(&host, 5, &by, t0).is_none(), "no new loss");
-        // More losses a second later: a notice with the running total (it
-        // supersedes the first if that is still undelivered); the warning
-        // waits for the log interval.
-        let by: BTreeMap<&'static str, u64> = [("open", 9), ("exec", 3)].into_iter().collect();
-        let t1 = t0 + Duration::from_secs(1);
-        let a = el.observe(&host, 12, &by, t1).expect("more loss");
-        assert_eq!(a.output_fields["vigil.lost"], 12);
-        assert_eq!(a.output_fields["vigil.lost_new"], 7);
-        assert_eq!(a.output_fields["vigil.lost.open"], 9);
-        assert_eq!(a.output_fields["vigil.lost.exec"], 3);
-        assert_eq!((el.logged_at, el.unlogged), (Some(t0), 7));
-        let t2 = t0 + LOSS_LOG_EVERY;
-        el.observe(&host, 13, &by, t2).expect("more loss");
-        assert_eq!((el.logged_at, el.unlogged), (Some(t2), 0));
-    }
-
-    /// Regression (issue 17, item 6): in an alert storm the "events lost"
-    /// alert was submitted like any alert, dropped by the full queue, and
-    /// never repeated. Now it takes the notice path: with the only sink's
-    /// queue full, it is still delivered, first, with the total.
-    #[tokio::test(flavor = "current_thread")]
-    async fn events_lost_notice_survives_a_full_queue() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("alerts.jsonl");
-        let outputs: vigil_sinks::OutputsConfig = serde_yaml_ng::from_str(&format!(
-            "loss_alert_interval: 0s\nfile: {{ path: {}, queue_size: 4 }}\n",
-            path.display()
-        ))
-        .unwrap();
-        let router = Router::start(&outputs, "h").unwrap();
-        let host: Arc<str> = Arc::from("h");
-        let storm = config_failed_alert(&host, Path::new("/x"), "an ordinary alert");
-        for _ in 0..100 {
-            router.submit(Arc::new(storm.clone()));
-        }
-        assert_eq!(router.stats()[0].dropped, 96, "the queue is full");
-        let mut el = EventLoss::default();
-        let by: BTreeMap<&'static str, u64> = [("open", 95_683)].into_iter().collect();
-        let now = std::time::Instant::now();
-        let a = el.observe(&host, 95_683, &by, now).unwrap();
-        router.submit_notice(Arc::new(a));
-        let report = router.shutdown(Duration::from_secs(5)).await;
-        assert_eq!(report.undelivered, 0);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["rule"], "vigil events lost");
-        assert_eq!(first["output_fields"]["vigil.lost"], 95_683);
-        assert_eq!(first["output_fields"]["vigil.lost.open"], 95_683);
-        assert_eq!(
-            text.lines().count(),
-            5,
-            "the notice and the 4 queued alerts"
-        );
-    }
-
-    #[test]
-    fn an_output_fails_when_it_abandons_and_recovers_when_it_delivers() {
-        let st = |sent, abandoned| vigil_sinks::SinkStats {
-            name: "webhook".into(),
-            sent,
-            failed: 0,
-            dropped: 0,
-            abandoned,
-            unflushed: 0,
-            queued: 0,
-            retries: 0,
-            capacity: 10,
-            immediate: 0,
-            digests: 0,
-        };
-        let mut h = OutputHealth::default();
-        assert!(h.observe(&[st(3, 0)]).is_empty());
-        let f = h.observe(&[st(3, 1)]);
-        assert_eq!(f.len(), 1);
-        assert!(f[0].starts_with("output webhook:"), "{f:?}");
-        assert_eq!(
-            h.observe(&[st(3, 1)]).len(),
-            1,
-            "still failing: nothing delivered"
-        );
-        assert!(h.observe(&[st(4, 1)]).is_empty(), "delivered again");
-        // A new router (config reload) starts its counters at zero.
-        assert!(h.observe(&[st(0, 0)]).is_empty());
-        assert_eq!(h.observe(&[st(0, 2)]).len(), 1);
     }
 }
