@@ -25,7 +25,7 @@ test: deps
 	$(CARGO) build --release --locked
 	$(CARGO) test --workspace --locked -- --test-threads=2
 	$(VIGIL) validate $(RULES)
-	$(VIGIL) test $(RULES)
+	$(VIGIL) test --require-coverage $(RULES)
 
 # Debian package: target/debian/vigil_<version>_<arch>.deb
 deb: build

@@ -26,6 +26,10 @@ PKGS=(
   strace
   # packaging checks: `man -l` renders the generated pages, the changelog parses
   man-db dpkg-dev
+  # report format checks: `vigil test --format junit` read back by a JUnit parser,
+  # `vigil validate --format sarif` validated against the SARIF 2.1.0 schema
+  # (both used through Debian's /usr/bin/python3)
+  python3-junitparser python3-jsonschema
   # rustup download when no (or a too old) Rust toolchain is found
   curl ca-certificates
 )

@@ -27,6 +27,8 @@ pub enum Command {
     Test(commands::test::Args),
     /// Evaluate recorded JSONL events against rules, alerts out.
     Replay(commands::replay::Args),
+    /// Per-rule evaluation cost on recorded events, slowest first.
+    Profile(commands::profile::Args),
     /// Capture live events to JSONL (the format `replay` reads).
     Record(commands::record::Args),
     /// Live table of one event type, like the BCC tools.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a),
         Command::Test(a) => commands::test::run(a),
         Command::Replay(a) => commands::replay::run(a),
+        Command::Profile(a) => commands::profile::run(a),
         Command::Record(a) => commands::record::run(a),
         Command::Snoop(a) => commands::snoop::run(a),
         Command::Explain(a) => commands::explain::run(a),

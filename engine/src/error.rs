@@ -5,6 +5,8 @@
 use std::fmt;
 
 /// Where something is in a source file (1-based line and column; 0 = unknown).
+/// Shown as `file:line:col`, or `file` alone when the line is unknown (a
+/// file that cannot be read).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location {
     pub file: String,
@@ -14,7 +16,11 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+        if self.line == 0 {
+            write!(f, "{}", self.file)
+        } else {
+            write!(f, "{}:{}:{}", self.file, self.line, self.col)
+        }
     }
 }
 

@@ -22,5 +22,10 @@ pub use event::{Detail, Event, EventMask, EventType, FileInfo, NetInfo, OpInfo, 
 pub use fields::{Field, FieldDef, FieldType, FieldValue, FIELDS};
 pub use filter::{FilterSets, KernelFilter, TypeFilter};
 pub use rules::FalcoStatus;
-pub use ruleset::{EvalStats, Evaluator, Limits, RuleCost, RuleInfo, RuleSet, RuleSetDiff};
-pub use testcase::{load_cases, run_cases, CaseResult, TestCase};
+pub use ruleset::{
+    EvalStats, Evaluator, Limits, LoadReport, RuleCost, RuleInfo, RuleSet, RuleSetDiff,
+};
+pub use testcase::{
+    coverage, load_cases, parse_cases, run_cases, CaseFile, CaseResult, ClauseCoverage,
+    InvalidCase, RuleCoverage, TestCase,
+};

@@ -1139,6 +1139,8 @@ impl Defs {
             .filter(|k| !m.contains_key(*k))
             .collect();
         if !missing.is_empty() {
+            // Reported, and the rule is still compiled so the errors of its
+            // condition, exceptions and output are reported too.
             diag.err(
                 item_loc,
                 l,
@@ -1151,7 +1153,6 @@ impl Defs {
                         .join(", ")
                 ),
             );
-            return;
         }
         self.rule_idx.insert(name.clone(), self.rules.len());
         self.rules.push(RuleDef {

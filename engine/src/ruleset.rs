@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 mod build;
+mod lint;
+pub mod profile;
 
 use crate::alert::{Alert, Priority};
 use crate::condition::{make_scope, EventSlot, FxHashMap, ListSet, Node, Patterns, RhaiCtx};
@@ -50,6 +52,14 @@ impl RuleSetDiff {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
+}
+
+/// A load's outcome with its warnings, which come back also when it fails
+/// ([`RuleSet::check`]).
+#[derive(Debug)]
+pub struct LoadReport {
+    pub result: Result<RuleSet, LoadErrors>,
+    pub warnings: Vec<LoadWarning>,
 }
 
 /// Counters of an [`Evaluator`].
@@ -272,6 +282,39 @@ impl RuleSet {
         RuleSet::build(sources, limits)
     }
 
+    /// [`RuleSet::load`] for `vigil validate`: the warnings come back also
+    /// when the load fails, plus one per directory without rule files.
+    pub fn check<P: AsRef<Path>>(paths: &[P]) -> LoadReport {
+        let mut warnings: Vec<LoadWarning> = paths
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|p| p.is_dir())
+            .filter(|p| rules::list_dir_report(p, &mut |_, _| {}).is_ok_and(|f| f.is_empty()))
+            .map(|p| LoadWarning {
+                loc: crate::error::Location {
+                    file: p.display().to_string(),
+                    line: 0,
+                    col: 0,
+                },
+                item: None,
+                msg: "directory has no rule files (*.yaml, *.yml): nothing is loaded from it"
+                    .into(),
+            })
+            .collect();
+        let result = match rules::read_paths(paths) {
+            Ok(sources) => {
+                let (result, w) = RuleSet::build_report(sources, Limits::default());
+                warnings.extend(w);
+                result.map(|mut rs| {
+                    rs.warnings = warnings.clone();
+                    rs
+                })
+            }
+            Err(e) => Err(e),
+        };
+        LoadReport { result, warnings }
+    }
+
     /// Load from in-memory `(name, yaml)` sources, in order.
     pub fn from_sources(sources: &[(String, String)]) -> Result<RuleSet, LoadErrors> {
         RuleSet::from_sources_with_limits(sources, Limits::default())
@@ -299,6 +342,14 @@ impl RuleSet {
     /// collected (see [`build`] for the steps) and the set is returned only
     /// when there are none.
     fn build(sources: Vec<Source>, limits: Limits) -> Result<RuleSet, LoadErrors> {
+        RuleSet::build_report(sources, limits).0
+    }
+
+    /// [`RuleSet::build`] with the warnings, also when it fails.
+    fn build_report(
+        sources: Vec<Source>,
+        limits: Limits,
+    ) -> (Result<RuleSet, LoadErrors>, Vec<LoadWarning>) {
         let mut diag = Diag::default();
         let (defs, hash) = build::read_defs(&sources, limits, &mut diag);
         let locator = build::Locator::new(&defs);
@@ -306,9 +357,10 @@ impl RuleSet {
         build::check_def_names(&defs, &mut diag);
         let mut macro_ok = build::check_macros(&defs, &locator, &mut diag);
         let sizes = build::measure_macros(&defs, limits, &mut macro_ok, &mut diag);
-
         let patterns_cell: Arc<OnceLock<Patterns>> = Arc::new(OnceLock::new());
         let engine = crate::condition::make_engine(patterns_cell.clone());
+        build::check_macro_bodies(&defs, &locator, &engine, &lists, &mut macro_ok, &mut diag);
+
         let mut compiler =
             build::RuleCompiler::new(&defs, &locator, limits, &macro_ok, &sizes, &engine, &lists);
         let mut rules = Vec::new();
@@ -321,7 +373,10 @@ impl RuleSet {
         }
         let patterns = compiler.into_patterns();
         if !diag.errors.is_empty() {
-            return Err(build::sorted_errors(&sources, diag.errors));
+            return (
+                Err(build::sorted_errors(&sources, diag.errors)),
+                diag.warnings,
+            );
         }
         let _ = patterns_cell.set(patterns);
         let index = build_index(&rules);
@@ -333,7 +388,8 @@ impl RuleSet {
         let n_files = defs.files.len();
         tracing::debug!(rules = rules.len(), hash = %hash, "rule set compiled");
         build::log_falco_status(&rules);
-        Ok(RuleSet {
+        let warnings = diag.warnings.clone();
+        let rs = RuleSet {
             hash,
             sources: sources.iter().filter_map(|s| s.path.clone()).collect(),
             n_files,
@@ -345,7 +401,8 @@ impl RuleSet {
             lists,
             n_macros: defs.macros.len() + defs.falco.counts().0,
             n_falco_lists: defs.falco.counts().1,
-        })
+        };
+        (Ok(rs), warnings)
     }
 
     pub fn warnings(&self) -> &[LoadWarning] {
@@ -567,6 +624,19 @@ impl RuleSet {
         Some((native, rhai))
     }
 
+    /// The texts of a rule's top-level `&&` clauses, one per clause that
+    /// [`Evaluator::clause_values`] reports (`clause N` where the compiled
+    /// condition's clauses differ from the written ones).
+    pub fn clause_labels(&self, rule: &str) -> Option<Vec<String>> {
+        let r = &self.rules[*self.by_name.get(rule)? as usize];
+        let n = r.cond.conjuncts().len();
+        Some(if r.clauses.len() == n {
+            r.clauses.clone()
+        } else {
+            (1..=n).map(|k| format!("clause {k}")).collect()
+        })
+    }
+
     /// True when the rule's condition evaluates entirely natively.
     #[doc(hidden)]
     pub fn is_native(&self, rule: &str) -> Option<bool> {
@@ -754,6 +824,31 @@ impl Evaluator {
             }
         }
         s
+    }
+
+    /// The value of each top-level `&&` clause of `rule` on `ev`, each
+    /// evaluated on its own (no short-circuit; `None`: an evaluation error),
+    /// in the order of [`RuleSet::clause_labels`]. `None` when the rule does
+    /// not take the event (unknown, disabled, another event type).
+    pub fn clause_values(&mut self, rule: &str, ev: &Event) -> Option<Vec<Option<bool>>> {
+        let rs = self.rules.clone();
+        let r = &rs.rules[*rs.by_name.get(rule)? as usize];
+        if !r.enabled || !r.events.contains(ev.kind) {
+            return None;
+        }
+        self.slot.set(Some(ev));
+        let mut ctx = RhaiCtx {
+            engine: &rs.engine,
+            scope: &mut self.scope,
+        };
+        let out = r
+            .cond
+            .conjuncts()
+            .iter()
+            .map(|c| c.eval(ev, &mut ctx).ok())
+            .collect();
+        self.slot.set(None);
+        Some(out)
     }
 
     /// Why `rule` did not fire for `ev` (for test reports): the event type,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_yaml_ng::Value;
 
-use crate::error::{Diag, LoadErrors, Location};
+use crate::error::{Diag, LoadError, Location};
 use crate::event::Event;
 use crate::rules::SrcLines;
 use crate::ruleset::{Evaluator, RuleSet};
@@ -47,6 +47,8 @@ pub struct CaseResult {
     pub failures: Vec<String>,
     /// Rules that fired, with counts.
     pub fired: BTreeMap<String, u64>,
+    /// Time to run the case (its evaluator and events).
+    pub elapsed: std::time::Duration,
 }
 
 const CASE_KEYS: &[&str] = &[
@@ -67,200 +69,288 @@ fn str_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// Read a test-case file (a YAML list of cases).
-pub fn load_cases(path: &Path) -> Result<Vec<TestCase>, LoadErrors> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        LoadErrors::single(
-            Location {
-                file: name.clone(),
-                line: 0,
-                col: 0,
-            },
-            None,
-            format!("cannot read: {e}"),
-        )
-    })?;
-    parse_cases(&name, &text)
+/// A case that could not be read, with every error found in it (the other
+/// cases of its file still run).
+#[derive(Clone, Debug)]
+pub struct InvalidCase {
+    /// The case's `name`, or `item N` when it has none.
+    pub name: String,
+    pub loc: Location,
+    pub errors: Vec<LoadError>,
 }
 
-/// Parse test cases from text (`name` is used in locations).
-pub fn parse_cases(name: &str, text: &str) -> Result<Vec<TestCase>, LoadErrors> {
+/// A test-case file read as far as it goes.
+#[derive(Clone, Debug, Default)]
+pub struct CaseFile {
+    /// The file as given.
+    pub name: String,
+    /// The valid cases, in file order.
+    pub cases: Vec<TestCase>,
+    /// The cases with errors, in file order.
+    pub invalid: Vec<InvalidCase>,
+    /// Errors of the file as a whole (unreadable, YAML syntax, not a list):
+    /// none of its cases could be read.
+    pub errors: Vec<LoadError>,
+}
+
+impl CaseFile {
+    /// Every error of the file, file-level first, then per case.
+    pub fn all_errors(&self) -> impl Iterator<Item = &LoadError> {
+        self.errors
+            .iter()
+            .chain(self.invalid.iter().flat_map(|c| c.errors.iter()))
+    }
+}
+
+/// Read a test-case file (a YAML list of cases).
+pub fn load_cases(path: &Path) -> CaseFile {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_cases(&name, &text),
+        Err(e) => CaseFile {
+            errors: vec![LoadError {
+                loc: Location {
+                    file: name.clone(),
+                    line: 0,
+                    col: 0,
+                },
+                item: None,
+                msg: format!("cannot read: {e}"),
+            }],
+            name,
+            ..CaseFile::default()
+        },
+    }
+}
+
+/// Parse test cases from text (`name` is used in locations). A case with an
+/// error is reported with all of its errors and the other cases are kept.
+pub fn parse_cases(name: &str, text: &str) -> CaseFile {
     let lines = SrcLines::new(name, text);
-    let mut diag = Diag::default();
-    let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        let (l, c) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((0, 0));
-        LoadErrors::single(lines.loc(l, c), None, format!("YAML syntax error: {e}"))
-    })?;
+    let mut file = CaseFile {
+        name: name.to_string(),
+        ..CaseFile::default()
+    };
+    let file_error = |loc: Location, msg: String| LoadError {
+        loc,
+        item: None,
+        msg,
+    };
+    let value: Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let (l, c) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            file.errors.push(file_error(
+                lines.loc(l, c),
+                format!("YAML syntax error: {e}"),
+            ));
+            return file;
+        }
+    };
     let items = match value {
         Value::Sequence(s) => s,
         Value::Null => Vec::new(),
         _ => {
-            return Err(LoadErrors::single(
+            file.errors.push(file_error(
                 lines.loc(1, 1),
-                None,
-                "a test file must be a YAML list of cases",
-            ))
+                "a test file must be a YAML list of cases".into(),
+            ));
+            return file;
         }
     };
     let starts = lines.item_lines();
     let aligned = starts.len() == items.len();
-    let mut out: Vec<TestCase> = Vec::new();
     for (i, item) in items.iter().enumerate() {
+        let cname = match item {
+            Value::Mapping(m) => m.get("name").and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        };
         let loc = if aligned {
             lines.loc(starts[i], 1)
         } else {
-            lines.loc(0, 0)
-        };
-        let Value::Mapping(m) = item else {
-            diag.err(
-                &loc,
-                None,
-                "each case must be a mapping with `name` and `event`/`events`",
-            );
-            continue;
-        };
-        let Some(cname) = m.get("name").and_then(Value::as_str).map(str::to_string) else {
-            diag.err(&loc, None, "case needs a `name`");
-            continue;
-        };
-        let label = format!("case `{cname}`");
-        let l = Some(label.as_str());
-        let mut ok = true;
-        for k in m.keys() {
-            let ks = k.as_str().unwrap_or("");
-            if !CASE_KEYS.contains(&ks) {
-                diag.err(
-                    &loc,
-                    l,
-                    format!(
-                        "unknown key `{ks}` (expected one of: {})",
-                        CASE_KEYS.join(", ")
-                    ),
-                );
-                ok = false;
-            }
-        }
-        if out.iter().any(|c| c.name == cname) {
-            diag.err(&loc, l, "duplicate case name in this file");
-            ok = false;
-        }
-        let raw: Vec<Value> = match (m.get("event"), m.get("events")) {
-            (Some(e), None) => vec![e.clone()],
-            (None, Some(Value::Sequence(s))) if !s.is_empty() => s.clone(),
-            (None, Some(_)) => {
-                diag.err(&loc, l, "`events` must be a non-empty list of events");
-                continue;
-            }
-            (Some(_), Some(_)) => {
-                diag.err(&loc, l, "give `event` or `events`, not both");
-                continue;
-            }
-            (None, None) => {
-                diag.err(&loc, l, "case needs `event` or `events`");
-                continue;
+            // A flow-style list: the case's name is the best anchor there is.
+            let from = lines.loc(1, 1);
+            match &cname {
+                Some(n) => lines.find_from(&from, n),
+                None => lines.loc(0, 0),
             }
         };
-        let mut events = Vec::new();
-        let mut raw_events = Vec::new();
-        for (k, r) in raw.iter().enumerate() {
-            let json: serde_json::Value = match serde_json::to_value(r) {
-                Ok(j) => j,
-                Err(e) => {
-                    diag.err(&loc, l, format!("event {}: {e}", k + 1));
-                    ok = false;
-                    continue;
-                }
-            };
-            let Some(obj) = json.as_object() else {
-                diag.err(
-                    &loc,
-                    l,
-                    format!("event {} must be a mapping of fields", k + 1),
-                );
-                ok = false;
-                continue;
-            };
-            match Event::from_flat_json(obj) {
-                Ok(ev) => events.push(ev),
-                Err(e) => {
-                    let at = match &e {
-                        crate::fields::EventError::UnknownField { field, .. }
-                        | crate::fields::EventError::NotOnType { field, .. }
-                        | crate::fields::EventError::BadValue { field, .. } => {
-                            lines.find_from(&loc, field)
-                        }
-                        _ => loc.clone(),
-                    };
-                    diag.err(&at, l, format!("event {}: {e}", k + 1));
-                    ok = false;
-                }
-            }
-            raw_events.push(json);
-        }
-        let mut lists = Vec::new();
-        for key in ["expect", "expect_not"] {
-            match m.get(key).map(str_list) {
-                None => lists.push(Vec::new()),
-                Some(Some(v)) => lists.push(v),
-                Some(None) => {
-                    diag.err(&loc, l, format!("`{key}` must be a list of rule names"));
-                    ok = false;
-                    lists.push(Vec::new());
-                }
-            }
-        }
-        let mut expect_count = BTreeMap::new();
-        match m.get("expect_count") {
-            None => {}
-            Some(Value::Mapping(cm)) => {
-                for (k, v) in cm {
-                    match (k.as_str(), v.as_u64()) {
-                        (Some(k), Some(n)) => {
-                            expect_count.insert(k.to_string(), n);
-                        }
-                        _ => {
-                            diag.err(&loc, l, "`expect_count` maps rule names to counts");
-                            ok = false;
-                        }
-                    }
-                }
-            }
-            Some(_) => {
-                diag.err(&loc, l, "`expect_count` maps rule names to counts");
-                ok = false;
-            }
-        }
-        let expect_not = lists.pop().unwrap_or_default();
-        let expect = lists.pop().unwrap_or_default();
-        if expect.is_empty() && expect_not.is_empty() && expect_count.is_empty() {
-            diag.err(
-                &loc,
-                l,
-                "case expects nothing: give `expect`, `expect_not` or `expect_count`",
-            );
-            ok = false;
-        }
-        if ok {
-            out.push(TestCase {
-                name: cname,
+        let mut diag = Diag::default();
+        let seen = file
+            .cases
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(file.invalid.iter().map(|c| c.name.as_str()));
+        let duplicate = cname
+            .as_deref()
+            .is_some_and(|n| seen.clone().any(|s| s == n));
+        let end = starts
+            .get(i + 1)
+            .copied()
+            .filter(|_| aligned)
+            .unwrap_or(usize::MAX);
+        match parse_case(
+            item,
+            cname.clone(),
+            duplicate,
+            (&loc, end),
+            &lines,
+            &mut diag,
+        ) {
+            Some(case) if diag.errors.is_empty() => file.cases.push(case),
+            _ => file.invalid.push(InvalidCase {
+                name: cname.unwrap_or_else(|| format!("item {}", i + 1)),
                 loc,
-                events,
-                raw_events,
-                expect,
-                expect_not,
-                expect_count,
-            });
+                errors: diag.errors,
+            }),
         }
     }
-    if diag.errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(LoadErrors(diag.errors))
+    file
+}
+
+/// One case: every error of it into `diag`; the case when it has none.
+fn parse_case(
+    item: &Value,
+    cname: Option<String>,
+    duplicate: bool,
+    (loc, end): (&Location, usize),
+    lines: &SrcLines,
+    diag: &mut Diag,
+) -> Option<TestCase> {
+    let Value::Mapping(m) = item else {
+        diag.err(
+            loc,
+            None,
+            "each case must be a mapping with `name` and `event`/`events`",
+        );
+        return None;
+    };
+    let label = cname.as_ref().map(|n| format!("case `{n}`"));
+    let l = label.as_deref();
+    if cname.is_none() {
+        diag.err(loc, None, "case needs a `name`");
     }
+    for k in m.keys() {
+        let ks = k.as_str().unwrap_or("");
+        if !CASE_KEYS.contains(&ks) {
+            let at = Some(loc.line)
+                .filter(|&line| line > 0 && !ks.is_empty())
+                .and_then(|line| lines.key_loc(line, end, ks))
+                .unwrap_or_else(|| loc.clone());
+            diag.err(
+                &at,
+                l,
+                format!(
+                    "unknown key `{ks}` (expected one of: {})",
+                    CASE_KEYS.join(", ")
+                ),
+            );
+        }
+    }
+    if duplicate {
+        diag.err(loc, l, "duplicate case name in this file");
+    }
+    let raw: Vec<Value> = match (m.get("event"), m.get("events")) {
+        (Some(e), None) => vec![e.clone()],
+        (None, Some(Value::Sequence(s))) if !s.is_empty() => s.clone(),
+        (None, Some(_)) => {
+            diag.err(loc, l, "`events` must be a non-empty list of events");
+            Vec::new()
+        }
+        (Some(_), Some(_)) => {
+            diag.err(loc, l, "give `event` or `events`, not both");
+            Vec::new()
+        }
+        (None, None) => {
+            diag.err(loc, l, "case needs `event` or `events`");
+            Vec::new()
+        }
+    };
+    let mut events = Vec::new();
+    let mut raw_events = Vec::new();
+    for (k, r) in raw.iter().enumerate() {
+        let json: serde_json::Value = match serde_json::to_value(r) {
+            Ok(j) => j,
+            Err(e) => {
+                diag.err(loc, l, format!("event {}: {e}", k + 1));
+                continue;
+            }
+        };
+        let Some(obj) = json.as_object() else {
+            diag.err(
+                loc,
+                l,
+                format!("event {} must be a mapping of fields", k + 1),
+            );
+            continue;
+        };
+        match Event::from_flat_json(obj) {
+            Ok(ev) => events.push(ev),
+            Err(e) => {
+                let at = match &e {
+                    crate::fields::EventError::UnknownField { field, .. }
+                    | crate::fields::EventError::NotOnType { field, .. }
+                    | crate::fields::EventError::BadValue { field, .. } => {
+                        lines.find_from(loc, field)
+                    }
+                    _ => loc.clone(),
+                };
+                diag.err(&at, l, format!("event {}: {e}", k + 1));
+            }
+        }
+        raw_events.push(json);
+    }
+    let mut lists = Vec::new();
+    for key in ["expect", "expect_not"] {
+        match m.get(key).map(str_list) {
+            None => lists.push(Vec::new()),
+            Some(Some(v)) => lists.push(v),
+            Some(None) => {
+                diag.err(loc, l, format!("`{key}` must be a list of rule names"));
+                lists.push(Vec::new());
+            }
+        }
+    }
+    let mut expect_count = BTreeMap::new();
+    let mut count_ok = true;
+    match m.get("expect_count") {
+        None => {}
+        Some(Value::Mapping(cm)) => {
+            for (k, v) in cm {
+                match (k.as_str(), v.as_u64()) {
+                    (Some(k), Some(n)) => {
+                        expect_count.insert(k.to_string(), n);
+                    }
+                    _ => count_ok = false,
+                }
+            }
+        }
+        Some(_) => count_ok = false,
+    }
+    if !count_ok {
+        diag.err(loc, l, "`expect_count` maps rule names to counts");
+    }
+    let expect_not = lists.pop().unwrap_or_default();
+    let expect = lists.pop().unwrap_or_default();
+    if expect.is_empty() && expect_not.is_empty() && expect_count.is_empty() && count_ok {
+        diag.err(
+            loc,
+            l,
+            "case expects nothing: give `expect`, `expect_not` or `expect_count`",
+        );
+    }
+    Some(TestCase {
+        name: cname?,
+        loc: loc.clone(),
+        events,
+        raw_events,
+        expect,
+        expect_not,
+        expect_count,
+    })
 }
 
 /// Run cases, each with a fresh evaluator.
@@ -269,6 +359,7 @@ pub fn run_cases(rules: &Arc<RuleSet>, cases: &[TestCase]) -> Vec<CaseResult> {
 }
 
 fn run_case(rules: &Arc<RuleSet>, c: &TestCase) -> CaseResult {
+    let start = std::time::Instant::now();
     let mut ev = Evaluator::new(rules.clone(), "vigil-test");
     let mut alerts = Vec::new();
     let mut fired: BTreeMap<String, u64> = BTreeMap::new();
@@ -343,29 +434,171 @@ fn run_case(rules: &Arc<RuleSet>, c: &TestCase) -> CaseResult {
         passed: failures.is_empty(),
         failures,
         fired,
+        elapsed: start.elapsed(),
     }
+}
+
+/// How the cases exercise one rule (`vigil test --coverage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleCoverage {
+    pub name: String,
+    pub enabled: bool,
+    /// Cases expecting the rule to fire (`expect`, or `expect_count` above 0).
+    pub positive: usize,
+    /// Cases expecting it not to fire (`expect_not`, or `expect_count: 0`).
+    pub negative: usize,
+    /// The condition's top-level `&&` clauses.
+    pub clauses: Vec<ClauseCoverage>,
+}
+
+/// Whether some case event made a clause true, and some made it false.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClauseCoverage {
+    pub text: String,
+    pub made_true: bool,
+    pub made_false: bool,
+}
+
+impl RuleCoverage {
+    /// Clauses some case made both true and false.
+    pub fn both_ways(&self) -> usize {
+        self.clauses
+            .iter()
+            .filter(|c| c.made_true && c.made_false)
+            .count()
+    }
+
+    /// [`RuleCoverage::both_ways`] as a share of the clauses (0 to 1).
+    pub fn share(&self) -> f64 {
+        if self.clauses.is_empty() {
+            0.0
+        } else {
+            self.both_ways() as f64 / self.clauses.len() as f64
+        }
+    }
+}
+
+/// The coverage of every rule of `rules` by `cases`: the cases naming it
+/// each way, and the value each of its clauses took on every case event of
+/// its types (every clause evaluated, no short-circuit). In rule order.
+pub fn coverage(rules: &Arc<RuleSet>, cases: &[TestCase]) -> Vec<RuleCoverage> {
+    let mut out: Vec<RuleCoverage> = rules
+        .rules()
+        .map(|r| RuleCoverage {
+            clauses: rules
+                .clause_labels(&r.name)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|text| ClauseCoverage {
+                    text,
+                    made_true: false,
+                    made_false: false,
+                })
+                .collect(),
+            name: r.name,
+            enabled: r.enabled,
+            positive: 0,
+            negative: 0,
+        })
+        .collect();
+    let mut ev = Evaluator::new(rules.clone(), "vigil-test");
+    for c in cases {
+        for rc in &mut out {
+            let count = c.expect_count.get(&rc.name);
+            if c.expect.contains(&rc.name) || count.is_some_and(|n| *n > 0) {
+                rc.positive += 1;
+            }
+            if c.expect_not.contains(&rc.name) || count == Some(&0) {
+                rc.negative += 1;
+            }
+            for e in &c.events {
+                let Some(values) = ev.clause_values(&rc.name, e) else {
+                    continue;
+                };
+                for (cl, v) in rc.clauses.iter_mut().zip(values) {
+                    cl.made_true |= v == Some(true);
+                    cl.made_false |= v == Some(false);
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn errors_of(f: &CaseFile) -> String {
+        f.all_errors()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     #[test]
     fn case_errors_name_file_line_and_case() {
-        let e = parse_cases(
+        let f = parse_cases(
             "t.yaml",
             "- name: a\n  event: {evt.type: exec, proc.nmae: sh}\n  expect: [R]\n- name: b\n  events: []\n  expect: [R]\n- name: c\n  event: {evt.type: exec}\n  expected: [R]\n",
-        )
-        .unwrap_err()
-        .to_string();
+        );
+        let e = errors_of(&f);
         assert!(e.contains("t.yaml:2:27: case `a`: event 1: unknown field `proc.nmae` (did you mean `proc.name`?)"), "{e}");
         assert!(
             e.contains("t.yaml:4:1: case `b`: `events` must be a non-empty list"),
             "{e}"
         );
         assert!(
-            e.contains("t.yaml:7:1: case `c`: unknown key `expected`"),
+            e.contains("t.yaml:9:3: case `c`: unknown key `expected`"),
             "{e}"
+        );
+        assert!(f.cases.is_empty() && f.errors.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_case_is_reported_once_and_the_others_are_kept() {
+        // Case `a` has two errors (an unknown key and an unknown field):
+        // one invalid case carrying both; `b` and `c` are still read.
+        let f = parse_cases(
+            "t.yaml",
+            "- name: b\n  event: {evt.type: exec, proc.name: sh}\n  expect: [R]\n- name: a\n  event: {evt.type: exec, proc.nmae: sh}\n  expected: [R]\n- name: c\n  event: {evt.type: exec, proc.name: ls}\n  expect_not: [R]\n- name: c\n  event: {evt.type: exec}\n  expect: [R]\n",
+        );
+        let names: Vec<&str> = f.cases.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!(f.invalid.len(), 2, "{:?}", f.invalid);
+        let a = &f.invalid[0];
+        assert_eq!((a.name.as_str(), a.loc.line, a.loc.col), ("a", 4, 1));
+        let msgs: Vec<String> = a.errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("t.yaml:6:3: case `a`: unknown key `expected`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with("t.yaml:5:27: case `a`: event 1: unknown field `proc.nmae`"),
+            "{msgs:?}"
+        );
+        assert!(msgs[2].contains("case expects nothing"), "{msgs:?}");
+        assert_eq!(
+            f.invalid[1].errors[0].to_string(),
+            "t.yaml:10:1: case `c`: duplicate case name in this file"
+        );
+    }
+
+    #[test]
+    fn file_errors_have_a_position_or_name_the_file() {
+        let f = parse_cases(
+            "t.yaml",
+            "- name: a\n  event: {evt.type: exec\n  expect: [R]\n",
+        );
+        assert_eq!(f.errors.len(), 1);
+        let e = f.errors[0].to_string();
+        assert!(e.starts_with("t.yaml:3:"), "{e}");
+        assert!(e.contains("YAML syntax error"), "{e}");
+        let f = load_cases(Path::new("/nonexistent/cases.yaml"));
+        assert_eq!(
+            f.errors[0].to_string(),
+            "/nonexistent/cases.yaml: cannot read: No such file or directory (os error 2)"
         );
     }
 
@@ -382,7 +615,7 @@ mod tests {
             "t.yaml",
             "- name: ok\n  event: {evt.type: exec, proc.name: sh, proc.tty: true}\n  expect: [R]\n  expect_count: {R: 1}\n- name: no tty\n  event: {evt.type: exec, proc.name: sh}\n  expect: [R]\n- name: open\n  event: {evt.type: open, proc.name: sh}\n  expect: [R, Nope]\n",
         )
-        .unwrap();
+        .cases;
         let r = run_cases(&rules, &cases);
         assert!(r[0].passed, "{:?}", r[0].failures);
         assert_eq!(r[0].fired["R"], 1);
@@ -402,5 +635,42 @@ mod tests {
             all.contains("event type `open` is not one of the rule's events (exec)"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn coverage_counts_cases_and_clauses_both_ways() {
+        let rules = Arc::new(
+            RuleSet::from_sources(&[(
+                "r.yaml".into(),
+                "- rule: R\n  events: [exec]\n  condition: proc.name == \"sh\" && proc.tty && proc.uid == 0\n  output: o\n  priority: info\n- rule: S\n  events: [open]\n  condition: file.path == \"/x\"\n  output: o\n  priority: info\n".into(),
+            )])
+            .unwrap(),
+        );
+        let cases = parse_cases(
+            "t.yaml",
+            "- name: hit\n  event: {evt.type: exec, proc.name: sh, proc.tty: true, proc.uid: 0}\n  expect: [R]\n- name: miss\n  event: {evt.type: exec, proc.name: ls, proc.tty: true, proc.uid: 0}\n  expect_count: {R: 0}\n",
+        )
+        .cases;
+        let cov = coverage(&rules, &cases);
+        let r = &cov[0];
+        assert_eq!((r.name.as_str(), r.positive, r.negative), ("R", 1, 1));
+        let both: Vec<(&str, bool, bool)> = r
+            .clauses
+            .iter()
+            .map(|c| (c.text.as_str(), c.made_true, c.made_false))
+            .collect();
+        assert_eq!(
+            both,
+            [
+                ("proc.name == \"sh\"", true, true),
+                ("proc.tty", true, false),
+                ("proc.uid == 0", true, false)
+            ]
+        );
+        assert_eq!(r.both_ways(), 1);
+        // No case at all for S, and no event of its type.
+        let s = &cov[1];
+        assert_eq!((s.positive, s.negative, s.both_ways()), (0, 0, 0));
+        assert!(!s.clauses[0].made_true && !s.clauses[0].made_false);
     }
 }

@@ -172,7 +172,7 @@ fn errors_name_file_line_column_and_item() {
     assert!(e.contains("rules.yaml:3:30: rule `A`: `and` is Falco filter syntax; vigil conditions are Rhai expressions: write `&&`"), "{e}");
     let e = load_err("- rule: A\n  events: [exec]\n  condition: >-\n    proc.name == \"x\" &&\n    proc.pid > 1 )\n  output: o\n  priority: info\n");
     assert!(
-        e.contains("rules.yaml:5:18: rule `A`: syntax error in condition"),
+        e.contains("rules.yaml:5:18: rule `A`: unbalanced brackets: this `)` closes nothing"),
         "{e}"
     );
     let e = load_err("- rule: A\n  events: [exec\n");

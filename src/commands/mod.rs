@@ -5,6 +5,8 @@ pub mod docs;
 pub mod explain;
 pub mod fields;
 pub mod fleet;
+pub mod formats;
+pub mod profile;
 pub mod record;
 pub mod replay;
 pub mod run;

@@ -103,6 +103,44 @@ impl Node {
         }
     }
 
+    /// The fields the tree reads; `None` when it has a Rhai leaf (what
+    /// that reads is not known here).
+    pub(crate) fn fields(&self) -> Option<Vec<Field>> {
+        fn op(o: &Operand, out: &mut Vec<Field>) {
+            if let Operand::Field(f) | Operand::Elem(f, _) = o {
+                out.push(*f);
+            }
+        }
+        fn walk(n: &Node, out: &mut Vec<Field>) -> bool {
+            match n {
+                Node::Const(_) => {}
+                Node::BoolField(f) => out.push(*f),
+                Node::Cmp(_, a, b) | Node::Str(_, a, b) => {
+                    op(a, out);
+                    op(b, out);
+                }
+                Node::InSet(a, _) | Node::Regex(a, _) | Node::Glob(a, _) | Node::Cidr(a, _) => {
+                    op(a, out)
+                }
+                Node::InArray(a, f) => {
+                    op(a, out);
+                    out.push(*f);
+                }
+                Node::FlagIn(_) => out.push(Field::FileFlags),
+                Node::Not(n) => return walk(n, out),
+                Node::And(v) | Node::Or(v) => return v.iter().all(|n| walk(n, out)),
+                Node::Rhai(..) => return false,
+            }
+            true
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out).then(|| {
+            out.sort();
+            out.dedup();
+            out
+        })
+    }
+
     /// True when the whole tree is native (no Rhai leaf).
     pub(crate) fn is_native(&self) -> bool {
         match self {

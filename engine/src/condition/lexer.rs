@@ -152,3 +152,125 @@ pub(crate) fn lex(s: &str) -> Vec<Token> {
     }
     out
 }
+
+/// An unbalanced bracket: where to point (`at`, a byte offset in the
+/// condition), a nearby `start` (at or before `at`) whose text from there
+/// to `at` locates it in the file, and the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BracketError {
+    pub start: usize,
+    pub at: usize,
+    pub msg: String,
+}
+
+/// The first unbalanced `(`/`)`/`[`/`]` of a condition, if any. An unclosed
+/// call or array bracket followed by `&&`/`||` inside it is reported at that
+/// operator (`starts_with("/etc/" && ...`: the `)` is missing before the
+/// `&&`); any other unclosed bracket at the end of the condition.
+pub(crate) fn check_brackets(text: &str) -> Option<BracketError> {
+    let toks = lex(text);
+    let close_of = |t: &Tok| if *t == Tok::LParen { ')' } else { ']' };
+    // Where a bracket's opener begins: the called name for `name(`.
+    let opener = |j: usize| match j.checked_sub(1).map(|k| &toks[k].tok) {
+        Some(Tok::Ident(_)) if toks[j].tok == Tok::LParen => toks[j - 1].start,
+        _ => toks[j].start,
+    };
+    let shown = |j: usize| text[opener(j)..toks[j].end].to_string();
+    let mut stack: Vec<usize> = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        match t.tok {
+            Tok::LParen | Tok::LBracket => stack.push(i),
+            Tok::RParen | Tok::RBracket => {
+                let c = if t.tok == Tok::RParen { ')' } else { ']' };
+                let start = i.checked_sub(1).map_or(t.start, |k| toks[k].start);
+                match stack.pop() {
+                    None => {
+                        return Some(BracketError {
+                            start,
+                            at: t.start,
+                            msg: format!(
+                                "unbalanced brackets: this `{c}` closes nothing (one `{c}` too many, or its opening bracket is missing)"
+                            ),
+                        })
+                    }
+                    Some(j) if close_of(&toks[j].tok) != c => {
+                        return Some(BracketError {
+                            start: opener(j),
+                            at: t.start,
+                            msg: format!(
+                                "unbalanced brackets: `{c}` cannot close `{}`: missing `{}`",
+                                shown(j),
+                                close_of(&toks[j].tok)
+                            ),
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let &j = stack.last()?;
+    let close = close_of(&toks[j].tok);
+    let call_or_array = toks[j].tok == Tok::LBracket || opener(j) != toks[j].start;
+    let mut depth = 0usize;
+    for t in &toks[j + 1..] {
+        match &t.tok {
+            Tok::LParen | Tok::LBracket => depth += 1,
+            Tok::RParen | Tok::RBracket => depth = depth.saturating_sub(1),
+            Tok::Op(op @ ("&&" | "||")) if depth == 0 && call_or_array => {
+                return Some(BracketError {
+                    start: opener(j),
+                    at: t.start,
+                    msg: format!(
+                        "unbalanced brackets: missing `{close}` before `{op}`: `{}` is not closed",
+                        shown(j)
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
+    Some(BracketError {
+        start: opener(j),
+        at: toks[j].start,
+        msg: format!(
+            "unbalanced brackets: `{}` is never closed: missing `{close}`",
+            shown(j)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> (String, String, String) {
+        let e = check_brackets(text).expect("an error");
+        (text[e.start..].to_string(), text[e.at..].to_string(), e.msg)
+    }
+
+    #[test]
+    fn unbalanced_brackets_are_named_where_the_bracket_is_missing() {
+        assert_eq!(check_brackets(r#"f(a, [1, 2]) && (b || c)"#), None);
+        let (from, at, msg) = err(r#"file.path.starts_with("/etc/" && proc.name == "sh""#);
+        assert!(from.starts_with("starts_with("), "{from}");
+        assert!(at.starts_with("&& proc.name"), "{at}");
+        assert_eq!(
+            msg,
+            "unbalanced brackets: missing `)` before `&&`: `starts_with(` is not closed"
+        );
+        let (_, at, msg) = err(r#"(file.path == "/etc/x")) && proc.name == "sh""#);
+        assert!(at.starts_with(") &&"), "{at}");
+        assert!(msg.contains("this `)` closes nothing"), "{msg}");
+        let (_, at, msg) = err(r#"proc.name in ["sh", "bash") && x"#);
+        assert!(at.starts_with(") &&"), "{at}");
+        assert_eq!(
+            msg,
+            "unbalanced brackets: `)` cannot close `[`: missing `]`"
+        );
+        let (from, _, msg) = err(r#"(proc.name == "sh" && proc.tty"#);
+        assert!(from.starts_with("(proc.name"), "{from}");
+        assert_eq!(msg, "unbalanced brackets: `(` is never closed: missing `)`");
+    }
+}

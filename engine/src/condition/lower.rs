@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rhai::{Engine, Scope, AST};
 
 use super::ir::{CmpOp, ListSet, Node, Operand, StrOp};
-use super::matchers::{build_glob, build_regex, Cidr, Patterns};
+use super::matchers::{build_glob, build_regex_at, Cidr, Patterns};
 use super::parser::{parse, PExpr, P};
 use super::HELPERS;
 use crate::fields::{Field, FieldType};
@@ -69,6 +69,9 @@ fn field_ty(f: Field) -> Ty {
 pub(crate) struct CompileProblem {
     /// Text to locate in the file (a sub-expression), if any.
     pub text: Option<String>,
+    /// Bytes from the start of `text` to where the problem is (a regex's
+    /// syntax error inside its pattern, a missing bracket).
+    pub offset: usize,
     pub msg: String,
     pub warning: bool,
 }
@@ -85,6 +88,7 @@ pub(crate) struct Compiler<'a> {
 impl Compiler<'_> {
     fn err(&mut self, text: &str, msg: String) {
         self.problems.push(CompileProblem {
+            offset: 0,
             text: Some(text.to_string()),
             msg,
             warning: false,
@@ -97,6 +101,16 @@ impl Compiler<'_> {
     /// not cover; when the native parser cannot read the text at all, the
     /// whole condition goes to Rhai (whose syntax errors are reported).
     pub fn compile(&mut self, text: &str) -> Node {
+        if let Some(b) = super::lexer::check_brackets(text) {
+            // Named as such rather than as whatever Rhai's parser trips on.
+            self.problems.push(CompileProblem {
+                text: Some(text[b.start..b.at].to_string()).filter(|t| !t.is_empty()),
+                offset: b.at - b.start,
+                msg: b.msg,
+                warning: false,
+            });
+            return Node::Const(false);
+        }
         match parse(text) {
             Some(p) => {
                 if self.constant_errors(text, &p) {
@@ -211,6 +225,7 @@ impl Compiler<'_> {
                     })
                     .filter(|s| !s.is_empty());
                 self.problems.push(CompileProblem {
+                    offset: 0,
                     text: at,
                     msg,
                     warning: false,
@@ -253,14 +268,19 @@ impl Compiler<'_> {
                 if let Some(r) = self.patterns.regex.get(pat) {
                     return Some(Node::Regex(op, r.clone()));
                 }
-                match build_regex(pat) {
+                match build_regex_at(pat) {
                     Ok(r) => {
                         let r = Arc::new(r);
                         self.patterns.regex.insert(pat.to_string(), r.clone());
                         Some(Node::Regex(op, r))
                     }
-                    Err(m) => {
-                        self.err(pat, m);
+                    Err((msg, offset)) => {
+                        self.problems.push(CompileProblem {
+                            text: Some(pat.to_string()),
+                            offset: offset.unwrap_or(0),
+                            msg,
+                            warning: false,
+                        });
                         None
                     }
                 }
@@ -475,6 +495,7 @@ impl Compiler<'_> {
     fn check_comm_value(&mut self, f: Field, s: &str) {
         if matches!(f, Field::ProcName | Field::ProcPname) && s.len() > crate::filter::COMM_LEN {
             self.problems.push(CompileProblem {
+                offset: 0,
                 text: Some(s.to_string()),
                 msg: format!(
                     "`{}` is compared with \"{s}\" ({} bytes), but the kernel keeps only 15: use \"{}\"",
@@ -504,6 +525,7 @@ impl Compiler<'_> {
                     }
                     if tx == Ty::Int && set.ints.is_empty() && !set.strs.is_empty() {
                         self.problems.push(CompileProblem {
+                            offset: 0,
                             text: Some(src.to_string()),
                             msg: format!("`{}` is an int but list `{name}` holds only strings: it can never match", f.name()),
                             warning: true,

@@ -68,6 +68,14 @@ impl Cidr {
 
 /// Build a regex with vigil's size limits.
 pub fn build_regex(pattern: &str) -> Result<Regex, String> {
+    build_regex_at(pattern).map_err(|(msg, _)| msg)
+}
+
+/// [`build_regex`] that also gives, for a syntax error, the byte offset in
+/// `pattern` where regex-automata's parser stopped. The message is the
+/// parser's own (`unclosed group`, `unclosed character class`, ...) with the
+/// column in the pattern.
+pub(crate) fn build_regex_at(pattern: &str) -> Result<Regex, (String, Option<usize>)> {
     Regex::builder()
         .syntax(regex_automata::util::syntax::Config::new().nest_limit(REGEX_NEST_LIMIT))
         .configure(
@@ -78,7 +86,23 @@ pub fn build_regex(pattern: &str) -> Result<Regex, String> {
                 .dfa_size_limit(Some(REGEX_NFA_LIMIT)),
         )
         .build(pattern)
-        .map_err(|e| format!("bad regex `{pattern}`: {e}"))
+        .map_err(|e| {
+            let syntax = e.syntax_error().map(|se| match se {
+                regex_syntax::Error::Parse(p) => (p.kind().to_string(), p.span().start),
+                regex_syntax::Error::Translate(t) => (t.kind().to_string(), t.span().start),
+                other => (other.to_string(), regex_syntax::ast::Position::new(0, 1, 1)),
+            });
+            match syntax {
+                Some((kind, pos)) => (
+                    format!(
+                        "bad regex `{pattern}`: {kind} at column {} of the pattern",
+                        pattern[..pos.offset.min(pattern.len())].chars().count() + 1
+                    ),
+                    Some(pos.offset),
+                ),
+                None => (format!("bad regex `{pattern}`: {e}"), None),
+            }
+        })
 }
 
 /// Build a path glob (`*` does not cross `/`).
@@ -161,6 +185,17 @@ mod tests {
     fn hostile_regex_is_refused() {
         assert!(build_regex(r"\w{1000}{1000}").is_err());
         assert!(build_regex("(").is_err());
+        assert_eq!(
+            build_regex_at("curl (-o|--output").unwrap_err(),
+            (
+                "bad regex `curl (-o|--output`: unclosed group at column 6 of the pattern".into(),
+                Some(5)
+            )
+        );
+        assert_eq!(
+            build_regex("a[b").unwrap_err(),
+            "bad regex `a[b`: unclosed character class at column 2 of the pattern"
+        );
         let r = build_regex("sh$").unwrap();
         assert!(r.is_match("/bin/bash") && !r.is_match("shell"));
     }

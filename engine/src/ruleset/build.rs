@@ -64,6 +64,28 @@ pub(super) fn clause_texts(text: &str) -> Vec<String> {
     out
 }
 
+/// The operands of a condition's top-level `&&` and `||`, split on the
+/// tokens (no parse, so it works on conditions with unknown names).
+fn top_level_operands(text: &str) -> Vec<String> {
+    use crate::condition::Tok;
+    let mut out = Vec::new();
+    let (mut depth, mut from) = (0usize, 0usize);
+    for t in crate::condition::lex(text) {
+        match t.tok {
+            Tok::LParen | Tok::LBracket => depth += 1,
+            Tok::RParen | Tok::RBracket => depth = depth.saturating_sub(1),
+            Tok::Op("&&" | "||") if depth == 0 => {
+                out.push(text[from..t.start].trim().to_string());
+                from = t.end;
+            }
+            _ => {}
+        }
+    }
+    out.push(text[from..].trim().to_string());
+    out.retain(|c| !c.is_empty());
+    out
+}
+
 /// A macro's expanded size, measured without expanding it.
 pub(super) struct MacroSize {
     /// Bytes of its expansion (saturating).
@@ -241,6 +263,16 @@ impl<'a> Locator<'a> {
             Some(i) => self.defs.files[*i].find_from(base, needle),
             None => base.clone(),
         }
+    }
+
+    /// `offset` bytes into `needle` found at or after `base`; `base` if
+    /// `needle` is not found.
+    pub fn at_offset(&self, base: &Location, needle: &str, offset: usize) -> Location {
+        let mut at = self.at(base, needle);
+        if at != *base {
+            at.col += offset;
+        }
+        at
     }
 }
 
@@ -422,6 +454,52 @@ pub(super) fn measure_macros(
     sizes
 }
 
+/// Step 5b: each usable macro's condition compiled on its own (the macros
+/// it uses as `true`), so its syntax, type and pattern errors are reported at
+/// the macro rather than in every rule using it; such a macro is marked
+/// unusable.
+pub(super) fn check_macro_bodies(
+    defs: &Defs,
+    locator: &Locator<'_>,
+    engine: &rhai::Engine,
+    lists: &HashMap<String, Arc<ListSet>>,
+    macro_ok: &mut HashMap<String, bool>,
+    diag: &mut Diag,
+) {
+    let scope = make_scope(lists, &Arc::new(EventSlot::default()));
+    let mut patterns = Patterns::default();
+    let mut mnames: Vec<&String> = defs.macros.keys().collect();
+    mnames.sort();
+    for name in mnames {
+        if macro_ok.get(name) != Some(&true) {
+            continue;
+        }
+        let label = format!("macro `{name}`");
+        for f in &defs.macros[name].frags {
+            let text = expand_macros(&f.text, &mut |n| {
+                defs.macros.contains_key(n).then(|| "true".to_string())
+            });
+            let mut comp = Compiler {
+                engine,
+                scope: &scope,
+                lists,
+                patterns: &mut patterns,
+                problems: Vec::new(),
+            };
+            comp.compile(&text);
+            for p in comp.problems.into_iter().filter(|p| !p.warning) {
+                let at = p
+                    .text
+                    .as_deref()
+                    .map(|t| locator.at_offset(&f.loc, t, p.offset))
+                    .unwrap_or_else(|| f.loc.clone());
+                diag.err(&at, Some(&label), p.msg);
+                macro_ok.insert(name.clone(), false);
+            }
+        }
+    }
+}
+
 /// What compiling one rule gave.
 pub(super) enum Step {
     Rule(Box<Rule>),
@@ -498,8 +576,11 @@ impl<'a> RuleCompiler<'a> {
         let label = format!("rule `{}`", r.name);
         let l = Some(label.as_str());
         let events = EventMask::of(&r.events);
-        if !self.check_names(r, l, diag) {
-            // Still check the output template, so every error is reported.
+        let (names_ok, bad_macro) = self.check_names(r, l, diag);
+        if !names_ok {
+            // Still check the clauses without unknown names and the output
+            // template, so every error is reported.
+            self.check_known_clauses(r, l, diag);
             if let Some(o) = &r.output {
                 if let Err(es) = Template::parse(&o.text, events, r.threshold.is_some()) {
                     for e in es {
@@ -513,7 +594,9 @@ impl<'a> RuleCompiler<'a> {
             Ok(e) => e,
             Err(step) => return step,
         };
-        let mut ok = self.check_carried_fields(r, events, &exp, l, diag);
+        // A rule using a macro with errors (reported at the macro) is
+        // compiled with that macro as `false`, for its own errors, and not kept.
+        let mut ok = self.check_carried_fields(r, events, &exp, l, diag) && !bad_macro;
         let base = r
             .frags
             .last()
@@ -558,6 +641,9 @@ impl<'a> RuleCompiler<'a> {
             exceptions: exc_texts,
         } = exp;
         let clauses = clause_texts(&cond_text);
+        if r.falco.is_none() {
+            self.warn_never_fires(r, &cond, &cond_text, &clauses, &exc_texts, &base, l, diag);
+        }
         let fingerprint = format!(
             "{cond_text}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{}\u{1}{:?}\u{1}{:?}\u{1}{:?}\u{1}{}",
             exc_texts.iter().map(|(n, t, _)| (n, t)).collect::<Vec<_>>(),
@@ -590,9 +676,9 @@ impl<'a> RuleCompiler<'a> {
         }))
     }
 
-    /// The names the condition and exceptions use, before expansion; false
-    /// when one is unknown or names a macro that failed.
-    fn check_names(&self, r: &RuleDef, l: Option<&str>, diag: &mut Diag) -> bool {
+    /// The names the condition and exceptions use, before expansion:
+    /// whether all are known, and whether one is a macro with errors.
+    fn check_names(&self, r: &RuleDef, l: Option<&str>, diag: &mut Diag) -> (bool, bool) {
         let names = NamesOf(self.defs);
         let mut ok = true;
         let mut read = Vec::new();
@@ -602,17 +688,65 @@ impl<'a> RuleCompiler<'a> {
                 ok = false;
             }
         }
-        let uses_bad_macro = |text: &str| {
-            crate::condition::lex(text).iter().any(|t| {
-                matches!(&t.tok, crate::condition::Tok::Ident(i) if self.macro_ok.get(i) == Some(&false))
-            })
-        };
         let bad_macro = r
             .frags
             .iter()
             .chain(r.exceptions.iter().map(|e| &e.cond))
-            .any(|f| uses_bad_macro(&f.text));
-        ok && !bad_macro
+            .any(|f| self.uses_bad_macro(&f.text));
+        (ok, bad_macro)
+    }
+
+    fn uses_bad_macro(&self, text: &str) -> bool {
+        crate::condition::lex(text).iter().any(|t| {
+            matches!(&t.tok, crate::condition::Tok::Ident(i) if self.macro_ok.get(i) == Some(&false))
+        })
+    }
+
+    /// For a rule with unknown names: compile on their own the operands of
+    /// the top-level `&&`/`||` (of the condition and each exception) that
+    /// name nothing unknown, and report their errors (type errors, bad
+    /// patterns, ...).
+    fn check_known_clauses(&mut self, r: &RuleDef, l: Option<&str>, diag: &mut Diag) {
+        let names = NamesOf(self.defs);
+        let max = self.limits.condition_bytes;
+        for f in r.frags.iter().chain(r.exceptions.iter().map(|e| &e.cond)) {
+            for clause in top_level_operands(&f.text) {
+                let unknown = !check_names(&clause, &names, &[], &mut Vec::new()).is_empty();
+                let sizes = self.sizes;
+                let len =
+                    crate::condition::expanded_len(&clause, &mut |n| sizes.get(n).map(|s| s.len));
+                if unknown || len > max {
+                    continue;
+                }
+                let text = self.expand_text(&clause);
+                let mut comp = Compiler {
+                    engine: self.engine,
+                    scope: &self.scope,
+                    lists: self.lists,
+                    patterns: &mut self.patterns,
+                    problems: Vec::new(),
+                };
+                comp.compile(&text);
+                for p in comp.problems.into_iter().filter(|p| !p.warning) {
+                    let at = p
+                        .text
+                        .as_deref()
+                        .map(|t| self.locator.at_offset(&f.loc, t, p.offset))
+                        .unwrap_or_else(|| f.loc.clone());
+                    diag.err(&at, l, p.msg);
+                }
+            }
+        }
+    }
+
+    /// `text` with its macros expanded (a macro with errors as `false`).
+    fn expand_text(&mut self, text: &str) -> String {
+        let (defs, macro_ok) = (self.defs, self.macro_ok);
+        let (expanded, set_bytes) = (&mut self.expanded, &mut self.set_bytes);
+        expand_macros(text, &mut |n| {
+            materialize(n, defs, macro_ok, expanded, set_bytes)
+                .or_else(|| (macro_ok.get(n) == Some(&false)).then(|| "false".to_string()))
+        })
     }
 
     /// The condition (fragments joined by `&&`) and exceptions with their
@@ -638,8 +772,12 @@ impl<'a> RuleCompiler<'a> {
             .last()
             .map(|f| f.loc.clone())
             .unwrap_or_else(|| r.loc.clone());
-        let sizes = self.sizes;
-        let mut size_of = |n: &str| sizes.get(n).map(|s| s.len);
+        let (sizes, macro_ok) = (self.sizes, self.macro_ok);
+        // A macro with errors is compiled as `false`.
+        let mut size_of = |n: &str| match macro_ok.get(n) {
+            Some(false) => Some("false".len()),
+            _ => sizes.get(n).map(|s| s.len),
+        };
         let mut rule_bytes = 0usize;
         let mut over = None;
         for (text, loc) in std::iter::once((raw.as_str(), &cond_loc)).chain(
@@ -678,18 +816,17 @@ impl<'a> RuleCompiler<'a> {
             );
             return Err(Step::Stop);
         }
-        let (defs, macro_ok) = (self.defs, self.macro_ok);
-        let (expanded, set_bytes) = (&mut self.expanded, &mut self.set_bytes);
-        let mut exp = |t: &str| {
-            expand_macros(t, &mut |n| {
-                materialize(n, defs, macro_ok, expanded, set_bytes)
-            })
-        };
-        let cond_text = exp(&raw);
+        let cond_text = self.expand_text(&raw);
         let exceptions = r
             .exceptions
             .iter()
-            .map(|e| (e.name.clone(), exp(&e.cond.text), e.cond.loc.clone()))
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    self.expand_text(&e.cond.text),
+                    e.cond.loc.clone(),
+                )
+            })
             .collect();
         self.set_bytes = self.set_bytes.saturating_add(rule_bytes);
         Ok(Expanded {
@@ -781,6 +918,7 @@ impl<'a> RuleCompiler<'a> {
                 base.clone(),
                 CompileProblem {
                     text: None,
+                    offset: 0,
                     msg: format!(
                         "condition costs {} nodes per event in the worst case (limit {max_rule_nodes})",
                         cost.nodes
@@ -794,7 +932,7 @@ impl<'a> RuleCompiler<'a> {
             let at = p
                 .text
                 .as_deref()
-                .map(|t| self.locator.at(&base, t))
+                .map(|t| self.locator.at_offset(&base, t, p.offset))
                 .unwrap_or(base);
             if p.warning {
                 if seen_warn.insert(p.msg.clone()) {
@@ -806,6 +944,54 @@ impl<'a> RuleCompiler<'a> {
             }
         }
         (cond, rhai_full, exceptions, cost)
+    }
+
+    /// Warnings for a rule that can never fire ([`super::lint`]).
+    #[allow(clippy::too_many_arguments)]
+    fn warn_never_fires(
+        &mut self,
+        r: &RuleDef,
+        cond: &Node,
+        cond_text: &str,
+        clauses: &[String],
+        exc_texts: &[(String, String, Location)],
+        base: &Location,
+        l: Option<&str>,
+        diag: &mut Diag,
+    ) {
+        let view = super::lint::RuleView {
+            events: &r.events,
+            cond,
+            cond_text,
+            clauses,
+            exceptions: exc_texts
+                .iter()
+                .map(|(n, t, _)| (n.as_str(), t.as_str()))
+                .collect(),
+        };
+        let lists = &self.defs.lists;
+        let empty_list = |n: &str| lists.get(n).is_some_and(|l| l.items.is_empty());
+        let mut ctx = RhaiCtx {
+            engine: self.engine,
+            scope: &mut self.probe_scope,
+        };
+        let found = super::lint::never_fires(&view, &empty_list, &self.probe_slot, &mut ctx);
+        for f in found {
+            let at_base = match f.exception {
+                Some(i) => &exc_texts[i].2,
+                None => r.frags.first().map_or(base, |fr| &fr.loc),
+            };
+            // An exception is pointed at by its condition as written.
+            let needle = match f.exception {
+                Some(i) => r.exceptions.get(i).map(|e| e.cond.text.clone()),
+                None => f.needle,
+            };
+            let at = match &needle {
+                Some(n) => self.locator.at(at_base, n),
+                None => at_base.clone(),
+            };
+            diag.warn(&at, l, f.msg);
+        }
     }
 
     /// Run the Rhai leaves once on an empty event of each of the rule's

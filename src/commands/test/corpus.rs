@@ -32,6 +32,17 @@ pub struct Report {
     pub quiet: BTreeMap<String, u64>,
     /// One line per failure, ready to print.
     pub failures: Vec<String>,
+    /// Per file, in order.
+    pub files: Vec<FileOutcome>,
+}
+
+/// One corpus file's result (a case of its own in the reports).
+#[derive(Debug)]
+pub struct FileOutcome {
+    pub name: String,
+    /// Its failure lines (empty: passed).
+    pub failures: Vec<String>,
+    pub elapsed: std::time::Duration,
 }
 
 impl Report {
@@ -76,7 +87,8 @@ pub fn replay(rules: &Arc<RuleSet>, files: &[PathBuf]) -> anyhow::Result<Report>
     Ok(report)
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+/// A recording, gunzipped when its name ends in `.gz`.
+pub(crate) fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     let f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(f))
@@ -88,6 +100,8 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
 
 fn replay_file(rules: &Arc<RuleSet>, path: &Path, report: &mut Report) -> anyhow::Result<()> {
     let name = path.display().to_string();
+    let start = std::time::Instant::now();
+    let first_failure = report.failures.len();
     let mut input = open(path)?;
     let mut ev = Evaluator::new(rules.clone(), &vigil_engine::ruleset::hostname());
     let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -151,6 +165,11 @@ fn replay_file(rules: &Arc<RuleSet>, path: &Path, report: &mut Report) -> anyhow
     } else {
         report.files_failed += 1;
     }
+    report.files.push(FileOutcome {
+        name,
+        failures: report.failures[first_failure..].to_vec(),
+        elapsed: start.elapsed(),
+    });
     Ok(())
 }
 
