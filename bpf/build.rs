@@ -41,7 +41,7 @@ fn main() {
     println!("cargo:rerun-if-changed=include");
 }
 
-/// bindgen over vigil.h: the `ev_*` record structs and the `VG_*`/`VF_*`/`VO_*`
+/// bindgen over vigil.h: the `ev_*` record structs and the `VG_*`/`VF_*`/`VO_*`/`VX_*`
 /// constants, for the host's layout (the BPF target has the same sizes and
 /// alignments for these plain integer structs; `decode.rs` asserts the sizes).
 fn records(manifest: &std::path::Path) {
@@ -56,7 +56,7 @@ fn records(manifest: &std::path::Path) {
     bindgen::Builder::default()
         .header_contents("vigil_records.h", &prelude)
         .allowlist_type("ev_.*")
-        .allowlist_var("V[GFO]_.*")
+        .allowlist_var("V[GFOX]_.*")
         .derive_default(true)
         .layout_tests(false)
         .use_core()

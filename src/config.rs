@@ -16,6 +16,43 @@ use vigil_sinks::config::{de_duration, Format};
 use vigil_sinks::nats_config::NatsConnection;
 use vigil_sinks::OutputsConfig;
 
+/// Environment variables recorded in `proc.env` unless the config's
+/// `proc_env` says otherwise.
+pub const DEFAULT_ENV: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "GLIBC_TUNABLES",
+];
+/// At most this many names in `proc_env`, each at most `ENV_NAME_MAX` bytes.
+pub const ENV_NAMES_MAX: usize = 16;
+pub const ENV_NAME_MAX: usize = 64;
+
+/// Checks the `proc_env` names: environment variable names (letters,
+/// digits, `_`), bounded in number and length.
+pub fn check_env_names(names: &[String]) -> Result<(), String> {
+    if names.len() > ENV_NAMES_MAX {
+        return Err(format!(
+            "{} names; at most {ENV_NAMES_MAX} (only named variables are recorded, never the whole environment)",
+            names.len()
+        ));
+    }
+    for n in names {
+        if n.is_empty()
+            || n.len() > ENV_NAME_MAX
+            || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(format!(
+                "`{n}` is not a variable name (letters, digits and _, at most {ENV_NAME_MAX} bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where `vigil run` looks when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.yaml";
 
@@ -66,6 +103,10 @@ pub struct Config {
     /// or `template`.
     #[serde(default)]
     pub output_fields: OutputFields,
+    /// Environment variables recorded at exec in `proc.env` (by exact name;
+    /// never the whole environment).
+    #[serde(default = "default_proc_env")]
+    pub proc_env: Vec<String>,
 }
 
 /// One layer of rule selection: the config file's `select:` block, or the
@@ -233,6 +274,9 @@ fn default_event_queue() -> usize {
 fn default_max_procs() -> usize {
     65_536
 }
+fn default_proc_env() -> Vec<String> {
+    DEFAULT_ENV.iter().map(|s| s.to_string()).collect()
+}
 fn default_shutdown_timeout() -> Duration {
     Duration::from_secs(5)
 }
@@ -251,6 +295,7 @@ impl Default for Config {
             shutdown_timeout: default_shutdown_timeout(),
             select: Select::default(),
             output_fields: OutputFields::default(),
+            proc_env: default_proc_env(),
         }
     }
 }
@@ -387,6 +432,7 @@ impl Config {
         if self.max_procs == 0 {
             return Err("max_procs: must be at least 1".into());
         }
+        check_env_names(&self.proc_env).map_err(|e| format!("proc_env: {e}"))?;
         if let Some(h) = &self.hostname {
             if h.trim().is_empty() {
                 return Err("hostname: must not be empty".into());
@@ -494,6 +540,23 @@ outputs:
         );
         assert_eq!(c.outputs.dedup.unwrap().window, Duration::from_secs(60));
         assert_eq!(c.event_queue, 65_536);
+    }
+
+    #[test]
+    fn proc_env_names_are_checked() {
+        assert!(Config::default()
+            .proc_env
+            .contains(&"LD_PRELOAD".to_string()));
+        let c = parse("proc_env: [LD_AUDIT, MY_VAR2]\n").unwrap();
+        assert_eq!(c.proc_env, ["LD_AUDIT", "MY_VAR2"]);
+        assert!(parse("proc_env: []\n").unwrap().proc_env.is_empty());
+        let e = parse("proc_env: [\"LD_PRELOAD=x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("proc_env") && e.contains("`LD_PRELOAD=x`"),
+            "{e}"
+        );
     }
 
     #[test]

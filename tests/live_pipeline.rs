@@ -400,6 +400,38 @@ fn snoop_exec_prints_a_row_for_the_named_process() {
 }
 
 #[test]
+fn snoop_exec_x_shows_a_failed_exec_with_its_errno() {
+    if live_capable().is_none() {
+        return;
+    }
+    let name = unique("snx");
+    let args: Vec<String> = ["snoop", "exec", "-x", "--comm", &name]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut v = Vigil::spawn(tempfile::tempdir().unwrap(), &args, &[]);
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bash = copy_named(bin_dir.path(), "/bin/bash", &name);
+    let missing = bin_dir.path().join("no-such-program");
+    // the shell (comm `name`) execs a missing file: ENOENT
+    let st = Command::new(&bash)
+        .args(["-c", &format!("exec {}", missing.display())])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(127));
+    let row = v
+        // the shell's own row names the path inside its quoted -c argument
+        .wait_line(15, |l| l.ends_with(&*missing.to_string_lossy()))
+        .expect("a row for the failed exec");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // TIME PCOMM PID PPID UID RET ARGS
+    assert_eq!(cols.get(1), Some(&name.as_str()), "{row}");
+    assert_eq!(cols.get(5), Some(&"-2"), "RET is -ENOENT: {row}");
+    let _ = v.stop();
+}
+
+#[test]
 fn metrics_endpoint_counts_events_and_alerts() {
     if live_capable().is_none() {
         return;

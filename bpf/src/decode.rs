@@ -88,6 +88,9 @@ pub enum RawBody {
         cwd: String,
         /// Which of the strings were cut at their kernel-side bound.
         cut: ExecCut,
+        /// Capabilities and where the executable came from, read by the
+        /// kernel at exec (None: the record did not carry them).
+        attrs: Option<ExecKernelAttrs>,
     },
     Fork {
         start_boot_ns: u64,
@@ -148,10 +151,11 @@ pub enum OpKind {
     Userfaultfd,
     Module,
     Truncate,
+    ExecFailed,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 22] = [
+    pub const ALL: [OpKind; 23] = [
         OpKind::Symlink,
         OpKind::Link,
         OpKind::Rename,
@@ -174,6 +178,7 @@ impl OpKind {
         OpKind::Userfaultfd,
         OpKind::Module,
         OpKind::Truncate,
+        OpKind::ExecFailed,
     ];
 
     pub fn from_u8(v: u8) -> Option<OpKind> {
@@ -205,6 +210,7 @@ impl OpKind {
             OpKind::Userfaultfd => "userfaultfd",
             OpKind::Module => "module",
             OpKind::Truncate => "truncate",
+            OpKind::ExecFailed => "exec_failed",
         }
     }
 
@@ -291,6 +297,7 @@ impl OpKind {
             OpKind::Module => &["init_module", "finit_module"],
             // by path only: ftruncate follows an open the open hooks see
             OpKind::Truncate => &["truncate"],
+            OpKind::ExecFailed => &["execve", "execveat"],
         }
     }
 }
@@ -328,6 +335,17 @@ pub struct RawOp {
     pub sock: Option<RawNet>,
     /// The socket's type (SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_RAW 3, ...).
     pub sock_type: u16,
+}
+
+/// Process attributes the kernel read at exec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecKernelAttrs {
+    /// Effective / permitted capability masks (bit N = capability N).
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub exe_from_memfd: bool,
+    pub exe_deleted: bool,
+    pub exe_upper_layer: bool,
 }
 
 /// Which exec strings the kernel cut at their bound.
@@ -444,15 +462,16 @@ const F_WALKED: u8 = records::VF_WALKED as u8;
 
 // The layouts the kernel writes (and the tests below build by hand).
 const _: () = assert!(HDR == 48 && OPEN == 88);
-const _: () = assert!(size_of::<ev_exec>() == 80 && size_of::<ev_fork>() == 64);
+const _: () = assert!(size_of::<ev_exec>() == 96 && size_of::<ev_fork>() == 64);
 const _: () = assert!(size_of::<ev_exit>() == 56 && size_of::<ev_net>() == 104);
 const _: () = assert!(size_of::<ev_sys>() == 160);
-// OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, Module last).
+// OpKind numbers are vigil.h's VO_* (contiguous, Symlink first, ExecFailed last).
 const _: () = assert!(OpKind::Symlink as u32 == records::VO_SYMLINK);
 const _: () = assert!(OpKind::Memfd as u32 == records::VO_MEMFD);
 const _: () = assert!(OpKind::Dup as u32 == records::VO_DUP);
 const _: () = assert!(OpKind::Truncate as u32 == records::VO_TRUNCATE);
 const _: () = assert!(OpKind::ALL.len() as u32 == records::VO_MAX);
+const _: () = assert!(OpKind::ExecFailed as u32 == records::VO_EXECFAIL);
 
 /// x86_64 unlinkat(2) and its flag that makes it an rmdir.
 const NR_UNLINKAT: u32 = 263;
@@ -569,6 +588,16 @@ pub fn decode(b: &[u8]) -> Result<RawEvent, DecodeError> {
                     walk_to_path(cwd_bytes)
                 } else {
                     String::new()
+                },
+                attrs: {
+                    let x = |bit: u32| e.exe_flags & bit as u8 != 0;
+                    x(records::VX_KNOWN).then_some(ExecKernelAttrs {
+                        cap_effective: e.cap_eff,
+                        cap_permitted: e.cap_prm,
+                        exe_from_memfd: x(records::VX_MEMFD),
+                        exe_deleted: x(records::VX_DELETED),
+                        exe_upper_layer: x(records::VX_UPPER),
+                    })
                 },
                 cut: ExecCut {
                     filename: cut(records::VF_CUT_FILENAME),
@@ -809,8 +838,11 @@ mod tests {
     #[test]
     fn decodes_exec_with_argv() {
         let mut b = hdr(0, F_PASSED);
-        b.resize(80, 0);
+        b.resize(96, 0);
         b[48..52].copy_from_slice(&1000u32.to_ne_bytes());
+        // exe_flags: known, from a memfd; effective capabilities
+        b[73] = (records::VX_KNOWN | records::VX_MEMFD) as u8;
+        b[80..88].copy_from_slice(&(1u64 << 21).to_ne_bytes());
         b[56..60].copy_from_slice(&u32::MAX.to_ne_bytes());
         let fname = b"/bin/sh\0";
         let args = b"sh\0-c\0true\0";
@@ -849,8 +881,12 @@ mod tests {
                 argv,
                 cwd,
                 cut,
+                attrs,
                 ..
             } => {
+                let a = attrs.expect("the kernel's attributes");
+                assert_eq!((a.cap_effective, a.cap_permitted), (1 << 21, 0));
+                assert!(a.exe_from_memfd && !a.exe_deleted && !a.exe_upper_layer);
                 assert_eq!(cut, ExecCut::default());
                 assert_eq!(cwd, "/var/www");
                 assert_eq!((uid, loginuid, tty), (1000, u32::MAX, true));

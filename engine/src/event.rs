@@ -46,11 +46,15 @@ pub enum EventType {
     Userfaultfd,
     Module,
     Truncate,
+    /// An execve/execveat the kernel refused (`evt.ret` < 0); the process
+    /// context is the caller's. Its own type so that rules on `exec` never
+    /// see one.
+    ExecFailed,
 }
 
 impl EventType {
     /// Number of event types.
-    pub const COUNT: usize = 28;
+    pub const COUNT: usize = 29;
 
     /// Every event type, in a fixed order (the first six are also the
     /// kernel's record numbering; the rest share its on-demand record).
@@ -83,6 +87,7 @@ impl EventType {
         EventType::Userfaultfd,
         EventType::Module,
         EventType::Truncate,
+        EventType::ExecFailed,
     ];
 
     /// The name rules and JSON use (`exec`, `open`, ...).
@@ -116,6 +121,7 @@ impl EventType {
             EventType::Userfaultfd => "userfaultfd",
             EventType::Module => "module",
             EventType::Truncate => "truncate",
+            EventType::ExecFailed => "exec_failed",
         }
     }
 
@@ -149,7 +155,7 @@ impl fmt::Display for EventType {
 
 /// Error for an event type name that is not one of [`EventType::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate)")]
+#[error("unknown event type `{0}` (expected one of exec, open, connect, accept, retransmit, exit, symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate, exec_failed)")]
 pub struct UnknownEventType(pub String);
 
 impl FromStr for EventType {
@@ -238,6 +244,23 @@ pub struct Process {
     pub tty: bool,
     /// The process table lacked part of this process's state.
     pub incomplete: bool,
+    /// Effective and permitted capabilities at exec (`CAP_*` names, in
+    /// capability number order).
+    pub cap_effective: Arc<[String]>,
+    pub cap_permitted: Arc<[String]>,
+    /// The executable was an anonymous memory file (memfd_create + fexecve).
+    pub exe_from_memfd: bool,
+    /// The executable had no link left on its file system at exec (deleted,
+    /// or an O_TMPFILE never linked); memfds are `exe_from_memfd` instead.
+    pub exe_deleted: bool,
+    /// The executable came from an overlayfs upper layer (written after the
+    /// container started, not part of its image).
+    pub exe_upper_layer: bool,
+    /// The allow-listed environment variables present at exec, as
+    /// `NAME=value` joined by spaces, in environment order.
+    pub env: String,
+    /// Their names.
+    pub env_names: Vec<String>,
 }
 
 /// `open` details.
@@ -587,6 +610,63 @@ pub fn socket_type_name(t: u64) -> String {
     n.to_string()
 }
 
+/// Linux capability names by number (`include/uapi/linux/capability.h`).
+pub const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Names of the capabilities in a kernel capability mask (bit N =
+/// capability N); unknown bits as `CAP_N`.
+pub fn capability_names(mask: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| mask & (1u64 << b) != 0)
+        .map(|b| match CAPABILITIES.get(b) {
+            Some(n) => n.to_string(),
+            None => format!("CAP_{b}"),
+        })
+        .collect()
+}
+
 /// Namespace type names of CLONE_NEW* bits (setns' nstype, unshare's flags).
 pub fn ns_type_names(flags: u64) -> Vec<String> {
     const NS: [(u64, &str); 8] = [
@@ -787,6 +867,12 @@ mod tests {
         assert_eq!(ns_type_names(0x4400_0000), ["uts", "net"]);
         assert!(EventType::Memfd.on_demand() && !EventType::Exit.on_demand());
         assert!(EventMask::ALL.contains(EventType::Memfd));
+        assert!(EventType::ExecFailed.on_demand());
+        assert_eq!(
+            capability_names((1 << 21) | (1 << 16) | (1 << 50)),
+            ["CAP_SYS_MODULE", "CAP_SYS_ADMIN", "CAP_50"]
+        );
+        assert_eq!(capability_names(0), Vec::<String>::new());
     }
 
     #[test]

@@ -96,6 +96,7 @@ const fn kinds(ts: &[EventType]) -> EventMask {
 use EventType as T;
 /// Kinds with a path (`fs.path`).
 const FS: EventMask = kinds(&[
+    T::ExecFailed,
     T::Symlink,
     T::Link,
     T::Rename,
@@ -138,7 +139,7 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate";
+    EvtType => "evt.type", Str, ALL, "event type: exec, open, connect, accept, retransmit, exit, and the on-demand symlink, link, rename, unlink, mkdir, rmdir, chmod, ptrace, socket, setuid, setgid, setns, unshare, memfd, dup, listen, chown, mount, bpf, userfaultfd, module, truncate, and exec_failed (an execve/execveat the kernel refused)";
     EvtTime => "evt.time", Int, ALL, "event time, nanoseconds since the epoch";
     EvtRet => "evt.ret", Int, ALL, "syscall result where there is one (fd, 0, -errno)";
     ProcPid => "proc.pid", Int, ALL, "process id (host view)";
@@ -167,6 +168,13 @@ catalogue! {
     ContainerId => "container.id", Str, ALL, "container id from the cgroup path (\"\" on the host)";
     ProcTty => "proc.tty", Bool, ALL, "has a controlling terminal";
     ProcIncomplete => "proc.incomplete", Bool, ALL, "process state was incomplete when the event was seen";
+    ProcCapEffective => "proc.cap_effective", StrList, ALL, "effective capabilities at exec, as names (CAP_SYS_ADMIN, ...): `\"CAP_SYS_ADMIN\" in proc.cap_effective`";
+    ProcCapPermitted => "proc.cap_permitted", StrList, ALL, "permitted capabilities at exec, as names";
+    ProcExeFromMemfd => "proc.exe_from_memfd", Bool, ALL, "the executable was an anonymous memory file (memfd_create + fexecve)";
+    ProcExeDeleted => "proc.exe_deleted", Bool, ALL, "the executable had no link left on its file system at exec (deleted, or an unlinked O_TMPFILE; not a memfd)";
+    ProcExeUpperLayer => "proc.exe_upper_layer", Bool, ALL, "the executable came from an overlayfs upper layer (a container's writable layer: written after the container started)";
+    ProcEnv => "proc.env", Str, ALL, "the allow-listed environment variables present at exec (config key proc_env; default LD_PRELOAD, LD_LIBRARY_PATH, http_proxy, https_proxy, HTTP_PROXY, HTTPS_PROXY, GLIBC_TUNABLES) as NAME=value joined by spaces; never the whole environment";
+    ProcEnvNames => "proc.env_names", StrList, ALL, "the names of the variables in proc.env: `\"LD_PRELOAD\" in proc.env_names`";
     FilePath => "file.path", Str, OPEN, "canonical absolute path: the name the rules use for a watched file reached through an alias (hard link, bind mount), else the path the kernel resolved (successful opens: symlinks, /proc/self/root, padding undone), else file.path_lexical";
     FilePathRaw => "file.path_raw", Str, OPEN, "the path exactly as the process passed it";
     FilePathLexical => "file.path_lexical", Str, OPEN, "file.path_raw made absolute and normalised as text (., .., // removed; no symlink followed)";
@@ -184,7 +192,7 @@ catalogue! {
     TcpState => "tcp.state", Str, RETRANS, "TCP state name at the retransmit";
     ExitCode => "exit.code", Int, EXIT, "exit status";
     ExitSignal => "exit.signal", Int, EXIT, "signal that ended the process (0 if none)";
-    FsPathName => "fs.path", Str, FS, "the path created or changed (link, symlink: the new link; rename: the new name; unlink, mkdir, rmdir, chmod, chown: the path; fchmod, fchown: the fd's file as the kernel resolved it), absolute and normalised as text";
+    FsPathName => "fs.path", Str, FS, "the path created or changed (link, symlink: the new link; rename: the new name; unlink, mkdir, rmdir, chmod, chown: the path; fchmod, fchown: the fd's file as the kernel resolved it; exec_failed: the file the exec asked for), absolute and normalised as text";
     FsPathNameRaw => "fs.path_raw", Str, FS, "fs.path as the process passed it";
     FsPathSource => "fs.source", Str, FS2, "link: the existing file; symlink: what the link points to (relative targets made absolute against the link's directory); rename: the old name";
     FsPathSourceRaw => "fs.source_raw", Str, FS2, "fs.source as the process passed it";
@@ -302,6 +310,13 @@ impl Event {
             Field::ContainerId => Str(Borrowed(&p.container_id)),
             Field::ProcTty => Bool(p.tty),
             Field::ProcIncomplete => Bool(p.incomplete),
+            Field::ProcCapEffective => StrList(Borrowed(&p.cap_effective)),
+            Field::ProcCapPermitted => StrList(Borrowed(&p.cap_permitted)),
+            Field::ProcExeFromMemfd => Bool(p.exe_from_memfd),
+            Field::ProcExeDeleted => Bool(p.exe_deleted),
+            Field::ProcExeUpperLayer => Bool(p.exe_upper_layer),
+            Field::ProcEnv => Str(Borrowed(&p.env)),
+            Field::ProcEnvNames => StrList(Borrowed(&p.env_names)),
             Field::FilePath => Str(Borrowed(&self.file()?.path)),
             Field::FilePathRaw => Str(Borrowed(&self.file()?.path_raw)),
             Field::FilePathLexical => Str(Borrowed(&self.file()?.path_lexical)),
@@ -405,6 +420,7 @@ impl Event {
         };
         let mut duration: Option<i64> = None;
         let mut write: Option<bool> = None;
+        let mut env_names: Option<Vec<String>> = None;
         for (key, val) in obj {
             let id = lookup(key).ok_or_else(|| EventError::UnknownField {
                 field: key.clone(),
@@ -476,6 +492,23 @@ impl Event {
                 "container.id" => p.container_id = s()?,
                 "proc.tty" => p.tty = b()?,
                 "proc.incomplete" => p.incomplete = b()?,
+                "proc.cap_effective" | "proc.cap_permitted" => {
+                    let names = list()?;
+                    if let Some(n) = names.iter().find(|n| !is_capability_name(n)) {
+                        return Err(bad(&format!("unknown capability `{n}`")));
+                    }
+                    if def.name == "proc.cap_effective" {
+                        p.cap_effective = names.into();
+                    } else {
+                        p.cap_permitted = names.into();
+                    }
+                }
+                "proc.exe_from_memfd" => p.exe_from_memfd = b()?,
+                "proc.exe_deleted" => p.exe_deleted = b()?,
+                "proc.exe_upper_layer" => p.exe_upper_layer = b()?,
+                "proc.env" => p.env = s()?,
+                // derived from proc.env: a test case may give the names alone
+                "proc.env_names" => env_names = Some(list()?),
                 "file.path"
                 | "file.path_raw"
                 | "file.path_lexical"
@@ -624,6 +657,23 @@ impl Event {
                 }
             }
         }
+        // proc.env_names given (recorded events, test cases) is exact; a
+        // name missing from proc.env is added to it with an empty value
+        match env_names {
+            Some(names) => {
+                for n in &names {
+                    let entry = format!("{n}=");
+                    if !(p.env.starts_with(&entry) || p.env.contains(&format!(" {entry}"))) {
+                        if !p.env.is_empty() {
+                            p.env.push(' ');
+                        }
+                        p.env.push_str(&entry);
+                    }
+                }
+                p.env_names = names;
+            }
+            None => p.env_names = env_var_names(&p.env),
+        }
         if p.cmdline.is_empty() && !p.name.is_empty() {
             let mut parts = vec![p.name.clone()];
             parts.extend(p.args.iter().cloned());
@@ -651,6 +701,23 @@ impl Event {
         ev.proc = Arc::new(p);
         Ok(ev)
     }
+}
+
+/// `CAP_SYS_ADMIN`, or `CAP_N` for a capability without a name here.
+fn is_capability_name(n: &str) -> bool {
+    crate::event::CAPABILITIES.contains(&n)
+        || n.strip_prefix("CAP_")
+            .is_some_and(|d| d.parse::<u8>().is_ok_and(|b| b < 64))
+}
+
+/// The names of `NAME=value` entries joined by spaces (a space inside a
+/// value may split it: a word without `=` is not a name).
+fn env_var_names(env: &str) -> Vec<String> {
+    env.split(' ')
+        .filter_map(|w| w.split_once('=').map(|(n, _)| n))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .map(str::to_string)
+        .collect()
 }
 
 /// A flat-JSON event that does not fit the catalogue.
@@ -754,6 +821,42 @@ mod tests {
         assert_eq!(
             Event::from_flat_json(&serde_json::Map::new()).unwrap_err(),
             EventError::MissingType
+        );
+    }
+
+    #[test]
+    fn process_attributes_from_flat_json() {
+        let j = json!({
+            "evt.type": "exec", "evt.time": 9, "proc.start": 2,
+            "proc.cap_effective": ["CAP_SYS_ADMIN", "CAP_45"],
+            "proc.exe_from_memfd": true,
+            "proc.env": "LD_PRELOAD=/tmp/x.so http_proxy=http://p:3128"
+        });
+        let ev = Event::from_flat_json(j.as_object().unwrap()).unwrap();
+        assert_eq!(&*ev.proc.cap_effective, ["CAP_SYS_ADMIN", "CAP_45"]);
+        assert!(ev.proc.cap_permitted.is_empty());
+        assert!(ev.proc.exe_from_memfd && !ev.proc.exe_deleted);
+        assert_eq!(ev.proc.env_names, ["LD_PRELOAD", "http_proxy"]);
+        let flat = ev.to_flat_json();
+        assert_eq!(flat["proc.env_names"], json!(["LD_PRELOAD", "http_proxy"]));
+        assert_eq!(Event::from_flat_json(&flat).unwrap(), ev);
+        // the names alone: each gets an empty value
+        let j = json!({"evt.type": "open", "proc.env_names": ["LD_PRELOAD"]});
+        let ev = Event::from_flat_json(j.as_object().unwrap()).unwrap();
+        assert_eq!(ev.proc.env, "LD_PRELOAD=");
+        // a value with a space: the given names stay exact
+        let j = json!({"evt.type": "exec", "proc.env": "http_proxy=a b=c", "proc.env_names": ["http_proxy"]});
+        let ev = Event::from_flat_json(j.as_object().unwrap()).unwrap();
+        assert_eq!(ev.proc.env_names, ["http_proxy"]);
+        let e = Event::from_flat_json(
+            json!({"evt.type": "exec", "proc.cap_permitted": ["CAP_SYS_ADNIM"]})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field `proc.cap_permitted`: unknown capability `CAP_SYS_ADNIM`"
         );
     }
 

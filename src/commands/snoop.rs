@@ -65,9 +65,10 @@ const EXEC_LEGEND: &str = "Columns (execsnoop):
   TIME(s)  seconds since the snoop started (-T: wall-clock HH:MM:SS, UTC)
   PCOMM    process name (comm) after the exec
   PID      process id;  PPID  parent process id;  UID  real user id
-  RET      exec result (0: vigil's sensors see successful execs only; a failed
-           execve(2) raises no event, so BCC's -x has no counterpart here)
-  ARGS     argv, each argument with spaces or quotes double-quoted";
+  RET      exec result: 0, or with -x -errno of an exec the kernel refused
+           (-2 ENOENT, -13 EACCES, -8 ENOEXEC, ...)
+  ARGS     argv, each argument with spaces or quotes double-quoted; for a
+           failed exec the file it asked for (absolute), as argv is not kept";
 const OPEN_LEGEND: &str = "Columns (opensnoop):
   TIME(s)  seconds since the snoop started (-T: wall-clock HH:MM:SS, UTC)
   PID      process id;  COMM  process name
@@ -109,6 +110,9 @@ pub enum Kind {
     Exec {
         #[command(flatten)]
         common: Common,
+        /// Include failed execs (RET is -errno; hooks execve/execveat's exits).
+        #[arg(short = 'x', long = "fails")]
+        fails: bool,
     },
     /// File opens (like BCC's opensnoop).
     #[command(after_help = OPEN_LEGEND)]
@@ -161,6 +165,8 @@ pub struct View {
     pub kind: Option<EventType>,
     pub common: Common,
     pub failed: bool,
+    /// exec: failed execs too (`exec_failed` events).
+    pub exec_fails: bool,
     pub name: Option<String>,
     pub extended: bool,
     pub net: NetOpts,
@@ -169,7 +175,7 @@ pub struct View {
 impl Kind {
     pub fn view(&self) -> View {
         let (kind, common) = match self {
-            Kind::Exec { common } => (EventType::Exec, common),
+            Kind::Exec { common, .. } => (EventType::Exec, common),
             Kind::Open { common, .. } => (EventType::Open, common),
             Kind::Connect { common, .. } => (EventType::Connect, common),
             Kind::Accept { common, .. } => (EventType::Accept, common),
@@ -193,6 +199,7 @@ impl Kind {
                 v.extended = *extended;
             }
             Kind::Connect { net, .. } | Kind::Accept { net, .. } => v.net = net.clone(),
+            Kind::Exec { fails, .. } => v.exec_fails = *fails,
             _ => {}
         }
         v
@@ -206,7 +213,8 @@ impl View {
 
     /// The userspace filters (the kernel already applied --comm/--pid).
     pub fn keeps(&self, ev: &Event) -> bool {
-        if ev.kind != self.kind() {
+        let failed_exec = self.exec_fails && ev.kind == EventType::ExecFailed;
+        if ev.kind != self.kind() && !failed_exec {
             return false;
         }
         if self.common.uid.is_some_and(|u| ev.proc.uid != u) {
@@ -347,6 +355,20 @@ pub fn row(v: &View, ev: &Event, t0: i64) -> String {
     let w = v.addr_w();
     let p = &ev.proc;
     match &ev.detail {
+        // a failed exec in execsnoop's columns: the caller, -errno, the file
+        Detail::Op(o) if ev.kind == EventType::ExecFailed => format!(
+            "{t:<8} {:<16} {:>7} {:>7} {:>5} {:>3} {}",
+            p.name,
+            p.pid,
+            p.ppid,
+            p.uid,
+            ev.ret,
+            quote_arg(if o.path.is_empty() {
+                &o.path_raw
+            } else {
+                &o.path
+            })
+        ),
         // on-demand kinds: their own fields, from the catalogue
         Detail::Op(_) => {
             let details: Vec<String> = vigil_engine::fields::FIELDS
@@ -463,7 +485,12 @@ fn snoop(args: Args) -> anyhow::Result<ExitCode> {
     let rt = vigil::pipeline::runtime().context("starting the tokio runtime")?;
     let v = args.kind.view();
     rt.block_on(async move {
-        let filter = snoop_filter(v.kind(), &v.common.comm, &v.common.pid);
+        let mut filter = snoop_filter(v.kind(), &v.common.comm, &v.common.pid);
+        if v.exec_fails {
+            // the execve/execveat exit hooks, narrowed like the execs
+            filter.types[EventType::ExecFailed.index()] =
+                filter.types[EventType::Exec.index()].clone();
+        }
         let mut signals = vigil::daemon::Signals::install_shutdown()?;
         let mut live = Live::start_ready(&filter)?;
         let deadline = tokio::time::sleep(vigil::pipeline::run_time(v.common.duration));
@@ -625,6 +652,42 @@ mod tests {
             ..Default::default()
         });
         assert!(!v.keeps(&ev));
+    }
+
+    #[test]
+    fn failed_execs_only_with_x_in_exec_columns() {
+        let v = Kind::Exec {
+            common: Common::default(),
+            fails: false,
+        }
+        .view();
+        let mut ev = Event::new(EventType::ExecFailed);
+        ev.ret = -2;
+        if let Detail::Op(o) = &mut ev.detail {
+            o.path = "/tmp/no such".into();
+            o.path_raw = "no such".into();
+        }
+        ev.proc = std::sync::Arc::new(vigil_engine::Process {
+            name: "bash".into(),
+            pid: 42,
+            ppid: 1,
+            uid: 1000,
+            ..Default::default()
+        });
+        assert!(!v.keeps(&ev));
+        let x = Kind::Exec {
+            common: Common::default(),
+            fails: true,
+        }
+        .view();
+        assert!(x.keeps(&ev) && x.keeps(&Event::new(EventType::Exec)));
+        assert!(!x.keeps(&Event::new(EventType::Open)));
+        assert_eq!(header(&x), header(&v));
+        let r = row(&x, &ev, 0);
+        assert!(
+            r.ends_with("bash                  42       1  1000  -2 \"/tmp/no such\""),
+            "{r}"
+        );
     }
 
     #[test]

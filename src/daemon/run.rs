@@ -221,6 +221,9 @@ fn config_change(old: &Config, new: &Config, rules_from_flags: bool) -> ConfigCh
     if old.output_fields != new.output_fields {
         need_restart.push("output_fields");
     }
+    if old.proc_env != new.proc_env {
+        need_restart.push("proc_env");
+    }
     ConfigChange {
         outputs: old.outputs != new.outputs,
         need_restart,
@@ -506,6 +509,7 @@ async fn run_async(
             queue: st.queue,
             max_procs: st.max_procs,
             compat_syscalls: st.cfg.compat_syscalls,
+            proc_env: st.cfg.proc_env.clone(),
         },
     )?;
     let router = Router::start(&st.cfg.outputs, &host).map_err(RunError::Outputs)?;

@@ -28,8 +28,8 @@ use proctable::{ProcTable, TableStats};
 /// How often the identities of watched files are scanned again.
 pub const IDENTITY_RESCAN: Duration = Duration::from_secs(30);
 
-/// Bounded sizes of the pipeline.
-#[derive(Clone, Copy, Debug)]
+/// Bounded sizes of the pipeline and what it records.
+#[derive(Clone, Debug)]
 pub struct LiveOptions {
     /// Capacity of the ring buffer → pipeline channel (records).
     pub queue: usize,
@@ -37,6 +37,8 @@ pub struct LiveOptions {
     pub max_procs: usize,
     /// Watch 32-bit (`int 0x80`) syscalls too (see `SensorOptions`).
     pub compat_syscalls: bool,
+    /// Environment variables recorded in `proc.env` (config `proc_env`).
+    pub proc_env: Vec<String>,
 }
 
 impl Default for LiveOptions {
@@ -45,6 +47,10 @@ impl Default for LiveOptions {
             queue: 65_536,
             max_procs: 65_536,
             compat_syscalls: true,
+            proc_env: proctable::DEFAULT_ENV
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -96,6 +102,7 @@ impl Live {
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let reader = Reader::spawn(&sensors, tx)?;
         let mut table = ProcTable::new(opts.max_procs);
+        table.set_env_names(opts.proc_env);
         let n = table.seed_from_proc();
         tracing::debug!(processes = n, hooks = ?sensors.hooks(), "sensors attached, process table seeded");
         let mut live = Live {

@@ -26,6 +26,63 @@ pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 pub const MAX_ANCESTORS: usize = 16;
 const AT_FDCWD: i32 = -100;
 
+pub use crate::config::DEFAULT_ENV;
+/// A recorded value is cut at this many bytes.
+pub const ENV_VALUE_MAX: usize = 256;
+/// Bytes of /proc/PID/environ read at most.
+pub const ENVIRON_READ_MAX: u64 = 128 * 1024;
+
+/// The allow-listed variables of a NUL-separated environment block:
+/// (`NAME=value` joined by spaces, names), in block order, each value cut
+/// at `ENV_VALUE_MAX` bytes. A name set twice is recorded once (the first,
+/// which is what getenv(3) returns).
+pub fn pick_env(block: &[u8], names: &[String]) -> (String, Vec<String>) {
+    let mut env = String::new();
+    let mut found: Vec<String> = Vec::new();
+    for var in block.split(|&b| b == 0) {
+        let Some(eq) = var.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let Some(name) = names.iter().find(|n| n.as_bytes() == &var[..eq]) else {
+            continue;
+        };
+        if found.contains(name) {
+            continue;
+        }
+        let value = &var[eq + 1..];
+        let value = String::from_utf8_lossy(&value[..value.len().min(ENV_VALUE_MAX)]);
+        if !env.is_empty() {
+            env.push(' ');
+        }
+        env.push_str(name);
+        env.push('=');
+        env.push_str(&value);
+        found.push(name.clone());
+    }
+    (env, found)
+}
+
+/// What the executable's /proc link says about its file: (from a memfd,
+/// deleted). The kernel names a memfd `/memfd:NAME (deleted)`.
+pub fn exe_link_flags(link: &str) -> (bool, bool) {
+    let memfd = link.starts_with("/memfd:");
+    (memfd, !memfd && link.ends_with(" (deleted)"))
+}
+
+/// Process attributes set at exec: capabilities, where the executable came
+/// from, the allow-listed environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecAttrs {
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub exe_from_memfd: bool,
+    pub exe_deleted: bool,
+    pub exe_upper_layer: bool,
+    /// `NAME=value` joined by spaces, and the names.
+    pub env: String,
+    pub env_names: Vec<String>,
+}
+
 struct Entry {
     proc: Arc<Process>,
 }
@@ -159,6 +216,17 @@ struct ProcInfo {
     loginuid: i64,
     cgroup: String,
     tty: bool,
+    cap_effective: u64,
+    cap_permitted: u64,
+}
+
+/// A capability mask line (`CapEff:\t000001ffffffffff`) of /proc/PID/status.
+fn status_cap(status: &str, key: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
 }
 
 fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
@@ -182,6 +250,7 @@ fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1)
     };
+    let cap = |key: &str| status_cap(&status, key);
     let argv = std::fs::read(base.join("cmdline"))
         .map(|b| {
             let b = b.strip_suffix(&[0]).unwrap_or(&b).to_vec();
@@ -219,6 +288,8 @@ fn read_proc(root: &Path, pid: u32) -> Option<ProcInfo> {
         loginuid,
         cgroup,
         tty,
+        cap_effective: cap("CapEff:"),
+        cap_permitted: cap("CapPrm:"),
     })
 }
 
@@ -245,6 +316,10 @@ pub struct ProcTable {
     /// Watched files and directories by identity (canonical open paths).
     ident: Identity,
     stats: TableStats,
+    /// Environment variables recorded in `proc.env`.
+    env_names: Vec<String>,
+    /// Capability mask → names, shared by the processes holding it.
+    cap_names: HashMap<u64, Arc<[String]>>,
 }
 
 impl ProcTable {
@@ -264,7 +339,78 @@ impl ProcTable {
             cgroups: HashMap::new(),
             ident: Identity::default(),
             stats: TableStats::default(),
+            env_names: DEFAULT_ENV.iter().map(|s| s.to_string()).collect(),
+            cap_names: HashMap::new(),
         }
+    }
+
+    /// The environment variables recorded in `proc.env` (config `proc_env`).
+    pub fn set_env_names(&mut self, names: Vec<String>) {
+        self.env_names = names;
+    }
+
+    /// The names of a capability mask (one shared list per distinct mask).
+    fn caps(&mut self, mask: u64) -> Arc<[String]> {
+        if self.cap_names.len() > 1024 {
+            self.cap_names.clear();
+        }
+        self.cap_names
+            .entry(mask)
+            .or_insert_with(|| vigil_engine::event::capability_names(mask).into())
+            .clone()
+    }
+
+    /// The allow-listed variables of /proc/PID/environ (bounded read); empty
+    /// when the process is gone or no name is asked for.
+    fn proc_env(&self, pid: u32) -> (String, Vec<String>) {
+        use std::io::Read;
+        if self.env_names.is_empty() {
+            return Default::default();
+        }
+        let mut block = Vec::new();
+        let path = self.proc_root.join(pid.to_string()).join("environ");
+        if let Ok(f) = std::fs::File::open(path) {
+            let _ = f.take(ENVIRON_READ_MAX).read_to_end(&mut block);
+        }
+        pick_env(&block, &self.env_names)
+    }
+
+    /// The attributes of a live process from /proc (processes that were
+    /// there before vigil, and execs whose record carries none).
+    fn proc_attrs(&self, pid: u32, exe_link: &str, cap_eff: u64, cap_prm: u64) -> ExecAttrs {
+        let (exe_from_memfd, exe_deleted) = exe_link_flags(exe_link);
+        let (env, env_names) = self.proc_env(pid);
+        ExecAttrs {
+            cap_effective: cap_eff,
+            cap_permitted: cap_prm,
+            exe_from_memfd,
+            exe_deleted,
+            exe_upper_layer: false,
+            env,
+            env_names,
+        }
+    }
+
+    /// Effective and permitted capabilities from /proc/PID/status (0 when
+    /// the process is gone).
+    fn proc_caps(&self, pid: u32) -> (u64, u64) {
+        let status = std::fs::read_to_string(self.proc_root.join(pid.to_string()).join("status"))
+            .unwrap_or_default();
+        (
+            status_cap(&status, "CapEff:"),
+            status_cap(&status, "CapPrm:"),
+        )
+    }
+
+    /// Set `p`'s attributes.
+    fn set_attrs(&mut self, p: &mut Process, a: ExecAttrs) {
+        p.cap_effective = self.caps(a.cap_effective);
+        p.cap_permitted = self.caps(a.cap_permitted);
+        p.exe_from_memfd = a.exe_from_memfd;
+        p.exe_deleted = a.exe_deleted;
+        p.exe_upper_layer = a.exe_upper_layer;
+        p.env = a.env;
+        p.env_names = a.env_names;
     }
 
     /// The identities of the watched files and directories (see
@@ -359,6 +505,13 @@ impl ProcTable {
             tty: info.tty,
             ..Default::default()
         };
+        let attrs = self.proc_attrs(
+            info.pid as u32,
+            &info.exe,
+            info.cap_effective,
+            info.cap_permitted,
+        );
+        self.set_attrs(&mut p, attrs);
         self.set_parent(&mut p);
         p
     }
@@ -510,6 +663,7 @@ impl ProcTable {
                 ref argv,
                 ref cwd,
                 cut,
+                attrs,
             } => {
                 let old = self.procs.get(&raw.tgid).map(|e| e.proc.clone());
                 let base = self.proc_root.join(raw.tgid.to_string());
@@ -572,6 +726,26 @@ impl ProcTable {
                     cwd_truncated,
                     ..Default::default()
                 };
+                // the kernel's view at exec; /proc for a record without it
+                let attrs = match attrs {
+                    Some(k) => {
+                        let (env, env_names) = self.proc_env(raw.tgid);
+                        ExecAttrs {
+                            cap_effective: k.cap_effective,
+                            cap_permitted: k.cap_permitted,
+                            exe_from_memfd: k.exe_from_memfd,
+                            exe_deleted: k.exe_deleted,
+                            exe_upper_layer: k.exe_upper_layer,
+                            env,
+                            env_names,
+                        }
+                    }
+                    None => {
+                        let (eff, prm) = self.proc_caps(raw.tgid);
+                        self.proc_attrs(raw.tgid, &proc_link("exe").unwrap_or_default(), eff, prm)
+                    }
+                };
+                self.set_attrs(&mut p, attrs);
                 self.set_parent(&mut p);
                 (self.insert(raw.tgid, p), Detail::None, 0)
             }
@@ -857,6 +1031,22 @@ impl ProcTable {
                 info.path_raw = o.s1.clone();
                 info.length = o.args[1] as i64;
             }
+            OpKind::ExecFailed => {
+                // execve(path, ...); execveat(dirfd, path, ..., flags):
+                // AT_EMPTY_PATH with "" executes the dirfd itself
+                let dirfd = if o.nr == 322 { a(0) } else { AT_FDCWD };
+                info.path = if o.nr == 322 && o.s1.is_empty() && o.args[4] & 0x1000 != 0 {
+                    let fd = self
+                        .proc_root
+                        .join(raw.tgid.to_string())
+                        .join("fd")
+                        .join(dirfd.to_string());
+                    readlink(fd.to_string_lossy().into_owned()).unwrap_or_default()
+                } else {
+                    abs(dirfd, &o.s1)
+                };
+                info.path_raw = o.s1.clone();
+            }
         }
         info
     }
@@ -979,6 +1169,7 @@ mod tests {
                 argv: argv.iter().map(|s| s.to_string()).collect(),
                 cwd: "/srv".into(),
                 cut: Default::default(),
+                attrs: None,
             },
         )
     }
@@ -1434,6 +1625,121 @@ mod tests {
         );
         assert!(!me.cwd.is_empty());
         assert!(me.start > 1_577_836_800_000_000_000, "epoch start time");
+    }
+
+    #[test]
+    fn exec_attributes_from_proc_and_inherited_by_fork() {
+        let (d, mut t) = empty_table(100);
+        t.set_env_names(vec!["LD_PRELOAD".into(), "http_proxy".into()]);
+        let pid = 5_000_001u32;
+        let dir = d.path().join("proc").join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("status"),
+            "Name:\tx\nCapInh:\t0000000000000000\nCapPrm:\t0000000000210000\nCapEff:\t0000000000200000\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("environ"),
+            b"HOME=/root\0LD_PRELOAD=/tmp/evil.so\0SECRET=x\0LD_PRELOAD=/second.so\0http_proxy=http://p:3128\0",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/memfd:payload (deleted)", dir.join("exe")).unwrap();
+        let ev = t.apply(exec(pid, 1, "x", "/dev/fd/3", &["x"])).unwrap();
+        let p = &ev.proc;
+        assert_eq!(&*p.cap_effective, ["CAP_SYS_ADMIN"]);
+        assert_eq!(&*p.cap_permitted, ["CAP_SYS_MODULE", "CAP_SYS_ADMIN"]);
+        assert!(p.exe_from_memfd && !p.exe_deleted && !p.exe_upper_layer);
+        assert_eq!(p.env, "LD_PRELOAD=/tmp/evil.so http_proxy=http://p:3128");
+        assert_eq!(p.env_names, ["LD_PRELOAD", "http_proxy"]);
+        // a child keeps its parent's attributes until it execs
+        let child = pid + 1;
+        t.apply(raw(
+            RawKind::Fork,
+            child,
+            pid,
+            "x",
+            RawBody::Fork {
+                start_boot_ns: 9,
+                uid: 0,
+                gid: 0,
+            },
+        ));
+        assert!(t.get(child).unwrap().exe_from_memfd);
+        assert_eq!(t.get(child).unwrap().env, p.env);
+        // the same mask is one shared list
+        assert!(Arc::ptr_eq(
+            &t.get(child).unwrap().cap_effective,
+            &p.cap_effective
+        ));
+        // the kernel's attributes win over /proc's (read later, racy)
+        let mut e = exec(pid, 1, "x", "/bin/x", &["x"]);
+        if let RawBody::Exec { attrs, .. } = &mut e.body {
+            *attrs = Some(vigil_bpf::decode::ExecKernelAttrs {
+                cap_effective: 0,
+                cap_permitted: 1 << 39,
+                exe_upper_layer: true,
+                ..Default::default()
+            });
+        }
+        let ev = t.apply(e).unwrap();
+        let p = &ev.proc;
+        assert!(p.cap_effective.is_empty());
+        assert_eq!(&*p.cap_permitted, ["CAP_BPF"]);
+        assert!(p.exe_upper_layer && !p.exe_from_memfd);
+        assert_eq!(p.env_names, ["LD_PRELOAD", "http_proxy"]);
+    }
+
+    #[test]
+    fn failed_exec_names_the_file_without_touching_the_table() {
+        let (_d, mut t) = empty_table(100);
+        t.apply(exec(5_000_010, 1, "sh", "/bin/sh", &["sh"]));
+        let op = |nr: u32, args: [u64; 5], s1: &str| {
+            raw(
+                RawKind::SysOp,
+                5_000_010,
+                1,
+                "sh",
+                RawBody::Op(RawOp {
+                    ret: -2,
+                    ..op_raw(OpKind::ExecFailed, nr, 0, args, [s1, "", ""])
+                }),
+            )
+        };
+        let ev = t.apply(op(59, [0; 5], "./nope")).unwrap();
+        assert_eq!(ev.kind, EventType::ExecFailed);
+        assert_eq!(ev.ret, -2);
+        let o = ev.op().unwrap();
+        assert_eq!(
+            (o.path.as_str(), o.path_raw.as_str()),
+            ("/srv/nope", "./nope")
+        );
+        // the caller's process is unchanged
+        assert_eq!(ev.proc.exe, "/bin/sh");
+        assert_eq!(t.get(5_000_010).unwrap().exe, "/bin/sh");
+        let ev = t
+            .apply(op(322, [(-100i64) as u64, 0, 0, 0, 0], "/usr/bin/../bin/x"))
+            .unwrap();
+        assert_eq!(ev.op().unwrap().path, "/usr/bin/x");
+    }
+
+    #[test]
+    fn env_and_exe_helpers() {
+        let names: Vec<String> = vec!["LD_PRELOAD".into(), "LD_LIBRARY_PATH".into()];
+        let long = format!("LD_LIBRARY_PATH={}", "a".repeat(1000));
+        let block = [b"LD_PRELOADX=1\0=x\0noequals\0".to_vec(), long.into_bytes()].concat();
+        let (env, found) = pick_env(&block, &names);
+        assert_eq!(found, ["LD_LIBRARY_PATH"]);
+        assert_eq!(env.len(), "LD_LIBRARY_PATH=".len() + ENV_VALUE_MAX);
+        assert_eq!(pick_env(b"LD_PRELOAD=a", &[]), (String::new(), vec![]));
+        assert_eq!(exe_link_flags("/memfd:x (deleted)"), (true, false));
+        assert_eq!(exe_link_flags("/tmp/a.out (deleted)"), (false, true));
+        assert_eq!(exe_link_flags("/usr/bin/ls"), (false, false));
+        assert!(crate::config::check_env_names(&names).is_ok());
+        assert!(crate::config::check_env_names(&["A B".into()])
+            .unwrap_err()
+            .contains("`A B`"));
+        assert!(crate::config::check_env_names(&vec!["A".to_string(); 17]).is_err());
     }
 
     #[test]

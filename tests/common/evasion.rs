@@ -203,6 +203,21 @@ pub fn int80_opens(path: &str) -> (i64, i64) {
     (fd_open, fd_openat)
 }
 
+/// ia32 `execve` (11) of `path` with no argv and no environment; returns
+/// -errno. Only for a path that cannot be executed: a successful exec would
+/// replace the calling process.
+pub fn int80_execve(path: &str) -> i64 {
+    let page = low_page();
+    let c = CString::new(path).unwrap();
+    let bytes = c.as_bytes_with_nul();
+    assert!(bytes.len() <= 4096);
+    // SAFETY: the page is 4096 writable bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), page, bytes.len()) };
+    let r = int80(11, page as u64, 0, 0);
+    free_page(page);
+    r
+}
+
 /// ia32 `unshare` (310) with no flags, then ia32 `symlink` (83) of `link`
 /// pointing at `target`; returns both results (symlink's first, 0 or -errno).
 pub fn int80_symlink(target: &str, link: &str) -> (i64, i64) {

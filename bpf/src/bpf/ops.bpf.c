@@ -223,6 +223,8 @@ static __always_inline bool compat_op(long id, struct op_call *c)
 	case 350: OPC(VO_MODULE, NR_finit_module, N, 1); break;
 	case 92: /* truncate, truncate64 (length in two registers: low word kept) */
 	case 193: OPC(VO_TRUNCATE, 76, 0, N); break;
+	case 11: OPC(VO_EXECFAIL, 59, 0, N); break;
+	case 358: OPC(VO_EXECFAIL, 322, 1, N); break;
 	default:
 		return false;
 	}
@@ -243,6 +245,8 @@ static __always_inline int compat_sysop(struct op_call *c, long ret, struct pt_r
 					struct task_struct *t)
 {
 	if (!op_wanted(c->op) && !(c->nr == 263 && op_wanted(VO_RMDIR)))
+		return 0;
+	if (c->op == VO_EXECFAIL && ret >= 0)
 		return 0;
 	__u64 a[5] = { (__u32)regs->bx, (__u32)regs->cx, (__u32)regs->dx, (__u32)regs->si,
 		       (__u32)regs->di };
@@ -358,3 +362,20 @@ int vigil_op_fcntl(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	return sysop_exit(VO_DUP, NR_fcntl, ctx->ret, t, OP_STR_NONE, OP_STR_NONE);
 }
+
+/* Failed execs: a successful one is the exec record (sched_process_exec),
+ * so these report only what the kernel refused. After a failure the
+ * caller's memory is unchanged, so the filename is read back from the saved
+ * registers like every other exit hook. */
+#define EXECFAIL_TP(name, nr, s1)                                                     \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
+	int vigil_op_##name(struct trace_event_raw_sys_exit *ctx)                     \
+	{                                                                             \
+		if (ctx->ret >= 0)                                                    \
+			return 0;                                                     \
+		return sysop_exit(VO_EXECFAIL, nr, ctx->ret, bpf_get_current_task_btf(), s1, \
+				  OP_STR_NONE);                                       \
+	}
+
+EXECFAIL_TP(execve, 59, 0)
+EXECFAIL_TP(execveat, 322, 1)

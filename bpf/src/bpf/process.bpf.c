@@ -1,8 +1,45 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
-/* vigil BPF, process lifecycle: exec (filename, argv, ids, tty, cwd walk;
+/* vigil BPF, process lifecycle: exec (filename, argv, ids, tty, cwd walk,
+ * capabilities, where the executable came from;
  * always sent for the process table, flagged VF_PASSED when the filter
  * accepts it), fork (processes only) and exit (the last thread). Included
  * by vigil.bpf.c. */
+
+#define TMPFS_MAGIC_ 0x01021994
+#define HUGETLBFS_MAGIC_ 0x958458f6
+#define OVERLAYFS_MAGIC_ 0x794c7630
+
+/* Where the executable came from (VX_*): a memfd (its dentry is named
+ * "memfd:..." on the internal shmem/hugetlbfs mount), a file with no link
+ * left (unlinked before an fexecve of its fd, or an O_TMPFILE), or an
+ * overlayfs file held by the upper layer (an overlay inode with an upper
+ * dentry: written or copied up since the container started). */
+static __always_inline __u8 exe_flags(struct linux_binprm *bprm)
+{
+	struct file *f = BPF_CORE_READ(bprm, file);
+	__u8 fl = VX_KNOWN;
+
+	if (!f)
+		return 0;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	unsigned long magic = BPF_CORE_READ(ino, i_sb, s_magic);
+	char pre[6] = {};
+	bpf_probe_read_kernel(pre, sizeof(pre), BPF_CORE_READ(d, d_name.name));
+	if ((magic == TMPFS_MAGIC_ || magic == HUGETLBFS_MAGIC_) && pre[0] == 'm' &&
+	    pre[1] == 'e' && pre[2] == 'm' && pre[3] == 'f' && pre[4] == 'd' && pre[5] == ':')
+		fl |= VX_MEMFD;
+	else if (BPF_CORE_READ(ino, i_nlink) == 0 ||
+		 (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d))
+		fl |= VX_DELETED;
+	if (magic == OVERLAYFS_MAGIC_ && bpf_core_type_exists(struct ovl_inode)) {
+		struct ovl_inode *oi =
+			(void *)((char *)ino - bpf_core_field_offset(struct ovl_inode, vfs_inode));
+		if (BPF_CORE_READ(oi, __upperdentry))
+			fl |= VX_UPPER;
+	}
+	return fl;
+}
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
@@ -31,6 +68,10 @@ int BPF_PROG(vigil_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		e->loginuid = BPF_CORE_READ(p, loginuid.val);
 	e->start_ns = BPF_CORE_READ(p, group_leader, start_boottime);
 	e->tty = BPF_CORE_READ(p, signal, tty) != NULL;
+	/* the new credentials are committed by now */
+	e->cap_eff = BPF_CORE_READ(p, cred, cap_effective.val);
+	e->cap_prm = BPF_CORE_READ(p, cred, cap_permitted.val);
+	e->exe_flags = exe_flags(bprm);
 
 	const char *fname = BPF_CORE_READ(bprm, filename);
 	n = bpf_probe_read_kernel_str(e->data, VG_FILENAME_MAX, fname);

@@ -40,7 +40,8 @@
 #define VO_USERFAULTFD 20 /* userfaultfd: arg0 = flags */
 #define VO_MODULE 21 /* init_module: s2 = params; finit_module: s1 = the fd's walk, s2 = params */
 #define VO_TRUNCATE 22 /* truncate: s1 = path, arg1 = length */
-#define VO_MAX 22
+#define VO_EXECFAIL 23 /* execve, execveat the kernel refused (ret < 0 only): s1 = filename */
+#define VO_MAX 23
 
 /* hdr.flags */
 #define VF_PASSED 1 /* passed the first-stage filter: evaluate rules on it */
@@ -107,7 +108,7 @@ struct ev_hdr { /* 48 bytes */
 	char comm[VG_COMM_LEN];
 };
 
-struct ev_exec { /* 80 + filename + args */
+struct ev_exec { /* 96 + filename + args + cwd */
 	struct ev_hdr h;
 	__u32 uid;
 	__u32 gid;
@@ -116,11 +117,19 @@ struct ev_exec { /* 80 + filename + args */
 	__u16 args_len;     /* bytes of NUL-separated argv */
 	__u64 start_ns;     /* boottime ns of the process start */
 	__u8 tty;
-	__u8 pad1;
+	__u8 exe_flags; /* VX_*: where the executable came from */
 	__u16 cwd_len; /* bytes of the cwd walk (components leaf first) */
 	__u8 pad[4];
+	__u64 cap_eff; /* capabilities after the exec (bit N = capability N) */
+	__u64 cap_prm;
 	char data[]; /* filename, argv, cwd walk */
 };
+
+/* ev_exec.exe_flags */
+#define VX_MEMFD 1   /* an anonymous memory file (memfd_create) */
+#define VX_DELETED 2 /* no link left on its file system (not a memfd) */
+#define VX_UPPER 4   /* an overlayfs file whose upper layer holds it */
+#define VX_KNOWN 8   /* the flags and capabilities were read (else: unknown) */
 
 struct ev_fork { /* 64 */
 	struct ev_hdr h;

@@ -38,8 +38,6 @@ pub(super) const MISSING: &[&str] = &[
     "proc.pid.ts",
     "proc.ppid.duration",
     "proc.env",
-    "proc.is_exe_upper_layer",
-    "proc.is_exe_from_memfd",
     "proc.is_exe_writable",
     "proc.exe_ino",
     "proc.exe_ino.mtime",
@@ -54,8 +52,6 @@ pub(super) const MISSING: &[&str] = &[
     "proc.stdout.name",
     "proc.fdopencount",
     "proc.nthreads",
-    "thread.cap_effective",
-    "thread.cap_permitted",
     "thread.cap_inheritable",
     "thread.tid",
     "thread.vtid",
@@ -185,6 +181,13 @@ pub(super) fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, 
         ("fd.name" | "fs.path.name", None) => e("file.path", Str),
         ("fd.nameraw", None) => e("file.path_raw", Str),
         ("evt.rawres", None) => e("evt.ret", Int),
+        // capability sets: `contains`/`in` test membership (see LIST_FIELDS)
+        ("thread.cap_effective", None) => e("proc.cap_effective", Str),
+        ("thread.cap_permitted", None) => e("proc.cap_permitted", Str),
+        ("proc.is_exe_from_memfd", None) => e("proc.exe_from_memfd", Bool),
+        ("proc.is_exe_upper_layer", None) => e("proc.exe_upper_layer", Bool),
+        // the allow-listed variables only (`proc_env`), as NAME=value text
+        ("proc.env", None) => e("proc.env", Str),
         ("evt.is_open_write", None) => e("file.write", Bool),
         ("fd.l4proto", None) => e("net.proto", Str),
         ("fd.lip", None) => e("net.saddr", Str),
@@ -217,6 +220,20 @@ pub(super) fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, 
         (n, _) if MISSING.contains(&n) || is_metadata(n) => Err(true),
         (n, Some(_)) if MISSING.contains(&format!("{n}[]").as_str()) => Err(true),
         _ => Err(false),
+    }
+}
+
+/// vigil list fields that Falco reads as space-separated text: `contains`,
+/// `in` and `intersects` test membership of the names.
+pub(super) const LIST_FIELDS: &[&str] = &["file.flags", "proc.cap_effective", "proc.cap_permitted"];
+
+/// A Falco value as an item of list field `x`: capability names gain the
+/// `CAP_` Falco's text match lets rules leave out (`contains SYS_ADMIN`).
+pub(super) fn list_item(x: &str, v: &str) -> String {
+    if x.starts_with("proc.cap_") && !v.starts_with("CAP_") {
+        format!("CAP_{v}")
+    } else {
+        v.to_string()
     }
 }
 

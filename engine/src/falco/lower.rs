@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::evtypes::{syscall_kinds, TSet};
-use super::fields::{is_metadata, subject, Kind, Subject};
+use super::fields::{is_metadata, list_item, subject, Kind, Subject, LIST_FIELDS};
 use super::items::MacroEntry;
 use super::parser::{Cmp, Expr, Val};
 use crate::event::EventType;
@@ -520,10 +520,10 @@ impl<'a> Lowerer<'a> {
             }),
             "<" | "<=" | ">" | ">=" => Out::Text(format!("{x} {op} {lit1}")),
             "in" | "intersects" => {
-                if x == "file.flags" {
+                if LIST_FIELDS.contains(&x) {
                     return Ok(join(
                         vs.iter()
-                            .map(|v| Out::Text(format!("{} in file.flags", quote(v))))
+                            .map(|v| Out::Text(format!("{} in {x}", quote(&list_item(x, v)))))
                             .collect(),
                         false,
                     ));
@@ -557,7 +557,9 @@ impl<'a> Lowerer<'a> {
                     false,
                 )
             }
-            "contains" if x == "file.flags" => Out::Text(format!("{} in file.flags", quote(v0))),
+            "contains" if LIST_FIELDS.contains(&x) => {
+                Out::Text(format!("{} in {x}", quote(&list_item(x, v0))))
+            }
             // `fd.nameraw contains "../"`: a traversal, i.e. a relative raw
             // path or one with a `/../` segment, which the kernel filter
             // passes as unnormalised (a clean absolute path whose names
@@ -714,8 +716,24 @@ mod tests {
             &[],
             &[],
         );
+        assert_eq!(
+            text(o),
+            "(proc.name == \"a\" && \"CAP_SYS_ADMIN\" in proc.cap_effective)"
+        );
+        assert!(n.fields.is_empty());
+        let (o, _, n) = lower(
+            "thread.cap_permitted contains CAP_BPF and proc.is_exe_from_memfd=true and proc.env icontains http_proxy",
+            &[],
+            &[],
+        );
+        let t = text(o);
+        assert!(t.contains("\"CAP_BPF\" in proc.cap_permitted"), "{t}");
+        assert!(t.contains("proc.exe_from_memfd"), "{t}");
+        assert!(t.contains("regex(proc.env, \"(?i)http_proxy\")"), "{t}");
+        assert!(n.fields.is_empty());
+        let (o, _, n) = lower("thread.cap_inheritable contains CAP_BPF", &[], &[]);
         assert_eq!(o, Out::Const(false));
-        assert!(n.fields.contains("thread.cap_effective"));
+        assert!(n.fields.contains("thread.cap_inheritable"));
         let (_, _, n) = lower("container.image.repository = x", &[], &[]);
         assert!(n.empty.contains("container.image.repository"));
     }
