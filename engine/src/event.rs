@@ -12,6 +12,21 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+/// The kernel keeps comm in 16 bytes with a NUL: 15 significant bytes.
+pub const COMM_LEN: usize = 15;
+
+/// Truncate a process name the way the kernel keeps it (15 bytes, on a char boundary).
+pub fn truncate_comm(s: &str) -> &str {
+    if s.len() <= COMM_LEN {
+        return s;
+    }
+    let mut end = COMM_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The kinds of event vigil observes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

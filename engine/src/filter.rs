@@ -40,28 +40,14 @@ use std::sync::Arc;
 
 use crate::condition::{CmpOp, Node, Operand, StrOp};
 use crate::event::{open_flags_write, Event, EventType};
+pub use crate::event::{truncate_comm, COMM_LEN};
 use crate::fields::Field;
-
-/// The kernel keeps comm in 16 bytes with a NUL: 15 significant bytes.
-pub const COMM_LEN: usize = 15;
 
 /// Raw paths of this many bytes or more are not looked up in the kernel's
 /// path trie (its key holds a generation byte and 255 path bytes, and a
 /// 254-byte read cannot tell a 254-byte path from a longer one): they pass
 /// whenever the type has a path term.
 pub const PATH_KEY_MAX: usize = 254;
-
-/// Truncate a process name the way the kernel keeps it (15 bytes, on a char boundary).
-pub fn truncate_comm(s: &str) -> &str {
-    if s.len() <= COMM_LEN {
-        return s;
-    }
-    let mut end = COMM_LEN;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
 
 /// True when the kernel cannot compare this raw path with the prefixes
 /// (userspace normalises it): not absolute, `//`, `/./`, `/../`, a trailing

@@ -13,7 +13,7 @@ pub mod falco;
 pub mod fields;
 pub mod filter;
 mod index;
-mod memo;
+mod limits;
 pub mod rules;
 pub mod ruleset;
 pub mod template;

@@ -59,17 +59,13 @@ use crate::alert::Priority;
 use crate::error::{Diag, LoadErrors, Location};
 use crate::event::EventType;
 use crate::fields::{self, Field};
-use crate::ruleset::Limits;
+use crate::limits::Limits;
+pub use crate::limits::{MAX_LIST_ITEMS, MAX_LIST_WORK};
 
 /// Most keys a threshold rule tracks at once.
 pub const MAX_THRESHOLD_KEYS: usize = 10_000;
 /// Largest `threshold.count`.
 pub const MAX_THRESHOLD_COUNT: u64 = 100_000;
-/// Most distinct items one list may hold after including other lists.
-pub const MAX_LIST_ITEMS: usize = 100_000;
-/// Most list items a rule set may build in all (every list definition and
-/// append counts the size of the list it produces).
-pub const MAX_LIST_WORK: usize = 2_000_000;
 
 /// One rule file's text.
 #[derive(Clone, Debug)]
@@ -449,7 +445,7 @@ pub(crate) struct Defs {
     pub files: Vec<SrcLines>,
     /// List items built so far (every definition and append counts).
     pub list_work: usize,
-    pub limits: crate::ruleset::Limits,
+    pub limits: Limits,
     /// Items of Falco-dialect files, turned into rules by [`Defs::finish_falco`].
     pub falco: crate::falco::FalcoDefs,
 }

@@ -14,7 +14,9 @@ use std::sync::{Arc, OnceLock};
 
 mod build;
 mod lint;
+mod memo;
 pub mod profile;
+mod render;
 
 use crate::alert::{Alert, OutputFields, Priority};
 use crate::condition::{make_scope, EventSlot, ListSet, Memo, Node, Patterns, RhaiCtx};
@@ -22,6 +24,9 @@ use crate::error::{Diag, LoadErrors, LoadWarning};
 use crate::event::{Event, EventMask, EventType};
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
 use crate::index::{Atom, KindIndex, RegexSources};
+pub use crate::limits::{
+    Limits, MAX_CONDITION_BYTES, MAX_MACRO_DEPTH, MAX_RULE_NODES, MAX_SET_BYTES, MAX_SET_NODES,
+};
 use crate::rules::{self, FalcoStatus, Source, Threshold, MAX_THRESHOLD_KEYS};
 use crate::template::Template;
 
@@ -138,52 +143,6 @@ fn build_index(rules: &[Rule], on: bool) -> [KindIndex; EventType::COUNT] {
             .map(|(i, r)| (i as u32, r.enabled, r.events, r.key.as_deref())),
         on,
     )
-}
-
-/// Most bytes one condition (or exception) may have once its macros are
-/// expanded: the bound on a rule's compile work and memory.
-pub const MAX_CONDITION_BYTES: usize = 128 * 1024;
-/// Most bytes of expanded condition text a whole rule set may build.
-pub const MAX_SET_BYTES: usize = 16 * 1024 * 1024;
-/// Deepest chain of macros using macros.
-pub const MAX_MACRO_DEPTH: usize = 64;
-/// Most nodes one rule (condition and exceptions) may evaluate per event.
-pub const MAX_RULE_NODES: usize = 10_000;
-/// Most nodes the enabled rules may evaluate per event in all.
-pub const MAX_SET_NODES: usize = 200_000;
-
-/// Compile budgets of one rule set; [`Limits::default`] is what `vigil run`,
-/// `validate`, `test` and `replay` use (the `MAX_*` constants).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Bytes of one condition (or exception) after macro expansion.
-    pub condition_bytes: usize,
-    /// Bytes of expanded condition text the whole set may build.
-    pub set_bytes: usize,
-    /// Deepest chain of macros using macros.
-    pub macro_depth: usize,
-    /// Nodes one rule may evaluate per event.
-    pub rule_nodes: usize,
-    /// Nodes the enabled rules may evaluate per event in all.
-    pub set_nodes: usize,
-    /// Distinct items of one list.
-    pub list_items: usize,
-    /// List items built in all.
-    pub list_work: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            condition_bytes: MAX_CONDITION_BYTES,
-            set_bytes: MAX_SET_BYTES,
-            macro_depth: MAX_MACRO_DEPTH,
-            rule_nodes: MAX_RULE_NODES,
-            set_nodes: MAX_SET_NODES,
-            list_items: rules::MAX_LIST_ITEMS,
-            list_work: rules::MAX_LIST_WORK,
-        }
-    }
 }
 
 /// Worst-case evaluation work of one rule per event.
@@ -337,7 +296,7 @@ impl RuleSet {
                 r.key = crate::index::required(&r.cond, &regexes);
             }
         }
-        crate::memo::share(&mut rules);
+        memo::share(&mut rules);
         let _ = patterns_cell.set(patterns);
         let index = build_index(&rules, true);
         let by_name = rules
@@ -425,9 +384,9 @@ impl RuleSet {
     pub fn set_indexed(&mut self, on: bool) {
         self.indexed = on;
         if on {
-            crate::memo::share(&mut self.rules);
+            memo::share(&mut self.rules);
         } else {
-            crate::memo::unshare(&mut self.rules);
+            memo::unshare(&mut self.rules);
         }
         self.index = build_index(&self.rules, on);
     }
@@ -995,7 +954,7 @@ fn make_alert(
     shape: OutputFields,
 ) -> Alert {
     let falco = r.falco.as_ref().and_then(|f| f.output.as_deref());
-    let (output, fields) = crate::alert::render(&r.output, falco, ev, count, shape);
+    let (output, fields) = render::render(&r.output, falco, ev, count, shape);
     Alert {
         time: ev.time,
         rule: r.name.clone(),

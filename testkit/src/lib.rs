@@ -12,6 +12,8 @@
 //! BPF object (the verifier rejecting a program, a missing map, a hook that
 //! exists but does not attach) fails everywhere ([`sensor_load_failed`]).
 
+pub mod layering;
+
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 

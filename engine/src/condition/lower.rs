@@ -484,7 +484,7 @@ impl Compiler<'_> {
     }
 
     fn check_comm_value(&mut self, f: Field, s: &str) {
-        if matches!(f, Field::ProcName | Field::ProcPname) && s.len() > crate::filter::COMM_LEN {
+        if matches!(f, Field::ProcName | Field::ProcPname) && s.len() > crate::event::COMM_LEN {
             self.problems.push(CompileProblem {
                 offset: 0,
                 text: Some(s.to_string()),
@@ -492,7 +492,7 @@ impl Compiler<'_> {
                     "`{}` is compared with \"{s}\" ({} bytes), but the kernel keeps only 15: use \"{}\"",
                     f.name(),
                     s.len(),
-                    crate::filter::truncate_comm(s)
+                    crate::event::truncate_comm(s)
                 ),
                 warning: true,
             });

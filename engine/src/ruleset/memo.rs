@@ -24,8 +24,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::Rule;
 use crate::condition::{ListSet, Node, StrOp};
-use crate::ruleset::Rule;
 
 /// Identities of the sub-trees of every rule.
 #[derive(Default)]
