@@ -1,5 +1,9 @@
 //! The operator's command line against the kernel: `-o` overrides the config
 //! file, `-T` takes a rule out of evaluation, `--dry-run` loads no BPF program.
+//!
+//! Why one file past ~800 lines: ten cases of the operator's flags against
+//! the live daemon, sharing one set of helpers (`common`) and listeners; one
+//! file keeps one test binary.
 
 mod common;
 

@@ -1,6 +1,11 @@
 //! Loading and attaching the embedded BPF object ([`Sensors`]), writing the
 //! first-stage filter maps without a gap between generations, and reading
 //! the per-CPU counters.
+//!
+//! Why one file past ~800 lines: `Sensors` owns one libbpf object: loading,
+//! attaching each hook (always-on and on demand), the filter maps written
+//! generation by generation and the counters all go through its maps and
+//! links; the record layouts and filter plan are modules beside (`decode`, `filter`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

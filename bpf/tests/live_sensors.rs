@@ -1,6 +1,10 @@
 //! Live tests of the sensors through the crate API: load + attach, filter
 //! maps, counters, decoded records for real processes. Need root and BPF;
 //! skipped with a message otherwise unless VIGIL_REQUIRE_LIVE=1.
+//!
+//! Why one file past ~800 lines: every case loads the real sensors as root
+//! and shares the loader, filter builders and record waits at the top; one
+//! file keeps one test binary (one BPF load path, one skip-or-fail rule).
 
 use std::net::TcpListener;
 use std::path::PathBuf;

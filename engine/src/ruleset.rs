@@ -7,6 +7,11 @@
 //! double at each level is refused at load in time linear in its text, with
 //! the macro chain named; each rule's worst-case cost per event
 //! ([`RuleCost`]) and the set's total are capped.
+//!
+//! Why one file past ~800 lines: [`RuleSet`] and [`Evaluator`] share the
+//! private `Rule`, threshold and index state and are read together; building,
+//! lint, profiling, shared sub-conditions and alert rendering are already
+//! submodules (`build`, `lint`, `profile`, `memo`, `render`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};

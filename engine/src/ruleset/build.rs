@@ -5,6 +5,11 @@
 //! carried fields, compilation and cost, the Rhai probe, output template,
 //! threshold). Every step reports into one [`Diag`], so a failed load names
 //! every error it found, sorted by [`sorted_errors`].
+//!
+//! Why one file past ~800 lines: the steps run in this order over one
+//! `Defs` and one `Diag`, and about half of it is `RuleCompiler`, whose
+//! per-rule steps share its expansion memo and patterns; read top to bottom it
+//! is the load pipeline (lint, profile, memo and rendering are modules beside).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
