@@ -21,9 +21,14 @@ impl Lowerer<'_> {
         let neg = op == "!=";
         let flip = |o: Out| if neg { negate(o) } else { o };
         let any = |f: &dyn Fn(&str) -> Out| join(vs.iter().map(|v| f(v)).collect(), false);
+        let field = match (field, arg) {
+            ("evt.arg", Some("mode")) => "evt.arg.mode",
+            ("evt.arg", Some("cmd")) => "evt.arg.cmd",
+            _ => field,
+        };
         Ok(match field {
             // chmod's / mkdir's mode, by the names of its special bits.
-            "evt.arg" | "evt.arg.mode" if op == "contains" => {
+            "evt.arg.mode" if op == "contains" => {
                 let bit = match v0 {
                     "S_ISUID" => "fs.setuid",
                     "S_ISGID" => "fs.setgid",
@@ -35,6 +40,26 @@ impl Lowerer<'_> {
                 join(
                     alts.into_iter()
                         .map(|(gate, x)| join(vec![gate, Out::Text(x)], true))
+                        .collect(),
+                    false,
+                )
+            }
+            // bpf's command, by name or by number (`evt.arg.cmd=5`) as
+            // Falco compares it; no value on other kinds.
+            "evt.arg.cmd" if eqop => {
+                let name = |v: &str| {
+                    v.parse::<u64>()
+                        .map(crate::event::bpf_cmd_name)
+                        .unwrap_or_else(|_| v.to_string())
+                };
+                let alts = self.gates(vec![(&[EventType::Bpf], "bpf.cmd".to_string())]);
+                join(
+                    alts.into_iter()
+                        .map(|(gate, x)| {
+                            let test =
+                                any(&|v: &str| Out::Text(format!("{x} == {}", quote(&name(v)))));
+                            join(vec![gate, flip(test)], true)
+                        })
                         .collect(),
                     false,
                 )
@@ -209,12 +234,22 @@ impl Lowerer<'_> {
             "fd.net" | "fd.snet" | "fd.cnet" | "fd.lnet" | "fd.rnet" | "fd.ip" | "fd.port"
                 if matches!(op, "=" | "==" | "in" | "!=") =>
             {
+                // A listening socket has its local side only (its remote
+                // address reads 0.0.0.0): Falco's fd.ip / fd.port / fd.net
+                // of a listen are the bound address and port.
+                let listen = matches!(&self.kinds, Some(ks) if ks.contains(&EventType::Listen));
+                let side = |(_, remote): &(&str, bool), test: String| {
+                    Out::Text(if *remote && listen {
+                        format!("(evt.type != \"listen\" && {test})")
+                    } else {
+                        test
+                    })
+                };
                 let (sides, port) = match field {
-                    "fd.ip" => (vec!["net.saddr", "net.daddr"], false),
-                    "fd.port" => (vec!["net.sport", "net.dport"], true),
-                    "fd.lnet" => (vec!["net.saddr"], false),
-                    "fd.rnet" => (vec!["net.daddr"], false),
-                    _ => (vec!["net.saddr", "net.daddr"], false),
+                    "fd.port" => (vec![("net.sport", false), ("net.dport", true)], true),
+                    "fd.lnet" => (vec![("net.saddr", false)], false),
+                    "fd.rnet" => (vec![("net.daddr", false)], false),
+                    _ => (vec![("net.saddr", false), ("net.daddr", true)], false),
                 };
                 let gated = |connect: &str, accept: &str, v: &str| {
                     Out::Text(format!(
@@ -228,7 +263,7 @@ impl Lowerer<'_> {
                             Ok(p) => join(
                                 sides
                                     .iter()
-                                    .map(|s| Out::Text(format!("{s} == {p}")))
+                                    .map(|s| side(s, format!("{} == {p}", s.0)))
                                     .collect(),
                                 false,
                             ),
@@ -241,7 +276,7 @@ impl Lowerer<'_> {
                         _ => join(
                             sides
                                 .iter()
-                                .map(|s| Out::Text(format!("cidr({s}, {})", quote(v))))
+                                .map(|s| side(s, format!("cidr({}, {})", s.0, quote(v))))
                                 .collect(),
                             false,
                         ),
