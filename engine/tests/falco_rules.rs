@@ -726,3 +726,40 @@ fn falco_rules_on_dup_listen_module_bpf_userfaultfd() {
     assert!(!has(&listen("0.0.0.0"), sysnet));
     assert!(!has(&listen("127.0.0.1"), sysnet));
 }
+
+/// vigil's exec is a successful exec: an execve rule that only a failed exec
+/// satisfies (`evt.res != SUCCESS`, an errno name) runs on vigil's
+/// exec_failed kind; one that tests success keeps to exec.
+#[test]
+fn failed_execve_rules_run_on_exec_failed() {
+    let rs = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n\
+         - macro: spawned_process\n  condition: (evt.type in (execve, execveat))\n\
+         - rule: Failed exec\n  desc: d\n  condition: spawned_process and evt.res != SUCCESS and proc.name = sh\n  output: o %evt.type %evt.res\n  priority: WARNING\n\
+         - rule: Missing file\n  desc: d\n  condition: spawned_process and evt.res = ENOENT\n  output: o\n  priority: WARNING\n\
+         - rule: Good exec\n  desc: d\n  condition: spawned_process and evt.res = SUCCESS and proc.name = sh\n  output: o\n  priority: WARNING\n"
+            .into(),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rs = Arc::new(rs);
+    let kinds: Vec<_> = rs
+        .rules()
+        .map(|r| (r.name.clone(), r.enabled, r.events.clone()))
+        .collect();
+    assert!(kinds.iter().all(|(_, on, _)| *on), "{kinds:?}");
+    let failed = |errno: i64| {
+        ev(
+            json!({"evt.type": "exec_failed", "proc.name": "sh", "evt.ret": -errno,
+                  "fs.path": "/tmp/nope"}),
+        )
+    };
+    let ok = ev(json!({"evt.type": "exec", "proc.name": "sh", "evt.ret": 0}));
+    assert_eq!(fired(&rs, &failed(2)), vec!["Failed exec", "Missing file"]);
+    assert_eq!(fired(&rs, &failed(13)), vec!["Failed exec"]);
+    assert_eq!(fired(&rs, &ok), vec!["Good exec"]);
+    let mut e = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    e.evaluate(&failed(13), &mut out);
+    assert_eq!(out[0].output, "o execve EACCES");
+}

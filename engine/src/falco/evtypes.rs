@@ -7,9 +7,9 @@ use crate::event::EventType;
 
 /// Falco syscall / event names vigil observes, and the kind they map to.
 /// Empty when vigil does not observe it; `unlinkat` is vigil's unlink or,
-/// with `AT_REMOVEDIR`, its rmdir. A successful `execve` is vigil's exec; a
-/// failed one is its own kind (`exec_failed`), which no Falco name maps to
-/// yet (see the engine README).
+/// with `AT_REMOVEDIR`, its rmdir. `execve` is vigil's (successful) exec; a
+/// rule that only a failed exec satisfies is moved to `exec_failed` once
+/// lowered (`FalcoDefs::finish`).
 pub(super) fn syscall_kinds(name: &str) -> &'static [EventType] {
     use EventType as E;
     match name {

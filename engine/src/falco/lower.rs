@@ -449,7 +449,17 @@ impl<'a> Lowerer<'a> {
 
     fn evt_type(&mut self, op: &str, vs: &[String], pos: usize) -> Result<(Out, TSet), LowerError> {
         let names: BTreeSet<String> = vs.iter().cloned().collect();
-        let test = evt_type_test(names.iter().flat_map(|n| syscall_kinds(n).iter().copied()));
+        // Lowered for failed execs (see `FalcoDefs::finish`): execve names them.
+        let failed = self.kinds.as_deref() == Some(&[EventType::ExecFailed]);
+        let test = evt_type_test(
+            names
+                .iter()
+                .flat_map(|n| syscall_kinds(n).iter().copied())
+                .map(|k| match k {
+                    EventType::Exec if failed => EventType::ExecFailed,
+                    k => k,
+                }),
+        );
         let ts = TSet {
             neg: false,
             set: names,

@@ -81,8 +81,12 @@ impl Lowerer<'_> {
                 })
             }
             "evt.res" => {
+                // vigil's exec events are the successful execs (a failed
+                // one is exec_failed): SUCCESS there.
+                let exec_ok = matches!(&self.kinds, Some(ks) if ks == &[EventType::Exec]);
                 let one = |v: &str| -> Out {
                     match v {
+                        _ if exec_ok => Out::Const(v == "SUCCESS"),
                         "SUCCESS" => Out::Text("evt.ret >= 0".into()),
                         v => match errno(v) {
                             Some(n) => Out::Text(format!("evt.ret == {}", -n)),
@@ -92,6 +96,7 @@ impl Lowerer<'_> {
                 };
                 match op {
                     "=" | "==" | "in" | "!=" => flip(any(&one)),
+                    "startswith" if exec_ok => Out::Const("SUCCESS".starts_with(v0)),
                     "startswith" if v0 == "E" => Out::Text("evt.ret < 0".into()),
                     "startswith" if "SUCCESS".starts_with(v0) => Out::Text("evt.ret >= 0".into()),
                     "exists" => Out::Const(true),
