@@ -725,6 +725,22 @@ fn falco_rules_on_dup_listen_module_bpf_userfaultfd() {
     assert!(has(&listen("10.1.2.3"), sysnet));
     assert!(!has(&listen("0.0.0.0"), sysnet));
     assert!(!has(&listen("127.0.0.1"), sysnet));
+
+    // unshare in a container without CAP_SYS_ADMIN; Falco's `container`
+    // (container.id != host) is false on the host's events.
+    let priv_unshare = "Change namespace privileges via unshare";
+    let unshare = |caps: &[&str], container: &str| {
+        with(
+            json!({"evt.type": "unshare", "ns.types": ["user", "mnt"], "evt.ret": 0,
+                    "proc.cap_permitted": caps, "container.id": container}),
+        )
+    };
+    assert!(has(&unshare(&["CAP_CHOWN"], "0123456789ab"), priv_unshare));
+    assert!(!has(
+        &unshare(&["CAP_SYS_ADMIN"], "0123456789ab"),
+        priv_unshare
+    ));
+    assert!(!has(&unshare(&["CAP_CHOWN"], ""), priv_unshare));
 }
 
 /// vigil's exec is a successful exec: an execve rule that only a failed exec
