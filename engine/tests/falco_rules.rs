@@ -586,6 +586,19 @@ fn falco_rules_on_the_on_demand_kinds() {
         |mode: i64| with(json!({"evt.type": "chmod", "fs.path": "/tmp/x", "fs.mode": mode}));
     assert!(has(&all, &chmod(0o4755), "Set Setuid or Setgid bit"));
     assert!(!has(&all, &chmod(0o755), "Set Setuid or Setgid bit"));
+    // Permission bits by Falco's names (`evt.arg.mode contains S_IXUSR`).
+    let drift = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n\
+         - rule: Exec bit\n  desc: d\n  condition: evt.type in (chmod, fchmod, fchmodat) and evt.rawres>=0 and (evt.arg.mode contains S_IXUSR or evt.arg.mode contains S_IXOTH)\n  output: o\n  priority: WARNING\n"
+            .into(),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let drift = Arc::new(drift);
+    assert!(has(&drift, &chmod(0o744), "Exec bit"));
+    assert!(has(&drift, &chmod(0o641), "Exec bit"));
+    assert!(!has(&drift, &chmod(0o664), "Exec bit"));
+    assert!(!has(&drift, &chmod(0o4640), "Exec bit"));
     let mkdir = |p: &str| with(json!({"evt.type": "mkdir", "fs.path": p, "fs.mode": 0o755}));
     assert!(has(&all, &mkdir("/bin/evil"), "Mkdir binary dirs"));
     assert!(!has(&all, &mkdir("/tmp/evil"), "Mkdir binary dirs"));

@@ -7,6 +7,19 @@ use super::fields::errno;
 use super::lower::{join, negate, quote, re_esc, LowerError, Lowerer, Out};
 use crate::event::EventType;
 
+/// Falco's names of the permission bits of a mode (chmod, mkdir).
+const MODE_BITS: &[(&str, i64)] = &[
+    ("S_IXOTH", 0o1),
+    ("S_IWOTH", 0o2),
+    ("S_IROTH", 0o4),
+    ("S_IXGRP", 0o10),
+    ("S_IWGRP", 0o20),
+    ("S_IRGRP", 0o40),
+    ("S_IXUSR", 0o100),
+    ("S_IWUSR", 0o200),
+    ("S_IRUSR", 0o400),
+];
+
 impl Lowerer<'_> {
     /// Falco fields that are not a plain vigil field.
     pub(super) fn special(
@@ -27,16 +40,22 @@ impl Lowerer<'_> {
             _ => field,
         };
         Ok(match field {
-            // chmod's / mkdir's mode, by the names of its special bits.
+            // chmod's / mkdir's mode, by the names of its bits: the special
+            // ones are vigil's booleans, the others a test of fs.mode (-1,
+            // unknown, has none).
             "evt.arg.mode" if op == "contains" => {
                 let bit = match v0 {
-                    "S_ISUID" => "fs.setuid",
-                    "S_ISGID" => "fs.setgid",
-                    "S_ISVTX" => "fs.sticky",
-                    _ => return self.unsupported_op(field, op),
+                    "S_ISUID" => "fs.setuid".to_string(),
+                    "S_ISGID" => "fs.setgid".to_string(),
+                    "S_ISVTX" => "fs.sticky".to_string(),
+                    _ => match MODE_BITS.iter().find(|(n, _)| *n == v0) {
+                        Some((_, 1)) => "fs.mode % 2 == 1".to_string(),
+                        Some((_, b)) => format!("(fs.mode / {b}) % 2 == 1"),
+                        None => return self.unsupported_op(field, op),
+                    },
                 };
                 const MODE: &[EventType] = &[EventType::Chmod, EventType::Mkdir];
-                let alts = self.gates(vec![(MODE, bit.to_string())]);
+                let alts = self.gates(vec![(MODE, bit)]);
                 join(
                     alts.into_iter()
                         .map(|(gate, x)| join(vec![gate, Out::Text(x)], true))
