@@ -49,9 +49,19 @@ fn validate_falco_files_reports_each_rule() {
         "{out}"
     );
     assert!(
-        out.contains("falco: Linux Kernel Module Injection Detected: inactive: needs syscall(s) finit_module, init_module that vigil does not observe"),
+        out.contains("falco: Contact K8S API Server From Container: inactive: needs field(s) fd.sip.name that vigil does not have"),
         "{out}"
     );
+    // Falco's syscalls on vigil's on-demand kinds (dup, module, bpf,
+    // userfaultfd) make their rules active.
+    for r in [
+        "Redirect STDOUT/STDIN to Network Connection in Container",
+        "Linux Kernel Module Injection Detected",
+        "BPF Program Not Profiled",
+        "Unprivileged Delegation of Page Faults Handling to a Userspace Process",
+    ] {
+        assert!(out.contains(&format!("falco: {r}: active")), "{r}:\n{out}");
+    }
     let rules = out.lines().filter(|l| l.starts_with("falco: ")).count();
     assert!(rules >= 90, "{rules} rules listed:\n{out}");
 
@@ -77,9 +87,16 @@ fn explain_falco_file_gives_a_kernel_filter() {
         out.contains("Run shell untrusted [exec]: comm in {\"ash\", \"bash\""),
         "{out}"
     );
-    assert!(out.contains(
-        "Linux Kernel Module Injection Detected [inactive]: needs syscall(s) finit_module"
-    ));
+    assert!(
+        out.contains(
+            "Contact K8S API Server From Container [inactive]: needs field(s) fd.sip.name"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("Redirect STDOUT/STDIN to Network Connection in Container [dup]"),
+        "{out}"
+    );
     // vigil's on-demand kinds serve Falco's rules on those syscalls.
     assert!(out.contains("PTRACE attached to process [ptrace]"), "{out}");
     // Directory traversal narrows opens to unnormalised paths, as vigil's

@@ -4,7 +4,8 @@
 //! file untrusted", and a real symlink over /etc/shadow "Create Symlink Over
 //! Sensitive Files" (symlinkat, a kind vigil hooks on demand), each with the
 //! output rendered from Falco's `%field` template and Falco-shaped
-//! `output_fields`. The file is read from `<repo>/../shared/falco/` (never
+//! `output_fields`; Falco's sandbox file, a real unprivileged userfaultfd.
+//! The files are read from `<repo>/../shared/falco/` (never
 //! copied in). Needs root, BPF and BTF; skipped with a message otherwise,
 //! unless VIGIL_REQUIRE_LIVE=1 (CI), which makes that a failure.
 
@@ -101,5 +102,46 @@ fn falco_stable_rules_fire_on_live_events() {
         .expect("Falco rule `Create Symlink Over Sensitive Files` for the symlink");
     assert_eq!(field(&a, "evt.arg.target"), "/etc/shadow");
     assert_eq!(field(&a, "evt.type"), "symlinkat");
+    v.stop();
+}
+
+/// Falco's sandbox file, unchanged: a real userfaultfd(2) by an unprivileged
+/// user (refused or not: Falco's rule takes every result) trips
+/// "Unprivileged Delegation of Page Faults Handling to a Userspace Process",
+/// a rule on a syscall vigil hooks only while such a rule is loaded.
+#[test]
+fn falco_sandbox_userfaultfd_rule_fires_on_a_live_syscall() {
+    let Some(rules) = falco::falco_file("falco-sandbox_rules.yaml") else {
+        return;
+    };
+    let Some(mut v) = Vigil::on_rules(rules.to_str().unwrap()) else {
+        return;
+    };
+    let marker = unique("uffd");
+    let st = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(format!(
+            "import ctypes\nctypes.CDLL(None).syscall(323, 0o2000000)\n# {marker}"
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = v
+        .wait_alert(20, |a| {
+            a["rule"] == "Unprivileged Delegation of Page Faults Handling to a Userspace Process"
+                && field(a, "proc.cmdline")
+                    .as_str()
+                    .is_some_and(|c| c.contains(&marker))
+        })
+        .expect("Falco rule on userfaultfd for an unprivileged caller");
+    assert_eq!(field(&a, "evt.type"), "userfaultfd");
+    assert_eq!(field(&a, "user.uid"), 65534);
+    assert_eq!(a["priority"], "Critical");
     v.stop();
 }

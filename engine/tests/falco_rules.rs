@@ -586,6 +586,19 @@ fn falco_rules_on_the_on_demand_kinds() {
         |mode: i64| with(json!({"evt.type": "chmod", "fs.path": "/tmp/x", "fs.mode": mode}));
     assert!(has(&all, &chmod(0o4755), "Set Setuid or Setgid bit"));
     assert!(!has(&all, &chmod(0o755), "Set Setuid or Setgid bit"));
+    // Permission bits by Falco's names (`evt.arg.mode contains S_IXUSR`).
+    let drift = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n\
+         - rule: Exec bit\n  desc: d\n  condition: evt.type in (chmod, fchmod, fchmodat) and evt.rawres>=0 and (evt.arg.mode contains S_IXUSR or evt.arg.mode contains S_IXOTH)\n  output: o\n  priority: WARNING\n"
+            .into(),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let drift = Arc::new(drift);
+    assert!(has(&drift, &chmod(0o744), "Exec bit"));
+    assert!(has(&drift, &chmod(0o641), "Exec bit"));
+    assert!(!has(&drift, &chmod(0o664), "Exec bit"));
+    assert!(!has(&drift, &chmod(0o4640), "Exec bit"));
     let mkdir = |p: &str| with(json!({"evt.type": "mkdir", "fs.path": p, "fs.mode": 0o755}));
     assert!(has(&all, &mkdir("/bin/evil"), "Mkdir binary dirs"));
     assert!(!has(&all, &mkdir("/tmp/evil"), "Mkdir binary dirs"));
@@ -621,4 +634,161 @@ fn a_field_the_rules_kinds_lack_compares_false() {
         fired(&rs, &ev(json!({"evt.type": "exec", "proc.name": "sh"})))
             .contains(&"Exec with fd".to_string())
     );
+}
+
+/// Falco's rules on dup, listen, init_module/finit_module, bpf and
+/// userfaultfd (vigil's on-demand dup, listen, module, bpf and userfaultfd
+/// kinds) are active and fire on what they mean, not on near misses.
+#[test]
+fn falco_rules_on_dup_listen_module_bpf_userfaultfd() {
+    let (Some(stable), Some(incubating), Some(sandbox)) = (
+        falco_file("falco_rules.yaml"),
+        falco_file("falco-incubating_rules.yaml"),
+        falco_file("falco-sandbox_rules.yaml"),
+    ) else {
+        return;
+    };
+    let all = Arc::new(load(&[stable, incubating, sandbox]));
+    let base = json!({"proc.name": "evil", "proc.pname": "bash", "proc.cmdline": "evil",
+                      "proc.exe": "/tmp/evil", "proc.uid": 1000, "user.name": "alice",
+                      "container.id": "0123456789ab"});
+    let with = |extra: serde_json::Value| {
+        let mut m = base.as_object().unwrap().clone();
+        m.extend(extra.as_object().unwrap().clone());
+        Event::from_flat_json(&m).unwrap()
+    };
+    let has = |e: &Event, r: &str| fired(&all, e).contains(&r.to_string());
+    for r in [
+        "Redirect STDOUT/STDIN to Network Connection in Container",
+        "Linux Kernel Module Injection Detected",
+        "BPF Program Not Profiled",
+        "Unprivileged Delegation of Page Faults Handling to a Userspace Process",
+    ] {
+        assert!(all.rules().any(|x| x.name == r && x.enabled), "{r}");
+    }
+
+    // dup2(socket, 1) in a container: a reverse shell's stdout.
+    let redirect = "Redirect STDOUT/STDIN to Network Connection in Container";
+    let dup = |newfd: i64, family: &str, container: &str| {
+        with(
+            json!({"evt.type": "dup", "evt.ret": newfd, "dup.oldfd": 3, "dup.newfd": newfd,
+                    "net.family": family, "net.proto": "tcp", "net.saddr": "10.0.0.2",
+                    "net.sport": 40000, "net.daddr": "203.0.113.9", "net.dport": 4444,
+                    "container.id": container}),
+        )
+    };
+    assert!(has(&dup(1, "inet", "0123456789ab"), redirect));
+    assert!(has(&dup(0, "inet6", "0123456789ab"), redirect));
+    // Not onto stdio, not a network socket, not in a container.
+    assert!(!has(&dup(5, "inet", "0123456789ab"), redirect));
+    assert!(!has(&dup(1, "unix", "0123456789ab"), redirect));
+    assert!(!has(&dup(1, "", "0123456789ab"), redirect));
+    assert!(!has(&dup(1, "inet", ""), redirect));
+    let mut ev = Evaluator::new(all.clone(), "h");
+    let mut out = Vec::new();
+    ev.evaluate(&dup(1, "inet", "0123456789ab"), &mut out);
+    let a = out.iter().find(|a| &*a.rule == redirect).unwrap();
+    assert_eq!(a.output_fields["evt.type"], "dup2");
+    assert_eq!(a.output_fields["fd.type"], "ipv4");
+    assert_eq!(a.output_fields["fd.rport"], 4444);
+
+    // finit_module with CAP_SYS_MODULE in a container.
+    let inject = "Linux Kernel Module Injection Detected";
+    let module = |caps: &[&str], container: &str| {
+        with(
+            json!({"evt.type": "module", "module.path": "/tmp/rootkit.ko", "evt.ret": 0,
+                    "proc.cap_effective": caps, "container.id": container}),
+        )
+    };
+    assert!(has(
+        &module(&["CAP_CHOWN", "CAP_SYS_MODULE"], "0123456789ab"),
+        inject
+    ));
+    assert!(!has(&module(&["CAP_CHOWN"], "0123456789ab"), inject));
+    assert!(!has(&module(&["CAP_SYS_MODULE"], ""), inject));
+
+    // bpf(BPF_PROG_LOAD) by a program not profiled (`evt.arg.cmd=5` or its name).
+    let not_profiled = "BPF Program Not Profiled";
+    let bpf = |name: &str, cmd: &str| {
+        with(json!({"evt.type": "bpf", "proc.name": name, "bpf.cmd": cmd, "evt.ret": 5}))
+    };
+    assert!(has(&bpf("evil", "BPF_PROG_LOAD"), not_profiled));
+    assert!(!has(&bpf("evil", "BPF_MAP_CREATE"), not_profiled));
+    assert!(!has(&bpf("bpftool", "BPF_PROG_LOAD"), not_profiled));
+
+    // userfaultfd by an unprivileged user; root's is not flagged.
+    let uffd = "Unprivileged Delegation of Page Faults Handling to a Userspace Process";
+    let userfaultfd =
+        |uid: i64| with(json!({"evt.type": "userfaultfd", "proc.uid": uid, "evt.ret": 3}));
+    assert!(has(&userfaultfd(1000), uffd));
+    assert!(!has(&userfaultfd(0), uffd));
+
+    // A shell listening on an outside address (a bind shell) is network
+    // activity of a system binary; a listen on 0.0.0.0 is not, as in Falco
+    // (a listening socket's fd.ip is its bound address only).
+    let sysnet = "System procs network activity";
+    let listen = |addr: &str| {
+        with(
+            json!({"evt.type": "listen", "proc.name": "bash", "evt.ret": 0,
+                    "listen.backlog": 1, "net.family": "inet", "net.proto": "tcp",
+                    "net.saddr": addr, "net.sport": 4444, "net.daddr": "0.0.0.0",
+                    "net.dport": 0}),
+        )
+    };
+    assert!(has(&listen("10.1.2.3"), sysnet));
+    assert!(!has(&listen("0.0.0.0"), sysnet));
+    assert!(!has(&listen("127.0.0.1"), sysnet));
+
+    // unshare in a container without CAP_SYS_ADMIN; Falco's `container`
+    // (container.id != host) is false on the host's events.
+    let priv_unshare = "Change namespace privileges via unshare";
+    let unshare = |caps: &[&str], container: &str| {
+        with(
+            json!({"evt.type": "unshare", "ns.types": ["user", "mnt"], "evt.ret": 0,
+                    "proc.cap_permitted": caps, "container.id": container}),
+        )
+    };
+    assert!(has(&unshare(&["CAP_CHOWN"], "0123456789ab"), priv_unshare));
+    assert!(!has(
+        &unshare(&["CAP_SYS_ADMIN"], "0123456789ab"),
+        priv_unshare
+    ));
+    assert!(!has(&unshare(&["CAP_CHOWN"], ""), priv_unshare));
+}
+
+/// vigil's exec is a successful exec: an execve rule that only a failed exec
+/// satisfies (`evt.res != SUCCESS`, an errno name) runs on vigil's
+/// exec_failed kind; one that tests success keeps to exec.
+#[test]
+fn failed_execve_rules_run_on_exec_failed() {
+    let rs = RuleSet::from_sources(&[(
+        "t.yaml".into(),
+        "- required_engine_version: 0.38.0\n\
+         - macro: spawned_process\n  condition: (evt.type in (execve, execveat))\n\
+         - rule: Failed exec\n  desc: d\n  condition: spawned_process and evt.res != SUCCESS and proc.name = sh\n  output: o %evt.type %evt.res\n  priority: WARNING\n\
+         - rule: Missing file\n  desc: d\n  condition: spawned_process and evt.res = ENOENT\n  output: o\n  priority: WARNING\n\
+         - rule: Good exec\n  desc: d\n  condition: spawned_process and evt.res = SUCCESS and proc.name = sh\n  output: o\n  priority: WARNING\n"
+            .into(),
+    )])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rs = Arc::new(rs);
+    let kinds: Vec<_> = rs
+        .rules()
+        .map(|r| (r.name.clone(), r.enabled, r.events.clone()))
+        .collect();
+    assert!(kinds.iter().all(|(_, on, _)| *on), "{kinds:?}");
+    let failed = |errno: i64| {
+        ev(
+            json!({"evt.type": "exec_failed", "proc.name": "sh", "evt.ret": -errno,
+                  "fs.path": "/tmp/nope"}),
+        )
+    };
+    let ok = ev(json!({"evt.type": "exec", "proc.name": "sh", "evt.ret": 0}));
+    assert_eq!(fired(&rs, &failed(2)), vec!["Failed exec", "Missing file"]);
+    assert_eq!(fired(&rs, &failed(13)), vec!["Failed exec"]);
+    assert_eq!(fired(&rs, &ok), vec!["Good exec"]);
+    let mut e = Evaluator::new(rs.clone(), "h");
+    let mut out = Vec::new();
+    e.evaluate(&failed(13), &mut out);
+    assert_eq!(out[0].output, "o execve EACCES");
 }

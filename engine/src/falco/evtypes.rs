@@ -7,7 +7,9 @@ use crate::event::EventType;
 
 /// Falco syscall / event names vigil observes, and the kind they map to.
 /// Empty when vigil does not observe it; `unlinkat` is vigil's unlink or,
-/// with `AT_REMOVEDIR`, its rmdir.
+/// with `AT_REMOVEDIR`, its rmdir. `execve` is vigil's (successful) exec; a
+/// rule that only a failed exec satisfies is moved to `exec_failed` once
+/// lowered (`FalcoDefs::finish`).
 pub(super) fn syscall_kinds(name: &str) -> &'static [EventType] {
     use EventType as E;
     match name {
@@ -31,6 +33,16 @@ pub(super) fn syscall_kinds(name: &str) -> &'static [EventType] {
         "setns" => &[E::Setns],
         "unshare" => &[E::Unshare],
         "memfd_create" => &[E::Memfd],
+        // fcntl: only its F_DUPFD / F_DUPFD_CLOEXEC calls, the ones vigil
+        // records (the other commands change no fd table entry).
+        "dup" | "dup2" | "dup3" | "fcntl" => &[E::Dup],
+        "listen" => &[E::Listen],
+        "chown" | "fchown" | "lchown" | "fchownat" => &[E::Chown],
+        "mount" | "umount" | "umount2" => &[E::Mount],
+        "bpf" => &[E::Bpf],
+        "userfaultfd" => &[E::Userfaultfd],
+        "init_module" | "finit_module" => &[E::Module],
+        "truncate" => &[E::Truncate],
         _ => &[],
     }
 }

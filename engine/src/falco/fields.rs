@@ -107,16 +107,25 @@ pub(super) fn is_metadata(name: &str) -> bool {
 /// `evt.arg.NAME` vigil records, per syscall: open's (the raw path as
 /// passed), the path-changing calls' (`target`/`linkpath` of symlink,
 /// `oldpath`/`newpath` of link and rename, the path of unlink, rmdir, mkdir,
-/// chmod: absolute), ptrace's, socket's, memfd_create's. (setuid's `uid`
-/// is a user name in Falco; vigil has the number only.)
-/// `mode` is [`super::lower::Lowerer::special`]'s.
+/// chmod, chown, truncate: absolute), ptrace's, socket's, memfd_create's,
+/// dup's `oldfd`/`newfd`, listen's `backlog`, mount's `dev`/`dir`/`type`,
+/// truncate's `length`, the module's `uargs`. (setuid's and chown's `uid`
+/// are not mapped: setuid's is a user name in Falco, which vigil lacks.)
+/// `mode` and bpf's `cmd` are [`super::lower::Lowerer::special`]'s.
 pub(super) fn evt_arg(name: &str) -> Option<Subject> {
     use EventType as E;
     use Kind::*;
     let g = |alts: &[(&'static [EventType], &str)], k: Kind| {
         Subject::Gated(alts.iter().map(|(t, f)| (*t, f.to_string())).collect(), k)
     };
-    const FS_PATH: &[EventType] = &[E::Unlink, E::Rmdir, E::Mkdir, E::Chmod];
+    const FS_PATH: &[EventType] = &[
+        E::Unlink,
+        E::Rmdir,
+        E::Mkdir,
+        E::Chmod,
+        E::Chown,
+        E::Truncate,
+    ];
     Some(match name {
         "flags" => Subject::Expr("file.flags".into(), Str),
         "fd" | "res" => Subject::Expr("evt.ret".into(), Int),
@@ -125,10 +134,12 @@ pub(super) fn evt_arg(name: &str) -> Option<Subject> {
                 (&[E::Open], "file.path_raw"),
                 (FS_PATH, "fs.path"),
                 (&[E::Memfd], "memfd.name"),
+                (&[E::Mount], "mount.target"),
             ],
             Str,
         ),
         "path" | "filename" => g(&[(&[E::Open], "file.path_raw"), (FS_PATH, "fs.path")], Str),
+        "pathname" => g(&[(&[E::Chown], "fs.path")], Str),
         "target" => g(&[(&[E::Symlink], "fs.source")], Str),
         "linkpath" => g(&[(&[E::Symlink], "fs.path")], Str),
         "oldpath" => g(&[(&[E::Link, E::Rename], "fs.source")], Str),
@@ -136,7 +147,17 @@ pub(super) fn evt_arg(name: &str) -> Option<Subject> {
         "request" => g(&[(&[E::Ptrace], "ptrace.request")], Str),
         "pid" => g(&[(&[E::Ptrace], "ptrace.pid")], Int),
         "domain" => g(&[(&[E::Socket], "socket.domain")], Str),
-        "type" => g(&[(&[E::Socket], "socket.type")], Str),
+        "type" => g(
+            &[(&[E::Socket], "socket.type"), (&[E::Mount], "mount.fstype")],
+            Str,
+        ),
+        "dev" => g(&[(&[E::Mount], "mount.source")], Str),
+        "dir" => g(&[(&[E::Mount], "mount.target")], Str),
+        "oldfd" => g(&[(&[E::Dup], "dup.oldfd")], Int),
+        "newfd" => g(&[(&[E::Dup], "dup.newfd")], Int),
+        "backlog" => g(&[(&[E::Listen], "listen.backlog")], Int),
+        "length" => g(&[(&[E::Truncate], "truncate.length")], Int),
+        "uargs" => g(&[(&[E::Module], "module.params")], Str),
         "proto" => g(&[(&[E::Socket], "socket.protocol")], Int),
         _ => return None,
     })
@@ -198,7 +219,7 @@ pub(super) fn subject(name: &str, arg: Option<&str>) -> Result<Option<Subject>, 
         ("fd.sport", None) => Ok(Some(net_side("net.dport", "net.sport", Int))),
         ("fd.cip", None) => Ok(Some(net_side("net.saddr", "net.daddr", Str))),
         ("fd.cport", None) => Ok(Some(net_side("net.sport", "net.dport", Int))),
-        ("evt.arg", Some("mode")) | ("evt.arg.mode", None) => Ok(None),
+        ("evt.arg", Some("mode" | "cmd")) | ("evt.arg.mode" | "evt.arg.cmd", None) => Ok(None),
         ("evt.arg", Some(a)) => evt_arg(a).map(Some).ok_or(true),
         (n, None) if n.starts_with("evt.arg.") => {
             evt_arg(&n["evt.arg.".len()..]).map(Some).ok_or(true)

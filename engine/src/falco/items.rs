@@ -467,13 +467,25 @@ impl FalcoDefs {
                 (k, miss)
             };
             let mut lw = lowerer(Some(kinds.clone()));
-            let cond = match lw.lower(&ast) {
+            let mut cond = match lw.lower(&ast) {
                 Ok((cond, _)) => cond,
                 Err(e) => {
                     report(e, &r.cond_loc, &r.cond, diag);
                     continue;
                 }
             };
+            // vigil's exec is a successful one: an execve rule that only a
+            // failed exec can satisfy (`evt.res != SUCCESS`) is a rule on
+            // vigil's exec_failed kind.
+            let mut kinds = kinds;
+            if kinds == [EventType::Exec] && cond == Out::Const(false) {
+                let mut failed = lowerer(Some(vec![EventType::ExecFailed]));
+                if let Ok((c, _)) = failed.lower(&ast) {
+                    if c != Out::Const(false) {
+                        (kinds, lw, cond) = (vec![EventType::ExecFailed], failed, c);
+                    }
+                }
+            }
             let mut exceptions = Vec::new();
             let mut bad = false;
             for e in &r.exceptions {

@@ -270,7 +270,13 @@ impl<'a> Lowerer<'a> {
         if c.vals.iter().any(|v| matches!(v, Val::Field(_))) {
             return self.err(pos, "`val()` compares with one field, not in a list".into());
         }
-        let vs = self.values(&c.vals, c.list);
+        let mut vs = self.values(&c.vals, c.list);
+        if c.field == "container.id" {
+            // Falco's `host` is vigil's empty id (the host's events).
+            for v in vs.iter_mut().filter(|v| *v == "host") {
+                v.clear();
+            }
+        }
         let setop = matches!(op, "in" | "intersects" | "pmatch");
         if !setop && op != "exists" && vs.len() != 1 {
             return self.err(pos, format!("`{full} {op}` takes one value, not a list"));
@@ -443,7 +449,17 @@ impl<'a> Lowerer<'a> {
 
     fn evt_type(&mut self, op: &str, vs: &[String], pos: usize) -> Result<(Out, TSet), LowerError> {
         let names: BTreeSet<String> = vs.iter().cloned().collect();
-        let test = evt_type_test(names.iter().flat_map(|n| syscall_kinds(n).iter().copied()));
+        // Lowered for failed execs (see `FalcoDefs::finish`): execve names them.
+        let failed = self.kinds.as_deref() == Some(&[EventType::ExecFailed]);
+        let test = evt_type_test(
+            names
+                .iter()
+                .flat_map(|n| syscall_kinds(n).iter().copied())
+                .map(|k| match k {
+                    EventType::Exec if failed => EventType::ExecFailed,
+                    k => k,
+                }),
+        );
         let ts = TSet {
             neg: false,
             set: names,
@@ -560,6 +576,11 @@ impl<'a> Lowerer<'a> {
             "contains" if LIST_FIELDS.contains(&x) => {
                 Out::Text(format!("{} in {x}", quote(&list_item(x, v0))))
             }
+            // The names are upper case (`icontains sys_module`).
+            "icontains" if LIST_FIELDS.contains(&x) => Out::Text(format!(
+                "{} in {x}",
+                quote(&list_item(x, &v0.to_uppercase()))
+            )),
             // `fd.nameraw contains "../"`: a traversal, i.e. a relative raw
             // path or one with a `/../` segment, which the kernel filter
             // passes as unnormalised (a clean absolute path whose names
@@ -755,6 +776,30 @@ mod tests {
         assert!(e.msg.contains("unknown field `proc.nmae`"), "{}", e.msg);
         let e = lw.lower(&parse("proc.pid = abc").unwrap()).err().unwrap();
         assert!(e.msg.contains("number"), "{}", e.msg);
+    }
+
+    #[test]
+    fn new_kinds_their_arguments_and_host() {
+        // bpf's command by number or name; dup's syscalls are one kind.
+        let (o, t, n) = lower(
+            "evt.type=bpf and (evt.arg.cmd=5 or evt.arg.cmd=BPF_MAP_CREATE)",
+            &[],
+            &[],
+        );
+        let t2 = text(o);
+        assert!(t2.contains("bpf.cmd == \"BPF_PROG_LOAD\""), "{t2}");
+        assert!(t2.contains("bpf.cmd == \"BPF_MAP_CREATE\""), "{t2}");
+        assert!(n.fields.is_empty() && n.other.is_empty());
+        assert_eq!(t.set.len(), 1);
+        let (o, _, _) = lower(
+            "evt.type in (dup, dup2, dup3, fcntl) and container.id != host",
+            &[],
+            &[],
+        );
+        assert_eq!(text(o), "(evt.type == \"dup\" && container.id != \"\")");
+        // Capability names in any case.
+        let (o, _, _) = lower("thread.cap_effective icontains sys_module", &[], &[]);
+        assert_eq!(text(o), "\"CAP_SYS_MODULE\" in proc.cap_effective");
     }
 
     #[test]

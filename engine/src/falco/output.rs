@@ -280,6 +280,10 @@ fn falco_syscall(k: EventType) -> &'static str {
         EventType::Mkdir => "mkdirat",
         EventType::Chmod => "fchmodat",
         EventType::Memfd => "memfd_create",
+        EventType::Dup => "dup2",
+        EventType::Chown => "fchownat",
+        EventType::Module => "finit_module",
+        EventType::ExecFailed => "execve",
         other => other.as_str(),
     }
 }

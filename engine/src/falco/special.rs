@@ -7,6 +7,19 @@ use super::fields::errno;
 use super::lower::{join, negate, quote, re_esc, LowerError, Lowerer, Out};
 use crate::event::EventType;
 
+/// Falco's names of the permission bits of a mode (chmod, mkdir).
+const MODE_BITS: &[(&str, i64)] = &[
+    ("S_IXOTH", 0o1),
+    ("S_IWOTH", 0o2),
+    ("S_IROTH", 0o4),
+    ("S_IXGRP", 0o10),
+    ("S_IWGRP", 0o20),
+    ("S_IRGRP", 0o40),
+    ("S_IXUSR", 0o100),
+    ("S_IWUSR", 0o200),
+    ("S_IRUSR", 0o400),
+];
+
 impl Lowerer<'_> {
     /// Falco fields that are not a plain vigil field.
     pub(super) fn special(
@@ -21,20 +34,51 @@ impl Lowerer<'_> {
         let neg = op == "!=";
         let flip = |o: Out| if neg { negate(o) } else { o };
         let any = |f: &dyn Fn(&str) -> Out| join(vs.iter().map(|v| f(v)).collect(), false);
+        let field = match (field, arg) {
+            ("evt.arg", Some("mode")) => "evt.arg.mode",
+            ("evt.arg", Some("cmd")) => "evt.arg.cmd",
+            _ => field,
+        };
         Ok(match field {
-            // chmod's / mkdir's mode, by the names of its special bits.
-            "evt.arg" | "evt.arg.mode" if op == "contains" => {
+            // chmod's / mkdir's mode, by the names of its bits: the special
+            // ones are vigil's booleans, the others a test of fs.mode (-1,
+            // unknown, has none).
+            "evt.arg.mode" if op == "contains" => {
                 let bit = match v0 {
-                    "S_ISUID" => "fs.setuid",
-                    "S_ISGID" => "fs.setgid",
-                    "S_ISVTX" => "fs.sticky",
-                    _ => return self.unsupported_op(field, op),
+                    "S_ISUID" => "fs.setuid".to_string(),
+                    "S_ISGID" => "fs.setgid".to_string(),
+                    "S_ISVTX" => "fs.sticky".to_string(),
+                    _ => match MODE_BITS.iter().find(|(n, _)| *n == v0) {
+                        Some((_, 1)) => "fs.mode % 2 == 1".to_string(),
+                        Some((_, b)) => format!("(fs.mode / {b}) % 2 == 1"),
+                        None => return self.unsupported_op(field, op),
+                    },
                 };
                 const MODE: &[EventType] = &[EventType::Chmod, EventType::Mkdir];
-                let alts = self.gates(vec![(MODE, bit.to_string())]);
+                let alts = self.gates(vec![(MODE, bit)]);
                 join(
                     alts.into_iter()
                         .map(|(gate, x)| join(vec![gate, Out::Text(x)], true))
+                        .collect(),
+                    false,
+                )
+            }
+            // bpf's command, by name or by number (`evt.arg.cmd=5`) as
+            // Falco compares it; no value on other kinds.
+            "evt.arg.cmd" if eqop => {
+                let name = |v: &str| {
+                    v.parse::<u64>()
+                        .map(crate::event::bpf_cmd_name)
+                        .unwrap_or_else(|_| v.to_string())
+                };
+                let alts = self.gates(vec![(&[EventType::Bpf], "bpf.cmd".to_string())]);
+                join(
+                    alts.into_iter()
+                        .map(|(gate, x)| {
+                            let test =
+                                any(&|v: &str| Out::Text(format!("{x} == {}", quote(&name(v)))));
+                            join(vec![gate, flip(test)], true)
+                        })
                         .collect(),
                     false,
                 )
@@ -56,8 +100,12 @@ impl Lowerer<'_> {
                 })
             }
             "evt.res" => {
+                // vigil's exec events are the successful execs (a failed
+                // one is exec_failed): SUCCESS there.
+                let exec_ok = matches!(&self.kinds, Some(ks) if ks == &[EventType::Exec]);
                 let one = |v: &str| -> Out {
                     match v {
+                        _ if exec_ok => Out::Const(v == "SUCCESS"),
                         "SUCCESS" => Out::Text("evt.ret >= 0".into()),
                         v => match errno(v) {
                             Some(n) => Out::Text(format!("evt.ret == {}", -n)),
@@ -67,6 +115,7 @@ impl Lowerer<'_> {
                 };
                 match op {
                     "=" | "==" | "in" | "!=" => flip(any(&one)),
+                    "startswith" if exec_ok => Out::Const("SUCCESS".starts_with(v0)),
                     "startswith" if v0 == "E" => Out::Text("evt.ret < 0".into()),
                     "startswith" if "SUCCESS".starts_with(v0) => Out::Text("evt.ret >= 0".into()),
                     "exists" => Out::Const(true),
@@ -209,12 +258,22 @@ impl Lowerer<'_> {
             "fd.net" | "fd.snet" | "fd.cnet" | "fd.lnet" | "fd.rnet" | "fd.ip" | "fd.port"
                 if matches!(op, "=" | "==" | "in" | "!=") =>
             {
+                // A listening socket has its local side only (its remote
+                // address reads 0.0.0.0): Falco's fd.ip / fd.port / fd.net
+                // of a listen are the bound address and port.
+                let listen = matches!(&self.kinds, Some(ks) if ks.contains(&EventType::Listen));
+                let side = |(_, remote): &(&str, bool), test: String| {
+                    Out::Text(if *remote && listen {
+                        format!("(evt.type != \"listen\" && {test})")
+                    } else {
+                        test
+                    })
+                };
                 let (sides, port) = match field {
-                    "fd.ip" => (vec!["net.saddr", "net.daddr"], false),
-                    "fd.port" => (vec!["net.sport", "net.dport"], true),
-                    "fd.lnet" => (vec!["net.saddr"], false),
-                    "fd.rnet" => (vec!["net.daddr"], false),
-                    _ => (vec!["net.saddr", "net.daddr"], false),
+                    "fd.port" => (vec![("net.sport", false), ("net.dport", true)], true),
+                    "fd.lnet" => (vec![("net.saddr", false)], false),
+                    "fd.rnet" => (vec![("net.daddr", false)], false),
+                    _ => (vec![("net.saddr", false), ("net.daddr", true)], false),
                 };
                 let gated = |connect: &str, accept: &str, v: &str| {
                     Out::Text(format!(
@@ -228,7 +287,7 @@ impl Lowerer<'_> {
                             Ok(p) => join(
                                 sides
                                     .iter()
-                                    .map(|s| Out::Text(format!("{s} == {p}")))
+                                    .map(|s| side(s, format!("{} == {p}", s.0)))
                                     .collect(),
                                 false,
                             ),
@@ -241,7 +300,7 @@ impl Lowerer<'_> {
                         _ => join(
                             sides
                                 .iter()
-                                .map(|s| Out::Text(format!("cidr({s}, {})", quote(v))))
+                                .map(|s| side(s, format!("cidr({}, {})", s.0, quote(v))))
                                 .collect(),
                             false,
                         ),
