@@ -360,7 +360,7 @@ mod tests {
         std::fs::write(
             &f,
             "- required_engine_version: 0.31.0\n\
-             - rule: Trace\n  desc: d\n  condition: evt.type = init_module and proc.name = x\n  output: o\n  priority: WARNING\n\
+             - rule: Trace\n  desc: d\n  condition: evt.type = kill and proc.name = x\n  output: o\n  priority: WARNING\n\
              - rule: Shell\n  desc: d\n  condition: evt.type = execve and proc.name = sh\n  output: o\n  priority: WARNING\n",
         )
         .unwrap();
@@ -368,13 +368,13 @@ mod tests {
         let inactive = inactive_rules(&rs);
         assert_eq!(inactive.len(), 1, "{inactive:?}");
         assert_eq!(inactive[0].0, "Trace");
-        assert!(inactive[0].1.contains("init_module"), "{inactive:?}");
+        assert!(inactive[0].1.contains("kill"), "{inactive:?}");
         let m = Metrics::default();
         m.update(|s| s.rules_inactive = inactive);
         let t = m.render();
         assert!(t.contains("vigil_rules_inactive 1\n"), "{t}");
         assert!(
-            t.contains("vigil_rule_inactive{rule=\"Trace\",reason=\"needs syscall(s) init_module"),
+            t.contains("vigil_rule_inactive{rule=\"Trace\",reason=\"needs syscall(s) kill"),
             "{t}"
         );
     }

@@ -1,6 +1,10 @@
 //! Lowering a Falco condition tree to the text form of vigil's condition
 //! IR: macros expanded as trees, lists inlined, fields mapped, operators
 //! turned into vigil's; what vigil cannot run is collected in [`Needs`].
+//!
+//! Why one file past ~800 lines: the lowering is one recursive walk whose
+//! arms (operators, field arguments, list and macro expansion) share the
+//! `Lowerer` state; split, each part would reach back into the others.
 
 use std::collections::{BTreeSet, HashMap};
 
