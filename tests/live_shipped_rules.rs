@@ -644,3 +644,43 @@ fn shipped_rules_see_the_on_demand_kinds() {
     assert_eq!(field(&got[7], "memfd.name"), "vgfileless");
     assert!(field(&got[8], "evt.ret").as_i64().unwrap() < 0, "refused");
 }
+
+/// A rule's "hidden file in D" prefix (`D/.`, as the shipped rules write for
+/// /tmp, /var/tmp and /dev/shm) is a name prefix, not the directory D. The
+/// identity scan once stat'ed `D/.` as D itself and renamed every open below
+/// D to `D/./...`: with the shipped rules loaded, no rule on a /tmp path
+/// matched.
+#[test]
+fn a_hidden_file_prefix_does_not_rename_opens_below_its_directory() {
+    let d = tempfile::Builder::new()
+        .prefix("vigil-ident")
+        .tempdir()
+        .unwrap();
+    let root = d.path().to_str().unwrap().to_string();
+    std::fs::create_dir_all(d.path().join("sub")).unwrap();
+    let target = format!("{root}/sub/probe-file");
+    std::fs::write(&target, "x").unwrap();
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("probe.yaml"),
+        format!(
+            "- rule: hidden file below root\n  desc: d\n  events: [open]\n  \
+             condition: file.path.starts_with(\"{root}/.\")\n  output: o\n  priority: notice\n\
+             - rule: probe\n  desc: d\n  events: [open]\n  \
+             condition: proc.name == \"cat\" && file.path.ends_with(\"/probe-file\")\n  \
+             output: \"probe {{file.path}}\"\n  priority: notice\n"
+        ),
+    )
+    .unwrap();
+    let Some(v) = Vigil::on_rules(rules.path().to_str().unwrap()) else {
+        return;
+    };
+    let out = Command::new("cat").arg(&target).output().unwrap();
+    assert!(out.status.success());
+    let alert = v.wait_alert(10, |a| a["rule"] == "probe");
+    let alert = alert.unwrap_or_else(|| panic!("no alert for cat {target}"));
+    assert_eq!(
+        alert["output_fields"]["file.path"], target,
+        "the open was renamed below `{root}/.`"
+    );
+}

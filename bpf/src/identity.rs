@@ -56,6 +56,16 @@ pub fn ident_hash16(dev: u32, ino: u64) -> u16 {
     (h >> 48) as u16
 }
 
+/// A path with no `.`, `..` or empty component: only such a prefix names a
+/// file or directory. `/tmp/.` (a rule's "hidden file in /tmp") is a name
+/// prefix, not the directory `/tmp`: stat'ing it would rename every open
+/// below /tmp to `/tmp/./...`.
+fn clean(p: &str) -> bool {
+    p.split('/')
+        .skip(1)
+        .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// Paths below these are virtual: their inodes say nothing stable.
 fn virtual_fs(p: &str) -> bool {
     ["/proc", "/sys", "/dev"]
@@ -76,7 +86,7 @@ impl Identity {
                 continue;
             };
             let trimmed = p.trim_end_matches('/');
-            if trimmed.is_empty() || !p.starts_with('/') || virtual_fs(trimmed) {
+            if trimmed.is_empty() || !p.starts_with('/') || !clean(trimmed) || virtual_fs(trimmed) {
                 continue;
             }
             let Ok(md) = std::fs::metadata(trimmed) else {
@@ -229,5 +239,22 @@ mod tests {
         assert_eq!(id.canonical(&FileId::default(), "/x"), None);
         let pre = id.pre_check();
         assert_eq!(pre[&ident_hash16(alias.dev, alias.ino)] & VI_FILE, VI_FILE);
+    }
+
+    #[test]
+    fn a_dot_prefix_is_a_name_prefix_not_its_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(d.path().join("data/f"), "f").unwrap();
+        // "hidden files in <root>" and a `..` path: neither names a directory
+        let p = plan(&[
+            (&format!("{root}/."), PATH_ANY),
+            (&format!("{root}/data/../data/"), PATH_ANY),
+        ]);
+        let id = Identity::scan(&p);
+        assert!(id.entries.is_empty(), "{:?}", id.entries);
+        let f = id_of(&d.path().join("data/f"));
+        assert_eq!(id.canonical(&f, &format!("{root}/data/f")), None);
     }
 }
