@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod condition;
+pub mod dialect;
 pub mod duration;
 pub mod error;
 pub mod event;

@@ -1,7 +1,9 @@
 //! Rule files: reading files and directories (`source`), YAML items
 //! (`list`, `macro`, `rule`: `items`, `exceptions`) with their file
 //! positions (`lines`), and the definition semantics. This file holds the
-//! definition types the compiler and the Falco dialect share.
+//! definition types the compiler and the Falco dialect share, and the hook
+//! ([`OtherDialect`]) through which the rule set's build plugs the Falco
+//! dialect into the loader (`rules` does not import `falco`).
 //!
 //! # Loading
 //! A directory loads its `*.yaml` and `*.yml` files in name order,
@@ -160,8 +162,9 @@ pub struct FalcoStatus {
     pub notes: Vec<String>,
     /// The rule's own `enabled`.
     pub enabled: bool,
-    /// Its output, rendered as Falco does (`None` for inactive rules).
-    pub output: Option<std::sync::Arc<crate::falco::FalcoOutput>>,
+    /// Its Falco output text (`None` for inactive rules); the rule set
+    /// renders alerts from it as Falco does.
+    pub output: Option<String>,
 }
 
 impl RuleDef {
@@ -200,8 +203,34 @@ pub(crate) struct Defs {
     /// List items built so far (every definition and append counts).
     pub list_work: usize,
     pub limits: Limits,
-    /// Items of Falco-dialect files, turned into rules by [`Defs::finish_falco`].
-    pub falco: crate::falco::FalcoDefs,
+    /// Items of Falco-dialect files, turned into rules by [`Defs::finish_falco`]
+    /// (the rule set's build plugs in `crate::falco::FalcoDefs`; `None`:
+    /// every file is read as vigil's).
+    pub falco: Option<Box<dyn OtherDialect>>,
+}
+
+/// Another rule dialect's reader (Falco's), which turns its files' items
+/// into [`RuleDef`]s once every file is read. Defined here so `rules` need
+/// not import the dialect: the dialect imports `rules`' definition types.
+pub(crate) trait OtherDialect: std::fmt::Debug {
+    /// True when a file whose rules path declares no dialect is this
+    /// dialect's, from its items.
+    fn claims(&self, items: &[Value]) -> bool;
+    /// Whether one of its files defined this rule.
+    fn has_rule(&self, name: &str) -> bool;
+    /// (macros, lists) its files defined.
+    fn counts(&self) -> (usize, usize);
+    /// One item of one of its files.
+    fn add_item(
+        &mut self,
+        m: &serde_yaml_ng::Mapping,
+        item_loc: &crate::error::Location,
+        kloc: &dyn Fn(&str) -> crate::error::Location,
+        lines: &SrcLines,
+        diag: &mut crate::error::Diag,
+    );
+    /// Its rules as vigil rule definitions. Errors go to `diag`.
+    fn finish(&self, files: &[SrcLines], diag: &mut crate::error::Diag) -> Vec<RuleDef>;
 }
 
 fn suggest_key(k: &str, keys: &[&str]) -> String {

@@ -27,6 +27,7 @@ use crate::alert::{Alert, OutputFields, Priority};
 use crate::condition::{make_scope, EventSlot, ListSet, Memo, Node, Patterns, RhaiCtx};
 use crate::error::{Diag, LoadErrors, LoadWarning};
 use crate::event::{Event, EventMask, EventType};
+use crate::falco::FalcoOutput;
 use crate::filter::{constraint, KernelFilter, RuleContribution, TypeFilter};
 use crate::index::{Atom, KindIndex, RegexSources};
 pub use crate::limits::{
@@ -106,6 +107,8 @@ pub(crate) struct Rule {
     /// Worst-case evaluation work per event.
     pub cost: RuleCost,
     pub falco: Option<FalcoStatus>,
+    /// A Falco rule's output, parsed once: its alerts render as Falco's do.
+    pub falco_output: Option<Arc<FalcoOutput>>,
     /// The literal terms the condition requires (see [`crate::index`]);
     /// `None`: evaluated for every event of its kinds.
     pub key: Option<Vec<Atom>>,
@@ -313,6 +316,7 @@ impl RuleSet {
         tracing::debug!(rules = rules.len(), hash = %hash, "rule set compiled");
         build::log_falco_status(&rules);
         let warnings = diag.warnings.clone();
+        let falco_counts = defs.falco.as_ref().map_or((0, 0), |f| f.counts());
         let rs = RuleSet {
             hash,
             sources: sources.iter().filter_map(|s| s.path.clone()).collect(),
@@ -324,8 +328,8 @@ impl RuleSet {
             indexed: true,
             engine,
             lists,
-            n_macros: defs.macros.len() + defs.falco.counts().0,
-            n_falco_lists: defs.falco.counts().1,
+            n_macros: defs.macros.len() + falco_counts.0,
+            n_falco_lists: falco_counts.1,
         };
         (Ok(rs), warnings)
     }
@@ -958,7 +962,7 @@ fn make_alert(
     hostname: &Arc<str>,
     shape: OutputFields,
 ) -> Alert {
-    let falco = r.falco.as_ref().and_then(|f| f.output.as_deref());
+    let falco = r.falco_output.as_deref();
     let (output, fields) = render::render(&r.output, falco, ev, count, shape);
     Alert {
         time: ev.time,

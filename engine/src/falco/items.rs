@@ -3,13 +3,12 @@
 //! in one namespace, then turned into vigil rule definitions.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde_yaml_ng::{Mapping, Value};
 
 use super::evtypes::syscall_kinds;
 use super::lower::{LowerError, Lowerer, Out};
-use super::output::{output_template, FalcoOutput};
+use super::output::output_template;
 use super::parser::{parse, Cmp, Expr, Val};
 use super::{LIST_KEYS, MACRO_KEYS, RULE_KEYS};
 use crate::alert::Priority;
@@ -600,7 +599,7 @@ impl FalcoDefs {
                     inactive,
                     notes,
                     enabled: r.enabled,
-                    output: active.then(|| Arc::new(FalcoOutput::parse(&r.output))),
+                    output: active.then(|| r.output.clone()),
                 }),
             });
         }

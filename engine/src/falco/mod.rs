@@ -40,8 +40,13 @@ mod special;
 
 pub(crate) use items::FalcoDefs;
 pub use output::FalcoOutput;
+// Where the dialect of a rules path is read (kept reachable here for callers).
+pub use crate::dialect::{split_dialect, Dialect};
 
 use serde_yaml_ng::{Mapping, Value};
+
+use crate::error::{Diag, Location};
+use crate::rules::{OtherDialect, RuleDef, SrcLines};
 
 use lexer::{lex, T};
 
@@ -79,39 +84,6 @@ pub(super) const MACRO_KEYS: &[&str] = &[
 ];
 pub(super) const LIST_KEYS: &[&str] = &["list", "items", "append", "override"];
 
-/// A rule file's dialect, when a rules path declares it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Vigil,
-    Falco,
-}
-
-impl Dialect {
-    /// How a rules path declares it: `falco:` / `vigil:`.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Dialect::Vigil => "vigil:",
-            Dialect::Falco => "falco:",
-        }
-    }
-}
-
-/// A rules path with its declared dialect: `falco:PATH` and `vigil:PATH`
-/// declare it for the file or every file of the directory, a plain path
-/// leaves it to detection ([`is_falco_file`]). Everything that touches the
-/// file system uses the returned path.
-pub fn split_dialect(p: &std::path::Path) -> (Option<Dialect>, &std::path::Path) {
-    let Some(s) = p.to_str() else {
-        return (None, p);
-    };
-    for (prefix, d) in [("falco:", Dialect::Falco), ("vigil:", Dialect::Vigil)] {
-        if let Some(rest) = s.strip_prefix(prefix) {
-            return (Some(d), std::path::Path::new(rest));
-        }
-    }
-    (None, p)
-}
-
 /// True when the file's items are Falco's dialect (see the module doc).
 pub(crate) fn is_falco_file(items: &[Value]) -> bool {
     let maps = || items.iter().filter_map(Value::as_mapping);
@@ -133,4 +105,31 @@ pub(crate) fn is_falco_file(items: &[Value]) -> bool {
                 })
             })
         })
+}
+
+/// How the vigil loader (`rules`) hands Falco files over, without importing
+/// this module: the rule set's build plugs a [`FalcoDefs`] in.
+impl OtherDialect for FalcoDefs {
+    fn claims(&self, items: &[Value]) -> bool {
+        is_falco_file(items)
+    }
+    fn has_rule(&self, name: &str) -> bool {
+        FalcoDefs::has_rule(self, name)
+    }
+    fn counts(&self) -> (usize, usize) {
+        FalcoDefs::counts(self)
+    }
+    fn add_item(
+        &mut self,
+        m: &Mapping,
+        item_loc: &Location,
+        kloc: &dyn Fn(&str) -> Location,
+        lines: &SrcLines,
+        diag: &mut Diag,
+    ) {
+        FalcoDefs::add_item(self, m, item_loc, kloc, lines, diag);
+    }
+    fn finish(&self, files: &[SrcLines], diag: &mut Diag) -> Vec<RuleDef> {
+        FalcoDefs::finish(self, files, diag)
+    }
 }

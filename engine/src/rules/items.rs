@@ -1,6 +1,7 @@
 //! Reading one source's YAML items into the definitions ([`Defs`]): each
 //! `list`, `macro` and `rule` item with its keys checked, redefinitions and
-//! `append` applied, thresholds parsed; Falco files go to the Falco dialect.
+//! `append` applied, thresholds parsed; Falco files go to the dialect plugged
+//! into [`Defs::falco`].
 
 use serde_yaml_ng::{Mapping, Value};
 
@@ -9,6 +10,7 @@ use super::{
     ListItem, MacroDef, RuleDef, Source, SrcLines, Threshold, MAX_THRESHOLD_COUNT,
 };
 use crate::alert::Priority;
+use crate::dialect::Dialect;
 use crate::error::{Diag, Location};
 use crate::event::EventType;
 use crate::fields;
@@ -76,8 +78,8 @@ impl Defs {
             }
         };
         let falco = match src.dialect {
-            Some(d) => d == crate::falco::Dialect::Falco,
-            None => crate::falco::is_falco_file(&items),
+            Some(d) => d == Dialect::Falco,
+            None => self.falco.as_ref().is_some_and(|f| f.claims(&items)),
         };
         let mut starts = lines.item_lines();
         let mut aligned = starts.len() == items.len();
@@ -142,8 +144,8 @@ impl Defs {
                 );
                 continue;
             };
-            if falco {
-                self.falco.add_item(m, &item_loc, &kloc, &lines, diag);
+            if let Some(f) = self.falco.as_mut().filter(|_| falco) {
+                f.add_item(m, &item_loc, &kloc, &lines, diag);
             } else {
                 self.add_item(m, &item_loc, &kloc, &lines, diag);
             }
@@ -611,9 +613,9 @@ impl Defs {
                 return;
             }
             let Some(i) = existing else {
-                if self.falco.has_rule(&name) {
+                if let Some(f) = self.falco.as_mut().filter(|f| f.has_rule(&name)) {
                     // An override (`enabled: false`, ...) of a Falco rule.
-                    self.falco.add_item(m, item_loc, kloc, lines, diag);
+                    f.add_item(m, item_loc, kloc, lines, diag);
                     return;
                 }
                 diag.err(
@@ -681,7 +683,8 @@ impl Defs {
     /// dialects is a duplicate).
     pub fn finish_falco(&mut self, diag: &mut Diag) {
         let file_idx = |loc: &Location| self.files.iter().position(|f| f.name == loc.file);
-        for r in self.falco.finish(&self.files, diag) {
+        let Some(falco) = &self.falco else { return };
+        for r in falco.finish(&self.files, diag) {
             if let Some(&i) = self.rule_idx.get(&r.name) {
                 // As in Falco, the later definition (in load order) wins.
                 let other = self.rules[i].loc.clone();

@@ -14,7 +14,7 @@ pub struct Source {
     pub path: Option<PathBuf>,
     pub text: String,
     /// The dialect its rules path declared (`falco:PATH`); None: detected.
-    pub dialect: Option<crate::falco::Dialect>,
+    pub dialect: Option<crate::dialect::Dialect>,
 }
 
 /// Read rule files/directories in order.
@@ -27,7 +27,7 @@ pub fn read_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<Source>, LoadErrors
         col: 0,
     };
     for p in paths {
-        let (dialect, p) = crate::falco::split_dialect(p.as_ref());
+        let (dialect, p) = crate::dialect::split_dialect(p.as_ref());
         let meta = match std::fs::metadata(p) {
             Ok(m) => m,
             Err(e) => {

@@ -24,6 +24,7 @@ use crate::condition::{
 };
 use crate::error::{Diag, LoadError, LoadErrors, Location};
 use crate::event::{Event, EventMask};
+use crate::falco::{FalcoDefs, FalcoOutput};
 use crate::rules::{self, Defs, Frag, ListItem, RuleDef, Source};
 use crate::template::Template;
 
@@ -226,6 +227,7 @@ fn fmt_size(n: usize) -> String {
 pub(super) fn read_defs(sources: &[Source], limits: Limits, diag: &mut Diag) -> (Defs, String) {
     let mut defs = Defs {
         limits,
+        falco: Some(Box::<FalcoDefs>::default()),
         ..Defs::default()
     };
     let mut hasher = Sha256::new();
@@ -676,6 +678,11 @@ impl<'a> RuleCompiler<'a> {
             fingerprint,
             cost,
             falco: r.falco.clone(),
+            falco_output: r
+                .falco
+                .as_ref()
+                .and_then(|f| f.output.as_deref())
+                .map(|o| Arc::new(FalcoOutput::parse(o))),
             key: None,
         }))
     }
