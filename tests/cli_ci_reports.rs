@@ -6,29 +6,13 @@
 //! against the SARIF 2.1.0 JSON schema (python3-jsonschema), the JSON
 //! report, an empty rule set as an error.
 
+mod common;
+use common::cli::{fixture, text, vigil};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
-
-fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/engine")
-        .join(p)
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vigil")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -1,27 +1,8 @@
 //! The offline commands (`validate`, `test`, `replay`, `explain`, `fields`)
 //! run as the built binary on fixture rule files and events.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-
-fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/engine")
-        .join(p)
-}
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vigil")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
+mod common;
+use common::cli::{fixture, text, vigil};
 
 #[test]
 fn validate_good_and_bad() {

@@ -4,25 +4,14 @@
 //! inactive rules; real mistakes in a Falco file are errors at file:line:col;
 //! a directory may mix both dialects.
 
+mod common;
+use common::cli::{text, vigil};
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 
 #[path = "../engine/tests/common/falco.rs"]
 mod falco;
 use falco::falco_file;
-
-fn vigil(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env("VIGIL_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vigil")
-}
-
-fn text(o: &[u8]) -> String {
-    String::from_utf8_lossy(o).into_owned()
-}
 
 fn upstream() -> Option<Vec<String>> {
     [

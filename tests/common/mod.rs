@@ -5,6 +5,7 @@
 //! and binary copies made by `cp` in a child (no ETXTBSY).
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod evasion;
 
 use std::io::{BufRead, BufReader, Read};
